@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine, idempotently:
+# the system tools the tests compare against (Nix's nix-store/nix-hash, xz, zstd) and the
+# Python package with its test extras. Safe to run again; skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
+command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
+command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+if ((${#need_apt[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup-tests: need root to install: ${need_apt[*]}" >&2
+        exit 1
+    fi
+    echo "setup-tests: installing ${need_apt[*]} (apt-get)" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
