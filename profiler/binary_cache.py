@@ -65,8 +65,9 @@ def parse_narinfo(text: str, source: str = "<narinfo>") -> NarInfo:
         try:
             value = int(fields[key])
         except ValueError:
-            raise PayloadError(f"{source}:{lines[key]}: {key} is not an integer: "
-                               f"{fields[key]!r}") from None
+            raise PayloadError(
+                f"{source}:{lines[key]}: {key} is not an integer: {fields[key]!r}"
+            ) from None
         if value < 0 or (key == "NarSize" and value == 0):
             raise PayloadError(f"{source}:{lines[key]}: {key} must be positive: {value}")
         return value
@@ -114,9 +115,15 @@ def narinfo_payload(path: str) -> NarFilePayload:
         raise PayloadError(f"{path}: URL {info.url} does not exist in the cache ({nar_path})")
     name = os.path.basename(info.store_path)[33:] or os.path.basename(info.store_path)
     return NarFilePayload(
-        name, "cache", path, path=nar_path, compression=info.compression,
-        nar_hash=info.nar_hash, nar_size=info.nar_size,
-        file_hash=info.file_hash, file_size=info.file_size,
+        name,
+        "cache",
+        path,
+        path=nar_path,
+        compression=info.compression,
+        nar_hash=info.nar_hash,
+        nar_size=info.nar_size,
+        file_hash=info.file_hash,
+        file_size=info.file_size,
     )
 
 

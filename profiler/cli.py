@@ -34,9 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     from profiler.commands import nar as nar_cmd
     from profiler.commands import payloads as payloads_cmd
 
-    parser = _Parser(prog=PROG, description="Measure where a Hydra build farm's step time "
-                     "goes, and what a NAR compression change would buy.", epilog=EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog=PROG,
+        description="Measure where a Hydra build farm's step time "
+        "goes, and what a NAR compression change would buy.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

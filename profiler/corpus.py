@@ -22,6 +22,7 @@ import stat
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 from profiler import nar
 from profiler.payloads import Payload, TreePayload
@@ -47,19 +48,38 @@ def _stdlib() -> str:
 
 
 CLASSES: tuple[ClassSpec, ...] = (
-    ClassSpec("elf-libs", "elf", ("/usr/lib/*-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib"),
-              ("*.so", "*.so.*"), 6 * MiB, 100 * MiB),
+    ClassSpec(
+        "elf-libs",
+        "elf",
+        ("/usr/lib/*-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib"),
+        ("*.so", "*.so.*"),
+        6 * MiB,
+        100 * MiB,
+    ),
     ClassSpec("elf-bins", "elf", ("/usr/bin", "/bin"), (), 4 * MiB, 40 * MiB),
-    ClassSpec("near-duplicates", "near-duplicate",
-              ("/usr/lib/git-core", "/usr/libexec/git-core", "/usr/lib/gcc/*/*",
-               "/usr/libexec/gcc/*/*"), (), 10 * MiB, 120 * MiB),
-    ClassSpec("python", "python", ("{stdlib}", "/usr/lib/python3*"), ("*.py", "*.pyc"),
-              4 * MiB, 50 * MiB),
+    ClassSpec(
+        "near-duplicates",
+        "near-duplicate",
+        ("/usr/lib/git-core", "/usr/libexec/git-core", "/usr/lib/gcc/*/*", "/usr/libexec/gcc/*/*"),
+        (),
+        10 * MiB,
+        120 * MiB,
+    ),
+    ClassSpec(
+        "python", "python", ("{stdlib}", "/usr/lib/python3*"), ("*.py", "*.pyc"), 4 * MiB, 50 * MiB
+    ),
     ClassSpec("docs", "docs", ("/usr/share/doc", "/usr/share/man"), (), 3 * MiB, 60 * MiB),
-    ClassSpec("locale", "locale", ("/usr/share/locale", "/usr/share/i18n", "/usr/lib/locale"),
-              (), 3 * MiB, 80 * MiB),
-    ClassSpec("compressed", "compressed", ("/usr/share", "/usr/lib"), _COMPRESSED,
-              3 * MiB, 40 * MiB),
+    ClassSpec(
+        "locale",
+        "locale",
+        ("/usr/share/locale", "/usr/share/i18n", "/usr/lib/locale"),
+        (),
+        3 * MiB,
+        80 * MiB,
+    ),
+    ClassSpec(
+        "compressed", "compressed", ("/usr/share", "/usr/lib"), _COMPRESSED, 3 * MiB, 40 * MiB
+    ),
 )
 
 
@@ -92,8 +112,9 @@ def _nar_order(base: bytes) -> Iterable[tuple[bytes, os.DirEntry[bytes]]]:
             yield child, entry
 
 
-def select_files(root: str, include: tuple[str, ...], budget_bytes: int) -> tuple[
-        frozenset[bytes], int]:
+def select_files(
+    root: str, include: tuple[str, ...], budget_bytes: int
+) -> tuple[frozenset[bytes], int]:
     """Pick regular files (and symlinks) under ``root`` in NAR order up to ``budget_bytes``.
 
     Returns the selection (relative paths, with the directories leading to them) and the
@@ -138,16 +159,19 @@ def _with_parents(paths: set[bytes]) -> set[bytes]:
     return out
 
 
-def default_corpus(full: bool = False,
-                   note: Callable[[str], object] | None = None) -> list[TreePayload]:
+def default_corpus(
+    full: bool = False, note: Callable[[str], object] | None = None
+) -> list[TreePayload]:
     """The built-in corpus on this machine (quick by default, ``full=True`` for all of it)."""
     out = []
     for spec in CLASSES:
         payload = _find(spec, full)
         if payload is None:
             if note:
-                note(f"corpus: no data for class {spec.klass} ({spec.name}); looked in "
-                     f"{', '.join(spec.roots)}")
+                note(
+                    f"corpus: no data for class {spec.klass} ({spec.name}); looked in "
+                    f"{', '.join(spec.roots)}"
+                )
             continue
         out.append(payload)
     return out
@@ -169,12 +193,29 @@ def _find(spec: ClassSpec, full: bool) -> TreePayload | None:
         return None
     total, root, selection = best
     pats = f", files {' '.join(spec.include)}" if spec.include else ""
-    return TreePayload(spec.name, spec.klass, root, root=root, selection=selection,
-                       selection_note=f"first {total / MiB:.1f} MiB in NAR order{pats}")
+    return TreePayload(
+        spec.name,
+        spec.klass,
+        root,
+        root=root,
+        selection=selection,
+        selection_note=f"first {total / MiB:.1f} MiB in NAR order{pats}",
+    )
 
 
-def manifest_row(payload: Payload, data: bytes) -> dict[str, object]:
+ManifestRow = TypedDict(
+    "ManifestRow",
+    {"name": str, "class": str, "source": str, "nar_size_bytes": int, "nar_hash": str},
+)
+
+
+def manifest_row(payload: Payload, data: bytes) -> ManifestRow:
     """One manifest row: the payload's identity and the NarSize/NarHash of ``data``."""
     digest = nar.Hash("sha256", hashlib.sha256(data).digest())
-    return {"name": payload.name, "class": payload.klass, "source": payload.describe(),
-            "nar_size_bytes": len(data), "nar_hash": str(digest)}
+    return {
+        "name": payload.name,
+        "class": payload.klass,
+        "source": payload.describe(),
+        "nar_size_bytes": len(data),
+        "nar_hash": str(digest),
+    }

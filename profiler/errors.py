@@ -35,7 +35,7 @@ class NarFormatError(NarError):
 
 
 class PayloadError(ProfilerError):
-    """A payload (NAR file, binary cache entry, store path) is missing, unreadable or inconsistent."""
+    """A payload (NAR file, cache entry, store path) is missing, unreadable or inconsistent."""
 
 
 class ToolMissing(ProfilerError):

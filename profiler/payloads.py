@@ -28,18 +28,22 @@ import os
 import random
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from profiler import nar
 from profiler.errors import NarError, PayloadError, ToolMissing, UsageError
-from profiler.nar.hashes import Hash, parse_hash
+from profiler.nar.hashes import Hash
 
 STORE_DIR = os.environ.get("NIX_STORE_DIR", "/nix/store")
 NAR_SUFFIXES = {
-    ".nar": "none", ".nar.xz": "xz", ".nar.zst": "zstd", ".nar.bz2": "bzip2",
-    ".nar.br": "br", ".nar.gz": "gzip",
+    ".nar": "none",
+    ".nar.xz": "xz",
+    ".nar.zst": "zstd",
+    ".nar.bz2": "bzip2",
+    ".nar.br": "br",
+    ".nar.gz": "gzip",
 }
 _STORE_NAME = re.compile(r"^[0-9abcdfghijklmnpqrsvwxyz]{32}-.+")
 
@@ -105,46 +109,55 @@ class NarFilePayload(Payload):
         try:
             with open(self.path, "rb") as raw:
                 counted = _HashingReader(raw, self.file_hash.algo if self.file_hash else "sha256")
-                out = bytearray()
-                nar_hasher = hashlib.new(self.nar_hash.algo if self.nar_hash else "sha256")
-
-                def keep(data: bytes) -> None:
-                    nar_hasher.update(data)
-                    out.extend(data)
-
-                with open_decompressed(counted, self.compression, self.path) as stream:
-                    nar.validate(stream, source=self.path, hasher=_Tee(keep))
+                keep = _Keep(self.nar_hash.algo if self.nar_hash else "sha256")
+                with open_decompressed(
+                    cast(BinaryIO, counted), self.compression, self.path
+                ) as stream:
+                    nar.validate(stream, source=self.path, hasher=keep)
                     counted.drain()
         except NarError as exc:
             raise PayloadError(str(exc)) from None
         except decode_errors() as exc:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            raise PayloadError(f"{self.path}: cannot read {self.compression} data: "
-                               f"{detail}") from None
-        self._check(len(out), nar_hasher.digest(), counted)
-        return bytes(out)
+            raise PayloadError(
+                f"{self.path}: cannot read {self.compression} data: {detail}"
+            ) from None
+        self._check(len(keep.data), keep.hasher.digest(), counted)
+        return bytes(keep.data)
 
     def _check(self, size: int, digest: bytes, raw: _HashingReader) -> None:
         where = f"{self.path} (narinfo {self.source})" if self.source != self.path else self.path
         if self.nar_size is not None and size != self.nar_size:
-            raise PayloadError(f"{where}: NarSize mismatch: narinfo says {self.nar_size}, "
-                               f"NAR has {size} bytes")
+            raise PayloadError(
+                f"{where}: NarSize mismatch: narinfo says {self.nar_size}, NAR has {size} bytes"
+            )
         if self.nar_hash is not None and digest != self.nar_hash.digest:
             got = Hash(self.nar_hash.algo, digest)
-            raise PayloadError(f"{where}: NarHash mismatch: narinfo says {self.nar_hash}, "
-                               f"NAR hashes to {got}")
+            raise PayloadError(
+                f"{where}: NarHash mismatch: narinfo says {self.nar_hash}, NAR hashes to {got}"
+            )
         if self.file_size is not None and raw.nbytes != self.file_size:
-            raise PayloadError(f"{where}: FileSize mismatch: narinfo says {self.file_size}, "
-                               f"file has {raw.nbytes} bytes")
+            raise PayloadError(
+                f"{where}: FileSize mismatch: narinfo says {self.file_size}, "
+                f"file has {raw.nbytes} bytes"
+            )
         if self.file_hash is not None and raw.hasher.digest() != self.file_hash.digest:
             got = Hash(self.file_hash.algo, raw.hasher.digest())
-            raise PayloadError(f"{where}: FileHash mismatch: narinfo says {self.file_hash}, "
-                               f"file hashes to {got}")
+            raise PayloadError(
+                f"{where}: FileHash mismatch: narinfo says {self.file_hash}, file hashes to {got}"
+            )
 
 
-class _Tee:
-    def __init__(self, fn: object) -> None:
-        self.update = fn
+class _Keep:
+    """Keeps the NAR bytes the reader passes through, and hashes them."""
+
+    def __init__(self, algo: str) -> None:
+        self.hasher = hashlib.new(algo)
+        self.data = bytearray()
+
+    def update(self, data: bytes, /) -> None:
+        self.hasher.update(data)
+        self.data += data
 
 
 class _HashingReader(io.RawIOBase):
@@ -171,6 +184,48 @@ class _HashingReader(io.RawIOBase):
             pass
 
 
+class _MultiStreamReader(io.RawIOBase):
+    """xz / bzip2 decoding that, like the ``xz`` CLI and unlike ``lzma.open``, rejects bytes
+    after the last stream that are neither another stream nor zero padding."""
+
+    def __init__(self, raw: BinaryIO, new_decoder: Callable[[], Any], method: str) -> None:
+        self.raw = raw
+        self.new_decoder = new_decoder
+        self.method = method
+        self.dec = new_decoder()
+        self.pending = b""  # input not yet given to the decoder
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        while True:
+            if self.dec.eof:
+                if not self._next_stream():
+                    return 0
+            if self.dec.needs_input and not self.pending:
+                self.pending = self.raw.read(1 << 20)
+                if not self.pending:
+                    raise EOFError(f"{self.method} stream is truncated")
+            out = self.dec.decompress(self.pending, len(buf))
+            self.pending = b""
+            if out:
+                buf[: len(out)] = out
+                return len(out)
+
+    def _next_stream(self) -> bool:
+        """After a stream ends: start the next one, or confirm only padding is left."""
+        rest = self.dec.unused_data
+        while not rest.strip(b"\0"):
+            more = self.raw.read(1 << 20)
+            if not more:
+                return False
+            rest = more
+        self.dec = self.new_decoder()
+        self.pending = rest.lstrip(b"\0") if self.method == "xz" else rest
+        return True
+
+
 class _BrotliReader(io.RawIOBase):
     def __init__(self, raw: BinaryIO) -> None:
         import brotli
@@ -187,8 +242,10 @@ class _BrotliReader(io.RawIOBase):
             data = self.raw.read(1 << 20)
             if not data:
                 if not self.dec.is_finished():
-                    raise OSError("brotli stream is truncated")
+                    raise EOFError("brotli stream is truncated")
                 return 0
+            if self.dec.is_finished():
+                raise ValueError("data after the end of the brotli stream")
             self.pending = self.dec.process(data)
         n = min(len(buf), len(self.pending))
         buf[:n] = self.pending[:n]
@@ -203,8 +260,15 @@ def decode_errors() -> tuple[type[BaseException], ...]:
     import brotli
     import zstandard
 
-    return (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error, zstandard.ZstdError,
-            brotli.error)
+    return (
+        OSError,
+        EOFError,
+        ValueError,
+        lzma.LZMAError,
+        zlib.error,
+        zstandard.ZstdError,
+        brotli.error,
+    )
 
 
 def open_decompressed(raw: BinaryIO, compression: str, source: str) -> BinaryIO:
@@ -212,9 +276,10 @@ def open_decompressed(raw: BinaryIO, compression: str, source: str) -> BinaryIO:
     if compression == "none":
         return raw
     if compression == "xz":
-        return lzma.open(raw, "rb")  # type: ignore[return-value]
+        return io.BufferedReader(_MultiStreamReader(raw, lzma.LZMADecompressor, "xz"), 1 << 20)
     if compression == "bzip2":
-        return bz2.open(raw, "rb")  # type: ignore[return-value]
+        decoder = _MultiStreamReader(raw, bz2.BZ2Decompressor, "bzip2")
+        return io.BufferedReader(decoder, 1 << 20)
     if compression == "gzip":
         return gzip.open(raw, "rb")  # type: ignore[return-value]
     if compression == "zstd":
@@ -222,11 +287,13 @@ def open_decompressed(raw: BinaryIO, compression: str, source: str) -> BinaryIO:
 
         # Nix clients decode windows up to 128 MiB; accept anything libzstd can do here.
         dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
-        return dctx.stream_reader(raw, read_across_frames=True, closefd=False)  # type: ignore[no-any-return]
+        return dctx.stream_reader(raw, read_across_frames=True, closefd=False)
     if compression == "br":
-        return io.BufferedReader(_BrotliReader(raw))  # type: ignore[return-value]
-    raise PayloadError(f"{source}: unsupported compression {compression!r} "
-                       f"(known: {', '.join(sorted(set(NAR_SUFFIXES.values())))})")
+        return io.BufferedReader(_BrotliReader(raw))
+    raise PayloadError(
+        f"{source}: unsupported compression {compression!r} "
+        f"(known: {', '.join(sorted(set(NAR_SUFFIXES.values())))})"
+    )
 
 
 def nar_file(path: str) -> NarFilePayload:
@@ -235,8 +302,9 @@ def nar_file(path: str) -> NarFilePayload:
         if path.endswith(suffix):
             name = os.path.basename(path)[: -len(suffix)] or os.path.basename(path)
             return NarFilePayload(name, "nar-file", path, path=path, compression=method)
-    raise PayloadError(f"{path}: not a NAR file (expected one of "
-                       f"{', '.join(sorted(NAR_SUFFIXES))})")
+    raise PayloadError(
+        f"{path}: not a NAR file (expected one of {', '.join(sorted(NAR_SUFFIXES))})"
+    )
 
 
 def tree(path: str, klass: str = "user", name: str | None = None) -> TreePayload:
@@ -248,8 +316,11 @@ def tree(path: str, klass: str = "user", name: str | None = None) -> TreePayload
 
 def store_paths_by_glob(glob: str, store_dir: str = STORE_DIR) -> list[str]:
     """Store paths whose name (the part after ``<hash>-``) matches ``glob``, sorted."""
-    return [os.path.join(store_dir, n) for n in _store_names(store_dir)
-            if fnmatch.fnmatchcase(n[33:], glob)]
+    return [
+        os.path.join(store_dir, n)
+        for n in _store_names(store_dir)
+        if fnmatch.fnmatchcase(n[33:], glob)
+    ]
 
 
 def store_sample(count: int, seed: int = 0, store_dir: str = STORE_DIR) -> list[str]:
@@ -263,8 +334,9 @@ def store_sample(count: int, seed: int = 0, store_dir: str = STORE_DIR) -> list[
 def store_closure(path: str) -> list[str]:
     """The closure of ``path`` as ``nix-store -qR`` reports it."""
     try:
-        done = subprocess.run(["nix-store", "-qR", path], capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            ["nix-store", "-qR", path], capture_output=True, text=True, check=False
+        )
     except FileNotFoundError:
         raise ToolMissing("closure: needs nix-store (Debian package nix-bin)") from None
     if done.returncode:
@@ -312,8 +384,10 @@ def resolve(specs: Iterable[str]) -> list[Payload]:
         elif os.path.lexists(spec):
             out.append(tree(spec))
         else:
-            raise UsageError(f"payload {spec!r}: no such path, and not one of store:GLOB, "
-                             "closure:PATH, sample:N[:SEED], default, full")
+            raise UsageError(
+                f"payload {spec!r}: no such path, and not one of store:GLOB, "
+                "closure:PATH, sample:N[:SEED], default, full"
+            )
     return _unique_names(out)
 
 
@@ -333,5 +407,7 @@ def _unique_names(payloads: list[Payload]) -> list[Payload]:
     out = []
     for p in payloads:
         seen[p.name] = seen.get(p.name, 0) + 1
-        out.append(p if seen[p.name] == 1 else dataclasses.replace(p, name=f"{p.name}#{seen[p.name]}"))
+        out.append(
+            p if seen[p.name] == 1 else dataclasses.replace(p, name=f"{p.name}#{seen[p.name]}")
+        )
     return out

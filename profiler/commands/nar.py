@@ -1,4 +1,4 @@
-"""``hydra-profiler nar dump|hash|ls``: NARs exactly as Nix makes and reads them."""
+"""hydra-profiler nar dump|hash|ls: NARs exactly as Nix makes and reads them."""
 
 from __future__ import annotations
 
@@ -20,22 +20,39 @@ examples:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("nar", help="dump, hash and list NARs", description=__doc__,
-                       epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "nar",
+        help="dump, hash and list NARs",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", parser_class=type(p))
     verbs.required = True
-    d = verbs.add_parser("dump", help="write the NAR of PATH to stdout (like nix-store --dump)",
-                         epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = verbs.add_parser(
+        "dump",
+        help="write the NAR of PATH to stdout (like nix-store --dump)",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d.add_argument("path")
     d.set_defaults(run=run_dump)
-    h = verbs.add_parser("hash", help="print sha256:<nix32> of PATH's NAR (like nix-hash)",
-                         epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    h = verbs.add_parser(
+        "hash",
+        help="print sha256:<nix32> of PATH's NAR (like nix-hash)",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     h.add_argument("path")
     h.add_argument("--size", action="store_true", help="also print NarSize in bytes")
     h.add_argument("--hex", action="store_true", help="base16 digest instead of nix32")
     h.set_defaults(run=run_hash)
-    ls = verbs.add_parser("ls", help="list and validate a NAR file (like nix nar ls)",
-                          epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls = verbs.add_parser(
+        "ls",
+        help="list and validate a NAR file (like nix nar ls)",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ls.add_argument("file", help="a .nar, .nar.xz/.zst/.bz2/.br/.gz file, or - for stdin")
     ls.add_argument("inner", nargs="?", default="/", help="path inside the NAR (default /)")
     ls.add_argument("-R", "--recursive", action="store_true", help="list subdirectories too")
@@ -45,8 +62,10 @@ def add_parser(sub: Any) -> None:
 
 def run_dump(args: argparse.Namespace) -> int:
     if sys.stdout.isatty():
-        raise UsageError("nar dump: refusing to write a binary NAR to a terminal; "
-                         "redirect stdout to a file or a pipe")
+        raise UsageError(
+            "nar dump: refusing to write a binary NAR to a terminal; "
+            "redirect stdout to a file or a pipe"
+        )
     sys.stdout.flush()
     nar.dump_to_fd(args.path, sys.stdout.fileno())
     return 0
@@ -64,10 +83,16 @@ def _open(file: str) -> Any:
 
     if file == "-":
         return sys.stdin.buffer
-    method = next((m for s, m in sorted(NAR_SUFFIXES.items(), key=lambda kv: -len(kv[0]))
-                   if file.endswith(s)), "none")
+    method = next(
+        (
+            m
+            for s, m in sorted(NAR_SUFFIXES.items(), key=lambda kv: -len(kv[0]))
+            if file.endswith(s)
+        ),
+        "none",
+    )
     try:
-        raw = open(file, "rb")  # noqa: SIM115 - closed by the caller via the decompressor
+        raw = open(file, "rb")
     except OSError as exc:
         raise PayloadError(f"{file}: {exc.strerror}") from None
     return open_decompressed(raw, method, file)
@@ -89,7 +114,9 @@ def run_ls(args: argparse.Namespace) -> int:
                 if rel and (args.recursive or b"/" not in rel):
                     out.write(_line(entry, b"./" + rel, args.long))
                 elif not rel and entry.type != "directory":
-                    out.write(_line(entry, b"", args.long))
+                    out.write(_line(entry, inner.rsplit(b"/", 1)[-1], args.long))
+    except BrokenPipeError:
+        raise
     except decode_errors() as exc:
         raise PayloadError(f"{args.file}: cannot decompress: {exc}") from None
     if not found:
@@ -109,7 +136,8 @@ def _line(entry: nar.NarEntry, shown: bytes, long: bool) -> bytes:
     if not long:
         return shown + b"\n"
     mode = {"directory": "dr-xr-xr-x", "symlink": "lrwxrwxrwx"}.get(
-        entry.type, "-r-xr-xr-x" if entry.executable else "-r--r--r--")
+        entry.type, "-r-xr-xr-x" if entry.executable else "-r--r--r--"
+    )
     line = f"{mode} {entry.size:20d} ".encode() + shown
     if entry.type == "symlink":
         line += b" -> " + entry.target

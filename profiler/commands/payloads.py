@@ -1,4 +1,4 @@
-"""``hydra-profiler payloads``: list what would be measured, with NarSize and NarHash."""
+"""hydra-profiler payloads: list what would be measured, with NarSize and NarHash."""
 
 from __future__ import annotations
 
@@ -27,9 +27,13 @@ examples:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("payloads", help="list payloads (NARs to measure) with size and hash",
-                       description=__doc__, epilog=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "payloads",
+        help="list payloads (NARs to measure) with size and hash",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("specs", nargs="*", metavar="PAYLOAD", default=["default"])
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--manifest", metavar="FILE", help="also write the manifest as JSON here")
@@ -53,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{'payload':<18} {'class':<15} {'NarSize':>10}  NarHash")
     for r in rows:
-        print(f"{r['name']:<18} {r['class']:<15} {format_bytes(r['nar_size_bytes']):>10}  "
-              f"{r['nar_hash']}")
+        print(
+            f"{r['name']:<18} {r['class']:<15} {format_bytes(r['nar_size_bytes']):>10}  "
+            f"{r['nar_hash']}"
+        )
     total = sum(r["nar_size_bytes"] for r in rows)
     print(f"{len(rows)} payloads, {format_bytes(total)} of NAR")
     return 0

@@ -177,8 +177,10 @@ def _unsupported(path: bytes) -> NarError:
         }.get(stat.S_IFMT(mode), f"mode {oct(mode)}")
     except OSError:
         kind = "unknown"
-    return NarError(f"{os.fsdecode(path)}: unsupported file type ({kind}); NARs hold only "
-                    "regular files, directories and symlinks")
+    return NarError(
+        f"{os.fsdecode(path)}: unsupported file type ({kind}); NARs hold only "
+        "regular files, directories and symlinks"
+    )
 
 
 def _regular(path: bytes, out: _Output) -> None:
@@ -188,8 +190,11 @@ def _regular(path: bytes, out: _Output) -> None:
         if not stat.S_ISREG(st.st_mode):
             raise _unsupported(path)
         size = st.st_size
-        header = _REGULAR + _EXECUTABLE + _CONTENTS if st.st_mode & stat.S_IXUSR else (
-            _REGULAR + _CONTENTS)
+        header = (
+            _REGULAR + _EXECUTABLE + _CONTENTS
+            if st.st_mode & stat.S_IXUSR
+            else (_REGULAR + _CONTENTS)
+        )
         out.put(header + size.to_bytes(8, "little"))
         out.contents(fd, size, path)
         if size > _SMALL_FILE_BYTES and os.pread(fd, 1, size):
@@ -231,8 +236,11 @@ def _walk(root: bytes, out: _Output, select: Select | None) -> None:
             child_rel = rel + b"/" + entry.name if rel else entry.name
             stack.append((path, child_rel, _children(path, child_rel, select)))
             continue
-        mode = stat.S_IFLNK if entry.is_symlink() else (
-            stat.S_IFREG if entry.is_file(follow_symlinks=False) else 0)
+        mode = (
+            stat.S_IFLNK
+            if entry.is_symlink()
+            else (stat.S_IFREG if entry.is_file(follow_symlinks=False) else 0)
+        )
         _leaf(path, mode, out)
         out.put(_CLOSE)
 
@@ -251,16 +259,21 @@ def _run(path: str | bytes | os.PathLike[str], out: _Output, select: Select | No
     try:
         _walk(root, out, select)
         out.finish()
-    except NarError:
-        raise
+    except (NarError, BrokenPipeError):
+        raise  # a closed pipe is the reader's choice, not an error of the tree
     except OSError as exc:
         where = os.fsdecode(exc.filename) if exc.filename else os.fsdecode(root)
         raise NarError(f"{where}: {exc.strerror or exc}") from None
     return out.nar_size
 
 
-def dump(path: str | bytes | os.PathLike[str], sink: Callable[[memoryview], object], *,
-         select: Select | None = None, threaded: bool = False) -> int:
+def dump(
+    path: str | bytes | os.PathLike[str],
+    sink: Callable[[memoryview], object],
+    *,
+    select: Select | None = None,
+    threaded: bool = False,
+) -> int:
     """Stream the NAR of ``path`` into ``sink``; return NarSize in bytes.
 
     ``sink`` receives memoryviews that are only valid during the call (buffers are reused).
@@ -294,8 +307,9 @@ def dump(path: str | bytes | os.PathLike[str], sink: Callable[[memoryview], obje
     return size
 
 
-def dump_to_fd(path: str | bytes | os.PathLike[str], fd: int, *,
-               select: Select | None = None) -> int:
+def dump_to_fd(
+    path: str | bytes | os.PathLike[str], fd: int, *, select: Select | None = None
+) -> int:
     """Write the NAR of ``path`` to file descriptor ``fd`` (pipe, file); return NarSize."""
     return _run(path, _FdOutput(fd), select)
 
@@ -307,8 +321,11 @@ def dump_bytes(path: str | bytes | os.PathLike[str], *, select: Select | None = 
     return bytes(parts)
 
 
-def hash_path(path: str | bytes | os.PathLike[str], *, select: Select | None = None,
-              ) -> tuple[Hash, int]:
+def hash_path(
+    path: str | bytes | os.PathLike[str],
+    *,
+    select: Select | None = None,
+) -> tuple[Hash, int]:
     """NarHash (sha256, as ``nix-hash --type sha256`` computes it) and NarSize of ``path``."""
     hasher = hashlib.sha256()
     size = dump(path, hasher.update, select=select, threaded=True)

@@ -86,8 +86,10 @@ class _Stream:
                 data = self._read_raw(max(n - have, _READ_BYTES))
                 if not data:
                     self.buf, self.pos = b"".join(parts), 0
-                    raise self.error(f"truncated: {what} needs {n} bytes, stream ends after "
-                                     f"{have}", self.base + have)
+                    raise self.error(
+                        f"truncated: {what} needs {n} bytes, stream ends after {have}",
+                        self.base + have,
+                    )
                 parts.append(data)
                 have += len(data)
             self.buf, self.pos = b"".join(parts), 0
@@ -125,8 +127,10 @@ class _Stream:
         while left:
             if self.pos == len(self.buf):
                 self.base += self.pos
-                self.buf, self.pos = self._read_raw(min(left, _READ_BYTES) if sink else
-                                                    _READ_BYTES), 0
+                self.buf, self.pos = (
+                    self._read_raw(min(left, _READ_BYTES) if sink else _READ_BYTES),
+                    0,
+                )
                 if not self.buf:
                     raise self.error(f"truncated: file contents end {left} bytes early")
             n = min(left, len(self.buf) - self.pos)
@@ -187,8 +191,13 @@ def _node(s: _Stream, path: bytes, sink: ContentSink | None) -> NarEntry:
     return entry
 
 
-def iter_entries(stream: BinaryIO, *, source: str = "", sink: ContentSink | None = None,
-                 hasher: _Hasher | None = None) -> Iterator[NarEntry]:
+def iter_entries(
+    stream: BinaryIO,
+    *,
+    source: str = "",
+    sink: ContentSink | None = None,
+    hasher: _Hasher | None = None,
+) -> Iterator[NarEntry]:
     """Yield the entries of the NAR read from ``stream``, validating as it goes.
 
     ``sink(entry, chunk)`` receives file contents (chunks valid only during the call);
@@ -252,5 +261,6 @@ def validate(stream: BinaryIO, *, source: str = "", hasher: _Hasher | None = Non
     for entry in iter_entries(stream, source=source, hasher=counter):
         counts[entry.type] += 1
         content += entry.size
-    return NarSummary(counter.nbytes, counts["regular"], counts["directory"], counts["symlink"],
-                      content)
+    return NarSummary(
+        counter.nbytes, counts["regular"], counts["directory"], counts["symlink"], content
+    )

@@ -1,0 +1,71 @@
+"""Shared test helpers.
+
+Tests that need an outside resource (Nix's tools, xz, zstd) call :func:`require_tool`. On a
+developer machine a missing tool skips the test with the reason; with ``CI=true`` (as
+``.ci/run`` sets) it fails instead, so CI can never go green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+STRICT = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str, package: str) -> str:
+    """Path of ``name``; skip (or fail under CI=true) when it is not installed."""
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} not installed (Debian package {package}; scripts/setup-tests.sh)"
+        if STRICT:
+            pytest.fail(f"CI=true: {message}")
+        pytest.skip(message)
+    return found
+
+
+NIX_ENV = {**os.environ, "NIX_CONFIG": "experimental-features = nix-command"}
+
+
+def nix_dump(path: Path | bytes | str) -> bytes:
+    """The real ``nix-store --dump`` of ``path``."""
+    require_tool("nix-store", "nix-bin")
+    done = subprocess.run(
+        ["nix-store", "--dump", path], capture_output=True, check=True, env=NIX_ENV
+    )
+    return done.stdout
+
+
+def nix_hash(path: Path | bytes | str) -> str:
+    """The real ``nix-hash --type sha256 --base32`` of ``path``, as ``sha256:<nix32>``."""
+    require_tool("nix-hash", "nix-bin")
+    done = subprocess.run(
+        ["nix-hash", "--type", "sha256", "--base32", path],
+        capture_output=True,
+        check=True,
+        env=NIX_ENV,
+    )
+    return "sha256:" + done.stdout.decode().strip()
+
+
+def make_example_tree(root: Path) -> Path:
+    """The worked example of reference §1.6 (its NAR is 1240 bytes)."""
+    d = root / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "emptydir").mkdir()
+    (d / "a.txt").write_bytes(b"hello\n")
+    (d / "empty").write_bytes(b"")
+    (d / "link").symlink_to("a.txt")
+    run = d / "sub" / "run.sh"
+    run.write_bytes(b"#!/bin/sh\necho hi\n")
+    run.chmod(0o755)
+    return d
+
+
+@pytest.fixture
+def example_tree(tmp_path: Path) -> Path:
+    return make_example_tree(tmp_path)
