@@ -20,6 +20,7 @@ examples:
   hydra-profiler nar hash /usr/lib/git-core
   hydra-profiler nar dump ./result > result.nar
   hydra-profiler payloads default
+  hydra-profiler bench --suite hydra
 """
 
 
@@ -31,6 +32,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from profiler.commands import bench as bench_cmd
+    from profiler.commands import compare as compare_cmd
     from profiler.commands import nar as nar_cmd
     from profiler.commands import payloads as payloads_cmd
 
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (nar_cmd, payloads_cmd):
+    for module in (bench_cmd, compare_cmd, nar_cmd, payloads_cmd):
         module.add_parser(sub)
     return parser
 

@@ -40,3 +40,11 @@ class PayloadError(ProfilerError):
 
 class ToolMissing(ProfilerError):
     """An external program this feature needs (e.g. ``nix-store``) is not installed."""
+
+
+class BenchmarkError(ProfilerError):
+    """A benchmark cannot run or its stored result cannot be used."""
+
+
+class FormatVersionError(ProfilerError):
+    """A stored result or run was written in a format this version cannot read."""

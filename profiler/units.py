@@ -31,3 +31,47 @@ def format_seconds(s: float) -> str:
 def mb_per_second(nbytes: float, seconds: float) -> float:
     """Throughput in MB/s (10^6 bytes per second, as lzbench and zstd report it)."""
     return nbytes / seconds / 1e6 if seconds > 0 else float("inf")
+
+
+_BYTE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "pb": 10**15,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+    "pib": 1 << 50,
+}
+_BIT_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12}
+
+
+def _split_number(text: str) -> tuple[float, str]:
+    t = text.strip().replace(" ", "")
+    i = len(t)
+    while i and not (t[i - 1].isdigit() or t[i - 1] == "."):
+        i -= 1
+    try:
+        return float(t[:i]), t[i:].lower().removesuffix("/s").removesuffix("ps")
+    except ValueError:
+        raise ValueError(f"not a number with a unit: {text!r}") from None
+
+
+def parse_bytes(text: str) -> float:
+    """``'1TiB'`` -> 1099511627776; decimal (``MB``) and binary (``MiB``) units."""
+    number, unit = _split_number(text)
+    if unit not in _BYTE_UNITS:
+        raise ValueError(f"unknown byte unit in {text!r} (use B, MB, GB, TB, MiB, GiB, TiB)")
+    return number * _BYTE_UNITS[unit]
+
+
+def parse_bits_per_second(text: str) -> float:
+    """``'100Mbit'`` or ``'1Gbit/s'`` -> bits per second."""
+    number, unit = _split_number(text)
+    if unit not in _BIT_UNITS:
+        raise ValueError(f"unknown link speed unit in {text!r} (use kbit, Mbit, Gbit)")
+    return number * _BIT_UNITS[unit]

@@ -1,0 +1,7 @@
+"""The compression benchmark harness: payloads x codecs, measured the way lzbench does.
+
+``harness.run_bench`` measures; ``results`` stores and loads a versioned result
+directory; ``derive`` turns results into what a Hydra operator needs (CPU per GiB, daily
+CPU-hours, storage cost, substitution and upload times, Pareto front); ``compare`` tests
+two result sets against each other; ``plots`` draws them.
+"""

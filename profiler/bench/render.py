@@ -1,0 +1,156 @@
+"""Bench results as text tables (terminal), JSON and CSV (machines)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from profiler.bench import derive
+from profiler.units import format_bytes
+
+
+def _num(value: float, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:,.{digits}f}"
+
+
+def _mib(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value / (1 << 20):.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for r in [header, *rows]:
+        cells = [
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def codec_table(table: pd.DataFrame, view: pd.DataFrame) -> str:
+    base = derive.baseline_codec(table)
+    header = [
+        "codec",
+        "ratio",
+        f"size vs {base}",
+        "comp MB/s",
+        "decomp MB/s",
+        "CPU s/GiB",
+        "peak MiB c/d",
+        "threads",
+        "pareto",
+    ]
+    rows = []
+    for codec, r in table.iterrows():
+        v = view.loc[str(codec)]
+        rows.append(
+            [
+                str(codec),
+                _num(r["ratio"], 3),
+                f"{v['size_vs_baseline']:.2f}x",
+                _num(r["compress_mb_per_s"]),
+                _num(r["decompress_mb_per_s"], 0),
+                _num(r["compress_cpu_seconds_per_gib"], 0),
+                f"{_mib(r['compress_peak_bytes'])}/{_mib(r['decompress_peak_bytes'])}",
+                str(int(r["threads"])),
+                "*" if v["pareto"] else "",
+            ]
+        )
+    return _table(header, rows)
+
+
+def farm_table(view: pd.DataFrame, a: derive.Assumptions) -> str:
+    header = ["codec", "CPU-h/day", "cores", "TB/month", "$/month", "client s/GiB", "upload s/GiB"]
+    rows = [
+        [
+            str(codec),
+            _num(v["cpu_hours_per_day"]),
+            _num(v["cores_busy"]),
+            _num(v["stored_tb_per_month"], 2),
+            _num(v["storage_usd_per_month"], 0),
+            _num(v["client_seconds_per_gib"]),
+            _num(v["upload_seconds_per_gib"]),
+        ]
+        for codec, v in view.iterrows()
+    ]
+    title = (
+        f"At {format_bytes(a.daily_nar_bytes)} of NAR a day, "
+        f"${a.storage_usd_per_tb_month:g}/TB-month, clients on "
+        f"{a.client_link_bits_per_second / 1e6:g} Mbit/s, builders on "
+        f"{a.uplink_bits_per_second / 1e6:g} Mbit/s:"
+    )
+    return title + "\n" + _table(header, rows)
+
+
+def class_table(classes: pd.DataFrame) -> str:
+    codecs = [c for c in classes.columns if c != "nar_bytes"]
+    base = "xz:6" if "xz:6" in codecs else codecs[0]
+    header = ["class", "NarSize", *[f"{c} ratio" if c == base else c for c in codecs]]
+    rows = []
+    for klass, r in classes.iterrows():
+        cells = [str(klass), format_bytes(r["nar_bytes"])]
+        for c in codecs:
+            cell = _num(r[c], 3)
+            if c != base and r[base] and not math.isnan(r[c]):
+                cell += f" ({r[c] / r[base]:.2f}x)"
+            cells.append(cell)
+        rows.append(cells)
+    return _table(header, rows)
+
+
+def text_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions) -> str:
+    """The terminal report: per codec, what it means for the farm, per class, and notes."""
+    parts = []
+    if rows["error"].isna().any():
+        table = derive.overall(rows)
+        view = derive.operator_view(table, a)
+        env = meta.get("environment", {})
+        parts.append(
+            f"Codecs over {rows['payload'].nunique()} payloads "
+            f"({format_bytes(table['nar_bytes'].iloc[0])} of NAR) on "
+            f"{env.get('cpu_model', '?')} x{env.get('cpus_usable', '?')}, "
+            f"liblzma {env.get('liblzma_version', '?')}, "
+            f"libzstd {env.get('libzstd_version', '?')}:"
+        )
+        parts.append(codec_table(table, view))
+        parts.append(farm_table(view, a))
+        parts.append("Ratio by payload class (in brackets: size relative to xz:6):")
+        parts.append(class_table(derive.per_class(rows)))
+    records = rows.to_dict("records")
+    notes = [f"{r['payload']} {r['codec']}: {r['notes']}" for r in records if r["notes"]]
+    notes += [
+        f"{r['payload']} {r['codec']}: FAILED: {r['error']}"
+        for r in records
+        if isinstance(r["error"], str)
+    ]
+    if notes:
+        parts.append("Notes:\n" + "\n".join(f"  - {n}" for n in dict.fromkeys(notes)))
+    return "\n\n".join(parts) + "\n"
+
+
+def json_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions) -> str:
+    doc: dict[str, Any] = {"meta": meta, "cells": json.loads(rows.to_json(orient="records"))}
+    ok = derive.successful(rows)
+    if len(ok):
+        table = derive.overall(rows)
+        view = derive.operator_view(table, a)
+        doc["codecs"] = json.loads(table.join(view).reset_index().to_json(orient="records"))
+        doc["pareto"] = derive.pareto_codecs(table)
+        doc["assumptions"] = a.__dict__
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+def csv_report(rows: pd.DataFrame) -> str:
+    return str(rows.to_csv(index=False))

@@ -1,0 +1,489 @@
+"""Nix's NAR compression methods behind one small interface, run the way Nix and Hydra run them.
+
+A :class:`CodecSpec` says what to run; :func:`parse_spec` reads the short form
+(``xz:6``, ``xz:6:parallel``, ``zstd:19:long=27``, ``zstd:3:threads=2``, ``zstd:3:frames=16M``,
+``gzip:6``, ``bzip2:9``, ``br:6``, ``none``) or a Nix store-URI query string
+(``compression=zstd&compression-level=19&parallel-compression=true``, or a whole store URI).
+``as=WRITER`` says whose semantics apply (``reference/nar-and-compression.md`` §3,
+``reference/hydra.md`` §4.5):
+
+* ``nix`` (default): Nix up to 2.34 through libarchive. xz is liblzma preset N with CRC64,
+  one thread; ``parallel`` is liblzma's multithreaded mode (independent blocks of
+  3 x dictionary = 24 MiB at preset 6, over all cores). zstd is one streamed frame (the
+  encoder does not know the size, so the window is the level's), ``parallel`` adds libzstd
+  workers on all cores. A br level given in a query string is ignored, as Nix ignores it.
+* ``nix235``: Nix 2.35+. zstd is written as independent 16 MiB frames, each with its
+  content size, and ``parallel-compression`` defaults to true for zstd (min(cores, 4)
+  workers).
+* ``rust``: the Rust queue runner's async-compression levels (default xz 5, zstd 3);
+  parallel exists only for xz, with 4 threads.
+* ``rust-presigned``: the Rust builder with presigned uploads (production since 2026):
+  single thread per NAR, and the level mapped 1 -> fastest, 2-8 -> as given, 9 -> best,
+  anything else -> default, so a configured 19 runs as zstd 3.
+
+:func:`make_codec` turns a spec into a :class:`Codec` with ``compress(data) -> bytes`` and
+``decompress(data) -> bytes`` over the real libraries (liblzma, libzstd via zstandard,
+libbrotli, zlib, libbz2).
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import os
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+from profiler.errors import UsageError
+
+MiB = 1 << 20
+METHODS = ("xz", "zstd", "br", "gzip", "bzip2", "none")
+WRITERS = ("nix", "nix235", "rust", "rust-presigned")
+LEVELS = {"xz": (0, 9), "zstd": (1, 22), "br": (0, 11), "gzip": (1, 9), "bzip2": (1, 9)}
+DEFAULT_LEVEL = {"xz": 6, "zstd": 3, "br": 11, "gzip": 6, "bzip2": 9}
+_RUST_DEFAULT = {"xz": 5, "zstd": 3, "br": 11, "gzip": 6, "bzip2": 6}
+_RUST_FASTEST = {"xz": 0, "zstd": 1, "br": 0, "gzip": 1, "bzip2": 1}
+_RUST_BEST = {"xz": 9, "zstd": 22, "br": 11, "gzip": 9, "bzip2": 9}
+XZ_DICT_BYTES = {
+    0: 256 << 10,
+    1: MiB,
+    2: 2 * MiB,
+    3: 4 * MiB,
+    4: 4 * MiB,
+    5: 8 * MiB,
+    6: 8 * MiB,
+    7: 16 * MiB,
+    8: 32 * MiB,
+    9: 64 * MiB,
+}
+NIX235_FRAME_BYTES = 16 * MiB
+CLIENT_MAX_WINDOW_LOG = 27  # Nix clients fail to decode larger zstd windows (§3.4)
+_EXTENSIONS = {"xz": ".xz", "zstd": ".zst", "br": ".br", "bzip2": ".bz2"}
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """One compression configuration, resolved to what actually runs.
+
+    ``threads`` is the number of compressor threads (1 = single-threaded); ``frame_bytes``
+    splits zstd output into independent frames of that much input (0 = one frame);
+    ``block_bytes`` is xz's independent block size in parallel mode. ``notes`` records how
+    the spec was interpreted (e.g. a level that a writer ignores).
+    """
+
+    method: str
+    level: int | None
+    threads: int = 1
+    extreme: bool = False
+    long_log: int | None = None
+    frame_bytes: int = 0
+    block_bytes: int = 0
+    writer: str = "nix"
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def label(self) -> str:
+        """Canonical short form, e.g. ``xz:6``, ``zstd:19:long=27``, ``xz:6:threads=2``."""
+        if self.method == "none":
+            return "none"
+        parts = [self.method, f"{self.level}{'e' if self.extreme else ''}"]
+        if self.long_log:
+            parts.append(f"long={self.long_log}")
+        if self.frame_bytes:
+            parts.append(f"frames={self.frame_bytes // MiB}M")
+        if self.threads != 1:
+            parts.append(f"threads={self.threads}")
+        return ":".join(parts)
+
+    @property
+    def extension(self) -> str:
+        """File suffix after ``.nar`` in a binary cache (gzip and none get none)."""
+        return _EXTENSIONS.get(self.method, "")
+
+    @property
+    def client_compatible(self) -> bool:
+        """False when Nix clients cannot decode it (zstd window above 128 MiB)."""
+        return not (self.long_log and self.long_log > CLIENT_MAX_WINDOW_LOG)
+
+
+def _cores() -> int:
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
+
+
+def _valid_levels() -> str:
+    return ", ".join(f"{m} {lo}-{hi}" for m, (lo, hi) in LEVELS.items())
+
+
+def _int(text: str, what: str, spec: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"codec {spec!r}: {what} must be an integer, got {text!r}") from None
+
+
+def _size(text: str, spec: str) -> int:
+    units = {"K": 1 << 10, "M": MiB, "G": 1 << 30}
+    mult = units.get(text[-1:].upper(), 1)
+    number = text[:-1] if text[-1:].upper() in units else text
+    return _int(number, "frames", spec) * mult
+
+
+@dataclass
+class _Request:
+    """What the user asked for, before a writer's semantics are applied."""
+
+    method: str
+    level: int | None = None
+    parallel: bool | None = None
+    threads: int | None = None
+    extreme: bool = False
+    long_log: int | None = None
+    frame_bytes: int | None = None
+    writer: str = "nix"
+    from_query: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_spec(text: str) -> CodecSpec:
+    """Parse a short form or a store-URI query string; ``UsageError`` lists what is valid."""
+    text = text.strip()
+    if "=" in text.split(":", 1)[0] or "?" in text or text.startswith("compression"):
+        req = _parse_query(text)
+    else:
+        req = _parse_short(text)
+    return _resolve(req, text)
+
+
+def _parse_short(text: str) -> _Request:
+    method, *opts = text.split(":")
+    method = {"zst": "zstd", "bz2": "bzip2", "brotli": "br", "identity": "none"}.get(method, method)
+    _check_method(method, text)
+    req = _Request(method)
+    if opts and "=" not in opts[0] and opts[0] not in ("parallel", "extreme"):
+        level = opts.pop(0)
+        if method == "xz" and level.endswith("e"):
+            req.extreme, level = True, level[:-1]
+        req.level = _int(level, "level", text)
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        if key == "parallel" and not value:
+            req.parallel = True
+        elif key == "extreme" and not value:
+            req.extreme = True
+        elif key == "threads":
+            req.threads = _int(value, "threads", text)
+        elif key == "long":
+            req.long_log = _int(value, "long", text) if value else 27
+        elif key == "frames":
+            req.frame_bytes = _size(value, text) if value else NIX235_FRAME_BYTES
+        elif key == "as":
+            req.writer = value
+        else:
+            raise UsageError(
+                f"codec {text!r}: unknown option {opt!r} (valid: LEVEL, parallel, "
+                "extreme, threads=N, long[=N], frames=SIZE, as=WRITER)"
+            )
+    return req
+
+
+_QUERY_IGNORED = {
+    "write-nar-listing",
+    "ls-compression",
+    "log-compression",
+    "narinfo-compression",
+    "index-debug-info",
+    "write-debug-info",
+    "secret-key",
+    "secret-keys",
+    "local-nar-cache",
+    "region",
+    "endpoint",
+    "profile",
+    "scheme",
+    "multipart-upload",
+    "multipart-chunk-size",
+    "multipart-threshold",
+    "addressing-style",
+    "storage-class",
+    "buffer-size",
+    "want-mass-query",
+    "priority",
+    "store",
+}
+
+
+def _parse_query(text: str) -> _Request:
+    query = text.split("?", 1)[1] if "?" in text else text
+    pairs = dict(parse_qsl(query, keep_blank_values=True))
+    method = pairs.pop("compression", "xz")  # Nix's default
+    method = {"zst": "zstd", "identity": "none"}.get(method, method)
+    _check_method(method, text)
+    req = _Request(method, from_query=True, writer=pairs.pop("as", "nix"))
+    level = pairs.pop("compression-level", "-1")
+    req.level = None if level == "-1" else _int(level, "compression-level", text)
+    parallel = pairs.pop("parallel-compression", None)
+    if parallel is not None:
+        req.parallel = parallel.lower() in ("true", "1", "yes")
+    ignored = sorted(k for k in pairs if k in _QUERY_IGNORED)
+    unknown = sorted(k for k in pairs if k not in _QUERY_IGNORED)
+    if unknown:
+        raise UsageError(
+            f"codec {text!r}: unknown store setting(s) {', '.join(unknown)}; "
+            "known: compression, compression-level, parallel-compression, as"
+        )
+    if ignored:
+        req.notes.append(f"store settings not about NAR compression ignored: {', '.join(ignored)}")
+    return req
+
+
+def _check_method(method: str, text: str) -> None:
+    if method not in METHODS:
+        raise UsageError(f"codec {text!r}: unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+def _resolve(req: _Request, text: str) -> CodecSpec:
+    if req.writer not in WRITERS:
+        raise UsageError(
+            f"codec {text!r}: unknown writer as={req.writer!r}; valid: {', '.join(WRITERS)}"
+        )
+    resolve = {
+        "nix": _as_nix,
+        "nix235": _as_nix,
+        "rust": _as_rust,
+        "rust-presigned": _as_rust_presigned,
+    }[req.writer]
+    spec = resolve(req, text)
+    _check_level(spec, text)
+    if spec.long_log is not None and not 10 <= spec.long_log <= 31:
+        raise UsageError(f"codec {text!r}: long={spec.long_log} out of range (10-31)")
+    if spec.long_log is not None and spec.method != "zstd":
+        raise UsageError(f"codec {text!r}: long=N is a zstd option")
+    if spec.extreme and spec.method != "xz":
+        raise UsageError(f"codec {text!r}: extreme is an xz option")
+    if spec.threads < 1:
+        raise UsageError(f"codec {text!r}: threads must be at least 1")
+    notes = [*req.notes, *spec.notes]
+    if not spec.client_compatible:
+        notes.append(f"window 2^{spec.long_log} exceeds what Nix clients decode (2^27)")
+    return replace(spec, notes=tuple(notes))
+
+
+def _check_level(spec: CodecSpec, text: str) -> None:
+    if spec.method == "none" or spec.level is None:
+        return
+    lo, hi = LEVELS[spec.method]
+    if not lo <= spec.level <= hi:
+        raise UsageError(
+            f"codec {text!r}: level {spec.level} out of range for {spec.method} "
+            f"(valid: {_valid_levels()})"
+        )
+
+
+def _threads(req: _Request, parallel_threads: int) -> int:
+    if req.threads is not None:
+        return req.threads
+    return parallel_threads if req.parallel else 1
+
+
+def _as_nix(req: _Request, text: str) -> CodecSpec:
+    notes: list[str] = []
+    level = req.level
+    if req.method == "br" and req.from_query and level is not None:
+        notes.append(f"Nix ignores compression-level for br; runs quality 11, not {level}")
+        level = None
+    level = DEFAULT_LEVEL.get(req.method) if level is None else level
+    frames = req.frame_bytes or 0
+    parallel_default = req.method == "zstd" and req.writer == "nix235"
+    if req.parallel is None and parallel_default:
+        req.parallel = True
+    cores = _cores()
+    threads = 1
+    if req.method in ("xz", "zstd"):
+        zstd_cap = min(cores, 4) if req.writer == "nix235" else cores
+        threads = _threads(req, cores if req.method == "xz" else zstd_cap)
+    elif req.parallel or req.threads:
+        notes.append(f"{req.method} has no parallel mode; runs single-threaded")
+    if req.method == "zstd" and req.writer == "nix235" and req.frame_bytes is None:
+        frames = NIX235_FRAME_BYTES
+    block = 0
+    if req.method == "xz" and threads > 1 and level is not None:
+        block = max(3 * XZ_DICT_BYTES[level], MiB)
+    return CodecSpec(
+        req.method,
+        level if req.method != "none" else None,
+        threads,
+        req.extreme,
+        req.long_log,
+        frames,
+        block,
+        req.writer,
+        tuple(notes),
+    )
+
+
+def _as_rust(req: _Request, text: str) -> CodecSpec:
+    level = _RUST_DEFAULT.get(req.method) if req.level is None else req.level
+    if req.level is not None and req.method in LEVELS:
+        lo, hi = LEVELS[req.method]
+        level = min(max(req.level, lo), hi)  # async-compression's Precise(n) clamps
+    threads = 4 if (req.method == "xz" and req.parallel) else 1
+    notes = []
+    if req.parallel and req.method != "xz":
+        notes.append("the Rust runner has parallel compression only for xz")
+    block = max(3 * XZ_DICT_BYTES[level], MiB) if threads > 1 and level is not None else 0
+    return CodecSpec(
+        req.method,
+        level if req.method != "none" else None,
+        threads,
+        req.extreme,
+        req.long_log,
+        0,
+        block,
+        req.writer,
+        tuple(notes),
+    )
+
+
+def _as_rust_presigned(req: _Request, text: str) -> CodecSpec:
+    n = req.level
+    if req.method == "none":
+        level = None
+    elif n == 1:
+        level = _RUST_FASTEST[req.method]
+    elif n is not None and 2 <= n <= 8:
+        level = n
+    elif n == 9:
+        level = _RUST_BEST[req.method]
+    else:
+        level = _RUST_DEFAULT[req.method]
+    notes = []
+    if n is not None and level != n and req.method != "none":
+        notes.append(f"presigned upload maps level {n} to {level}")
+    if req.parallel:
+        notes.append("presigned uploads compress single-threaded per NAR")
+    return CodecSpec(req.method, level, 1, False, req.long_log, 0, 0, req.writer, tuple(notes))
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A runnable codec: ``compress`` and ``decompress`` whole buffers in memory."""
+
+    spec: CodecSpec
+    compress: Callable[[bytes], bytes]
+    decompress: Callable[[bytes], bytes]
+
+
+def make_codec(spec: CodecSpec) -> Codec:
+    """The real-library implementation of ``spec``."""
+    makers = {"xz": _xz, "zstd": _zstd, "br": _br, "gzip": _gzip, "bzip2": _bzip2, "none": _none}
+    return makers[spec.method](spec)
+
+
+def _split(data: bytes, size: int) -> list[memoryview]:
+    view = memoryview(data)
+    return [view[i : i + size] for i in range(0, len(data), size)] or [view]
+
+
+def _xz(spec: CodecSpec) -> Codec:
+    preset = (spec.level if spec.level is not None else 6) | (
+        lzma.PRESET_EXTREME if spec.extreme else 0
+    )
+
+    def one(block: bytes | memoryview) -> bytes:
+        return lzma.compress(block, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=preset)
+
+    def compress(data: bytes) -> bytes:
+        if spec.threads == 1 or len(data) <= spec.block_bytes:
+            return one(data)
+        # independent blocks over N threads, as liblzma's multithreaded encoder cuts them
+        with ThreadPoolExecutor(spec.threads) as pool:
+            return b"".join(pool.map(one, _split(data, spec.block_bytes)))
+
+    return Codec(spec, compress, _xz_decompress)
+
+
+def _xz_decompress(data: bytes) -> bytes:
+    out = []
+    while data:
+        dec = lzma.LZMADecompressor(lzma.FORMAT_XZ)
+        out.append(dec.decompress(data))
+        if not dec.eof:
+            raise lzma.LZMAError("xz stream is truncated")
+        data = dec.unused_data.lstrip(b"\0")
+    return b"".join(out)
+
+
+def zstd_compressor(spec: CodecSpec) -> Any:
+    """A ``zstandard.ZstdCompressor`` for ``spec`` (level, workers, long window)."""
+    import zstandard
+
+    level = spec.level if spec.level is not None else 3
+    threads = spec.threads if spec.threads > 1 else 0
+    if spec.long_log:
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, window_log=spec.long_log, enable_ldm=True, threads=threads
+        )
+        return zstandard.ZstdCompressor(compression_params=params)
+    return zstandard.ZstdCompressor(level=level, threads=threads)
+
+
+def _zstd(spec: CodecSpec) -> Codec:
+    import zstandard
+
+    cctx = zstd_compressor(spec)
+    dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
+
+    def streamed(data: bytes | memoryview) -> bytes:
+        # a streaming encoder that was not told the size, as libarchive and the Rust builder
+        cobj = cctx.compressobj()
+        return bytes(cobj.compress(data) + cobj.flush())
+
+    def compress(data: bytes) -> bytes:
+        if not spec.frame_bytes:
+            return streamed(data)
+        # Nix 2.35: independent frames of 16 MiB input, each recording its content size
+        return b"".join(cctx.compress(part) for part in _split(data, spec.frame_bytes))
+
+    def decompress(data: bytes) -> bytes:
+        return bytes(dctx.decompressobj(read_across_frames=True).decompress(data))
+
+    return Codec(spec, compress, decompress)
+
+
+def _br(spec: CodecSpec) -> Codec:
+    import brotli
+
+    quality = spec.level if spec.level is not None else 11
+    return Codec(
+        spec,
+        lambda d: bytes(brotli.compress(d, quality=quality, lgwin=22)),
+        lambda d: bytes(brotli.decompress(d)),
+    )
+
+
+def _gzip(spec: CodecSpec) -> Codec:
+    level = spec.level if spec.level is not None else 6
+
+    def compress(data: bytes) -> bytes:
+        c = zlib.compressobj(level, zlib.DEFLATED, 31)  # gzip wrapper, as libarchive writes
+        return c.compress(data) + c.flush()
+
+    return Codec(spec, compress, lambda d: zlib.decompress(d, 31))
+
+
+def _bzip2(spec: CodecSpec) -> Codec:
+    level = spec.level if spec.level is not None else 9
+    return Codec(spec, lambda d: bz2.compress(d, level), bz2.decompress)
+
+
+def _none(spec: CodecSpec) -> Codec:
+    return Codec(spec, bytes, bytes)

@@ -1,0 +1,59 @@
+"""hydra-profiler compare: are two bench results faster, slower or the same, per codec?"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = """\
+Compares timed runs of the codecs both results measured, over the payloads both measured
+(checked by NarHash: payloads whose bytes differ are left out), with a Mann-Whitney U test.
+
+examples:
+  hydra-profiler compare results/builder-a results/builder-b
+  hydra-profiler compare before-upgrade/ after-upgrade/ --alpha 0.01
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare two bench results (significance per codec)",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("baseline", help="result directory A (the reference)")
+    p.add_argument("candidate", help="result directory B")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    p.set_defaults(run=run)
+
+
+def same_bytes(a: Any, b: Any) -> set[str]:
+    """Payload names whose NarHash is the same in both manifests."""
+    hashes_a = {r["name"]: r["nar_hash"] for r in a.meta["manifest"]["payloads"]}
+    hashes_b = {r["name"]: r["nar_hash"] for r in b.meta["manifest"]["payloads"]}
+    return {n for n, h in hashes_a.items() if hashes_b.get(n) == h}
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiler.bench import compare, results
+
+    a = results.load_result(args.baseline)
+    b = results.load_result(args.candidate)
+    common = same_bytes(a, b)
+    names = set(a.samples["payload"]) | set(b.samples["payload"])
+    dropped = sorted(names - common)
+    sa = a.samples[a.samples["payload"].isin(common)]
+    sb = b.samples[b.samples["payload"].isin(common)]
+    out = compare.compare_samples(sa, sb, alpha=args.alpha)
+    print(compare.format_comparison(out))
+    for line in compare.unmatched(a.samples, b.samples):
+        print(f"not compared: {line}")
+    if dropped:
+        print(
+            f"not compared (different bytes or missing on one side): {', '.join(dropped)}",
+            file=sys.stderr,
+        )
+    return 0
