@@ -56,7 +56,7 @@ def _split_number(text: str) -> tuple[float, str]:
     while i and not (t[i - 1].isdigit() or t[i - 1] == "."):
         i -= 1
     try:
-        return float(t[:i]), t[i:].lower().removesuffix("/s").removesuffix("ps")
+        return float(t[:i]), t[i:].lower().removesuffix("/s")
     except ValueError:
         raise ValueError(f"not a number with a unit: {text!r}") from None
 
@@ -72,6 +72,8 @@ def parse_bytes(text: str) -> float:
 def parse_bits_per_second(text: str) -> float:
     """``'100Mbit'`` or ``'1Gbit/s'`` -> bits per second."""
     number, unit = _split_number(text)
+    if unit.endswith("bps"):  # Mbps -> mbit
+        unit = unit[:-3] + "bit"
     if unit not in _BIT_UNITS:
         raise ValueError(f"unknown link speed unit in {text!r} (use kbit, Mbit, Gbit)")
     return number * _BIT_UNITS[unit]

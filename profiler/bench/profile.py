@@ -65,19 +65,24 @@ def run_profiled(argv: list[str], out: str) -> int:
 
 
 def shares(path: str) -> dict[str, float]:
-    """Shares of samples in codec native code, in profiler/ Python code, and elsewhere."""
+    """Shares of the measuring workers' samples: in codec native code, in profiler/ Python
+    code, and elsewhere (interpreter start, loading the NAR). The parent process only
+    orchestrates (imports, plots) outside any timed region and is left out."""
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     frames = doc["shared"]["frames"]
     is_codec = [bool(CODEC_FRAME.search(fr.get("name", ""))) for fr in frames]
     is_ours = ["/profiler/" in (fr.get("file") or "") for fr in frames]
+    is_worker = ["profiler.bench.worker" in fr.get("name", "") for fr in frames]
     counts = {"codec": 0.0, "profiler": 0.0, "other": 0.0}
     for prof in doc["profiles"]:
         weights = prof.get("weights") or [1] * len(prof["samples"])
         for stack, w in zip(prof["samples"], weights, strict=True):
+            if not any(is_worker[i] for i in stack[:2]):
+                continue
             if any(is_codec[i] for i in stack):
                 counts["codec"] += w
-            elif stack and is_ours[stack[-1]]:
+            elif is_ours[stack[-1]]:
                 counts["profiler"] += w
             else:
                 counts["other"] += w
@@ -88,7 +93,8 @@ def shares(path: str) -> dict[str, float]:
 def summarise(path: str) -> str:
     s = shares(path)
     return (
-        f"py-spy: {s['codec']:.1%} of samples in codec libraries, {s['profiler']:.1%} in "
-        f"hydra-profiler's own Python code, {s['other']:.1%} elsewhere (interpreter start, "
-        f"waiting, I/O); open {path} in speedscope"
+        f"py-spy: of the measuring workers' samples, {s['codec']:.1%} are in codec "
+        f"libraries, {s['profiler']:.1%} in hydra-profiler's own Python code and "
+        f"{s['other']:.1%} elsewhere (interpreter start, loading the NAR); open {path} "
+        "in speedscope"
     )

@@ -39,10 +39,16 @@ def same_bytes(a: Any, b: Any) -> set[str]:
 
 def run(args: argparse.Namespace) -> int:
     from profiler.bench import compare, results
+    from profiler.errors import BenchmarkError
 
     a = results.load_result(args.baseline)
     b = results.load_result(args.candidate)
     common = same_bytes(a, b)
+    if not common:
+        raise BenchmarkError(
+            f"{args.baseline} and {args.candidate} share no payload with the "
+            "same NarHash; nothing to compare"
+        )
     names = set(a.samples["payload"]) | set(b.samples["payload"])
     dropped = sorted(names - common)
     sa = a.samples[a.samples["payload"].isin(common)]

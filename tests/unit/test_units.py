@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from profiler.units import format_bytes, format_seconds, parse_bits_per_second, parse_bytes
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1TiB", 1 << 40), ("2 GiB", 2 << 30), ("1.5MB", 1.5e6), ("100", 100), ("0.25TB", 2.5e11)],
+)
+def test_parse_bytes(text: str, value: float) -> None:
+    assert parse_bytes(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("100Mbit", 1e8), ("1Gbit/s", 1e9), ("10 Mbps", 1e7), ("2.5Gbit", 2.5e9)]
+)
+def test_parse_bits_per_second(text: str, value: float) -> None:
+    assert parse_bits_per_second(text) == value
+
+
+@pytest.mark.parametrize("bad", ["lots", "1 parsec", "MiB"])
+def test_bad_quantities_name_the_input(bad: str) -> None:
+    with pytest.raises(ValueError, match=repr(bad).replace("'", ".")):
+        parse_bytes(bad)
+
+
+def test_formatting() -> None:
+    assert format_bytes(1023) == "1023 B"
+    assert format_bytes(1536) == "1.5 KiB"
+    assert format_seconds(0.0123) == "12.3 ms"
+    assert format_seconds(75) == "1m15s"
