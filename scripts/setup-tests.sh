@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian machine, idempotently:
-# the system tools the tests compare against (Nix's nix-store/nix-hash, xz, zstd) and the
-# Python package with its test extras. Safe to run again; skips what is already there.
+# the system tools the tests compare against (Nix's nix-store/nix-hash, xz, zstd), PostgreSQL
+# for the testbed's real database (tests/pg.py) and the Python package with its test extras
+# (psycopg among its dependencies). Safe to run again; skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,10 @@ need_apt=()
 command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+# Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin/.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    need_apt+=(postgresql)
+fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup-tests: need root to install: ${need_apt[*]}" >&2

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.pg import PostgresServer, find_pg_bindir
 
 STRICT = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -69,3 +72,38 @@ def make_example_tree(root: Path) -> Path:
 @pytest.fixture
 def example_tree(tmp_path: Path) -> Path:
     return make_example_tree(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """DSN of a throwaway real PostgreSQL server (tests/pg.py), one per test session.
+
+    Skips when PostgreSQL is not installed, or fails under CI=true, like :func:`require_tool`.
+    """
+    bindir = find_pg_bindir()
+    if bindir is None:
+        message = (
+            "PostgreSQL not installed (initdb; Debian package postgresql; scripts/setup-tests.sh)"
+        )
+        if STRICT:
+            pytest.fail(f"CI=true: {message}")
+        pytest.skip(message)
+    with PostgresServer(bindir) as server:
+        yield server.dsn
+
+
+@pytest.fixture
+def db_dsn(pg_dsn: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped afterwards."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    yield make_conninfo(pg_dsn, dbname=name)
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))

@@ -1,0 +1,637 @@
+"""The emulated queue runner: dispatcher, per-step builder threads, and the true timeline.
+
+Each step runs the phases of its generation (reference ``hydra.md`` §4), doing the real
+thing where it can, and records every phase's true start and end:
+
+C++ (busy codes in brackets): preparing [1] -> connecting [10] -> sending-inputs [20]
+(input NARs read from the cache, decompressed, sent over loopback) -> building [30] ->
+waiting-for-local-slot [35] (only when ``max_local_worker_threads`` permits are all taken;
+the machine slot is released once a permit is held) -> receiving-outputs, compressing,
+writing-cache, uploading [40] -> post-processing [50] -> db-update.
+
+Rust: dispatch [10] -> importing [20] (the builder fetches inputs from the cache) ->
+building [30] -> compressing, writing-cache, uploading [40] (the builder compresses, as with
+presigned uploads; the slot stays held) -> post-processing [50] -> db-update.
+
+A step's wall time runs from when it became runnable to its end; the phases (with
+``queued`` first) tile it exactly, so the attribution in ``truth.json`` sums to 1.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from profiler import nar
+from profiler.codecs import Codec, make_codec, parse_spec
+from profiler.testbed import agent, journal
+from profiler.testbed.cache import BinaryCache
+from profiler.testbed.state import MachineState, RunnerState
+from profiler.testbed.workload import StepSpec, Workload, output_selection
+
+CATEGORY = {
+    "queued": "scheduling",
+    "connecting": "scheduling",
+    "dispatch": "scheduling",
+    "preparing": "post",
+    "sending-inputs": "io",
+    "importing": "io",
+    "building": "build",
+    "waiting-for-local-slot": "compression",
+    "receiving-outputs": "io",
+    "reading-outputs": "io",
+    "compressing": "compression",
+    "writing-cache": "io",
+    "uploading": "io",
+    "post-processing": "post",
+    "db-update": "post",
+}
+CATEGORIES = ("scheduling", "io", "compression", "build", "post")
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What the run emulates; every bottleneck can be created on purpose."""
+
+    generation: str = "cxx"
+    codec: str = "compression=xz"
+    machines: int = 2
+    max_jobs: int = 2
+    local_workers: int | None = None  # C++ max_local_worker_threads
+    link_bytes_per_second: float | None = None
+    upload_bytes_per_second: float | None = None
+    dispatch_delay_seconds: float = 0.0
+    db_latency_seconds: float = 0.0
+    connect_seconds: float = 0.05
+    post_seconds: float = 0.05
+    burn: bool = False
+
+    def workers(self) -> int:
+        """Hydra's default: min(1024, max(4, hardware threads) - 2)."""
+        if self.local_workers is not None:
+            return self.local_workers
+        return min(1024, max(4, os.cpu_count() or 1) - 2)
+
+
+@dataclass
+class StepRun:
+    """The true timeline of one step."""
+
+    spec: StepSpec
+    build_id: int = 0
+    step_nr: int = 0
+    runnable_at: float = 0.0
+    machine: str = ""
+    phases: list[tuple[str, float, float]] = field(default_factory=list)
+    finished_at: float = 0.0
+    nar_bytes: int = 0
+    compressed_bytes: int = 0
+    input_bytes: int = 0
+    compress_seconds: float = 0.0
+    build_start: float = 0.0
+    build_stop: float = 0.0
+    _open: tuple[str, float] | None = None
+
+    def mark(self, phase: str, now: float) -> None:
+        """Close the current phase at ``now`` and open ``phase``."""
+        if self._open is not None:
+            self.phases.append((self._open[0], self._open[1], now))
+        self._open = (phase, now)
+
+    def end(self, now: float) -> None:
+        self.mark("", now)
+        self._open = None
+        self.finished_at = now
+
+    def seconds(self, *names: str) -> float:
+        return sum(e - s for n, s, e in self.phases if n in names)
+
+
+class Engine:
+    """Runs a workload under :class:`Knobs`, writing logs, cache and rows as it goes."""
+
+    def __init__(
+        self,
+        wl: Workload,
+        knobs: Knobs,
+        out: str,
+        db: Any = None,
+        progress: Callable[[str], object] = lambda _m: None,
+    ) -> None:
+        self.wl = wl
+        self.k = knobs
+        self.out = out
+        self.db = db
+        self.progress = progress
+        spec_text = knobs.codec
+        if knobs.generation == "rust" and "as=" not in spec_text:
+            spec_text += "&as=rust-presigned" if "=" in spec_text else ":as=rust-presigned"
+        self.codec: Codec = make_codec(parse_spec(spec_text))
+        self.cache = BinaryCache(os.path.join(out, "cache"))
+        now = time.time()
+        self.state = RunnerState(knobs.generation, now, os.getpid())
+        self.state.machines = [
+            MachineState(
+                f"builder-{i + 1}", ["x86_64-linux"], knobs.max_jobs, joined_at=now, idle_since=now
+            )
+            for i in range(knobs.machines)
+        ]
+        self.state.jobsets[f"{wl.project}:{wl.jobset}"] = (0, 100)
+        unit = "hydra-queue-runner"
+        self.log = journal.Journal(out, unit, unit, "hydra", os.getpid(), knobs.generation)
+        self.builder_logs = (
+            {
+                m.hostname: journal.Journal(
+                    out,
+                    f"hydra-builder-{m.hostname}",
+                    "hydra-builder",
+                    m.hostname,
+                    os.getpid(),
+                    "rust",
+                )
+                for m in self.state.machines
+            }
+            if knobs.generation == "rust"
+            else {}
+        )
+        self.runs = [StepRun(s) for s in wl.steps]
+        self._selections: dict[int, frozenset[bytes]] = {}
+        self._cond = threading.Condition()
+        self._done: set[int] = set()
+        self._dispatched: set[int] = set()
+        self._threads: list[threading.Thread] = []
+        self._slots = threading.Semaphore(knobs.workers())
+        self._db_active = 0
+        self.agents = {
+            m.hostname: agent.Agent(m.hostname, self.output_nar, knobs.link_bytes_per_second)
+            for m in self.state.machines
+        }
+
+    # --- data ------------------------------------------------------------------------------
+
+    def output_nar(self, index: int) -> bytes:
+        """The real NAR of step ``index``'s output tree."""
+        out = self.wl.steps[index].output
+        if index not in self._selections:
+            self._selections[index] = output_selection(out)
+        return nar.dump_bytes(out.root, select=self._selections[index].__contains__)
+
+    def _emit(self, msg: tuple[str, str], target: str = journal.RUNNER_TARGET) -> None:
+        self.log.log(msg[0], msg[1], time.time(), target)
+
+    def _emit_builder(self, host: str, msg: tuple[str, str]) -> None:
+        self.builder_logs[host].log(msg[0], msg[1], time.time(), journal.BUILDER_TARGET)
+
+    def _db(self, call: str, *args: Any) -> Any:
+        """A database write: the latency knob applies, and concurrent writes are counted."""
+        with self.state.lock:
+            self._db_active += 1
+            self.state.nr_active_db_updates = self._db_active
+            stalled = self._db_active
+        if stalled > 6 and self.k.generation == "cxx":
+            self._emit(journal.cxx_db_stalled(stalled))
+        try:
+            if self.k.db_latency_seconds:
+                time.sleep(self.k.db_latency_seconds)
+            return getattr(self.db, call)(*args) if self.db is not None else None
+        finally:
+            with self.state.lock:
+                self._db_active -= 1
+                self.state.nr_active_db_updates = self._db_active
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self) -> list[StepRun]:
+        """Load the queue, dispatch until every step is done; return the timelines."""
+        self._load_queue()
+        dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
+        dispatcher.start()
+        dispatcher.join()
+        for t in self._threads:
+            t.join()
+        for a in self.agents.values():
+            a.close()
+        return self.runs
+
+    def _load_queue(self) -> None:
+        t0 = time.perf_counter()
+        jobset_id = self._db("add_jobset", self.wl.project, self.wl.jobset) or 1
+        if self.k.generation == "cxx":
+            self._emit(journal.cxx_checking_queue())
+        now = time.time()
+        for run in self.runs:
+            build_id = self._db(
+                "add_build", jobset_id, run.spec.job, run.spec.drv_path, run.spec.system, int(now)
+            )
+            run.build_id = build_id or run.spec.index + 1
+            if self.k.generation == "cxx":
+                self._emit(journal.cxx_loading_build(run.build_id, run.spec.job))
+            if not run.spec.deps:
+                run.runnable_at = now
+        with self.state.lock:
+            s = self.state
+            s.nr_queue_wakeups += 1
+            s.queue_checks_started += 1
+            s.queue_checks_finished += 1
+            s.queue_build_loads += len(self.runs)
+            s.queue_steps_created += len(self.runs)
+            s.nr_builds_read += len(self.runs)
+            s.build_read_time_ms += int((time.perf_counter() - t0) * 1000)
+            s.nr_queued_builds = len(self.runs)
+            s.nr_unfinished_steps = len(self.runs)
+            s.monitor_running_us += int((time.perf_counter() - t0) * 1e6)
+
+    def _runnable(self) -> list[StepRun]:
+        return [
+            r
+            for r in self.runs
+            if r.spec.index not in self._dispatched and all(d in self._done for d in r.spec.deps)
+        ]
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            wait0 = time.perf_counter()
+            with self._cond:
+                self._cond.wait_for(self._should_wake, timeout=1.0)
+                if len(self._done) == len(self.runs):
+                    return
+            t0 = time.perf_counter()
+            if self.k.dispatch_delay_seconds:
+                time.sleep(self.k.dispatch_delay_seconds)
+            with self._cond:
+                started = self._dispatch_once()
+            spent = time.perf_counter() - t0
+            with self.state.lock:
+                s = self.state
+                s.nr_dispatcher_wakeups += 1
+                s.dispatch_time_ms += int(spent * 1000)
+                s.dispatcher_running_us += int(spent * 1e6)
+                s.dispatcher_waiting_us += int((t0 - wait0) * 1e6)
+            del started
+
+    def _should_wake(self) -> bool:
+        if len(self._done) == len(self.runs):
+            return True
+        free = any(m.current_jobs < m.max_jobs for m in self.state.machines)
+        return free and bool(self._runnable())
+
+    def _dispatch_once(self) -> int:
+        started = 0
+        for run in sorted(self._runnable(), key=lambda r: r.spec.index):
+            machine = min(
+                (
+                    m
+                    for m in self.state.machines
+                    if m.current_jobs < m.max_jobs and run.spec.system in m.systems
+                ),
+                key=lambda m: m.current_jobs,
+                default=None,
+            )
+            if machine is None:
+                break
+            with self.state.lock:
+                machine.current_jobs += 1
+                machine.jobs.append(run.spec.drv_path)
+                self.state.nr_steps_started += 1
+                self.state.nr_active_steps += 1
+            self._dispatched.add(run.spec.index)
+            run.machine = machine.hostname
+            run.mark("dispatch" if self.k.generation == "rust" else "preparing", time.time())
+            target = self._step_cxx if self.k.generation == "cxx" else self._step_rust
+            t = threading.Thread(
+                target=self._guard,
+                args=(target, run, machine),
+                name=f"bld~{os.path.basename(run.spec.drv_path)[:32]}",
+            )
+            self._threads.append(t)
+            t.start()
+            started += 1
+        self._update_queue_gauges()
+        return started
+
+    def _update_queue_gauges(self) -> None:
+        runnable = self._runnable()
+        with self.state.lock:
+            s = self.state
+            s.nr_runnable_steps = len(runnable)
+            running = sum(m.current_jobs for m in s.machines)
+            s.machine_types = {"x86_64-linux": (len(runnable), running)}
+
+    def _guard(
+        self, fn: Callable[[StepRun, MachineState], None], run: StepRun, machine: MachineState
+    ) -> None:
+        try:
+            fn(run, machine)
+        finally:
+            with self._cond:
+                self._done.add(run.spec.index)
+                now = time.time()
+                for other in self.runs:
+                    if (
+                        other.spec.index not in self._dispatched
+                        and not other.runnable_at
+                        and all(d in self._done for d in other.spec.deps)
+                    ):
+                        other.runnable_at = now
+                self._update_queue_gauges()
+                self._cond.notify_all()
+            self.progress(
+                f"step {len(self._done)}/{len(self.runs)} done: {run.spec.name} on {run.machine}"
+            )
+
+    # --- shared phase work ---------------------------------------------------------------
+
+    def _gauge(self, name: str, delta: int) -> None:
+        with self.state.lock:
+            setattr(self.state, name, getattr(self.state, name) + delta)
+
+    def _input_nars(self, run: StepRun) -> bytes:
+        """The input closure: each dependency's NAR, read back from the cache."""
+        parts = []
+        for d in run.spec.deps:
+            path = self.wl.steps[d].output.path
+            data, compressed = self.cache.read_nar(path)
+            with self.state.lock:
+                st = self.state.store
+                st.nar_read += 1
+                st.nar_read_bytes += len(data)
+                st.nar_read_compressed_bytes += compressed
+                self.state.s3.get += 1
+                self.state.s3.get_bytes += compressed
+            parts.append(data)
+        blob = b"".join(parts)
+        run.input_bytes = len(blob)
+        return blob
+
+    def _store_output(self, run: StepRun, data: bytes) -> tuple[int, int]:
+        """Compress, write to the cache, 'upload'; returns (compress ms, upload ms)."""
+        run.mark("compressing", time.time())
+        c0 = time.perf_counter()
+        blob = self.codec.compress(data)
+        run.compress_seconds = time.perf_counter() - c0
+        run.mark("writing-cache", time.time())
+        refs = [self.wl.steps[d].output.path for d in run.spec.deps]
+        self.cache.add(run.spec.output.path, data, blob, self.codec, refs, run.spec.drv_path)
+        run.mark("uploading", time.time())
+        u0 = time.perf_counter()
+        if self.k.upload_bytes_per_second:
+            time.sleep(len(blob) / self.k.upload_bytes_per_second)
+        put_ms = int((time.perf_counter() - u0) * 1000)
+        run.nar_bytes, run.compressed_bytes = len(data), len(blob)
+        with self.state.lock:
+            st = self.state.store
+            st.nar_write += 1
+            st.nar_write_bytes += len(data)
+            st.nar_write_compressed_bytes += len(blob)
+            st.nar_info_write += 1
+            s3 = self.state.s3
+            s3.put += 2  # the NAR and its narinfo
+            s3.put_bytes += len(blob)
+            s3.put_time_ms += put_ms
+        return int(run.compress_seconds * 1000), put_ms
+
+    def _finish_db(self, run: StepRun, start: int, stop: int, overhead_ms: int) -> None:
+        run.mark("db-update", time.time())
+        outputs = {"out": run.spec.output.path}
+        self._db(
+            "finish_step",
+            run.build_id,
+            run.step_nr,
+            0,
+            start,
+            stop,
+            self._machine_name(run),
+            overhead_ms,
+        )
+        self._db(
+            "finish_build",
+            run.build_id,
+            0,
+            start,
+            stop,
+            run.nar_bytes,
+            run.nar_bytes + run.input_bytes,
+            outputs,
+        )
+
+    def _machine_name(self, run: StepRun) -> str:
+        return f"ssh://build@{run.machine}" if self.k.generation == "cxx" else run.machine
+
+    def _release(self, machine: MachineState, run: StepRun) -> None:
+        with self._cond:
+            with self.state.lock:
+                machine.current_jobs -= 1
+                machine.jobs.remove(run.spec.drv_path)
+                if machine.current_jobs == 0:
+                    machine.idle_since = time.time()
+            self._cond.notify_all()
+
+    # --- C++ -------------------------------------------------------------------------------
+
+    def _step_cxx(self, run: StepRun, machine: MachineState) -> None:
+        t_start = time.time()
+        self._emit(
+            journal.cxx_performing_step(run.spec.drv_path, machine.store_uri, run.build_id, 0)
+        )
+        run.step_nr = (
+            self._db(
+                "start_step",
+                run.build_id,
+                run.spec.drv_path,
+                run.spec.system,
+                machine.store_uri,
+                {"out": run.spec.output.path},
+                int(t_start),
+            )
+            or 1
+        )
+        run.mark("connecting", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, 10)
+        conn = agent.Connection(self.agents[machine.hostname].port, self.k.link_bytes_per_second)
+        time.sleep(self.k.connect_seconds)  # ssh master + handshake
+        released = False
+        try:
+            run.mark("sending-inputs", time.time())
+            self._db("set_busy", run.build_id, run.step_nr, 20)
+            self._gauge("nr_steps_copying_to", 1)
+            c0 = time.perf_counter()
+            inputs = self._input_nars(run)
+            conn.send_inputs(inputs)
+            copy_ms = int((time.perf_counter() - c0) * 1000)
+            self._gauge("nr_steps_copying_to", -1)
+            self._gauge("bytes_sent", len(inputs))
+            run.mark("building", time.time())
+            self._db("set_busy", run.build_id, run.step_nr, 30)
+            self._gauge("nr_steps_building", 1)
+            run.build_start, run.build_stop = conn.build(run.spec.build_seconds, self.k.burn)
+            self._gauge("nr_steps_building", -1)
+            if not self._slots.acquire(blocking=False):
+                run.mark("waiting-for-local-slot", time.time())
+                self._db("set_busy", run.build_id, run.step_nr, 35)
+                self._gauge("nr_steps_waiting_for_download_slot", 1)
+                self._slots.acquire()
+                self._gauge("nr_steps_waiting_for_download_slot", -1)
+            self._release(machine, run)  # the permit is held: free the machine slot
+            released = True
+            try:
+                copy_ms += self._receive_cxx(run, conn)
+            finally:
+                self._slots.release()
+        finally:
+            conn.close()
+            if not released:
+                self._release(machine, run)
+        run.mark("post-processing", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, 50)
+        self.cache.read_nar(run.spec.output.path)  # closure size / products: read it back
+        time.sleep(self.k.post_seconds)
+        self._finish_db(run, int(run.build_start), int(run.build_stop), copy_ms)
+        self._emit(journal.cxx_marking_succeeded(run.build_id))
+        run.end(time.time())
+        self._account_cxx(run, machine, t_start)
+
+    def _receive_cxx(self, run: StepRun, conn: agent.Connection) -> int:
+        run.mark("receiving-outputs", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, 40)
+        self._gauge("nr_steps_copying_from", 1)
+        p0 = time.perf_counter()
+        data = conn.receive_output(run.spec.index)
+        self._gauge("bytes_received", len(data))
+        _, put_ms = self._store_output(run, data)
+        total_ms = int((time.perf_counter() - p0) * 1000)
+        pipeline_ms = total_ms - put_ms  # Nix times read+compress+write; the PUT apart
+        with self.state.lock:
+            self.state.store.nar_write_compression_time_ms += pipeline_ms
+        self._emit(
+            journal.cxx_copying_path(
+                run.spec.output.path, run.nar_bytes, run.compressed_bytes, pipeline_ms
+            )
+        )
+        self._gauge("nr_steps_copying_from", -1)
+        return total_ms
+
+    def _account_cxx(self, run: StepRun, machine: MachineState, t_start: float) -> None:
+        step_s = int(run.finished_at) - int(t_start)  # time_t differences, as in C++
+        build_s = int(run.build_stop) - int(run.build_start)
+        with self.state.lock:
+            s = self.state
+            s.nr_steps_done += 1
+            s.nr_builds_done += 1
+            s.nr_builds_succeeded += 1
+            s.nr_active_steps -= 1
+            s.nr_queued_builds -= 1
+            s.nr_unfinished_steps -= 1
+            s.total_step_seconds += step_s
+            s.total_step_build_seconds += build_s
+            machine.nr_steps_done += 1
+            machine.total_step_seconds += step_s
+            machine.total_step_build_seconds += build_s
+            seconds, shares = s.jobsets[f"{self.wl.project}:{self.wl.jobset}"]
+            s.jobsets[f"{self.wl.project}:{self.wl.jobset}"] = (seconds + build_s, shares)
+
+    # --- Rust ------------------------------------------------------------------------------
+
+    def _step_rust(self, run: StepRun, machine: MachineState) -> None:
+        t_start = time.time()
+        run.step_nr = (
+            self._db(
+                "start_step",
+                run.build_id,
+                run.spec.drv_path,
+                run.spec.system,
+                machine.hostname,
+                {"out": run.spec.output.path},
+                int(run.runnable_at),
+            )
+            or 1
+        )
+        self._emit(
+            journal.rust_submitting(
+                run.spec.drv_path,
+                f"m-{machine.hostname}",
+                machine.hostname,
+                run.build_id,
+                run.step_nr,
+            )
+        )
+        self._db("set_busy", run.build_id, run.step_nr, 10)
+        time.sleep(self.k.connect_seconds)  # the job reaches the builder over gRPC
+        self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path))
+        run.mark("importing", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, 20)
+        i0 = time.perf_counter()
+        inputs = self._input_nars(run)
+        if self.k.link_bytes_per_second:
+            time.sleep(len(inputs) / self.k.link_bytes_per_second)
+        import_ms = int((time.perf_counter() - i0) * 1000)
+        run.mark("building", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, 30)
+        self._gauge("nr_steps_building", 1)
+        run.build_start = time.time()
+        (agent.burn_cpu if self.k.burn else time.sleep)(run.spec.build_seconds)
+        run.build_stop = time.time()
+        self._gauge("nr_steps_building", -1)
+        self._emit_builder(machine.hostname, journal.rust_finished_building(run.spec.drv_path))
+        upload_ms = self._upload_rust(run, machine)
+        run.mark("post-processing", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, 50)
+        time.sleep(self.k.post_seconds)
+        self._emit_builder(machine.hostname, journal.rust_completed(run.spec.drv_path))
+        self._emit(journal.rust_marking_done(run.spec.drv_path))
+        self._release(machine, run)
+        self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms + upload_ms)
+        run.end(time.time())
+        self._account_rust(run, machine, t_start, import_ms, upload_ms)
+
+    def _upload_rust(self, run: StepRun, machine: MachineState) -> int:
+        run.mark("reading-outputs", time.time())
+        u0 = time.perf_counter()
+        self._db("set_busy", run.build_id, run.step_nr, 40)
+        self._emit_builder(machine.hostname, journal.rust_upload_start(True))
+        with self.state.lock:
+            machine.uploading_paths += 1
+        data = self.output_nar(run.spec.index)
+        self._store_output(run, data)
+        with self.state.lock:
+            machine.uploading_paths -= 1
+        elapsed = time.perf_counter() - u0
+        self._emit_builder(machine.hostname, journal.rust_upload_done(True, elapsed))
+        return int(elapsed * 1000)
+
+    def _account_rust(
+        self, run: StepRun, machine: MachineState, t_start: float, import_ms: int, upload_ms: int
+    ) -> None:
+        total_ms = int((run.finished_at - t_start) * 1000)
+        build_ms = int((run.build_stop - run.build_start) * 1000)
+        with self.state.lock:
+            s = self.state
+            s.nr_steps_done += 1
+            s.nr_builds_done += 1
+            s.nr_builds_succeeded += 1
+            s.nr_active_steps -= 1
+            s.nr_queued_builds -= 1
+            s.nr_unfinished_steps -= 1
+            for obj in (s, machine):
+                obj.total_step_ms += total_ms
+                obj.total_step_import_ms += import_ms
+                obj.total_step_build_ms += build_ms
+                obj.total_step_upload_ms += upload_ms
+            machine.nr_steps_done += 1
+            machine.succeeded_builds += 1
+            wait = int((run.phases[0][2] - run.phases[0][1]) * 1000) if run.phases else 0
+            s.wait_time_ms["x86_64-linux"] = s.wait_time_ms.get("x86_64-linux", 0) + wait
+            key = f"{self.wl.project}:{self.wl.jobset}"
+            seconds, shares = s.jobsets[key]
+            s.jobsets[key] = (seconds + build_ms // 1000, shares)
+
+
+def timelines_with_queue(runs: list[StepRun]) -> list[StepRun]:
+    """Prepend each step's ``queued`` phase (runnable -> dispatch) to its timeline."""
+    for r in runs:
+        if r.phases and r.phases[0][0] != "queued":
+            r.phases.insert(0, ("queued", r.runnable_at, r.phases[0][1]))
+    return runs

@@ -1,0 +1,215 @@
+"""Workloads: a DAG of derivations whose outputs are real trees of this machine's files.
+
+A step's output is a selection of real files under a root (as the corpus does), so its NAR
+is a real NAR of realistic content: shared libraries, binaries, Python, locale data,
+documentation. Sizes are drawn log-uniformly, build durations log-normally, dependencies
+from earlier steps, all from one seed. A workload is saved as JSON and can be loaded back,
+so two runs (say xz-6 and zstd-3) replay the same DAG on the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+
+from profiler import corpus
+from profiler.errors import UsageError
+from profiler.nar import base32
+
+STORE = "/nix/store"
+_NAMES = (
+    "openssl",
+    "zlib",
+    "curl",
+    "glibc",
+    "python3",
+    "perl",
+    "gcc-unwrapped",
+    "coreutils",
+    "bash",
+    "ncurses",
+    "libxml2",
+    "sqlite",
+    "git",
+    "gnutls",
+    "systemd",
+    "llvm",
+    "boost",
+    "qt5-base",
+    "gtk3",
+    "libffi",
+    "readline",
+    "expat",
+    "pcre2",
+    "xz",
+    "zstd",
+    "icu",
+    "harfbuzz",
+    "freetype",
+    "fontconfig",
+    "nodejs",
+    "rustc",
+    "go",
+    "ghc",
+    "emacs",
+    "vim",
+    "firefox-unwrapped",
+    "postgresql",
+    "nginx",
+    "ffmpeg",
+    "imagemagick",
+)
+_SOURCES = (
+    ("elf-libs", ("*.so", "*.so.*")),
+    ("elf-bins", ()),
+    ("python", ("*.py", "*.pyc")),
+    ("locale", ()),
+    ("docs", ()),
+    ("near-duplicates", ()),
+)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A step's output: a store path and the tree its NAR is made of."""
+
+    path: str
+    root: str
+    include: tuple[str, ...]
+    budget_bytes: int
+    skip_bytes: int  # start this far into the root's files, so outputs differ
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    index: int
+    name: str
+    drv_path: str
+    system: str
+    build_seconds: float
+    deps: tuple[int, ...]
+    output: Output
+    job: str
+
+
+@dataclass
+class Workload:
+    seed: int
+    steps: list[StepSpec] = field(default_factory=list)
+    project: str = "testbed"
+    jobset: str = "main"
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "seed": self.seed,
+                    "project": self.project,
+                    "jobset": self.jobset,
+                    "steps": [asdict(s) for s in self.steps],
+                },
+                f,
+                indent=1,
+            )
+            f.write("\n")
+
+
+def load(path: str) -> Workload:
+    """A workload saved by :meth:`Workload.save`."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        steps = [
+            StepSpec(
+                **{
+                    **s,
+                    "deps": tuple(s["deps"]),
+                    "output": Output(**{**s["output"], "include": tuple(s["output"]["include"])}),
+                }
+            )
+            for s in doc["steps"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: not a testbed workload: {exc}") from None
+    return Workload(doc["seed"], steps, doc.get("project", "testbed"), doc.get("jobset", "main"))
+
+
+def store_path(seed: int, name: str, suffix: str = "") -> str:
+    digest = hashlib.sha256(f"{seed}:{name}{suffix}".encode()).digest()[:20]
+    return f"{STORE}/{base32.encode(digest)}-{name}{suffix}"
+
+
+def _roots() -> list[tuple[str, tuple[str, ...]]]:
+    """Candidate output roots on this machine, from the corpus classes."""
+    found = []
+    for spec in corpus.CLASSES:
+        wanted = dict(_SOURCES)
+        if spec.name not in wanted:
+            continue
+        for root in corpus._candidates(spec):
+            if os.path.isdir(root) and not os.path.islink(root):
+                found.append((root, wanted[spec.name]))
+                break
+    if not found:
+        raise UsageError("testbed: found no system trees to build outputs from")
+    return found
+
+
+def generate(
+    steps: int,
+    seed: int = 1,
+    systems: tuple[str, ...] = ("x86_64-linux",),
+    build_scale: float = 1.0,
+    size_scale: float = 1.0,
+) -> Workload:
+    """A random DAG of ``steps`` derivations.
+
+    Build seconds are log-normal around 0.8 s x ``build_scale``; output sizes log-uniform
+    between 40 KiB and 3 MiB x ``size_scale``; each step depends on up to 3 earlier ones.
+    """
+    if steps < 1:
+        raise UsageError("testbed: --steps must be at least 1")
+    rng = random.Random(seed)
+    roots = _roots()
+    wl = Workload(seed)
+    for i in range(steps):
+        base = _NAMES[i % len(_NAMES)]
+        name = f"{base}-{1 + i // len(_NAMES)}.{rng.randint(0, 9)}"
+        root, include = roots[rng.randrange(len(roots))]
+        size = int(math.exp(rng.uniform(math.log(40 << 10), math.log(3 << 20))) * size_scale)
+        deps = tuple(sorted(rng.sample(range(i), k=min(i, rng.choice((0, 1, 1, 2, 3))))))
+        wl.steps.append(
+            StepSpec(
+                index=i,
+                name=name,
+                drv_path=store_path(seed, name, ".drv"),
+                system=systems[rng.randrange(len(systems))],
+                build_seconds=round(rng.lognormvariate(math.log(0.8), 0.6) * build_scale, 3),
+                deps=deps,
+                output=Output(
+                    store_path(seed, name),
+                    root,
+                    include,
+                    max(size, 4096),
+                    rng.randrange(0, 8 << 20),
+                ),
+                job=f"{wl.project}:{wl.jobset}:{base}",
+            )
+        )
+    return wl
+
+
+def output_selection(output: Output) -> frozenset[bytes]:
+    """The files of ``output``: skip ``skip_bytes`` into its root, then take the budget."""
+    skipped, _ = corpus.select_files(output.root, output.include, output.skip_bytes)
+    chosen, _ = corpus.select_files(
+        output.root, output.include, output.skip_bytes + output.budget_bytes
+    )
+    files = set(chosen - skipped)
+    if not files:  # the root is smaller than the skip: take from its start
+        files = set(corpus.select_files(output.root, output.include, output.budget_bytes)[0])
+    return frozenset(corpus._with_parents(files))
