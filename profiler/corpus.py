@@ -84,7 +84,8 @@ CLASSES: tuple[ClassSpec, ...] = (
 )
 
 
-def _candidates(spec: ClassSpec) -> Iterable[str]:
+def candidates(spec: ClassSpec) -> Iterable[str]:
+    """The roots a class may come from on this machine, in preference order."""
     for pattern in spec.roots:
         yield from sorted(glob.glob(pattern.replace("{stdlib}", _stdlib())))
 
@@ -136,7 +137,7 @@ def select_files(
         chosen.add(rel)
         if total >= budget_bytes:
             break
-    return frozenset(_with_parents(chosen)), total
+    return frozenset(with_parents(chosen)), total
 
 
 def _regular_size(entry: os.DirEntry[bytes]) -> int | None:
@@ -151,7 +152,8 @@ def _regular_size(entry: os.DirEntry[bytes]) -> int | None:
     return st.st_size
 
 
-def _with_parents(paths: set[bytes]) -> set[bytes]:
+def with_parents(paths: set[bytes]) -> set[bytes]:
+    """``paths`` plus every directory leading to them (a selection the dumper can walk)."""
     out = set(paths)
     for p in paths:
         while b"/" in p:
@@ -182,7 +184,7 @@ def _find(spec: ClassSpec, full: bool) -> TreePayload | None:
     """The candidate root that fills most of the budget (the first one that fills it)."""
     budget = spec.full_bytes if full else spec.quick_bytes
     best: tuple[int, str, frozenset[bytes]] | None = None
-    for root in _candidates(spec):
+    for root in candidates(spec):
         if not os.path.isdir(root) or os.path.islink(root):
             continue
         selection, total = select_files(root, spec.include, budget)

@@ -150,7 +150,7 @@ def _roots() -> list[tuple[str, tuple[str, ...]]]:
         wanted = dict(_SOURCES)
         if spec.name not in wanted:
             continue
-        for root in corpus._candidates(spec):
+        for root in corpus.candidates(spec):
             if os.path.isdir(root) and not os.path.islink(root):
                 found.append((root, wanted[spec.name]))
                 break
@@ -212,4 +212,4 @@ def output_selection(output: Output) -> frozenset[bytes]:
     files = set(chosen - skipped)
     if not files:  # the root is smaller than the skip: take from its start
         files = set(corpus.select_files(output.root, output.include, output.budget_bytes)[0])
-    return frozenset(corpus._with_parents(files))
+    return frozenset(corpus.with_parents(files))
