@@ -159,7 +159,6 @@ class Engine:
             else {}
         )
         self.runs = [StepRun(s) for s in wl.steps]
-        self._selections: dict[int, frozenset[bytes]] = {}
         self._cond = threading.Condition()
         self._done: set[int] = set()
         self._dispatched: set[int] = set()
@@ -176,9 +175,7 @@ class Engine:
     def output_nar(self, index: int) -> bytes:
         """The real NAR of step ``index``'s output tree."""
         out = self.wl.steps[index].output
-        if index not in self._selections:
-            self._selections[index] = output_selection(out)
-        return nar.dump_bytes(out.root, select=self._selections[index].__contains__)
+        return nar.dump_bytes(out.root, select=output_selection(out).__contains__)
 
     def _emit(self, msg: tuple[str, str], target: str = journal.RUNNER_TARGET) -> None:
         self.log.log(msg[0], msg[1], time.time(), target)
@@ -207,6 +204,8 @@ class Engine:
 
     def run(self) -> list[StepRun]:
         """Load the queue, dispatch until every step is done; return the timelines."""
+        for spec in self.wl.steps:  # the builders' outputs exist before anything is timed
+            output_selection(spec.output)
         self._load_queue()
         dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
         dispatcher.start()

@@ -9,6 +9,7 @@ so two runs (say xz-6 and zstd-3) replay the same DAG on the same bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -203,8 +204,12 @@ def generate(
     return wl
 
 
+@functools.lru_cache(maxsize=4096)
 def output_selection(output: Output) -> frozenset[bytes]:
-    """The files of ``output``: skip ``skip_bytes`` into its root, then take the budget."""
+    """The files of ``output``: skip ``skip_bytes`` into its root, then take the budget.
+
+    Cached: walking a root is emulator overhead, and must not land in a measured phase.
+    """
     skipped, _ = corpus.select_files(output.root, output.include, output.skip_bytes)
     chosen, _ = corpus.select_files(
         output.root, output.include, output.skip_bytes + output.budget_bytes
