@@ -33,7 +33,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from profiler.commands import bench as bench_cmd
+    from profiler.commands import collect as collect_cmd
     from profiler.commands import compare as compare_cmd
+    from profiler.commands import export as export_cmd
     from profiler.commands import nar as nar_cmd
     from profiler.commands import payloads as payloads_cmd
     from profiler.commands import testbed as testbed_cmd
@@ -48,7 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (bench_cmd, compare_cmd, nar_cmd, payloads_cmd, testbed_cmd):
+    for module in (
+        bench_cmd,
+        collect_cmd,
+        compare_cmd,
+        export_cmd,
+        nar_cmd,
+        payloads_cmd,
+        testbed_cmd,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import bz2
 import lzma
 import os
+import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -439,21 +440,28 @@ def zstd_compressor(spec: CodecSpec) -> Any:
 def _zstd(spec: CodecSpec) -> Codec:
     import zstandard
 
-    cctx = zstd_compressor(spec)
-    dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
+    # zstandard's contexts are not thread-safe: each thread gets its own (the testbed
+    # compresses in many threads; a shared context crashes the process)
+    local = threading.local()
 
-    def streamed(data: bytes | memoryview) -> bytes:
-        # a streaming encoder that was not told the size, as libarchive and the Rust builder
-        cobj = cctx.compressobj()
-        return bytes(cobj.compress(data) + cobj.flush())
+    def contexts() -> tuple[Any, Any]:
+        if not hasattr(local, "cctx"):
+            local.cctx = zstd_compressor(spec)
+            local.dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
+        return local.cctx, local.dctx
 
     def compress(data: bytes) -> bytes:
+        cctx, _ = contexts()
         if not spec.frame_bytes:
-            return streamed(data)
+            # a streaming encoder that was not told the size, as libarchive and the Rust
+            # builder run it
+            cobj = cctx.compressobj()
+            return bytes(cobj.compress(data) + cobj.flush())
         # Nix 2.35: independent frames of 16 MiB input, each recording its content size
         return b"".join(cctx.compress(part) for part in _split(data, spec.frame_bytes))
 
     def decompress(data: bytes) -> bytes:
+        _, dctx = contexts()
         return bytes(dctx.decompressobj(read_across_frames=True).decompress(data))
 
     return Codec(spec, compress, decompress)

@@ -48,3 +48,11 @@ class BenchmarkError(ProfilerError):
 
 class FormatVersionError(ProfilerError):
     """A stored result or run was written in a format this version cannot read."""
+
+
+class CollectorError(ProfilerError):
+    """A collected document (status JSON, metrics text) is not what its source should give."""
+
+
+class StoreError(ProfilerError):
+    """A run directory cannot be created, read or written (the message names the path)."""

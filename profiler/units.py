@@ -77,3 +77,16 @@ def parse_bits_per_second(text: str) -> float:
     if unit not in _BIT_UNITS:
         raise ValueError(f"unknown link speed unit in {text!r} (use kbit, Mbit, Gbit)")
     return number * _BIT_UNITS[unit]
+
+
+_DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_seconds(text: str) -> float:
+    """``'30s'`` -> 30.0, ``'10m'`` -> 600.0, ``'500ms'`` -> 0.5; a bare number is seconds."""
+    number, unit = _split_number(text)
+    if unit not in _DURATION_UNITS and unit != "":
+        raise ValueError(f"unknown duration unit in {text!r} (use ms, s, m, h, d)")
+    if number < 0:
+        raise ValueError(f"negative duration {text!r}")
+    return number * _DURATION_UNITS.get(unit, 1.0)

@@ -138,8 +138,13 @@ def run_testbed(
     snapshot_seconds: float = 1.0,
     progress: Progress = lambda _m: None,
     on_serving: Callable[[int], object] | None = None,
+    linger_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """Run ``wl`` under ``knobs`` into ``out``; return the truth document."""
+    """Run ``wl`` under ``knobs`` into ``out``; return the truth document.
+
+    ``linger_seconds`` keeps the endpoints up after the last step, so that a collector
+    polling them sees the final state.
+    """
     for sub in ("", "status", "metrics"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     wl.save(os.path.join(out, "workload.json"))
@@ -174,6 +179,7 @@ def run_testbed(
         ticker.join()
         count[0] += 1
         _snapshot(snap, out, count[0], db)  # the final state
+        time.sleep(linger_seconds)
         server.shutdown()
         server.server_close()
         engine.log.close()

@@ -200,3 +200,16 @@ def test_extension_and_compatibility() -> None:
     assert CodecSpec("zstd", 3).extension == ".zst"
     assert CodecSpec("gzip", 6).extension == ""
     assert CodecSpec("zstd", 19, long_log=27).client_compatible
+
+
+def test_one_codec_is_safe_to_share_between_threads(nar_bytes: bytes) -> None:
+    # the testbed compresses in many threads with one Codec; zstandard's contexts are not
+    # thread-safe, so sharing one used to crash the process
+    from concurrent.futures import ThreadPoolExecutor
+
+    codec = make_codec(parse_spec("zstd:3"))
+    chunks = [nar_bytes[i::7] for i in range(7)] * 4
+    with ThreadPoolExecutor(4) as pool:
+        blobs = list(pool.map(codec.compress, chunks))
+        backs = list(pool.map(codec.decompress, blobs))
+    assert backs == chunks

@@ -1,0 +1,1 @@
+"""Collectors: turn queue-runner status JSON, Prometheus text and journals into tidy samples."""

@@ -1,0 +1,280 @@
+"""Queue-runner Prometheus ``/metrics`` text (C++ prometheus-cpp, Rust rust-prometheus) to samples.
+
+:data:`PROM_MAPPING` maps each family of ``hydra.md`` §5.1/§5.2, by its exposed name, to
+our metric; the same quantity gets the same name as in the status JSON, whatever the
+generation called it (C++ ``queue_monitor_time_spent_running`` and Rust
+``monitor_time_spent_running_total`` are both ``queue_monitor_running_seconds_total``).
+Labels become sample columns (:data:`PROM_LABELS`); a histogram family ``h`` gives
+``h_bucket`` (bound in ``bucket``), ``h_count`` and ``h_sum`` samples. Unknown families are
+kept as ``prom_<sample name>`` and listed in ``Samples.unknown``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from profiler.collect.normalize_status import (
+    GENERATIONS,
+    MS,
+    UP,
+    US,
+    Emitter,
+    Field,
+    Samples,
+    counter,
+    gauge,
+    scale,
+)
+from profiler.errors import CollectorError
+
+P = "hydraqueuerunner_"
+_SECONDS = "seconds"
+
+# Families with the same name and meaning in both generations
+_PROM_SHARED: dict[str, Field] = {
+    f"{P}queue_checks_started_total": counter("queue_checks_started_total"),
+    f"{P}queue_build_loads_total": counter("queue_build_loads_total"),
+    f"{P}queue_steps_created_total": counter("queue_steps_created_total"),
+    f"{P}queue_checks_early_exits_total": counter("queue_checks_early_exits_total"),
+    f"{P}queue_checks_finished_total": counter("queue_checks_finished_total"),
+}
+_PROM_CXX: dict[str, Field] = {
+    "hydra_queue_runner_running": UP,  # 2022-03 only
+    f"{P}queue_max_build_id_info": gauge("queue_max_build_id", ""),  # 2022-04 .. 2025-04
+    # µs counters without the _total suffix
+    f"{P}dispatcher_time_spent_running": counter("dispatcher_running_seconds_total", _SECONDS, US),
+    f"{P}dispatcher_time_spent_waiting": counter("dispatcher_waiting_seconds_total", _SECONDS, US),
+    f"{P}queue_monitor_time_spent_running": counter(
+        "queue_monitor_running_seconds_total", _SECONDS, US
+    ),
+    f"{P}queue_monitor_time_spent_waiting": counter(
+        "queue_monitor_waiting_seconds_total", _SECONDS, US
+    ),
+}
+_PROM_RUST: dict[str, Field] = {
+    f"{P}dispatcher_time_spent_running_total": counter(
+        "dispatcher_running_seconds_total", _SECONDS, US
+    ),
+    f"{P}dispatcher_time_spent_waiting_total": counter(
+        "dispatcher_waiting_seconds_total", _SECONDS, US
+    ),
+    f"{P}monitor_time_spent_running_total": counter(
+        "queue_monitor_running_seconds_total", _SECONDS, US
+    ),
+    f"{P}monitor_time_spent_waiting_total": counter(
+        "queue_monitor_waiting_seconds_total", _SECONDS, US
+    ),
+    f"{P}builds_read": counter("builds_read_total"),
+    f"{P}builds_read_time_ms": counter("build_read_seconds_total", _SECONDS, MS),
+    f"{P}builds_unfinished": gauge("builds_queued"),
+    f"{P}builds_finished": counter("builds_done_total"),
+    f"{P}builds_succeeded": counter("builds_succeeded_total"),
+    f"{P}builds_failed": counter("builds_failed_total"),
+    f"{P}steps_started": counter("steps_started_total"),
+    f"{P}steps_finished": counter("steps_done_total"),
+    f"{P}steps_building": gauge("steps_building"),
+    f"{P}steps_waiting": gauge("steps_runnable_waiting"),
+    f"{P}steps_runnable": gauge("steps_runnable"),
+    f"{P}steps_unfinished": gauge("steps_unfinished"),
+    f"{P}steps_unsupported": gauge("steps_unsupported"),
+    f"{P}steps_unsupported_aborted": counter("steps_unsupported_aborted_total"),
+    f"{P}substitutes_started": counter("substitutes_started_total"),
+    f"{P}substitutes_failed": counter("substitutes_failed_total"),
+    f"{P}substitutes_succeeded": counter("substitutes_succeeded_total"),
+    f"{P}steps_retries": counter("retries_total"),
+    f"{P}steps_max_retries": gauge("max_retries"),
+    # paths, not steps, and the direction is the reverse of C++'s steps_copying_*
+    f"{P}steps_copying_to": gauge("uploading_paths", "paths"),
+    f"{P}steps_copying_from": gauge("downloading_paths", "paths"),
+    f"{P}steps_total_time_ms": counter("step_seconds_total", _SECONDS, MS),
+    f"{P}steps_total_import_time_ms": counter("step_import_seconds_total", _SECONDS, MS),
+    f"{P}steps_total_build_time_ms": counter("step_build_seconds_total", _SECONDS, MS),
+    f"{P}steps_total_upload_time_ms": counter("step_upload_seconds_total", _SECONDS, MS),
+    f"{P}monitor_checks": counter("queue_wakeups_total"),
+    f"{P}dispatch_wakeup": counter("dispatcher_wakeups_total"),
+    f"{P}dispatch_time_ms": counter("dispatch_seconds_total", _SECONDS, MS),
+    f"{P}machines_total": gauge("machines_known"),
+    f"{P}machines_in_use": gauge("machines_in_use"),
+    f"{P}s3_uploads_pending": gauge("s3_uploads_pending"),
+    f"{P}overflow_copies_queued_total": counter("overflow_copies_queued_total"),
+    f"{P}overflow_copies_succeeded_total": counter("overflow_copies_succeeded_total"),
+    f"{P}overflow_copies_failed_total": counter("overflow_copies_failed_total"),
+    f"{P}sort_duration_ms_total": counter("queue_sort_seconds_total", _SECONDS, MS),
+    f"{P}aborted_jobs_total": counter("jobs_aborted_total"),
+    f"{P}current_time_seconds": gauge("status_time_seconds", _SECONDS),
+    f"{P}uptime_seconds": gauge("uptime_seconds", _SECONDS),
+    # label machine_type (a system)
+    f"{P}machine_type_runnable": gauge("machine_type_queued"),  # = queueStats totalRunnable
+    f"{P}machine_type_running": gauge("machine_type_running"),
+    f"{P}machine_type_waiting": gauge("machine_type_waiting"),
+    f"{P}machine_type_disabled": gauge("machine_type_disabled"),
+    f"{P}machine_type_wait_time": counter("machine_type_wait_seconds_total", _SECONDS, MS),
+    # label hostname
+    f"{P}machine_current_jobs": gauge("machine_current_jobs"),
+    f"{P}machine_steps_done": counter("machine_steps_done_total"),
+    f"{P}machine_total_step_time_ms": counter("machine_step_seconds_total", _SECONDS, MS),
+    f"{P}machine_total_step_import_time_ms": counter(
+        "machine_step_import_seconds_total", _SECONDS, MS
+    ),
+    f"{P}machine_total_step_build_time_ms": counter(
+        "machine_step_build_seconds_total", _SECONDS, MS
+    ),
+    f"{P}machine_total_step_upload_time_ms": counter(
+        "machine_step_upload_seconds_total", _SECONDS, MS
+    ),
+    f"{P}machine_consecutive_failures": gauge("machine_consecutive_failures"),
+    f"{P}machine_last_ping_timestamp": gauge("machine_last_ping_timestamp_seconds", _SECONDS),
+    f"{P}machine_idle_since_timestamp": gauge("machine_idle_since_timestamp_seconds", _SECONDS),
+    # label remote_store (bucket)
+    f"{P}s3_put": counter("s3_put_total"),
+    f"{P}s3_put_bytes": counter("s3_put_bytes_total", "bytes"),
+    f"{P}s3_put_time_ms": counter("s3_put_seconds_total", _SECONDS, MS),
+    f"{P}s3_get": counter("s3_get_total"),
+    f"{P}s3_get_bytes": counter("s3_get_bytes_total", "bytes"),
+    f"{P}s3_get_time_ms": counter("s3_get_seconds_total", _SECONDS, MS),
+    f"{P}s3_head": counter("s3_head_total"),
+    # label jobset_name; sic: the Rust runner sets jobset_share_used to the shares
+    f"{P}jobset_share_used": gauge("jobset_shares", "shares"),
+    f"{P}jobset_seconds": gauge("jobset_seconds", _SECONDS),
+    # histograms (label machine_type): <name>_bucket / _count / _sum
+    f"{P}build_input_drvs_seconds": counter("build_input_drvs", "drvs"),  # a count, sic
+    f"{P}build_closure_size_bytes": counter("build_closure_size_bytes", "bytes"),
+    f"{P}job_wait_time_seconds": counter("job_wait_seconds", _SECONDS),
+}
+PROM_MAPPING: dict[str, Field] = {**_PROM_SHARED, **_PROM_CXX, **_PROM_RUST}
+
+_RUST_STORE = (
+    "nar_info_read", "nar_info_read_averted", "nar_info_missing", "nar_info_write",
+    "path_info_cache_size", "nar_read", "nar_read_bytes", "nar_read_compressed_bytes",
+    "nar_write", "nar_write_averted", "nar_write_bytes", "nar_write_compressed_bytes",
+    "nar_write_compression_time_ms", "nar_compression_savings", "nar_compression_speed",
+)  # fmt: skip
+_NEVER_UPDATED = "never updated by the Rust runner (store stats unavailable): always 0"
+PROM_IGNORED: dict[str, str] = {
+    **{
+        f"{P}steps_avg_{p}_time_ms": "derived average (total / count)"
+        for p in ("total", "import", "build", "upload")
+    },
+    f"{P}machine_type_avg_runnable_time": "never updated (always 0)",
+    f"{P}s3_put_speed": "derived: put bytes / put time",
+    f"{P}s3_get_speed": "derived: get bytes / get time",
+    f"{P}s3_cost_dollar_approx": "derived: cost estimate from the counters",
+    **{f"{P}store_{n}": _NEVER_UPDATED for n in _RUST_STORE},
+}
+PROM_LABELS = {
+    "hostname": "machine",
+    "machine_type": "machine_type",
+    "remote_store": "bucket",
+    "jobset_name": "jobset",
+    "le": "bucket",  # histogram bound
+    "quantile": "bucket",  # summary quantile (unknown families only)
+}
+
+
+def _base(name: str) -> str:
+    """Family name without ``_total``: the parser strips it from counters, C++ never had it."""
+    return name.removesuffix("_total")
+
+
+_BY_BASE: dict[str, Field] = {_base(k): v for k, v in PROM_MAPPING.items()}
+_IGNORED_BASE = frozenset(_base(k) for k in PROM_IGNORED)
+_RUST_BASE = frozenset(_base(k) for k in (*_PROM_RUST, *PROM_IGNORED)) - {
+    _base(k) for k in _PROM_CXX
+}
+_CXX_BASE = frozenset(_base(k) for k in _PROM_CXX) - {_base(k) for k in _PROM_RUST}
+_CXX_LOOP_TIMER = re.compile(rf"^{P}dispatcher_time_spent_running[ {{]", re.MULTILINE)
+# suffix of a histogram sample -> (our suffix, unit: None = the family's)
+_HISTOGRAM = {
+    "_bucket": ("_bucket", "count"),
+    "_count": ("_count", "count"),
+    "_sum": ("_sum", None),
+}
+_SKIPPED_SUFFIXES = ("_created",)
+
+
+def detect_prometheus(families: list[Any], text: str) -> str:
+    """Generation of a metrics text: any Rust-only family -> rust, else cxx.
+
+    C++ exposes ``hydraqueuerunner_dispatcher_time_spent_running`` without ``_total``; the
+    2022-2025 C++ endpoint had only the shared queue-check families, so those mean cxx too.
+    """
+    bases = {_base(f.name) for f in families}
+    if _CXX_LOOP_TIMER.search(text) or bases & _CXX_BASE:
+        return "cxx"
+    return "rust" if bases & _RUST_BASE else "cxx"
+
+
+def _bound(text: str, factor: float) -> str:
+    """A histogram bound in our unit, as Python's float repr (``+Inf`` kept)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return repr(scale(value, factor)) if math.isfinite(value) else text
+
+
+def _labels(sample: Any, factor: float, family: str, out: Emitter) -> dict[str, str]:
+    """Our label columns from a sample's labels; labels we have no column for -> unknown."""
+    labels: dict[str, str] = {}
+    for name, value in sample.labels.items():
+        column = PROM_LABELS.get(name)
+        if column is None:
+            out.unknown(f"{family}{{{name}}}")
+        else:
+            labels[column] = _bound(value, factor) if name == "le" else value
+    return labels
+
+
+def _known(fam: Any, spec: Field, out: Emitter) -> None:
+    """Samples of a mapped family, histograms split into _bucket/_count/_sum."""
+    for sample in fam.samples:
+        suffix = sample.name[len(fam.name) :]
+        if suffix in _SKIPPED_SUFFIXES or not math.isfinite(sample.value):
+            continue
+        labels = _labels(sample, spec.factor, fam.name, out)
+        if fam.type == "histogram" and suffix in _HISTOGRAM:
+            ours, unit = _HISTOGRAM[suffix]
+            factor = spec.factor if unit is None else 1.0
+            row = Field(spec.metric + ours, "counter", 1.0, unit or spec.unit)
+            out.add(row, scale(sample.value, factor), labels)
+        elif suffix in ("", "_total"):
+            out.add(spec, scale(sample.value, spec.factor), labels)
+        else:
+            out.unknown(sample.name)
+
+
+def _unknown(fam: Any, out: Emitter) -> None:
+    """Samples of an unknown family as ``prom_<sample name>``, kind from the prom type."""
+    out.unknown(fam.name)
+    for sample in fam.samples:
+        suffix = sample.name[len(fam.name) :]
+        if suffix in _SKIPPED_SUFFIXES or not math.isfinite(sample.value):
+            continue
+        cumulative = fam.type == "counter" or suffix in _HISTOGRAM
+        kind = "counter" if cumulative else "gauge"
+        row = Field(f"prom_{sample.name}", kind, 1.0, "")
+        out.add(row, sample.value, _labels(sample, 1.0, fam.name, out))
+
+
+def from_prometheus(text: str, ts: float, source: str, generation: str | None = None) -> Samples:
+    """Samples of a queue runner's ``/metrics`` text; ``generation`` detected when None."""
+    try:
+        families = list(text_string_to_metric_families(text))
+    except (ValueError, IndexError, KeyError) as exc:  # the parser's ways of failing
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CollectorError(f"{source}: not Prometheus text: {reason[:200]}") from exc
+    gen = generation or detect_prometheus(families, text)
+    if gen not in GENERATIONS:
+        raise CollectorError(f"unknown generation {gen!r} (expected cxx or rust)")
+    out = Emitter(ts, source, gen)
+    for fam in families:
+        spec = _BY_BASE.get(_base(fam.name))
+        if spec is not None:
+            _known(fam, spec, out)
+        elif _base(fam.name) not in _IGNORED_BASE:
+            _unknown(fam, out)
+    return out.samples

@@ -1,0 +1,113 @@
+"""hydra-profiler export: one table of a stored run as CSV, JSON or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from profiler.errors import StoreError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+HELP = """\
+Records come out in append order (compacted records first); columns are the union of the
+records' keys, dict and list values are JSON text, and ts is UTC epoch seconds. CSV and
+JSON (an array of objects, missing values as null) go to stdout unless -o is given;
+Parquet needs -o. Lines skipped as damaged (a crash during a write) are reported on stderr.
+
+examples:
+  hydra-profiler export run/ samples > samples.csv
+  hydra-profiler export run/ events --format json | jq '.[] | select(.event == "restart")'
+  hydra-profiler export run/ samples --format parquet -o samples.parquet
+"""
+
+FORMATS = ("csv", "json", "parquet")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write one table of a run as CSV, JSON or Parquet",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN", help="run directory (from collect or testbed)")
+    p.add_argument("table", metavar="TABLE", help="table name, e.g. samples or events")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: from the -o suffix, else csv)",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(run=run)
+
+
+def _plain(value: Any) -> Any:
+    """A DataFrame cell as a JSON value: missing (None, NaN, NA) -> None, numpy -> Python."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    import pandas as pd
+
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def json_text(df: pd.DataFrame) -> str:
+    """The table as a JSON array of objects, one per line."""
+    rows = (
+        json.dumps({str(k): _plain(v) for k, v in row.items()}, allow_nan=False, default=str)
+        for row in df.to_dict(orient="records")
+    )
+    body = ",\n".join(rows)
+    return f"[\n{body}\n]\n" if body else "[]\n"
+
+
+def _choose_format(args: argparse.Namespace) -> str:
+    if args.format:
+        fmt: str = args.format
+    else:
+        suffix = os.path.splitext(args.output or "")[1].lstrip(".").lower()
+        fmt = suffix if suffix in FORMATS else "csv"
+    if fmt == "parquet" and not args.output:
+        raise UsageError("--format parquet needs -o FILE (Parquet is binary)")
+    return fmt
+
+
+def _write_text(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    except OSError as exc:
+        raise StoreError(f"{output}: cannot write: {exc.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiler.store import read_run
+
+    fmt = _choose_format(args)
+    reader = read_run(args.run_dir)
+    df = reader.table(args.table)
+    for warning in reader.warnings:
+        print(f"hydra-profiler: warning: {args.run_dir}: {warning}", file=sys.stderr)
+    if fmt == "csv":
+        _write_text(df.to_csv(index=False, lineterminator="\n"), args.output)
+    elif fmt == "json":
+        _write_text(json_text(df), args.output)
+    else:
+        try:
+            df.to_parquet(args.output, index=False)
+        except OSError as exc:
+            raise StoreError(f"{args.output}: cannot write: {exc}") from None
+    return 0

@@ -1,0 +1,292 @@
+"""The run directory: the contract between collectors and analysis.
+
+Layout::
+
+    RUN/manifest.json       format_version, kind, UTC times, host, tool versions, sources,
+                            notes, and which segments each compacted Parquet absorbed
+    RUN/.lock               flock'ed around every read-modify-write of the manifest
+    RUN/.compact.lock       flock'ed by compaction (one at a time per run)
+    RUN/tables/<table>/     append-only segments and a compacted Parquet (segments.py,
+                            tables.py)
+
+Several processes may write into one run at once: the manifest is only changed under
+``RUN/.lock`` and replaced atomically; each writer appends to segments of its own.
+
+Format history:
+
+* 1 (hydra-profiler 0.1): first version.
+
+A run written in a newer format is refused ("upgrade"); an older one is migrated on load,
+one ``_MIGRATIONS[N]`` (taking a format N-1 manifest to format N) per bump.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+from profiler import __version__
+from profiler.errors import FormatVersionError, StoreError
+from profiler.store import segments
+from profiler.store.redact import redact, redact_argv
+from profiler.store.segments import SegmentWriter
+
+FORMAT_VERSION = 1
+KIND = "hydra-profiler-run"
+MANIFEST = "manifest.json"
+Manifest = dict[str, Any]
+_MIGRATIONS: dict[int, Callable[[Manifest], Manifest]] = {}
+TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_T = TypeVar("_T")
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _tool_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {"profiler": __version__, "python": sys.version.split()[0]}
+    for name in ("pandas", "pyarrow"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _new_manifest() -> Manifest:
+    now = utc_now()
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "created_utc": now,
+        "updated_utc": now,
+        "ended_utc": None,
+        "host": socket.gethostname(),
+        "tool_versions": _tool_versions(),
+        "sources": [],
+        "notes": [],
+    }
+
+
+@contextmanager
+def locked(path: str, name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path/name`` (created if missing)."""
+    try:
+        fd = os.open(os.path.join(path, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot lock the run: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def load_manifest(path: str) -> Manifest:
+    """Read, check and migrate ``path/manifest.json``."""
+    mpath = os.path.join(path, MANIFEST)
+    try:
+        with open(mpath, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise StoreError(f"{path}: not a hydra-profiler run (no {MANIFEST})") from None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{mpath}: unreadable manifest: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise StoreError(f"{mpath}: not a hydra-profiler run manifest")
+    version = doc.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FormatVersionError(f"{mpath}: invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{path}: written by a newer hydra-profiler (format {version}); upgrade"
+        )
+    while doc["format_version"] < FORMAT_VERSION:
+        doc = _MIGRATIONS[doc["format_version"] + 1](doc)
+    return doc
+
+
+def _write_manifest(path: str, doc: Manifest) -> None:
+    tmp = os.path.join(path, f"{MANIFEST}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(path, MANIFEST))
+        segments.fsync_dir(path)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot write {MANIFEST}: {exc.strerror}") from None
+
+
+def update_manifest(path: str, change: Callable[[Manifest], _T]) -> _T:
+    """Apply ``change`` to the manifest under the run's lock; return what it returns."""
+    with locked(path):
+        doc = load_manifest(path)
+        result = change(doc)
+        doc["updated_utc"] = utc_now()
+        _write_manifest(path, doc)
+    return result
+
+
+def _create(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create the run directory: {exc.strerror}") from None
+    _refuse_alien(path)  # before locking: leave no .lock in someone else's directory
+    with locked(path):  # two processes creating the same run: one manifest
+        if not os.path.exists(os.path.join(path, MANIFEST)):
+            _refuse_alien(path)
+            _write_manifest(path, _new_manifest())
+
+
+def _refuse_alien(path: str) -> None:
+    ours = {".lock", ".compact.lock", "tables", MANIFEST}
+    try:
+        names = os.listdir(path)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot list the run directory: {exc.strerror}") from None
+    if any(n not in ours and not n.startswith(MANIFEST) for n in names):
+        raise StoreError(f"{path}: not empty and not a hydra-profiler run (no {MANIFEST})")
+
+
+class Run:
+    """A run directory opened for writing; use :meth:`Run.open`."""
+
+    def __init__(self, path: str, command: str) -> None:
+        self.path = path
+        self.command = command
+        self._writers: list[SegmentWriter] = []
+        self._open_sources: list[int] = []
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True, command: str = "") -> Run:
+        """Open the run at ``path``, creating the directory and manifest if missing.
+
+        Parameters
+        ----------
+        path
+            The run directory.
+        create
+            If False, a missing run is an error.
+        command
+            The command line recorded with each source (redacted); default ``sys.argv``.
+
+        Raises
+        ------
+        StoreError
+            No run there (and ``create`` is False), or it cannot be created or read.
+        FormatVersionError
+            The run was written by a newer hydra-profiler.
+        """
+        path = os.fspath(path)
+        if create and not os.path.exists(os.path.join(path, MANIFEST)):
+            _create(path)
+        load_manifest(path)
+        return cls(path, redact(command) if command else redact_argv(sys.argv))
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest as it is on disk now."""
+        return load_manifest(self.path)
+
+    def add_source(self, kind: str, target: str, generation: str | None) -> int:
+        """Record a source (target and command redacted); return its index in ``sources``."""
+        entry = {
+            "kind": kind,
+            "target": redact(target),
+            "generation": generation,
+            "started_utc": utc_now(),
+            "ended_utc": None,
+            "command": self.command,
+            "pid": os.getpid(),
+        }
+
+        def add(doc: Manifest) -> int:
+            doc.setdefault("sources", []).append(entry)
+            return len(doc["sources"]) - 1
+
+        index = update_manifest(self.path, add)
+        self._open_sources.append(index)
+        return index
+
+    def end_source(self, index: int) -> None:
+        """Set the ``ended_utc`` of source ``index`` (once)."""
+
+        def end(doc: Manifest) -> None:
+            sources = doc.get("sources", [])
+            if not 0 <= index < len(sources):
+                raise StoreError(f"{self.path}: no source #{index} in {MANIFEST}")
+            if sources[index].get("ended_utc") is None:
+                sources[index]["ended_utc"] = utc_now()
+
+        update_manifest(self.path, end)
+        if index in self._open_sources:
+            self._open_sources.remove(index)
+
+    def writer(
+        self,
+        table: str,
+        *,
+        flush_every: int | None = None,
+        flush_seconds: float | None = 1.0,
+        max_segment_bytes: int = segments.MAX_SEGMENT_BYTES,
+    ) -> SegmentWriter:
+        """A writer appending to ``table`` (see :class:`SegmentWriter` for the options)."""
+        if not TABLE_NAME.fullmatch(table):
+            raise StoreError(f"{self.path}: invalid table name {table!r}")
+        writer = SegmentWriter(
+            os.path.join(self.path, "tables", table),
+            flush_every=flush_every,
+            flush_seconds=flush_seconds,
+            max_segment_bytes=max_segment_bytes,
+        )
+        self._writers.append(writer)
+        return writer
+
+    def note(self, text: str) -> None:
+        """Add a (redacted) note to the manifest, e.g. a signal that was absent."""
+        update_manifest(self.path, lambda doc: doc.setdefault("notes", []).append(note_entry(text)))
+
+    def close(self) -> None:
+        """Close this run's writers, end its open sources, and set ``ended_utc``."""
+        if self._closed:
+            return
+        for writer in self._writers:
+            writer.close()
+        for index in list(self._open_sources):
+            self.end_source(index)
+        update_manifest(self.path, lambda doc: doc.update(ended_utc=utc_now()))
+        self._closed = True
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def note_entry(text: str) -> dict[str, str]:
+    """A manifest note: the UTC time and the redacted text."""
+    return {"utc": utc_now(), "text": redact(text)}
