@@ -24,6 +24,7 @@ examples:
   hydra-profiler export run/ samples > samples.csv
   hydra-profiler export run/ events --format json | jq '.[] | select(.event == "restart")'
   hydra-profiler export run/ samples --format parquet -o samples.parquet
+  hydra-profiler export run/ rates > rates.csv     # counter rates, restarts and gaps handled
 """
 
 FORMATS = ("csv", "json", "parquet")
@@ -98,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
     fmt = _choose_format(args)
     reader = read_run(args.run_dir)
-    df = reader.table(args.table)
+    if args.table == "rates" and "rates" not in reader.tables():
+        from profiler.collect.rates import counter_rates  # derived from samples on the fly
+
+        df = counter_rates(reader.table("samples"))
+    else:
+        df = reader.table(args.table)
     for warning in reader.warnings:
         print(f"hydra-profiler: warning: {args.run_dir}: {warning}", file=sys.stderr)
     if fmt == "csv":

@@ -236,6 +236,15 @@ def test_restart_mid_run_never_gives_negative_rates(tmp_path: Path, scripted: An
     assert steps["increase"].tolist() == [10.0, 2.0, 3.0]
     assert steps["reset"].tolist() == [False, True, False]
     assert (steps["rate"] >= 0).all()
+    done = subprocess.run(
+        [*CMD, "export", str(tmp_path / "run"), "rates", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    exported = [r for r in json.loads(done.stdout) if r["metric"] == "steps_done_total"]
+    assert [r["increase"] for r in exported] == [10.0, 2.0, 3.0]
 
 
 def test_system_status_row_in_postgresql(tmp_path: Path, db_dsn: str) -> None:
