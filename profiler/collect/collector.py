@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,10 @@ class Collector:
     def _normalise(self, src: Source, item: Fetched) -> list[dict[str, Any]]:
         if src.kind == "metrics":
             return normalize.from_prometheus(item.doc, item.ts, src.target, self.options.generation)
+        url = urllib.parse.urlsplit(item.origin)
+        if url.scheme in ("http", "https") and url.path.startswith("/status/"):
+            # a Rust /status/<endpoint>: machines, jobsets, queues...
+            return normalize.from_rust_endpoint(url.path, item.doc, item.ts, src.target)
         gen = self.options.generation or normalize.detect(item.doc)
         if gen == "rust":
             return normalize.from_rust_status(item.doc, item.ts, src.target)

@@ -345,3 +345,67 @@ def test_usage_errors_are_one_line() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "give at least one source" in done.stderr
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "status"
+
+
+def test_file_sources_snapshot_directory_journal_and_command(tmp_path: Path) -> None:
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    for name in ("cxx-2018.json", "cxx-2025.json", "cxx-down.json"):
+        (snaps / name).write_bytes((DATA / name).read_bytes())
+    out = str(tmp_path / "run")
+    for argv in (
+        ["--file", str(snaps)],
+        ["--file", f"file://{DATA / 'journal-status-2018.txt'}"],
+        ["--command", f"cat {DATA / 'cxx-2025.json'}", "--once"],
+    ):
+        done = subprocess.run(
+            [*CMD, "collect", "status", *argv, "--out", out],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    samples = read_run(out).table("samples")
+    by_source = samples.groupby("source")["ts"].nunique()
+    assert by_source[str(snaps)] == 3  # one time per snapshot, taken from the documents
+    journal = [s for s in by_source.index if "journal-status-2018" in s]
+    assert sum(by_source[s] for s in journal) == 2
+    up = samples[(samples["metric"] == "up") & (samples["source"] == str(snaps))]
+    assert sorted(up["value"]) == [0.0, 1.0, 1.0]
+
+
+def test_rust_endpoint_urls(tmp_path: Path) -> None:
+    wl = workload.generate(3, seed=2, build_scale=0.2)
+    port: list[int] = []
+    t = threading.Thread(
+        target=run_testbed,
+        args=(wl, Knobs("rust", "compression=zstd"), str(tmp_path / "tb")),
+        kwargs={"on_serving": port.append, "linger_seconds": 2.0},
+    )
+    t.start()
+    while not port:
+        assert t.is_alive()
+        time.sleep(0.01)
+    done = subprocess.run(
+        [
+            *CMD,
+            "collect",
+            "status",
+            "--url",
+            f"http://127.0.0.1:{port[0]}/status/machines",
+            "--once",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    t.join()
+    assert done.returncode == 0, done.stderr
+    samples = read_run(str(tmp_path / "run")).table("samples")
+    assert set(samples["generation"]) == {"rust"}
+    assert {"builder-1", "builder-2"} <= set(samples["machine"].dropna())
