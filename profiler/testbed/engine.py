@@ -262,7 +262,7 @@ class Engine:
             if self.k.dispatch_delay_seconds:
                 time.sleep(self.k.dispatch_delay_seconds)
             with self._cond:
-                started = self._dispatch_once()
+                self._dispatch_once()
             spent = time.perf_counter() - t0
             with self.state.lock:
                 s = self.state
@@ -270,7 +270,10 @@ class Engine:
                 s.dispatch_time_ms += int(spent * 1000)
                 s.dispatcher_running_us += int(spent * 1e6)
                 s.dispatcher_waiting_us += int((t0 - wait0) * 1e6)
-            del started
+
+    def dispatched(self, index: int) -> bool:
+        """Has step ``index`` been handed to a machine?"""
+        return index in self._dispatched
 
     def _should_wake(self) -> bool:
         if len(self._done) == len(self.runs):

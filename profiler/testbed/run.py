@@ -46,7 +46,7 @@ class Snapshots:
                 {
                     "drvPath": r.spec.drv_path,
                     "system": r.spec.system,
-                    "runnable": bool(r.runnable_at) and r.spec.index not in e._dispatched,
+                    "runnable": bool(r.runnable_at) and not e.dispatched(r.spec.index),
                     "finished": False,
                     "created": int(e.state.started_at),
                     "tries": 0,
