@@ -1,0 +1,464 @@
+"""Queue-runner journal lines -> typed events (plain dicts), reference ``hydra.md`` §2.
+
+Accepted inputs, mixed freely: ``journalctl`` short text (``Mon DD HH:MM:SS[.us] host
+unit[PID]: msg``, optionally ``<N>``-prefixed), ``short-iso`` (``2026-11-29T03:13:44+0000 host
+unit[PID]: msg``), raw stderr (``<5>msg`` from C++, ``2026-...Z  INFO target: msg`` from Rust
+tracing) and ``journalctl -o json`` records. Every event carries ``ts`` (epoch UTC or None),
+``host``, ``pid``, ``priority``, ``generation`` ("cxx"/"rust") and ``event``. Lines that match
+no rule are counted by a normalised pattern; lines without a header continue the previous
+event (``continuation``); a new PID for a unit yields a ``runner_restart`` event.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from profiler.errors import CollectorError
+
+MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
+RUST_PRIORITY = {"ERROR": 3, "WARN": 4, "INFO": 6, "DEBUG": 7, "TRACE": 7}
+_RUST_HDR = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z\s+(TRACE|DEBUG|INFO|WARN|ERROR) "
+    r"((?:\w+(?:\{[^}]*\})?:)+ )?(?:(\w+(?:::\w+)*): )?(.*)"
+)
+_ISO_HDR = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) "
+    r"(\S+) ([^\s\[]+?)(?:\[(\d+)\])?: ?(.*)"
+)
+_NORM_PATH = re.compile(r"(?:[a-z0-9]+://|/)[^\s\u2019',)]+")
+_NORM_NUM = re.compile(r"\d+")
+_DURATION = re.compile(r"([\d.]+)(ns|µs|us|ms|s)")
+_UNIT_SCALE = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def rust_duration_seconds(text: str) -> float:
+    """Seconds from Rust ``Duration`` Debug text (``41.2s``, ``850.1ms``, ``12µs``)."""
+    m = _DURATION.fullmatch(text)
+    if m is None:
+        raise ValueError(f"not a Rust duration: {text!r}")
+    return float(m.group(1)) * _UNIT_SCALE[m.group(2)]
+
+
+def _presigned(text: str) -> bool:
+    return text == "using presigned urls"
+
+
+def _maybe_int(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
+Conv = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One message shape: its first word (cheap pre-filter), regex and typed fields."""
+
+    event: str
+    first: str
+    pattern: re.Pattern[str]
+    fields: tuple[tuple[str, Conv], ...]
+
+
+def _r(event: str, pattern: str, *fields: tuple[str, Conv]) -> Rule:
+    return Rule(event, pattern.split(" ", 1)[0].replace("\\", ""), re.compile(pattern), fields)
+
+
+_Q = "[\u2018']([^\u2019']+)[\u2019']"  # typographic (C++) or ASCII (Nix, Rust) quotes
+_DRV: tuple[str, Conv] = ("drv", str)
+RULES: tuple[Rule, ...] = (
+    # C++ (§2.2); several are shared with the Rust runner (§2.3)
+    _r(
+        "step_started",
+        rf"performing step {_Q} (\d+) times on {_Q} \(needed by build (\d+) and (\d+) others\)$",
+        _DRV,
+        ("rounds", int),
+        ("machine", str),
+        ("build_id", int),
+        ("other_builds", int),
+    ),
+    _r(
+        "output_copied",
+        r"copying path '([^']+)' \((\d+) bytes, compressed (\S+)% in (\d+) ms\) to binary cache$",
+        ("path", str),
+        ("nar_bytes", int),
+        ("compressed_percent", float),
+        ("ms", int),
+    ),
+    _r(
+        "s3_upload",
+        r"uploaded '(.+?)' \((\d+) bytes\) in (\d+) ms$",
+        ("url", str),
+        ("bytes", int),
+        ("ms", int),
+    ),
+    _r(
+        "s3_download",
+        r"downloaded '(.+?)' \((\d+) bytes\) in (\d+) ms$",
+        ("url", str),
+        ("bytes", int),
+        ("ms", int),
+    ),
+    _r("build_succeeded", r"marking build (\d+) as succeeded$", ("build_id", int)),
+    _r(
+        "build_succeeded_cached", r"marking build (\d+) as succeeded \(cached\)$", ("build_id", int)
+    ),
+    _r("build_failed", r"marking build (\d+) as failed$", ("build_id", int)),
+    _r("retry", rf"will retry {_Q} after (\d+(?:\.\d+)?)s$", _DRV, ("seconds", float)),
+    _r(
+        "machine_disabled",
+        rf"will disable machine {_Q} for (\d+)s$",
+        ("machine", str),
+        ("seconds", int),
+    ),
+    _r(
+        "transient_failure",
+        rf"possibly transient failure building {_Q} on {_Q}: (.*)$",
+        _DRV,
+        ("machine", str),
+        ("error", str),
+    ),
+    _r(
+        "uncaught_exception",
+        rf"uncaught exception building {_Q} on {_Q}: (.*)$",
+        _DRV,
+        ("machine", str),
+        ("error", str),
+    ),
+    _r(
+        "db_stalled",
+        r"warning: (\d+) concurrent database updates; PostgreSQL may be stalled$",
+        ("updates", int),
+    ),
+    _r(
+        "queue_check", r"checking the queue for builds(?: > (\d+))?\.\.\.$", ("last_id", _maybe_int)
+    ),
+    _r("build_loading", r"loading build (\d+) \((.*)\)$", ("build_id", int), ("job", str)),
+    _r("status_dump", r"status: (\{.*\})$", ("status", json.loads)),
+    _r("step_runnable", rf"step {_Q} is now runnable$", _DRV),
+    _r(
+        "outputs_valid",
+        rf"outputs of {_Q} substituted or already valid on {_Q}$",
+        _DRV,
+        ("machine", str),
+    ),
+    _r("notification", r"got notification: (.*)$", ("what", str)),
+    _r(
+        "step_cancelling",
+        rf"maybe cancelling build step (?:{_Q}|(\S+))$",
+        _DRV,
+        ("drv_bare", lambda s: s),
+    ),
+    _r("fetching_nar", r"fetching NAR contents of '(.+?)'\.\.\.$", ("path", str)),
+    # Rust queue runner (§2.3)
+    _r(
+        "dispatch",
+        r"Submitting build drv=(\S+) on machine=(\S+) hostname=(\S+) build_id=(\d+) "
+        r"step_nr=(\d+)$",
+        _DRV,
+        ("machine_id", str),
+        ("hostname", str),
+        ("build_id", int),
+        ("step_nr", int),
+    ),
+    _r("job_done", r"marking job as done: drv_path=(\S+)$", _DRV),
+    _r("job_removed", r"removing job from running in system queue: drv_path=(\S+)$", _DRV),
+    _r("runner_starting", r"QueueRunner starting task loops$"),
+    _r(
+        "machine_registered",
+        r"Registered new machine: machine_id=(\S+) machine=(.*)$",
+        ("machine_id", str),
+        ("machine", str),
+    ),
+    # Rust builder (§2.3)
+    _r("build_started", r"Building (\S+)$", _DRV),
+    _r("build_finished", r"Finished building (\S+)$", _DRV),
+    _r(
+        "upload_started",
+        r"Start uploading paths (using presigned urls|to queue runner directly)$",
+        ("presigned", _presigned),
+    ),
+    _r(
+        "upload_finished",
+        r"Finished uploading paths (using presigned urls|to queue runner directly)\. "
+        r"elapsed=(\S+)$",
+        ("presigned", _presigned),
+        ("elapsed", rust_duration_seconds),
+    ),
+    _r("build_completed", r"Successfully completed build process for (\S+)$", _DRV),
+    _r("build_step_failed", r"Build of (\S+) failed with: (.*)$", _DRV, ("error", str)),
+)
+_BY_FIRST: dict[str, tuple[Rule, ...]] = {}
+for _rule in RULES:
+    _BY_FIRST[_rule.first] = (*_BY_FIRST.get(_rule.first, ()), _rule)
+
+
+def normalise(message: str) -> str:
+    """The pattern an unknown message is counted under: paths and digits replaced."""
+    return _NORM_NUM.sub("N", _NORM_PATH.sub("<path>", message))
+
+
+def match_message(message: str) -> tuple[str, dict[str, Any]] | None:
+    """``(event, fields)`` for a bare message, or None when no rule knows it."""
+    space = message.find(" ")
+    for rule in _BY_FIRST.get(message if space < 0 else message[:space], ()):
+        m = rule.pattern.match(message)
+        if m is None:
+            continue
+        out: dict[str, Any] = {}
+        for (name, conv), value in zip(rule.fields, m.groups(), strict=True):
+            if value is not None or name == "last_id":
+                out[name] = conv(value)
+        if "drv_bare" in out:
+            out["drv"] = out.pop("drv_bare")
+        return rule.event, out
+    return None
+
+
+@dataclass
+class LogSummary:
+    """Counts for one parse: lines read, lines understood, unknown patterns, malformed lines."""
+
+    lines: int = 0
+    understood: int = 0
+    unknown: Counter[str] = field(default_factory=Counter)
+    malformed: list[str] = field(default_factory=list)
+
+
+class _Malformed(Exception):
+    pass
+
+
+# (ts, host, unit, pid, priority, message); message None = continuation line
+Envelope = tuple[float | None, str | None, str | None, int | None, int | None, str]
+
+
+class _Parser:
+    def __init__(self, source: str, year: int, strict: bool) -> None:
+        self.source = source
+        self.year = year
+        self.strict = strict
+        self.last_month = 0
+        self.last_stamp = ""
+        self.last_ts = 0.0
+        self.idents: dict[str, tuple[str, int | None]] = {}
+        self.day_cache: dict[tuple[int, int, int], int] = {}
+        self.pids: dict[tuple[str | None, str], int] = {}
+        self.events: list[dict[str, Any]] = []
+        self.last: dict[str, Any] | None = None
+        self.after_unknown = False
+        self.summary = LogSummary()
+
+    # --- timestamps -------------------------------------------------------------------
+    def _epoch(self, y: int, mo: int, d: int, hh: int, mm: int, ss: float) -> float:
+        key = (y, mo, d)
+        day = self.day_cache.get(key)
+        if day is None:
+            if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1]):
+                raise _Malformed(f"bad date {y}-{mo}-{d}")
+            day = self.day_cache[key] = calendar.timegm((y, mo, d, 0, 0, 0))
+        if hh > 23 or mm > 59 or ss >= 61:
+            raise _Malformed("bad time of day")
+        return day + hh * 3600 + mm * 60 + ss
+
+    def _yearless(self, mon: int, day: str, clock: str) -> float:
+        if mon < self.last_month and self.last_month == 12 and mon == 1:
+            self.year += 1
+        self.last_month = mon
+        try:
+            hh, mm, ss = clock.split(":")
+            return self._epoch(self.year, mon, int(day), int(hh), int(mm), float(ss))
+        except ValueError:
+            raise _Malformed(f"bad timestamp {clock!r}") from None
+
+    # --- envelopes --------------------------------------------------------------------
+    def _short(self, line: str, mon: int) -> Envelope:
+        end = line.find(" ", 16) if len(line) > 15 and line[15] == "." else 15
+        if end < 0 or line[3] != " " or line[end : end + 1] != " ":
+            raise _Malformed("truncated short-format header")
+        stamp = line[:end]
+        if stamp == self.last_stamp:  # fast path: lines within one second
+            ts = self.last_ts
+        else:
+            ts = self._yearless(mon, line[4:6], line[7:end])
+            self.last_stamp, self.last_ts = stamp, ts
+        parts = line[end + 1 :].split(" ", 2)
+        if len(parts) < 2 or not parts[1].endswith(":"):
+            raise _Malformed("no 'host unit[pid]:' after the timestamp")
+        ident = self.idents.get(parts[1])
+        if ident is None:
+            ident = self.idents[parts[1]] = _unit_pid(parts[1][:-1])
+        return ts, parts[0], ident[0], ident[1], None, parts[2] if len(parts) > 2 else ""
+
+    def _iso(self, m: re.Match[str]) -> Envelope:
+        y, mo, d, hh, mi, ss, tz, host, unit, pid, msg = m.groups()
+        ts = self._epoch(int(y), int(mo), int(d), int(hh), int(mi), float(ss))
+        if tz != "Z":
+            sign = -1 if tz[0] == "+" else 1
+            ts += sign * (int(tz[1:3]) * 3600 + int(tz[-2:]) * 60)
+        return ts, host, unit, _maybe_int(pid), None, msg
+
+    def _json(self, line: str) -> Envelope:
+        try:
+            rec = json.loads(line)
+            msg = rec["MESSAGE"]
+            if isinstance(msg, list):  # journald's form for non-UTF-8 messages
+                msg = bytes(msg).decode("utf-8", "replace")
+            us = rec.get("__REALTIME_TIMESTAMP")
+            prio = rec.get("PRIORITY")
+            pid = rec.get("_PID")
+            return (
+                int(us) / 1e6 if us is not None else None,
+                rec.get("_HOSTNAME"),
+                rec.get("SYSLOG_IDENTIFIER") or rec.get("_SYSTEMD_UNIT"),
+                int(pid) if pid is not None else None,
+                int(prio) if prio is not None else None,
+                str(msg),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise _Malformed(f"bad journal JSON record ({type(e).__name__}: {e})") from None
+
+    def _envelope(self, line: str) -> Envelope | None:
+        c = line[0]
+        if c == "<" and len(line) > 2 and line[2] == ">" and line[1].isdigit():
+            env = self._envelope(line[3:]) if line[3:4].isalnum() else None
+            if env is not None and env[1] is not None:
+                return env[0], env[1], env[2], env[3], int(line[1]), env[5]
+            return None, None, None, None, int(line[1]), line[3:]
+        mon = MONTHS.get(line[:3])
+        if mon is not None and line[4:6].strip().isdigit():
+            return self._short(line, mon)
+        if c.isdigit():
+            if _RUST_HDR.match(line):
+                return None, None, None, None, None, line
+            m = _ISO_HDR.match(line)
+            return None if m is None else self._iso(m)
+        if c == "{":
+            return self._json(line)
+        return None
+
+    # --- events -----------------------------------------------------------------------
+    def _body(self, env: Envelope) -> tuple[dict[str, Any], str]:
+        ts, host, unit, pid, prio, msg = env
+        if msg[:1] == "<" and msg[2:3] == ">" and msg[1:2].isdigit():
+            prio, msg = (prio if prio is not None else int(msg[1])), msg[3:]
+        ev: dict[str, Any] = {"ts": ts, "host": host, "pid": pid, "priority": prio}
+        ev["generation"] = "cxx"
+        if msg[:1].isdigit():
+            m = _RUST_HDR.match(msg)
+            if m is not None:
+                y, mo, d, hh, mi, ss, level, _spans, target, msg = m.groups()
+                ev["ts"] = self._epoch(int(y), int(mo), int(d), int(hh), int(mi), float(ss))
+                ev["generation"], ev["level"], ev["target"] = "rust", level, target
+                if prio is None:
+                    ev["priority"] = RUST_PRIORITY[level]
+        if unit is not None:
+            ev["unit"] = unit
+        return ev, msg
+
+    def _restart(self, ev: dict[str, Any]) -> None:
+        unit, pid = ev.get("unit"), ev["pid"]
+        if unit is None or pid is None:
+            return
+        key = (ev["host"], unit)
+        old = self.pids.get(key)
+        self.pids[key] = pid
+        if old is not None and old != pid:
+            restart = {k: ev[k] for k in ("ts", "host", "pid", "priority", "generation")}
+            self.events.append({**restart, "event": "runner_restart", "unit": unit, "old_pid": old})
+
+    def _continuation(self, lineno: int, text: str) -> None:
+        if self.last is not None:
+            self.last.setdefault("continuation", []).append(text)
+            self.summary.understood += 1
+        elif not self.after_unknown:
+            raise _Malformed("continuation line without a preceding message")
+
+    def line(self, lineno: int, raw: str) -> None:
+        line = raw.rstrip("\r\n")
+        self.summary.lines += 1
+        if not line.strip():
+            return
+        env = self._envelope(line)
+        if env is None:
+            self._continuation(lineno, line)
+            return
+        ev, msg = self._body(env)
+        self._restart(ev)
+        rest = msg.split("\n")
+        found = match_message(rest[0])
+        if found is None:
+            self.summary.unknown[normalise(rest[0])] += 1
+            self.last, self.after_unknown = None, True
+            return
+        ev["event"], fields = found
+        ev.update(fields)
+        if len(rest) > 1:
+            ev["continuation"] = rest[1:]
+        self.events.append(ev)
+        self.summary.understood += 1
+        self.last, self.after_unknown = ev, False
+
+    def feed(self, lineno: int, raw: str) -> None:
+        try:
+            self.line(lineno, raw)
+        except (_Malformed, ValueError) as e:
+            where = f"{self.source}:{lineno}: {e}"
+            if self.strict:
+                raise CollectorError(f"malformed log line {where}") from None
+            self.summary.malformed.append(where)
+            self.last, self.after_unknown = None, True
+
+
+def _unit_pid(text: str) -> tuple[str, int | None]:
+    if text.endswith("]"):
+        open_ = text.rfind("[")
+        if open_ > 0 and text[open_ + 1 : -1].isdigit():
+            return text[:open_], int(text[open_ + 1 : -1])
+    return text, None
+
+
+def parse_lines(
+    lines: Iterable[str], *, source: str, year: int, strict: bool = False
+) -> tuple[list[dict[str, Any]], LogSummary]:
+    """Parse journal/stderr lines into events; ``year`` dates year-less short timestamps."""
+    parser = _Parser(source, year, strict)
+    feed = parser.feed
+    for lineno, raw in enumerate(lines, 1):
+        feed(lineno, raw)
+    return parser.events, parser.summary
+
+
+def open_log(path: str) -> TextIO:
+    """Open a log for reading text, whether plain, gzip, xz or zstd (by magic bytes)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    if magic == b"\xfd7zXZ\x00":
+        import lzma
+
+        return lzma.open(path, "rt", encoding="utf-8", errors="replace")
+    if magic[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def parse_file(
+    path: str, *, year: int, strict: bool = False
+) -> tuple[list[dict[str, Any]], LogSummary]:
+    """:func:`parse_lines` over a (possibly compressed) file, naming it in errors."""
+    with open_log(path) as f:
+        return parse_lines(f, source=path, year=year, strict=strict)

@@ -1,0 +1,81 @@
+"""The journal parser against the testbed's logs: every line understood, events match truth."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from profiler.collect.logs import parse_file
+from profiler.testbed import workload
+from profiler.testbed.engine import Knobs
+from profiler.testbed.run import run_testbed
+
+
+def _parse(path: str) -> list[dict[str, Any]]:
+    events, summary = parse_file(path, year=2026, strict=True)
+    assert summary.unknown == Counter(), (path, summary.unknown)
+    assert summary.malformed == []
+    assert summary.understood == summary.lines > 0
+    return events
+
+
+def _by_event(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == name]
+
+
+@pytest.mark.parametrize("generation", ["cxx", "rust"])
+def test_testbed_journal_matches_truth(tmp_path: Path, generation: str) -> None:
+    truth = run_testbed(
+        workload.generate(6, seed=4, build_scale=0.3),
+        Knobs(generation, "compression=xz"),
+        str(tmp_path),
+    )
+    steps = truth["steps"]
+    assert steps
+    base = os.path.join(str(tmp_path), "hydra-queue-runner.journal")
+    for suffix in (".json", ".txt"):
+        events = _parse(base + suffix)
+        assert {e["generation"] for e in events} == {generation}
+        assert not _by_event(events, "runner_restart")
+        if generation == "cxx":
+            _check_cxx(events, steps)
+        else:
+            _check_rust(events, steps)
+    if generation == "rust":
+        builder = [
+            e
+            for p in glob.glob(os.path.join(str(tmp_path), "hydra-builder-*.journal.json"))
+            for e in _parse(p)
+        ]
+        finished = _by_event(builder, "upload_finished")
+        assert len(finished) == len(steps)
+        assert all(e["elapsed"] >= 0 for e in finished)
+        built = Counter(e["drv"] for e in _by_event(builder, "build_completed"))
+        assert built == Counter(s["drv_path"] for s in steps)
+
+
+def _check_cxx(events: list[dict[str, Any]], steps: list[dict[str, Any]]) -> None:
+    started = Counter(e["drv"] for e in _by_event(events, "step_started"))
+    assert started == Counter(s["drv_path"] for s in steps)
+    copied = {e["path"]: e for e in _by_event(events, "output_copied")}
+    assert len(_by_event(events, "output_copied")) == len(steps)
+    for s in steps:
+        ev = copied[s["output_path"]]
+        assert ev["nar_bytes"] == s["nar_bytes"]
+        expected = (1 - s["compressed_bytes"] / s["nar_bytes"]) * 100
+        assert abs(ev["compressed_percent"] - expected) <= 0.1
+    succeeded = {e["build_id"] for e in _by_event(events, "build_succeeded")}
+    assert succeeded >= {s["build_id"] for s in steps}
+
+
+def _check_rust(events: list[dict[str, Any]], steps: list[dict[str, Any]]) -> None:
+    dispatched = _by_event(events, "dispatch")
+    assert Counter(e["drv"] for e in dispatched) == Counter(s["drv_path"] for s in steps)
+    assert {e["build_id"] for e in dispatched} == {s["build_id"] for s in steps}
+    done = Counter(e["drv"] for e in _by_event(events, "job_done"))
+    assert done == Counter(s["drv_path"] for s in steps)

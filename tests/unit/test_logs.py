@@ -1,0 +1,281 @@
+"""The journal parser: every line format and event of reference ``hydra.md`` §2."""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import json
+import lzma
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from profiler.collect.logs import open_log, parse_file, parse_lines, rust_duration_seconds
+from profiler.errors import CollectorError
+
+DRV = "/nix/store/0c2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn-hello-2.12.1.drv"
+OUT = "/nix/store/5d2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn-hello-2.12.1"
+M = "ssh://builder1"
+UUID = "7f1c8c51-43b5-4a9e-9d8e-1b3c2d2e8a11"
+T0 = calendar.timegm((2026, 11, 29, 3, 13, 44))
+
+
+def q(text: str) -> str:
+    return f"\u2018{text}\u2019"
+
+
+def one(line: str, **kw: Any) -> dict[str, Any]:
+    events, summary = parse_lines([line], source="t", year=2026, **kw)
+    assert summary.unknown == {} and summary.malformed == [], (line, summary)
+    assert len(events) == 1, events
+    return events[0]
+
+
+def short(msg: str, prio: str = "", pid: int = 1234) -> str:
+    return f"{prio}Nov 29 03:13:44 hydra hydra-queue-runner[{pid}]: {msg}"
+
+
+CXX_CASES = [
+    (
+        f"performing step {q(DRV)} 2 times on {q(M)} (needed by build 4711 and 3 others)",
+        "step_started",
+        {"drv": DRV, "rounds": 2, "machine": M, "build_id": 4711, "other_builds": 3},
+    ),
+    (
+        f"copying path '{OUT}' (1048576 bytes, compressed 71.3% in 412 ms) to binary cache",
+        "output_copied",
+        {"path": OUT, "nar_bytes": 1048576, "compressed_percent": 71.3, "ms": 412},
+    ),
+    (
+        "uploaded 's3://cache/nar/1abc.nar.xz' (300000 bytes) in 95 ms",
+        "s3_upload",
+        {"url": "s3://cache/nar/1abc.nar.xz", "bytes": 300000, "ms": 95},
+    ),
+    ("marking build 4711 as succeeded", "build_succeeded", {"build_id": 4711}),
+    ("marking build 4711 as failed", "build_failed", {"build_id": 4711}),
+    ("marking build 4712 as succeeded (cached)", "build_succeeded_cached", {"build_id": 4712}),
+    (f"will retry {q(DRV)} after 68s", "retry", {"drv": DRV, "seconds": 68.0}),
+    (
+        f"possibly transient failure building {q(DRV)} on {q(M)}: error: unexpected EOF",
+        "transient_failure",
+        {"drv": DRV, "machine": M, "error": "error: unexpected EOF"},
+    ),
+    (f"will disable machine {q(M)} for 60s", "machine_disabled", {"machine": M, "seconds": 60}),
+    (
+        "warning: 7 concurrent database updates; PostgreSQL may be stalled",
+        "db_stalled",
+        {"updates": 7},
+    ),
+    ("checking the queue for builds...", "queue_check", {"last_id": None}),
+    ("checking the queue for builds > 4700...", "queue_check", {"last_id": 4700}),
+    (
+        "loading build 4711 (nixpkgs:trunk:hello.x86_64-linux)",
+        "build_loading",
+        {"build_id": 4711, "job": "nixpkgs:trunk:hello.x86_64-linux"},
+    ),
+    (
+        'status: {"status":"up","nrQueuedBuilds":3}',
+        "status_dump",
+        {"status": {"status": "up", "nrQueuedBuilds": 3}},
+    ),
+]
+
+RUST_CASES = [
+    (
+        f"Submitting build drv={DRV} on machine={UUID} hostname=builder1 build_id=4711 step_nr=2",
+        "dispatch",
+        {"drv": DRV, "machine_id": UUID, "hostname": "builder1", "build_id": 4711, "step_nr": 2},
+    ),
+    (f"marking job as done: drv_path={DRV}", "job_done", {"drv": DRV}),
+    (f"Building {DRV}", "build_started", {"drv": DRV}),
+    (f"Finished building {DRV}", "build_finished", {"drv": DRV}),
+    ("Start uploading paths using presigned urls", "upload_started", {"presigned": True}),
+    (
+        "Start uploading paths to queue runner directly",
+        "upload_started",
+        {"presigned": False},
+    ),
+    (
+        "Finished uploading paths using presigned urls. elapsed=41.2s",
+        "upload_finished",
+        {"presigned": True, "elapsed": 41.2},
+    ),
+    (
+        "Finished uploading paths to queue runner directly. elapsed=850.1ms",
+        "upload_finished",
+        {"presigned": False, "elapsed": pytest.approx(0.8501)},
+    ),
+    (f"Successfully completed build process for {DRV}", "build_completed", {"drv": DRV}),
+    ("marking build 4711 as failed", "build_failed", {"build_id": 4711}),
+    (f"will retry '{DRV}' after 60s", "retry", {"drv": DRV, "seconds": 60.0}),
+]
+
+
+@pytest.mark.parametrize(("msg", "event", "fields"), CXX_CASES)
+def test_cxx_events_in_every_envelope(msg: str, event: str, fields: dict[str, Any]) -> None:
+    record = {
+        "__REALTIME_TIMESTAMP": str(T0 * 1_000_000 + 250_000),
+        "_HOSTNAME": "hydra",
+        "SYSLOG_IDENTIFIER": "hydra-queue-runner",
+        "_PID": "1234",
+        "PRIORITY": "5",
+        "MESSAGE": msg,
+    }
+    for line, ts, host, pid in [
+        (short(msg), T0, "hydra", 1234),
+        (short(msg, "<5>"), T0, "hydra", 1234),
+        (short("<5>" + msg), T0, "hydra", 1234),
+        (f"<5>{msg}", None, None, None),
+        (json.dumps(record, ensure_ascii=False), T0 + 0.25, "hydra", 1234),
+        (f"2026-11-29T03:13:44+0000 hydra hydra-queue-runner[1234]: {msg}", T0, "hydra", 1234),
+    ]:
+        ev = one(line)
+        assert ev["event"] == event, line
+        assert {k: ev[k] for k in fields} == fields
+        assert (ev["ts"], ev["host"], ev["pid"], ev["generation"]) == (ts, host, pid, "cxx")
+    assert one(f"<5>{msg}")["priority"] == 5
+    assert one(short(msg, "<6>"))["priority"] == 6
+
+
+@pytest.mark.parametrize(("msg", "event", "fields"), RUST_CASES)
+def test_rust_events_raw_short_and_json(msg: str, event: str, fields: dict[str, Any]) -> None:
+    tracing = f"2026-11-29T03:13:44.123456Z  INFO hydra_queue_runner::state: {msg}"
+    record = {
+        "__REALTIME_TIMESTAMP": str(T0 * 1_000_000 + 200_000),
+        "PRIORITY": "6",
+        "_PID": "77",
+        "_HOSTNAME": "hydra",
+        "MESSAGE": tracing,
+    }
+    for line in (tracing, short(tracing, pid=77), json.dumps(record)):
+        ev = one(line)
+        assert ev["event"] == event
+        assert {k: ev[k] for k in fields} == fields
+        assert ev["generation"] == "rust"
+        assert ev["ts"] == pytest.approx(T0 + 0.123456)
+        assert ev["target"] == "hydra_queue_runner::state"
+    assert one(tracing)["priority"] == 6
+    spans = f"2026-11-29T03:13:44.123456Z ERROR job{{drv_path=/x}}:run: hydra_builder::state: {msg}"
+    ev = one(spans)
+    assert (ev["event"], ev["priority"]) == (event, 3)
+
+
+def test_rust_durations() -> None:
+    assert rust_duration_seconds("41.2s") == 41.2
+    assert rust_duration_seconds("850.1ms") == pytest.approx(0.8501)
+    assert rust_duration_seconds("12µs") == pytest.approx(12e-6)
+    assert rust_duration_seconds("3ns") == pytest.approx(3e-9)
+    with pytest.raises(ValueError, match="not a Rust duration"):
+        rust_duration_seconds("soon")
+
+
+def test_timestamp_variants_and_year_rollover() -> None:
+    msg = "checking the queue for builds..."
+    lines = [
+        f"Dec 31 23:59:59 hydra hydra-queue-runner[1]: {msg}",
+        f"Jan  1 00:00:00.123456 hydra hydra-queue-runner[1]: {msg}",
+        f"Jan  1 00:00:01 hydra hydra-queue-runner[1]: {msg}",
+        f"2027-01-01T01:00:02+0100 hydra hydra-queue-runner[1]: {msg}",
+        f"2027-01-01T00:00:02.5+00:00 hydra hydra-queue-runner[1]: {msg}",
+        f"2027-01-01T00:00:03Z hydra hydra-queue-runner[1]: {msg}",
+    ]
+    events, summary = parse_lines(lines, source="t", year=2026)
+    base = calendar.timegm((2027, 1, 1, 0, 0, 0))
+    assert [e["ts"] for e in events] == [
+        base - 1,
+        pytest.approx(base + 0.123456),
+        base + 1,
+        base + 2,
+        base + 2.5,
+        base + 3,
+    ]
+    assert summary.lines == summary.understood == 6
+
+
+def test_unknown_lines_counted_by_pattern() -> None:
+    lines = [
+        short(f"sending closure of {q(DRV)} to {q(M)} in 12 parts"),
+        short(f"sending closure of {q(OUT)} to {q(M)} in 3 parts"),
+        "<5>something else 42",
+        short("checking the queue for builds..."),
+    ]
+    events, summary = parse_lines(lines, source="t", year=2026)
+    assert [e["event"] for e in events] == ["queue_check"]
+    assert summary.lines == 4 and summary.understood == 1
+    assert summary.unknown == {
+        "sending closure of \u2018<path>\u2019 to \u2018<path>\u2019 in N parts": 2,
+        "something else N": 1,
+    }
+
+
+def test_continuation_lines_attach_to_previous_event() -> None:
+    lines = [
+        short(f"possibly transient failure building {q(DRV)} on {q(M)}: error: build failed"),
+        "                                          last 10 log lines:",
+        "  > make: *** [Makefile:3] Error 1",
+    ]
+    events, summary = parse_lines(lines, source="t", year=2026)
+    assert len(events) == 1
+    assert events[0]["continuation"] == [lines[1], lines[2]]
+    assert summary.understood == 3
+    record = {"MESSAGE": "marking build 5 as failed\nsecond line", "PRIORITY": "3"}
+    assert one(json.dumps(record))["continuation"] == ["second line"]
+
+
+def test_new_pid_emits_runner_restart() -> None:
+    lines = [
+        short("checking the queue for builds...", pid=100),
+        short("checking the queue for builds...", pid=100),
+        short("checking the queue for builds...", pid=200),
+    ]
+    events, _ = parse_lines(lines, source="t", year=2026)
+    assert [e["event"] for e in events] == [
+        "queue_check",
+        "queue_check",
+        "runner_restart",
+        "queue_check",
+    ]
+    assert (events[2]["old_pid"], events[2]["pid"], events[2]["unit"]) == (
+        100,
+        200,
+        "hydra-queue-runner",
+    )
+
+
+def test_malformed_lines_and_strict_mode() -> None:
+    lines = [
+        short("checking the queue for builds..."),
+        "{not json",
+        "Feb 30 10:00:00 hydra hydra-queue-runner[1]: marking build 1 as failed",
+        json.dumps({"PRIORITY": "5"}),
+    ]
+    events, summary = parse_lines(lines, source="q.log", year=2026)
+    assert len(events) == 1
+    assert [m.split(": ")[0] for m in summary.malformed] == ["q.log:2", "q.log:3", "q.log:4"]
+    with pytest.raises(CollectorError, match=r"q\.log:2: bad journal JSON"):
+        parse_lines(lines, source="q.log", year=2026, strict=True)
+    with pytest.raises(CollectorError, match=r"x:1: continuation line"):
+        parse_lines(["   orphan"], source="x", year=2026, strict=True)
+
+
+def test_compressed_inputs(tmp_path: Path) -> None:
+    text = "".join(
+        short(m) + "\n" for m in ("checking the queue for builds...", "marking build 9 as failed")
+    )
+    data = text.encode()
+    files = {
+        "plain.log": data,
+        "j.gz": gzip.compress(data),
+        "j.xz": lzma.compress(data),
+        "j.zst": zstandard.ZstdCompressor().compress(data),
+    }
+    for name, blob in files.items():
+        path = tmp_path / name
+        path.write_bytes(blob)
+        with open_log(str(path)) as f:
+            assert f.read() == text
+        events, summary = parse_file(str(path), year=2026)
+        assert [e["event"] for e in events] == ["queue_check", "build_failed"], name
+        assert summary.understood == 2
