@@ -212,9 +212,9 @@ ManifestRow = TypedDict(
 )
 
 
-def manifest_row(payload: Payload, data: bytes) -> ManifestRow:
+def manifest_row(payload: Payload, data: bytes, sha256: bytes | None = None) -> ManifestRow:
     """One manifest row: the payload's identity and the NarSize/NarHash of ``data``."""
-    digest = nar.Hash("sha256", hashlib.sha256(data).digest())
+    digest = nar.Hash("sha256", sha256 or hashlib.sha256(data).digest())
     return {
         "name": payload.name,
         "class": payload.klass,

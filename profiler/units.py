@@ -29,7 +29,12 @@ def format_seconds(s: float) -> str:
 
 
 def mb_per_second(nbytes: float, seconds: float) -> float:
-    """Throughput in MB/s (10^6 bytes per second, as lzbench and zstd report it)."""
+    """Throughput in MB/s (10^6 bytes per second, as lzbench and zstd report it).
+
+    Zero seconds give infinity; an unknown (NaN) time gives NaN.
+    """
+    if seconds != seconds:  # NaN
+        return float("nan")
     return nbytes / seconds / 1e6 if seconds > 0 else float("inf")
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from profiler.units import mb_per_second
+
 GiB = 1 << 30
 BASELINE = "xz:6"
 _OVERALL_COLUMNS = [
@@ -58,6 +60,10 @@ def successful(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[~failed & rows["compressed_bytes"].notna()]
 
 
+def _speeds(nar: pd.Series, seconds: pd.Series) -> list[float]:
+    return [mb_per_second(n, s) for n, s in zip(nar, seconds, strict=True)]
+
+
 def overall(rows: pd.DataFrame) -> pd.DataFrame:
     """Byte-weighted figures per codec over its successful cells.
 
@@ -90,10 +96,11 @@ def overall(rows: pd.DataFrame) -> pd.DataFrame:
             "compressed_bytes": sums["compressed_bytes"].astype("int64"),
             "ratio": sums["compressed_bytes"] / nar,
             "compress_mb_per_s": [
-                _mb_per_s(n, s) for n, s in zip(nar, sums["compress_best_seconds"], strict=True)
+                mb_per_second(n, s) for n, s in zip(nar, sums["compress_best_seconds"], strict=True)
             ],
             "decompress_mb_per_s": [
-                _mb_per_s(n, s) for n, s in zip(nar, sums["decompress_best_seconds"], strict=True)
+                mb_per_second(n, s)
+                for n, s in zip(nar, sums["decompress_best_seconds"], strict=True)
             ],
         },
         index=sums.index,
@@ -159,12 +166,6 @@ def pareto_codecs(table: pd.DataFrame) -> list[str]:
     ]
     front.sort(key=lambda p: (p[2], p[1]))
     return [codec for codec, _, _ in front]
-
-
-def _mb_per_s(nbytes: float, seconds: float) -> float:
-    if math.isnan(seconds):
-        return math.nan
-    return nbytes / seconds / 1e6 if seconds > 0 else math.inf
 
 
 def baseline_codec(table: pd.DataFrame) -> str:
