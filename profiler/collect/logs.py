@@ -200,6 +200,37 @@ for _rule in RULES:
     _BY_FIRST[_rule.first] = (*_BY_FIRST.get(_rule.first, ()), _rule)
 
 
+@dataclass(frozen=True)
+class _FastRule:
+    """A rule as the fast path uses it: names for ``dict(zip())``, then typed conversions."""
+
+    event: str
+    match: Callable[[str], re.Match[str] | None]
+    names: tuple[str, ...]
+    convs: tuple[tuple[str, Conv], ...]  # only the fields that are not plain text
+
+
+def _fast(rule: Rule) -> _FastRule:
+    convs = tuple((n, c) for n, c in rule.fields if c is not str)
+    return _FastRule(rule.event, rule.pattern.match, tuple(n for n, _ in rule.fields), convs)
+
+
+# First word -> rules, for the rules whose every field is always set (queue_check's
+# optional last_id is kept as None, like the slow path does). step_cancelling, whose drv is
+# one of two alternative groups, takes the slow path.
+_FAST_RULES: dict[str, tuple[_FastRule, ...]] = {
+    first: tuple(_fast(r) for r in rules)
+    for first, rules in _BY_FIRST.items()
+    if all(r.event != "step_cancelling" for r in rules)
+}
+# journalctl short/short-precise with `host unit[pid]: `, optional `<N>` before the message,
+# and a message that does not start with a digit (a Rust tracing header takes the slow path)
+_FAST_SHORT = re.compile(
+    r"(?:<(\d)>)?((\w{3}) ([ \d]\d) (\d\d:\d\d:\d\d(?:\.\d+)?)) (\S+) ([^\s\[:]+)\[(\d+)\]: "
+    r"(?:<(\d)>)?(([^\s\d<][^\s]*)(?: .*)?)$"
+)
+
+
 def normalise(message: str) -> str:
     """The pattern an unknown message is counted under: paths and digits replaced."""
     return _NORM_NUM.sub("N", _NORM_PATH.sub("<path>", message))
@@ -250,6 +281,7 @@ class _Parser:
         self.last_ts = 0.0
         self.idents: dict[str, tuple[str, int | None]] = {}
         self.day_cache: dict[tuple[int, int, int], int] = {}
+        self.day_epochs: dict[str, float] = {}
         self.pids: dict[tuple[str | None, str], int] = {}
         self.events: list[dict[str, Any]] = []
         self.last: dict[str, Any] | None = None
@@ -416,6 +448,124 @@ class _Parser:
             self.summary.malformed.append(where)
             self.last, self.after_unknown = None, True
 
+    def feed_all(self, lines: Iterable[str], first_lineno: int = 1) -> int:
+        """Feed many lines; return the next line number.
+
+        The common shape (journalctl short text from ``host unit[pid]:`` with a known
+        message) is handled inline here, with the parser's state in locals; every other
+        line goes through :meth:`feed`, which gives the same events, only slower.
+        """
+        fast, rules, slow = _FAST_SHORT.match, _FAST_RULES, _BY_FIRST
+        events, unknown = self.events, self.summary.unknown
+        append = events.append
+        last_stamp, last_ts = self.last_stamp, self.last_ts
+        last_ident: tuple[str, str, str] | None = None
+        last: dict[str, Any] | None = self.last
+        after_unknown = self.after_unknown
+        lineno, fast_lines, understood = first_lineno - 1, 0, 0
+        try:
+            for lineno, raw in enumerate(lines, first_lineno):
+                m = fast(raw.rstrip("\r\n"))
+                if m is not None:
+                    prio, stamp, mon, day, clock, host, unit, pid_text, prio2, msg, first = (
+                        m.groups()
+                    )
+                    candidates = rules.get(first)
+                    if (candidates is not None or first not in slow) and mon in MONTHS:
+                        if stamp != last_stamp:
+                            try:
+                                last_ts = self._stamp(mon, day, clock)
+                            except _Malformed as e:
+                                self._bad(lineno, str(e))
+                                last, after_unknown = None, True
+                                continue
+                            last_stamp = stamp
+                        fast_lines += 1
+                        ident = (host, unit, pid_text)
+                        if ident != last_ident:
+                            self._pid(last_ts, host, unit, int(pid_text), prio or prio2)
+                            last_ident = ident
+                        last, after_unknown = None, True
+                        for rule in candidates or ():
+                            found = rule.match(msg)
+                            if found is None:
+                                continue
+                            prio = prio or prio2
+                            last = {
+                                "ts": last_ts,
+                                "host": host,
+                                "pid": int(pid_text),
+                                "priority": None if prio is None else int(prio),
+                                "generation": "cxx",
+                                "unit": unit,
+                                "event": rule.event,
+                            }
+                            last.update(zip(rule.names, found.groups(), strict=True))
+                            for name, conv in rule.convs:
+                                last[name] = conv(last[name])
+                            append(last)
+                            understood += 1
+                            after_unknown = False
+                            break
+                        else:
+                            unknown[normalise(msg)] += 1
+                        continue
+                # the slow path: hand over the state, take it back
+                self.last, self.after_unknown = last, after_unknown
+                self.last_stamp, self.last_ts = last_stamp, last_ts
+                self.feed(lineno, raw)
+                last, after_unknown = self.last, self.after_unknown
+                last_stamp, last_ts = self.last_stamp, self.last_ts
+                last_ident = None
+        finally:
+            self.summary.lines += fast_lines
+            self.summary.understood += understood
+            self.last, self.after_unknown = last, after_unknown
+            self.last_stamp, self.last_ts = last_stamp, last_ts
+        return lineno + 1
+
+    def _pid(self, ts: float, host: str, unit: str, pid: int, prio: str | None) -> None:
+        """Record the PID of ``host``'s ``unit``; a new one is a runner restart."""
+        old = self.pids.get((host, unit))
+        self.pids[host, unit] = pid
+        if old is not None and old != pid:
+            self.events.append(_restart_event(ts, host, pid, prio, unit, old))
+
+    def _stamp(self, mon: str, day: str, clock: str) -> float:
+        """:meth:`_yearless` for the fast path: the day's epoch cached per (month, day)."""
+        key = mon + day
+        base = self.day_epochs.get(key)
+        if base is None or MONTHS[mon] != self.last_month:
+            base = self._yearless(MONTHS[mon], day, "00:00:00")
+            self.day_epochs = {key: base}  # a new month may mean a new year: start afresh
+        hh, mm, ss = int(clock[:2]), int(clock[3:5]), float(clock[6:])
+        if hh > 23 or mm > 59 or ss >= 61:
+            raise _Malformed("bad time of day")
+        return base + hh * 3600 + mm * 60 + ss
+
+    def _bad(self, lineno: int, why: str) -> None:
+        where = f"{self.source}:{lineno}: {why}"
+        if self.strict:
+            raise CollectorError(f"malformed log line {where}")
+        self.summary.lines += 1
+        self.summary.malformed.append(where)
+        self.last, self.after_unknown = None, True
+
+
+def _restart_event(
+    ts: float, host: str, pid: int, prio: str | None, unit: str, old: int
+) -> dict[str, Any]:
+    return {
+        "ts": ts,
+        "host": host,
+        "pid": pid,
+        "priority": None if prio is None else int(prio),
+        "generation": "cxx",
+        "event": "runner_restart",
+        "unit": unit,
+        "old_pid": old,
+    }
+
 
 def _unit_pid(text: str) -> tuple[str, int | None]:
     if text.endswith("]"):
@@ -430,9 +580,7 @@ def parse_lines(
 ) -> tuple[list[dict[str, Any]], LogSummary]:
     """Parse journal/stderr lines into events; ``year`` dates year-less short timestamps."""
     parser = _Parser(source, year, strict)
-    feed = parser.feed
-    for lineno, raw in enumerate(lines, 1):
-        feed(lineno, raw)
+    parser.feed_all(lines)
     return parser.events, parser.summary
 
 

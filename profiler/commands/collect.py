@@ -1,4 +1,4 @@
-"""hydra-profiler collect status|metrics: sample a queue runner into a run directory."""
+"""hydra-profiler collect status|metrics|logs: a queue runner's data into a run directory."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from profiler.commands import collect_logs
 from profiler.errors import UsageError
 
 HELP = """\
@@ -33,7 +34,7 @@ collected is kept and the run stays readable.
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "collect",
-        help="collect queue-runner status or metrics into a run",
+        help="collect queue-runner status, metrics, logs or database rows into a run",
         description=__doc__,
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,6 +69,7 @@ def add_parser(sub: Any) -> None:
             help="force the generation (default: detect from each document)",
         )
         q.set_defaults(run=run, kind=name)
+    collect_logs.add_parser(what)
 
 
 def _seconds(text: str, flag: str) -> float:

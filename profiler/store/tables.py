@@ -41,6 +41,13 @@ _ATTEMPTS = 20
 def _column(values: list[Any]) -> Any:
     import pyarrow as pa
 
+    try:
+        column = pa.array(values)
+        nested = pa.types.is_nested(column.type)
+    except (ValueError, TypeError, OverflowError, pa.ArrowException):
+        nested = True
+    if not nested:  # the common case: plain values, no Python-level pass over them
+        return column
     values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
     try:
         return pa.array(values)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from profiler.collect import logs
 from profiler.collect.logs import open_log, parse_file, parse_lines, rust_duration_seconds
 from profiler.errors import CollectorError
 
@@ -279,3 +280,34 @@ def test_compressed_inputs(tmp_path: Path) -> None:
         events, summary = parse_file(str(path), year=2026)
         assert [e["event"] for e in events] == ["queue_check", "build_failed"], name
         assert summary.understood == 2
+
+
+def _slow(lines: list[str], source: str = "t") -> tuple[list[dict[str, Any]], Any]:
+    """The reference: every line through the general per-line path."""
+    parser = logs._Parser(source, 2026, strict=False)
+    for lineno, line in enumerate(lines, 1):
+        parser.feed(lineno, line)
+    return parser.events, parser.summary
+
+
+def test_fast_path_gives_the_same_events_as_the_general_path() -> None:
+    """Every case in every envelope, with unknown, continuation, restart, year and bad lines."""
+    lines = ["Dec 31 23:59:58 hydra hydra-queue-runner[9]: checking the queue for builds > 7..."]
+    for i, (msg, _, _) in enumerate(CXX_CASES + RUST_CASES):
+        pid = 1234 if i % 7 else 4321  # a restart now and then
+        lines += [short(msg, pid=pid), short(msg, "<3>", pid=pid), short("<6>" + msg, pid=pid)]
+        lines += [f"<5>{msg}", short(f"unknown {i} thing /nix/store/x", pid=pid), "  cont."]
+    lines += [
+        "Jan  1 00:00:01.5 hydra hydra-queue-runner[9]: marking build 3 as failed",
+        short(f"maybe cancelling build step {q(DRV)}"),
+        short("maybe cancelling build step /nix/store/bare.drv"),
+        "Feb 30 10:00:00 hydra hydra-queue-runner[1]: marking build 1 as failed",
+        "Jan  1 25:00:00 hydra hydra-queue-runner[1]: marking build 1 as failed",
+        "Xyz  1 10:00:00 hydra hydra-queue-runner[1]: marking build 1 as failed",
+    ]
+    fast_events, fast_summary = parse_lines(lines, source="t", year=2026)
+    slow_events, slow_summary = _slow(lines)
+    assert len(fast_events) > 3 * len(CXX_CASES)
+    assert fast_events == slow_events
+    assert fast_summary == slow_summary
+    assert len(fast_summary.malformed) == 2  # Feb 30 and hour 25; "Xyz" is a continuation

@@ -544,3 +544,28 @@ def test_a_listed_parquet_that_is_missing_is_an_error_not_a_loop(tmp_path: Path)
     _write(tmp_path, "t", [{"i": 2}])
     with pytest.raises(StoreError, match="listed in the run but missing"):
         compact(tmp_path)
+
+
+def test_append_many_writes_batches_across_segments_in_order(tmp_path: Path) -> None:
+    with Run.open(str(tmp_path / "r")) as run:
+        writer = run.writer("t", max_segment_bytes=400)
+        writer.append_many([{"i": i, "pad": "x" * 20} for i in range(50)])
+        writer.append_many([])
+        writer.append({"i": 50, "pad": ""})
+        assert writer.records == 51
+        assert len(writer.segments) > 3  # cut at the size limit, never mid-record
+    for path in writer.segments:
+        text = Path(path).read_text()
+        assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())
+    assert read_run(str(tmp_path / "r")).table("t")["i"].tolist() == list(range(51))
+
+
+def test_nested_and_mixed_columns_still_become_json_text(tmp_path: Path) -> None:
+    with Run.open(str(tmp_path / "r")) as run:
+        w = run.writer("t")
+        for rec in ({"a": {"x": 1}, "b": 1}, {"a": [1, 2], "b": "s"}, {"a": None, "b": 2.5}):
+            w.append(rec)
+    compact(str(tmp_path / "r"))
+    table = read_run(str(tmp_path / "r")).table("t")
+    assert table["a"].tolist()[:2] == ['{"x": 1}', "[1, 2]"]
+    assert table["b"].tolist() == ["1", "s", "2.5"]
