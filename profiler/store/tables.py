@@ -195,12 +195,22 @@ class RunReader:
     def table(self, name: str) -> pd.DataFrame:
         """One table as a DataFrame, records in append order (``ts``: float epoch seconds).
 
-        Columns are the union of the records' keys; dict and list values are JSON strings.
+        Columns are the union of the records' keys; dict and list values are JSON strings;
+        integer columns with missing values are pandas' nullable ``Int64`` (not float).
         """
+        import pandas as pd
+        import pyarrow as pa
+
         if name not in self.data:
             present = ", ".join(self.tables()) or "none"
             raise StoreError(f"{self.path}: no table {name!r} (tables: {present})")
-        return self.data[name].to_pandas()
+        table = self.data[name]
+        nullable = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}
+        if not any(
+            t in nullable and table.column(i).null_count for i, t in enumerate(table.schema.types)
+        ):
+            return table.to_pandas()
+        return table.to_pandas(types_mapper=nullable.get)
 
 
 def read_run(path: str | os.PathLike[str]) -> RunReader:
