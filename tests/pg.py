@@ -202,6 +202,18 @@ class PostgresServer:
         assert last_error is not None
         raise last_error
 
+    def shutdown(self) -> None:
+        """Stop the server as an operator would (fast mode), keeping its data (see resume)."""
+        self._run(str(self.bindir / "pg_ctl"), "--pgdata", str(self.data_dir), "--mode", "fast",
+                  "--wait", "stop")  # fmt: skip
+
+    def resume(self) -> None:
+        """Start a server stopped by :meth:`shutdown` again, on the same port and data."""
+        assert self.base is not None
+        log = str(self.base / "postgres.log")
+        self._run(str(self.bindir / "pg_ctl"), "--pgdata", str(self.data_dir), "--log", log,
+                  "--wait", "start")  # fmt: skip
+
     def stop(self) -> None:
         """Stop the server (immediate mode: nothing to keep) and remove its directory."""
         if self.base is None:

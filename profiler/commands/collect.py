@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from profiler.commands import collect_logs
+from profiler.commands import collect_db, collect_logs
 from profiler.errors import UsageError
 
 HELP = """\
@@ -70,6 +70,7 @@ def add_parser(sub: Any) -> None:
         )
         q.set_defaults(run=run, kind=name)
     collect_logs.add_parser(what)
+    collect_db.add_parser(what)
 
 
 def _seconds(text: str, flag: str) -> float:

@@ -169,7 +169,8 @@ def _read_segments(table_dir: str, table: str, names: Iterable[str]) -> tuple[li
     return records, warnings
 
 
-def _load_table(path: str, table: str, manifest: Manifest) -> tuple[Any, list[str]]:
+def load_table(path: str, table: str, manifest: Manifest) -> tuple[Any, list[str]]:
+    """One table of the run at ``path`` as Arrow (compacted part + segments), and warnings."""
     table_dir = os.path.join(path, "tables", table)
     parquet, absorbed = _entry(manifest, table)
     base = read_parquet(os.path.join(table_dir, parquet)) if parquet else None
@@ -230,7 +231,7 @@ def read_run(path: str | os.PathLike[str]) -> RunReader:
         warnings: list[str] = []
         try:
             for table in table_names(path):
-                data[table], warns = _load_table(path, table, manifest)
+                data[table], warns = load_table(path, table, manifest)
                 warnings += warns
         except FileNotFoundError as exc:
             if load_manifest(path).get("compacted") == manifest.get("compacted"):

@@ -1,0 +1,185 @@
+"""hydra-profiler collect db: Hydra's finished steps and builds, and live step phases, read-only.
+
+Exports BuildSteps/Builds rows incrementally into the run's db_steps and db_builds tables
+(resuming from the run's own cursor when restarted), and reconstructs per-step phase
+timelines (busy 1, 10, 20, 30, 35, 40, 50), which Hydra never stores, into db_phases by
+polling the busy steps and listening to the runner's notifications.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import sys
+import time
+from typing import Any
+
+from profiler.errors import UsageError
+
+HELP = """\
+Everything runs in read-only transactions with a statement timeout, on Hydra's own indexes.
+A lost connection, a server restart or a timeout is reported in one line (and as an `error`
+event in the run); the collector reconnects with backoff and resumes: nothing lost, nothing
+duplicated. Run it again with the same --out to continue where it stopped.
+
+time semantics (stored with every row): C++ runner: stop - start is the build only and
+overhead is the copy time in ms; Rust runner: stop - start is the whole step and overhead is
+the builder's import + upload time. --generation sets it; otherwise it is detected from the
+step machines (ssh://... = C++, bare host names = Rust) and the SystemStatus row (C++ only).
+
+examples:
+  hydra-profiler collect db --pg 'postgresql:///hydra?host=/run/postgresql' --out run1
+  hydra-profiler collect db --pg 'host=db user=hydra dbname=hydra' --since 2h --once \\
+      --out run1                                  # export the last two hours, then exit
+  hydra-profiler collect db --pg "$DSN" --interval 500ms --duration 1h --out run1
+  hydra-profiler collect db --pg "$DSN" --no-track --export-every 5m --out run1
+Stop with Ctrl-C (or SIGTERM): a last export pass runs, and the run stays readable.
+"""
+
+
+def add_parser(what: argparse._SubParsersAction) -> None:
+    """Add ``db`` to ``collect``'s sub-commands."""
+    q = what.add_parser(
+        "db",
+        help="Hydra's PostgreSQL: finished steps and builds, live step phases",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--pg", required=True, metavar="DSN", help="Hydra's database (libpq DSN/URL)")
+    q.add_argument("--out", required=True, metavar="RUN")
+    q.add_argument(
+        "--since",
+        metavar="TIME",
+        help="export steps whose stopTime is at or after TIME: epoch seconds, ISO 8601 "
+        "(UTC unless it has an offset) or a duration ago like 2h (default: now; ignored "
+        "when the run already has a cursor)",
+    )
+    q.add_argument("--interval", default="1s", help="phase-tracker poll interval (1s)")
+    q.add_argument("--export-every", default="30s", help="time between export passes (30s)")
+    q.add_argument(
+        "--overlap",
+        default="1h",
+        help="re-read window below the cursor, for steps committed late with an older "
+        "stopTime (C++: after their outputs were copied) (1h)",
+    )
+    stop = q.add_mutually_exclusive_group()
+    stop.add_argument("--duration", help="stop after this long, e.g. 10m")
+    stop.add_argument(
+        "--once", action="store_true", help="one export pass (no phase tracking), then exit"
+    )
+    q.add_argument("--timeout", default="10s", help="connect and statement timeout (10s)")
+    q.add_argument("--no-track", action="store_true", help="export only: no phase tracking")
+    q.add_argument(
+        "--generation",
+        choices=("cxx", "rust"),
+        help="the runner generation that wrote the rows (default: detect)",
+    )
+    q.set_defaults(run=run, kind="db")
+
+
+def _seconds(text: str, flag: str, *, positive: bool = True) -> float:
+    from profiler.units import parse_seconds
+
+    try:
+        value = parse_seconds(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if positive and value <= 0:
+        raise UsageError(f"{flag} must be positive")
+    return value
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``: epoch seconds, an ISO 8601 time (naive = UTC), or a duration before ``now``.
+
+    Raises
+    ------
+    UsageError
+        None of those.
+    """
+    t = text.strip()
+    try:
+        value = float(t)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value) or value < 0:
+            raise UsageError(f"--since: {text!r} is not a time")
+        return value
+    try:
+        stamp = dt.datetime.fromisoformat(t)
+    except ValueError:
+        pass
+    else:
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        return stamp.timestamp()
+    try:
+        return now - _seconds(t, "--since", positive=False)
+    except UsageError:
+        raise UsageError(
+            f"--since: {text!r} is neither epoch seconds, an ISO 8601 time nor a duration "
+            "such as 2h"
+        ) from None
+
+
+def options_from(args: argparse.Namespace) -> Any:
+    """The :class:`~profiler.collect.db.DbOptions` of parsed arguments."""
+    from profiler.collect.db import DbOptions
+
+    return DbOptions(
+        interval_seconds=_seconds(args.interval, "--interval"),
+        export_every_seconds=_seconds(args.export_every, "--export-every"),
+        duration_seconds=_seconds(args.duration, "--duration") if args.duration else None,
+        once=args.once,
+        track=not args.no_track and not args.once,
+        timeout_seconds=_seconds(args.timeout, "--timeout"),
+        since=parse_since(args.since, time.time()) if args.since else None,
+        overlap_seconds=_seconds(args.overlap, "--overlap", positive=False),
+        generation=args.generation,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiler.collect.collector import install_signal_handlers
+    from profiler.collect.db import DbCollector
+    from profiler.store import Run, compact, redact
+
+    options = options_from(args)
+    run_dir = Run.open(args.out, command=redact(" ".join(sys.argv)))
+
+    def log(message: str) -> None:
+        print(redact(message), file=sys.stderr, flush=True)
+
+    try:
+        collector = DbCollector(run_dir, args.pg, options, log=log)
+    except BaseException:
+        run_dir.close()
+        raise
+    install_signal_handlers(collector.stop)
+    state = collector.exporter.state
+    start = f"resuming after stopTime {state.cursor}" if state.resumed else f"since {state.since}"
+    if state.resumed and options.since is not None:
+        log("collect db: --since ignored: the run has a cursor, the export resumes from it")
+    track = "" if collector.tracker is None else f"; phases every {options.interval_seconds:g} s"
+    every = "once" if options.once else f"every {options.export_every_seconds:g} s"
+    log(
+        f"collect db: {collector.target}: steps {start}, {every}{track}, into {args.out}"
+        f"{'' if options.once else ' (Ctrl-C to stop)'}"
+    )
+    try:
+        collector.run_loop()
+    finally:
+        run_dir.close()
+    compacted = compact(args.out)
+    if any(compacted.values()):
+        log(f"collect db: compacted {sum(compacted.values())} records to Parquet")
+    ex, tr = collector.exporter, collector.tracker
+    phases = "" if tr is None else f", {tr.phases_written} phase intervals"
+    log(
+        f"collect db: {ex.steps_written} steps, {ex.builds_written} builds{phases}, "
+        f"{collector.errors} error(s); run {args.out}"
+    )
+    return 1 if ex.passes == 0 and collector.errors else 0
