@@ -229,8 +229,9 @@ class Engine:
             run.build_id = build_id or run.spec.index + 1
             if self.k.generation == "cxx":
                 self._emit(journal.cxx_loading_build(run.build_id, run.spec.job))
-            if not run.spec.deps:
-                run.runnable_at = now
+            if not run.spec.deps:  # runnable once loaded, as the queue monitor makes it
+                run.runnable_at = time.time()
+                self._update_queue_gauges()
         with self.state.lock:
             s = self.state
             s.nr_queue_wakeups += 1
@@ -248,7 +249,9 @@ class Engine:
         return [
             r
             for r in self.runs
-            if r.spec.index not in self._dispatched and all(d in self._done for d in r.spec.deps)
+            if r.runnable_at
+            and r.spec.index not in self._dispatched
+            and all(d in self._done for d in r.spec.deps)
         ]
 
     def _dispatch_loop(self) -> None:

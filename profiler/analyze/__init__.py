@@ -1,0 +1,1 @@
+"""Analysis of a stored run: step table, attribution, verdicts, what-if simulation."""

@@ -1,0 +1,157 @@
+"""One call from a stored run to the answer: :func:`analyze`."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
+from profiler.analyze.profiles import CodecProfile, from_bench, profile_for
+from profiler.analyze.steps import StepTable, build_step_table
+from profiler.analyze.verdict import Pressure, Verdict, decide, pressure, use_table
+from profiler.errors import ProfilerError
+from profiler.store import read_run
+
+DEFAULT_CODEC = {"cxx": "xz:6", "rust": "zstd:3", "unknown": "xz:6"}
+
+
+@dataclass
+class Analysis:
+    """Everything :func:`analyze` found; DataFrames for notebooks, dicts for JSON."""
+
+    run: str
+    generation: str
+    codec: str
+    profile: CodecProfile | None
+    table: StepTable
+    steps: pd.DataFrame
+    attribution: Attribution
+    verdict: Verdict
+    pressure: Pressure
+    use: pd.DataFrame
+    by_machine: pd.DataFrame
+    by_system: pd.DataFrame
+    by_jobset: pd.DataFrame
+    by_window: pd.DataFrame
+    profiles: dict[str, CodecProfile] = field(default_factory=dict)
+    pressure_series: tuple[np.ndarray, np.ndarray] | None = None  # runnable-steps gauge
+
+    def coverage(self) -> dict[str, Any]:
+        start, end = self.table.window
+        return {
+            "window_utc": [start, end],
+            "sources": [s.__dict__ for s in self.table.sources],
+            "queue_wait": self.table.queue_source,
+            "compression": self.profile.source if self.profile else "not separated",
+            "notes": self.attribution.notes,
+            "estimated": [k for k, v in self.attribution.estimated.items() if v],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document of ``analyze --format json`` (``verdict``, ``attribution``...)."""
+        return {
+            "run": self.run,
+            "generation": self.generation,
+            "codec": self.codec,
+            "steps": self.attribution.steps,
+            "verdict": self.verdict.as_dict(),
+            "attribution": self.attribution.as_dict(),
+            "attribution_seconds": self.attribution.seconds,
+            "slot_not_building_share": _not_building(self.steps),
+            "wall_percentiles_s": _percentiles(self.steps["wall_s"]),
+            "use": _records(self.use.reset_index()),
+            "by_machine": _records(self.by_machine.reset_index()),
+            "coverage": self.coverage(),
+        }
+
+
+def _not_building(steps: pd.DataFrame) -> float:
+    slot = float(steps["slot_s"].sum())
+    return 1 - float(steps["build_s"].sum()) / slot if slot > 0 else math.nan
+
+
+def _percentiles(values: pd.Series) -> dict[str, float]:
+    if values.empty:
+        return {}
+    return {f"p{q}": float(values.quantile(q / 100)) for q in (50, 90, 99)}
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            str(k): (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in row.items()
+        }
+        for row in df.to_dict(orient="records")
+    ]
+
+
+def analyze(
+    run_dir: str,
+    *,
+    profiles_dir: str | None = None,
+    codec: str | None = None,
+    generation: str | None = None,
+    slots: int | None = None,
+    window_seconds: float = 3600.0,
+    calibrate: bool = True,
+) -> Analysis:
+    """Analyse the run at ``run_dir``.
+
+    Parameters
+    ----------
+    profiles_dir
+        A ``hydra-profiler bench`` result whose codec figures split copy phases (else the
+        codec is calibrated here on the built-in corpus, unless ``calibrate`` is False).
+    codec
+        The codec the farm compressed with (default xz:6 for C++, zstd:3 for Rust).
+    slots
+        Build slots per machine (default: Rust status maxJobs, else the most seen running).
+    """
+    if not os.path.isdir(run_dir):
+        raise ProfilerError(f"{run_dir}: no such run directory")
+    reader = read_run(run_dir)
+    table = build_step_table(reader, generation=generation)
+    if table.steps.empty:
+        raise ProfilerError(f"{run_dir}: no build steps in the run ({'; '.join(table.notes)})")
+    gen = table.generation
+    codec_name = codec or DEFAULT_CODEC.get(gen, "xz:6")
+    profiles = from_bench(profiles_dir) if profiles_dir else {}
+    profile = profile_for(codec_name, profiles, calibrate_missing=calibrate)
+    steps = split_copy(table, profile)
+    att = attribute(table, steps)
+    samples = reader.table("samples") if "samples" in reader.tables() else None
+    logs = reader.table("log_events") if "log_events" in reader.tables() else None
+    p = pressure(samples, table.window, slots)
+    verdict = decide(att, steps, gen, p, logs)
+    steps = steps.assign(system=steps["system"].fillna("unknown"))
+    jobsets = (
+        steps.assign(jobset=steps["jobset"].fillna("unknown"))
+        if "jobset" in steps
+        else steps.assign(jobset="unknown")
+    )
+    return Analysis(
+        run_dir, gen, codec_name, profile, table, steps, att, verdict, p,
+        use_table(p, att, steps),
+        breakdown(steps.assign(machine=steps["machine"].fillna("unknown")), "machine"),
+        breakdown(steps, "system"),
+        breakdown(jobsets, "jobset"),
+        by_window(steps, window_seconds),
+        profiles,
+        _runnable_series(samples),
+    )  # fmt: skip
+
+
+def _runnable_series(samples: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:
+    if samples is None or samples.empty or "metric" not in samples:
+        return None
+    rows = samples[samples["metric"] == "steps_runnable"]
+    if rows.empty:
+        return None
+    series = rows.groupby("ts")["value"].sum().sort_index()
+    return series.index.to_numpy(float), series.to_numpy(float)

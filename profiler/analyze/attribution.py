@@ -1,0 +1,144 @@
+"""Attribution: each step's wall time split into scheduling, I/O, compression, build and post.
+
+Per step (columns added to the step table, seconds):
+
+- **scheduling**: connecting to the builder (and, in the totals only, the time steps waited
+  runnable for a machine: no per-step source records it, see :mod:`profiler.analyze.steps`);
+- **io**: sending inputs, receiving outputs, writing the cache, uploading;
+- **compression**: compressing outputs (estimated from the codec profile, see below) and
+  waiting for a local worker slot (C++: a slot is held for the whole receive+compress+upload,
+  so the wait is caused by compression);
+- **build**: building;
+- **post**: preparing the step and post-processing (database writes, notifications).
+
+The copy phase is split: C++ journals give the receive+compress+write pipeline time per
+output, so ``copy - pipeline`` is the upload; compression is ``NAR bytes x seconds per byte``
+of the codec profile, at most the pipeline (or the copy phase), and the rest of it is I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from profiler.analyze.profiles import CodecProfile
+from profiler.analyze.steps import CATEGORIES, StepTable
+
+# Phases that hold a machine slot (C++ gives the slot back once it has a local worker slot).
+SLOT_COLUMNS = {
+    "cxx": ("prepare_s", "connect_s", "send_s", "build_s", "slot_wait_s"),
+    "rust": ("prepare_s", "connect_s", "send_s", "build_s", "slot_wait_s", "copy_s", "post_s"),
+}
+
+
+@dataclass
+class Attribution:
+    """Totals and shares of step wall time per category, and how they were obtained."""
+
+    seconds: dict[str, float]
+    shares: dict[str, float]
+    estimated: dict[str, bool]
+    steps: int
+    wall_seconds: float
+    queue_seconds: float
+    notes: list[str]
+
+    def as_dict(self) -> dict[str, float]:
+        """The shares (summing to 1), as DESIGN.md's ``attribution`` object."""
+        return dict(self.shares)
+
+
+def split_copy(table: StepTable, profile: CodecProfile | None) -> pd.DataFrame:
+    """Add ``compress_s``, ``receive_s``, ``upload_s`` and the category columns to the steps."""
+    s = table.steps.copy()
+    copy = s["copy_s"].astype(float).fillna(0.0)
+    pipeline = s["pipeline_s"].astype(float) if "pipeline_s" in s else pd.Series(np.nan, s.index)
+    has_pipe = pipeline.notna() & (pipeline <= copy + 1.0)  # a copy phase holds its pipeline
+    pipe = pipeline.where(has_pipe, copy).clip(upper=copy.where(copy > 0, pipeline))
+    nar = s["nar_bytes"].astype(float)
+    if profile is not None and math.isfinite(profile.seconds_per_byte):
+        wanted = nar * profile.seconds_per_byte
+        compress = np.minimum(wanted.fillna(0.0), pipe.fillna(0.0))
+        s["compress_source"] = np.where(
+            nar.notna(), f"estimated: NAR bytes x {profile.codec} profile", "no NAR size"
+        )
+    else:
+        compress = pd.Series(0.0, s.index)
+        s["compress_source"] = "no codec profile: compression not separated from I/O"
+    s["compress_s"] = compress
+    s["upload_s"] = (copy - pipe.fillna(copy)).clip(lower=0.0)
+    s["receive_s"] = (pipe.fillna(copy) - compress).clip(lower=0.0)
+    s["scheduling_s"] = s["connect_s"].fillna(0.0)
+    s["io_s"] = s["send_s"].fillna(0.0) + s["receive_s"] + s["upload_s"]
+    s["compression_s"] = s["slot_wait_s"].fillna(0.0) + s["compress_s"]
+    s["post_total_s"] = s["prepare_s"].fillna(0.0) + s["post_s"].fillna(0.0)
+    s["wall_s"] = (
+        s["scheduling_s"]
+        + s["io_s"]
+        + s["compression_s"]
+        + s["build_s"].fillna(0.0)
+        + s["post_total_s"]
+    )
+    slot_cols = SLOT_COLUMNS.get(table.generation, SLOT_COLUMNS["cxx"])
+    s["slot_s"] = sum(s[c].fillna(0.0) for c in slot_cols)
+    return s
+
+
+def _category_columns() -> dict[str, str]:
+    return {
+        "scheduling": "scheduling_s",
+        "io": "io_s",
+        "compression": "compression_s",
+        "build": "build_s",
+        "post": "post_total_s",
+    }
+
+
+def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
+    """Totals over all steps, with the queue wait (when observed) in scheduling."""
+    cols = _category_columns()
+    seconds = {c: float(steps[col].fillna(0.0).sum()) for c, col in cols.items()}
+    queue = table.queue_seconds if math.isfinite(table.queue_seconds) else 0.0
+    seconds["scheduling"] += queue
+    total = sum(seconds.values())
+    shares = {c: (seconds[c] / total if total > 0 else 0.0) for c in CATEGORIES}
+    estimated = dict.fromkeys(CATEGORIES, False)
+    estimated["compression"] = bool((steps.get("compress_s", pd.Series(dtype=float)) > 0).any())
+    estimated["io"] = estimated["compression"]
+    estimated["scheduling"] = queue > 0 and "integral" in table.queue_source
+    notes = list(table.notes)
+    if queue > 0:
+        notes.append(f"queue wait {queue:.1f} step-s: {table.queue_source}")
+    return Attribution(seconds, shares, estimated, len(steps), total, queue, notes)
+
+
+def breakdown(steps: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
+    """Per group: steps, wall p50/p90/p99, category shares, and slot time not building."""
+    cols = _category_columns()
+    rows = []
+    for key, g in steps.groupby(by, dropna=False, sort=True):
+        wall = g["wall_s"]
+        total = float(wall.sum())
+        row: dict[str, object] = {
+            "group": key if not isinstance(key, tuple) or len(key) != 1 else key[0],
+            "steps": len(g),
+            "wall_p50_s": float(wall.quantile(0.5)),
+            "wall_p90_s": float(wall.quantile(0.9)),
+            "wall_p99_s": float(wall.quantile(0.99)),
+        }
+        for c, col in cols.items():
+            row[f"{c}_share"] = float(g[col].fillna(0.0).sum()) / total if total > 0 else 0.0
+        slot = float(g["slot_s"].sum())
+        row["slot_not_building_share"] = 1 - float(g["build_s"].sum()) / slot if slot > 0 else 0.0
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.set_index("group") if not out.empty else out
+
+
+def by_window(steps: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
+    """:func:`breakdown` per time window of step end (UTC epoch seconds at window start)."""
+    keyed = steps.assign(window=(steps["end_ts"] // window_seconds) * window_seconds)
+    return breakdown(keyed, "window")

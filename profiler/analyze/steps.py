@@ -1,0 +1,414 @@
+"""The step table: one row per build step, joined from whatever a run holds.
+
+Sources, best first (reference ``hydra.md`` §2.4, §3, §4 and §8):
+
+- ``db_phases`` (the live phase tracker of ``collect db``): per-step intervals of each busy
+  phase, to within the poll interval;
+- ``db_steps`` / ``db_builds``: machine, system, jobset, and Hydra's own times, whose meaning
+  depends on the generation (C++: ``stop - start`` is the build only and ``overhead`` the copy
+  time in ms; Rust: ``stop - start`` is the whole step and ``overhead`` import + upload);
+- ``log_events``: C++ ``copying path ... (N bytes, compressed P% in M ms)`` gives the NAR size,
+  compressed size and the receive+compress+write pipeline time per output;
+- ``samples`` (status/metrics): the runnable-steps gauge, whose time integral is the total time
+  steps waited for a machine (or, Rust, the queue wait counter), for the scheduling share that
+  no per-step source records.
+
+Hydra never stores compression time separately: the copy phase (C++ busy 40, Rust upload) holds
+receive, compression, cache write and upload together. It is split with a codec profile
+(:mod:`profiler.analyze.profiles`): compression = NAR bytes x measured seconds per byte, capped
+at the phase, the rest I/O; such columns are marked estimated.
+
+Every duration column is seconds; ``*_source`` columns say where a value came from and
+``resolution_s`` how precise the phase boundaries are.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from profiler.store import RunReader
+
+CATEGORIES = ("scheduling", "io", "compression", "build", "post")
+# Tracker phase -> the step-table column its time goes to ("copy" is split later).
+PHASE_COLUMN = {
+    "preparing": "prepare_s",
+    "connecting": "connect_s",
+    "sending-inputs": "send_s",
+    "building": "build_s",
+    "waiting-for-local-slot": "slot_wait_s",
+    "receiving-outputs": "copy_s",
+    "post-processing": "post_s",
+}
+DURATIONS = (
+    "queue_s",
+    "prepare_s",
+    "connect_s",
+    "send_s",
+    "build_s",
+    "slot_wait_s",
+    "copy_s",
+    "receive_s",
+    "compress_s",
+    "upload_s",
+    "post_s",
+)
+# Step-table column -> attribution category (the testbed's truth uses the same mapping).
+COLUMN_CATEGORY = {
+    "queue_s": "scheduling",
+    "connect_s": "scheduling",
+    "prepare_s": "post",
+    "send_s": "io",
+    "receive_s": "io",
+    "upload_s": "io",
+    "build_s": "build",
+    "slot_wait_s": "compression",
+    "compress_s": "compression",
+    "post_s": "post",
+}
+_NO_LOGS = pd.DataFrame(columns=["event"])
+_STORE_NAME = re.compile(r"^/nix/store/[0-9a-z]{32}-(.+?)(\.drv)?$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source the analysis used: what, how precise, over which window."""
+
+    name: str
+    rows: int
+    detail: str
+    precision: str
+
+
+@dataclass
+class StepTable:
+    """The joined step table with what it was made of.
+
+    Attributes
+    ----------
+    steps
+        One row per step (see the module docstring for columns).
+    generation
+        ``cxx``, ``rust`` or ``unknown``.
+    queue_seconds
+        Total time steps waited runnable for a machine (all steps), or NaN.
+    queue_source
+        How ``queue_seconds`` was obtained.
+    sources
+        The sources used, with their precision.
+    notes
+        What could not be observed or was estimated.
+    """
+
+    steps: pd.DataFrame
+    generation: str
+    queue_seconds: float = math.nan
+    queue_source: str = ""
+    sources: list[Source] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    window: tuple[float, float] = (math.nan, math.nan)
+
+
+def store_name(path: Any) -> str | None:
+    """``/nix/store/<hash>-hello-2.12.drv`` -> ``hello-2.12`` (None if not a store path)."""
+    if not isinstance(path, str):
+        return None
+    m = _STORE_NAME.match(path)
+    return m.group(1) if m else None
+
+
+def _table(reader: RunReader, name: str) -> pd.DataFrame | None:
+    return reader.table(name) if name in reader.tables() else None
+
+
+def _phase_steps(phases: pd.DataFrame) -> pd.DataFrame:
+    """Sum the tracker's phase intervals per step into duration columns."""
+    seen = phases[phases["phase"].isin(list(PHASE_COLUMN))].copy()
+    seen["column"] = seen["phase"].map(PHASE_COLUMN)
+    seen["seconds"] = seen["end_ts"].astype(float) - seen["start_ts"].astype(float)
+    wide = seen.pivot_table(
+        index=["build", "stepnr"], columns="column", values="seconds", aggfunc="sum"
+    )
+    span = seen.groupby(["build", "stepnr"]).agg(
+        start_ts=("start_ts", "min"),
+        end_ts=("end_ts", "max"),
+        resolution_s=("resolution_seconds", "max"),
+        machine=("machine", "last"),
+        system=("system", "last"),
+        gap=("gap", "max"),
+    )
+    copies = seen[seen["phase"] == "receiving-outputs"].groupby(["build", "stepnr"])
+    span = span.join(copies["start_ts"].min().rename("copy_start_ts"))
+    span = span.join(copies["end_ts"].max().rename("copy_end_ts"))
+    out = span.join(wide).reset_index()
+    for column in set(PHASE_COLUMN.values()):
+        if column not in out:
+            out[column] = 0.0
+        out[column] = out[column].fillna(0.0)
+    out["timing_source"] = "tracker"
+    return out
+
+
+def _db_steps(db: pd.DataFrame, generation: str) -> pd.DataFrame:
+    """Steps known only from ``db_steps`` (no tracker): Hydra's times, by generation."""
+    out = pd.DataFrame(
+        {
+            "build": db["build"],
+            "stepnr": db["stepnr"],
+            "machine": db["machine"],
+            "system": db["system"],
+            "resolution_s": 1.0,
+            "timing_source": "db",
+        }
+    )
+    span = db["stop_time"].astype(float) - db["start_time"].astype(float)
+    overhead = db["overhead_ms"].astype(float).fillna(0.0) / 1000
+    if generation == "rust":  # stop - start is the whole step (from runnable) incl. overhead
+        out["start_ts"] = db["start_time"].astype(float)
+        out["end_ts"] = db["stop_time"].astype(float)
+        out["copy_s"] = overhead
+        out["build_s"] = (span - overhead).clip(lower=0)
+    else:  # C++: the build only; overhead = the copies around it
+        out["start_ts"] = db["start_time"].astype(float)
+        out["end_ts"] = db["stop_time"].astype(float) + overhead
+        out["build_s"] = span
+        out["copy_s"] = overhead
+    for column in set(PHASE_COLUMN.values()) - {"build_s", "copy_s"}:
+        out[column] = 0.0
+    return out
+
+
+def _copied_outputs(logs: pd.DataFrame) -> pd.DataFrame:
+    """C++ ``copying path`` events: per output name, NAR bytes, compressed bytes, pipeline s."""
+    copied = logs[logs["event"] == "output_copied"]
+    if copied.empty:
+        return pd.DataFrame(columns=["name", "ts", "nar_bytes", "compressed_bytes", "pipeline_s"])
+    nar = copied["nar_bytes"].astype(float)
+    return pd.DataFrame(
+        {
+            "name": copied["path"].map(store_name),
+            "ts": copied["ts"].astype(float),
+            "nar_bytes": nar,
+            "compressed_bytes": (nar * (1 - copied["compressed_percent"].astype(float) / 100))
+            .round()
+            .astype(float),
+            "pipeline_s": copied["ms"].astype(float) / 1000,
+        }
+    )
+
+
+def _join_outputs(steps: pd.DataFrame, copied: pd.DataFrame) -> pd.DataFrame:
+    """Attach each step's copied outputs, matched by name and the time of the copy."""
+    steps = steps.copy()
+    steps["nar_bytes"] = np.nan
+    steps["compressed_bytes"] = np.nan
+    steps["pipeline_s"] = np.nan
+    if copied.empty or "drv_path" not in steps:
+        return steps
+    names = steps["drv_path"].map(store_name)
+    start = steps["start_ts"].astype(float).to_dict()
+    end = steps["end_ts"].astype(float).to_dict()
+    by_name: dict[str, list[int]] = {}
+    for i, name in zip(steps.index, names, strict=True):
+        if name:
+            by_name.setdefault(name, []).append(i)
+    nar = steps["nar_bytes"].to_dict()
+    packed = steps["compressed_bytes"].to_dict()
+    pipe = steps["pipeline_s"].to_dict()
+    for name, ts, n, c, p in zip(
+        copied["name"], copied["ts"], copied["nar_bytes"], copied["compressed_bytes"],
+        copied["pipeline_s"], strict=True,
+    ):  # fmt: skip
+        candidates = by_name.get(str(name or ""), [])
+        if not candidates:
+            continue
+        # the step whose span holds the copy (else the nearest end)
+        best = min(candidates, key=lambda i: _distance(start[i], end[i], float(ts)))
+        for column, value in ((nar, n), (packed, c), (pipe, p)):
+            old = column[best]
+            column[best] = float(value) if math.isnan(old) else old + float(value)
+    steps["nar_bytes"] = pd.Series(nar)
+    steps["compressed_bytes"] = pd.Series(packed)
+    steps["pipeline_s"] = pd.Series(pipe)
+    return steps
+
+
+def _distance(start: float, end: float, ts: float) -> float:
+    if pd.isna(start) or pd.isna(end):
+        return math.inf
+    if start - 1 <= ts <= end + 1:  # log times are whole seconds in short-format journals
+        return 0.0
+    return min(abs(ts - start), abs(ts - end))
+
+
+def _with_logs(
+    steps: pd.DataFrame, logs: pd.DataFrame | None, builds: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Output sizes and pipeline times, sharper step bounds; NAR size from Builds else."""
+    if logs is None or "event" not in logs:
+        logs = None
+    steps = _join_outputs(steps, _copied_outputs(logs if logs is not None else _NO_LOGS))
+    if logs is not None and "drv_path" in steps:
+        steps = _sharpen(steps, logs, builds)
+    if "size_bytes" in steps:
+        missing = steps["nar_bytes"].isna()
+        steps.loc[missing, "nar_bytes"] = steps.loc[missing, "size_bytes"]
+    return steps
+
+
+def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | None) -> pd.DataFrame:
+    """Widen tracked steps to the journal's step start and end, when it has them.
+
+    The tracker sees a step from its row's insert to ``step_finished``; the runner logs
+    "performing step" (C++) before the insert and "marking build ... as succeeded" after the
+    last write, so the time in between (database writes) is added to preparing and post.
+    Only for the top-level step of a build (a build's end is its last step's end).
+    """
+    tracked = steps["timing_source"] == "tracker"
+    if not tracked.any() or "drv" not in logs:
+        return steps
+    ts = logs["ts"].astype(float)
+    started = logs[logs["event"].isin(["step_started", "dispatch"])]
+    first = started.assign(ts=ts).groupby("drv")["ts"].min()
+    steps = steps.copy()
+    begin = steps["drv_path"].map(first)
+    early = tracked & begin.notna() & (begin < steps["start_ts"]) & (steps["start_ts"] - begin < 60)
+    steps.loc[early, "prepare_s"] += steps.loc[early, "start_ts"] - begin[early]
+    steps.loc[early, "start_ts"] = begin[early]
+    if builds is None or "build_id" not in logs:
+        return steps
+    done = logs[logs["event"].isin(["build_succeeded", "build_failed"])]
+    last = done.assign(ts=ts).groupby("build_id")["ts"].max()
+    top = builds.drop_duplicates("build", keep="last").set_index("build")["drv_path"]
+    finish = steps["build"].map(last)
+    is_top = steps["drv_path"] == steps["build"].map(top)
+    late = tracked & is_top & finish.notna() & (finish > steps["end_ts"])
+    late &= finish - steps["end_ts"] < 60
+    steps.loc[late, "post_s"] += finish[late] - steps.loc[late, "end_ts"]
+    steps.loc[late, "end_ts"] = finish[late]
+    return steps
+
+
+def _generation(reader: RunReader, db: pd.DataFrame | None) -> str:
+    if db is not None and "generation" in db and db["generation"].notna().any():
+        values = set(db["generation"].dropna()) - {"unknown"}
+        if len(values) == 1:
+            return str(values.pop())
+    logs = _table(reader, "log_events")
+    if logs is not None and "generation" in logs and not logs.empty:
+        return str(logs["generation"].mode().iloc[0])
+    samples = _table(reader, "samples")
+    if samples is not None and "generation" in samples and not samples.empty:
+        return str(samples["generation"].mode().iloc[0])
+    return "unknown"
+
+
+def queue_estimate(
+    samples: pd.DataFrame | None, generation: str, window: tuple[float, float]
+) -> tuple[float, str]:
+    """Total step-seconds spent runnable but not dispatched, and how it was obtained.
+
+    Rust's ``machine_type_wait_seconds_total`` counter is the sum of the queue waits of
+    finished steps (ms resolution); otherwise the runnable-steps gauge is integrated over
+    time (a step-function between samples, so to within a sample interval per change).
+    """
+    if samples is None or samples.empty:
+        return math.nan, "no status samples: queue wait not observed"
+    start, end = window
+    if generation == "rust":
+        wait = samples[samples["metric"] == "machine_type_wait_seconds_total"]
+        if not wait.empty:
+            per_type = wait.groupby("machine_type")["value"].agg(["first", "last"])
+            total = float((per_type["last"] - per_type["first"]).clip(lower=0).sum())
+            return total, "Rust queue-wait counter (ms), difference over the run"
+    gauge = samples[samples["metric"] == "steps_runnable"].sort_values("ts")
+    gauge = gauge.drop_duplicates("ts", keep="last")
+    if len(gauge) < 2:
+        return math.nan, "fewer than two runnable-steps samples: queue wait not observed"
+    ts = gauge["ts"].to_numpy(float)
+    value = gauge["value"].to_numpy(float)
+    if math.isfinite(start) and math.isfinite(end):
+        # from the stretch of queueing that led up to the first step (steps wait before
+        # the first one starts) to the last step's end
+        first = int(np.searchsorted(ts, start - 1))
+        while first > 0 and value[first - 1] > 0:
+            first -= 1
+        keep = (np.arange(len(ts)) >= first) & (ts <= end + 1)
+        ts, value = ts[keep], value[keep]
+    if len(ts) < 2:
+        return math.nan, "no runnable-steps samples inside the steps' window"
+    # each sample holds until the next: trapezoids would invent half-steps
+    total = float(np.sum(value[:-1] * np.diff(ts)))
+    interval = float(np.median(np.diff(ts)))
+    return total, f"integral of the runnable-steps gauge (samples every {interval:.2g} s)"
+
+
+def build_step_table(reader: RunReader, *, generation: str | None = None) -> StepTable:
+    """Join a run's sources into the step table (without the compression split).
+
+    Parameters
+    ----------
+    reader
+        The stored run (:func:`profiler.store.read_run`).
+    generation
+        Force ``cxx``/``rust`` semantics; default: from the data.
+    """
+    phases = _table(reader, "db_phases")
+    db = _table(reader, "db_steps")
+    builds = _table(reader, "db_builds")
+    logs = _table(reader, "log_events")
+    gen = generation or _generation(reader, db)
+    sources: list[Source] = []
+    notes: list[str] = []
+    parts = []
+    if phases is not None and not phases.empty:
+        tracked = _phase_steps(phases)
+        parts.append(tracked)
+        res = float(tracked["resolution_s"].max())
+        sources.append(Source("db_phases", len(phases), "live phase tracker", f"+-{res:g} s"))
+    if db is not None and not db.empty:
+        sources.append(Source("db_steps", len(db), f"Hydra BuildSteps ({gen})", "1 s"))
+        known = {(b, s) for p in parts for b, s in zip(p["build"], p["stepnr"], strict=True)}
+        rest = db[[(b, s) not in known for b, s in zip(db["build"], db["stepnr"], strict=True)]]
+        if not rest.empty:
+            parts.append(_db_steps(rest, gen))
+            notes.append(
+                f"{len(rest)} step(s) without tracker phases: timed from BuildSteps only "
+                "(whole seconds; scheduling and post-processing not separable)"
+            )
+    if not parts:
+        empty = pd.DataFrame(columns=["step", *DURATIONS])
+        return StepTable(empty, gen, notes=["no per-step source in the run (db, tracker)"])
+    steps = pd.concat(parts, ignore_index=True)
+    if db is not None and not db.empty:
+        keep = ["build", "stepnr", "drv_path", "status", "overhead_ms", "start_time", "stop_time"]
+        keep += [c for c in ("machine", "system") if c in db]
+        info = db[keep].rename(columns={"machine": "db_machine", "system": "db_system"})
+        steps = steps.merge(info, on=["build", "stepnr"], how="left")
+        for c in ("machine", "system"):
+            steps[c] = steps[c].where(steps[c].notna(), steps.get(f"db_{c}"))
+    if builds is not None and not builds.empty:
+        jobs = builds.drop_duplicates("build", keep="last")
+        jobs = jobs.assign(jobset=jobs["project"].astype(str) + ":" + jobs["jobset"].astype(str))
+        steps = steps.merge(jobs[["build", "jobset", "job", "size_bytes"]], on="build", how="left")
+    steps["step"] = steps["build"].astype(str) + "/" + steps["stepnr"].astype(str)
+    steps["generation"] = gen
+    if logs is not None:
+        sources.append(
+            Source("log_events", len(logs), "queue-runner journal", "1 s (short) / 1 us (json)")
+        )
+    steps = _with_logs(steps, logs, builds)
+    window = (float(steps["start_ts"].min()), float(steps["end_ts"].max()))
+    samples = _table(reader, "samples")
+    queue_s, queue_src = queue_estimate(samples, gen, window)
+    if samples is not None:
+        sources.append(Source("samples", len(samples), "status/metrics samples", queue_src))
+    if math.isnan(queue_s):
+        notes.append(queue_src)
+    steps["queue_s"] = np.nan  # per step: not observed (the total is queue_seconds)
+    return StepTable(steps, gen, queue_s, queue_src, sources, notes, window)

@@ -1,0 +1,242 @@
+"""The limiting resource, with its evidence and a confidence (reference ``hydra.md`` §8).
+
+The USE view per resource (utilisation, saturation, errors) comes from the status samples and
+the step table; the verdict follows where steps wait:
+
+- steps runnable while machine slots are free: the dispatcher is not keeping up
+  (**scheduling**);
+- steps runnable while every slot is taken: the slots are the limit, and what holds them
+  decides the name: building (**builder-capacity**), compressing or waiting for a local worker
+  slot to compress (**compression**), sending, receiving or uploading (**io**);
+- concurrent database updates piling up, "PostgreSQL may be stalled", or post-processing
+  dominating the steps (**database**);
+- nothing waiting and slots mostly free (**idle**);
+- otherwise the largest non-build share of the steps' time, if it is large.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from profiler.analyze.attribution import Attribution
+
+BOTTLENECKS = ("compression", "io", "scheduling", "database", "builder-capacity", "idle")
+
+
+@dataclass
+class Verdict:
+    """The named bottleneck (one of :data:`BOTTLENECKS`), confidence 0..1, evidence lines."""
+
+    bottleneck: str
+    confidence: float
+    evidence: list[str]
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bottleneck": self.bottleneck,
+            "confidence": round(self.confidence, 3),
+            "evidence": self.evidence,
+            "scores": {k: round(v, 3) for k, v in self.scores.items()},
+        }
+
+
+@dataclass
+class Pressure:
+    """Time shares from the status samples (NaN when the run has no samples)."""
+
+    samples: int = 0
+    interval_s: float = math.nan
+    runnable_share: float = math.nan  # time with steps runnable
+    runnable_free_share: float = math.nan  # ... while a machine slot was free
+    runnable_full_share: float = math.nan  # ... while every slot was taken
+    slot_busy_share: float = math.nan  # time-average of taken / available slots
+    download_wait_share: float = math.nan  # time with steps waiting for a local slot
+    db_stalled_share: float = math.nan  # time with > 6 concurrent database updates
+    db_updates_max: float = math.nan
+    capacity: float = math.nan
+    dispatcher_busy: float = math.nan  # running / (running + waiting)
+
+
+def _series(samples: pd.DataFrame, metric: str, agg: str = "sum") -> pd.Series:
+    rows = samples[samples["metric"] == metric]
+    if rows.empty:
+        return pd.Series(dtype=float)
+    out: pd.Series = rows.groupby("ts")["value"].agg(agg).sort_index()
+    return out
+
+
+def pressure(
+    samples: pd.DataFrame | None, window: tuple[float, float], slots: int | None
+) -> Pressure:
+    """Time shares of runnable/free/full/waiting from the samples inside ``window``."""
+    if samples is None or samples.empty or "metric" not in samples:
+        return Pressure()
+    start, end = window
+    s = samples[(samples["ts"] >= start - 1) & (samples["ts"] <= end + 1)]
+    runnable = _series(s, "steps_runnable")
+    if len(runnable) < 2:
+        return Pressure()
+    ts = runnable.index.to_numpy(float)
+    dt = np.diff(ts)
+    weight = np.append(dt, np.median(dt))
+    total = float(weight.sum())
+    jobs = _series(s, "machine_current_jobs").reindex(runnable.index).ffill().fillna(0.0)
+    per_machine = s[s["metric"] == "machine_current_jobs"].groupby("machine")["value"].max()
+    max_jobs = s[s["metric"] == "machine_max_jobs"].groupby("machine")["value"].max()
+    if slots is not None:
+        capacity = float(slots * max(len(per_machine), len(max_jobs), 1))
+    elif not max_jobs.empty:
+        capacity = float(max_jobs.sum())
+    else:  # C++ status has no maxJobs: the most each machine was seen running
+        capacity = float(per_machine.sum()) if not per_machine.empty else math.nan
+    r = runnable.to_numpy(float) > 0
+    free = jobs.to_numpy(float) < capacity if math.isfinite(capacity) else np.zeros_like(r)
+    p = Pressure(samples=len(runnable), interval_s=float(np.median(dt)), capacity=capacity)
+    p.runnable_share = float(weight[r].sum() / total)
+    p.runnable_free_share = float(weight[r & free].sum() / total)
+    p.runnable_full_share = float(weight[r & ~free].sum() / total)
+    if math.isfinite(capacity) and capacity > 0:
+        p.slot_busy_share = float(np.sum(weight * jobs.to_numpy(float)) / (total * capacity))
+    waiting = _series(s, "steps_waiting_for_download_slot").reindex(runnable.index).ffill()
+    if waiting.notna().any():
+        p.download_wait_share = float(weight[(waiting.fillna(0) > 0).to_numpy()].sum() / total)
+    db = _series(s, "db_updates_active", "max").reindex(runnable.index).ffill()
+    if db.notna().any():
+        p.db_updates_max = float(db.max())
+        p.db_stalled_share = float(weight[(db.fillna(0) > 6).to_numpy()].sum() / total)
+    run_s = _series(s, "dispatcher_running_seconds_total", "max")
+    wait_s = _series(s, "dispatcher_waiting_seconds_total", "max")
+    if len(run_s) >= 2 and len(wait_s) >= 2:
+        dr = float(run_s.iloc[-1] - run_s.iloc[0])
+        dw = float(wait_s.iloc[-1] - wait_s.iloc[0])
+        if dr + dw > 0:
+            p.dispatcher_busy = dr / (dr + dw)
+    return p
+
+
+def _slot_blame(steps: pd.DataFrame, generation: str) -> dict[str, float]:
+    """What machine-slot time was spent on, by category (slot waits blamed on what the
+    local worker slots were doing: compressing vs moving bytes)."""
+
+    def col(name: str) -> float:
+        return float(steps[name].fillna(0.0).to_numpy(float).sum()) if name in steps else 0.0
+
+    compress, receive, upload = col("compress_s"), col("receive_s"), col("upload_s")
+    wait = col("slot_wait_s")
+    moved = receive + upload
+    c_part = compress / (compress + moved) if compress + moved > 0 else 0.5
+    blame = {
+        "scheduling": col("connect_s"),
+        "io": col("send_s") + wait * (1 - c_part),
+        "compression": wait * c_part,
+        "builder-capacity": col("build_s"),
+        "database": col("prepare_s"),
+    }
+    if generation == "rust":  # the builder holds its slot through upload and post
+        blame["io"] += moved
+        blame["compression"] += compress
+        blame["database"] += col("post_s")
+    total = sum(blame.values())
+    return {k: v / total for k, v in blame.items()} if total > 0 else blame
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def decide(
+    attribution: Attribution,
+    steps: pd.DataFrame,
+    generation: str,
+    p: Pressure,
+    log_events: pd.DataFrame | None = None,
+) -> Verdict:
+    """Score every bottleneck from the evidence and name the strongest."""
+    sh = attribution.shares
+    blame = _slot_blame(steps, generation)
+    stalls = 0
+    if log_events is not None and "event" in log_events:
+        stalls = int((log_events["event"] == "db_stalled").sum())
+    full = p.runnable_full_share if math.isfinite(p.runnable_full_share) else 0.0
+    free = p.runnable_free_share if math.isfinite(p.runnable_free_share) else 0.0
+    busy = p.slot_busy_share if math.isfinite(p.slot_busy_share) else math.nan
+    wall = attribution.wall_seconds
+    queue_share = attribution.queue_seconds / wall if wall else 0.0
+    saturated = full
+    if free < full or not math.isfinite(p.runnable_free_share):
+        saturated = max(full, min(1.0, queue_share * 2))
+    waits = p.download_wait_share if math.isfinite(p.download_wait_share) else 0.0
+    idle = 0.0
+    if math.isfinite(busy) and math.isfinite(p.runnable_share):  # nothing waits, slots free
+        idle = (1 - p.runnable_share) ** 2 * (1 - busy) * (1 - waits)
+    stalled = p.db_stalled_share if math.isfinite(p.db_stalled_share) else 0.0
+    scores = {
+        "scheduling": free * (0.5 + 0.5 * min(1.0, 2 * queue_share)),
+        "builder-capacity": saturated * blame.get("builder-capacity", 0.0),
+        "compression": saturated * blame.get("compression", 0.0) + 0.5 * sh["compression"],
+        "io": saturated * blame.get("io", 0.0) + 0.5 * sh["io"],
+        # warnings alone are weak (bursts of dispatches trip them): time in the database is
+        # what costs, seen as post-processing share and time above 6 concurrent updates
+        "database": 2 * max(0.0, sh["post"] - 0.1)
+        + stalled
+        + 0.1 * min(1.0, stalls / max(attribution.steps, 1)),
+        "idle": idle,
+    }
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    (top, top_score), (_, second) = ranked[0], ranked[1]
+    confidence = (
+        0.0
+        if top_score <= 0
+        else min(1.0, (top_score - second) / top_score + 0.2 * min(1.0, top_score))
+    )
+    evidence = [
+        f"attribution of {attribution.steps} steps: "
+        + ", ".join(f"{k} {_pct(v)}" for k, v in sh.items()),
+        f"steps runnable {_pct(p.runnable_share)} of the time: while a slot was free "
+        f"{_pct(p.runnable_free_share)}, while all {p.capacity:g} slots were taken "
+        f"{_pct(p.runnable_full_share)} (samples every {p.interval_s:.2g} s)",
+        "machine-slot time spent on: "
+        + ", ".join(f"{k} {_pct(v)}" for k, v in sorted(blame.items(), key=lambda kv: -kv[1])),
+    ]
+    if math.isfinite(busy):
+        evidence.append(f"machine slots in use {_pct(busy)} of the time (utilisation)")
+    if math.isfinite(p.download_wait_share):
+        evidence.append(
+            f"steps waiting for a local worker slot {_pct(p.download_wait_share)} of the time"
+        )
+    if math.isfinite(p.db_updates_max):
+        evidence.append(
+            f"concurrent database updates up to {p.db_updates_max:g}; above 6 "
+            f"{_pct(p.db_stalled_share)} of the time; {stalls} 'PostgreSQL may be stalled' warnings"
+        )
+    if math.isfinite(p.dispatcher_busy):
+        evidence.append(f"dispatcher running {_pct(p.dispatcher_busy)} of its time")
+    return Verdict(top, max(0.0, confidence), evidence, scores)
+
+
+def use_table(p: Pressure, attribution: Attribution, steps: pd.DataFrame) -> pd.DataFrame:
+    """Utilisation, saturation and errors per resource, as far as the run shows them."""
+    window = float(steps["end_ts"].max() - steps["start_ts"].min()) if len(steps) else math.nan
+    failed = int((steps["status"].fillna(0) != 0).sum()) if "status" in steps else 0
+    rows = [
+        ("builder slots", p.slot_busy_share, p.runnable_full_share, failed),
+        ("scheduler", p.dispatcher_busy, p.runnable_free_share, math.nan),
+        (
+            "local workers (compression)",
+            attribution.seconds["compression"] / window / max(p.capacity, 1)
+            if window
+            else math.nan,
+            p.download_wait_share,
+            math.nan,
+        ),
+        ("database", p.db_updates_max, p.db_stalled_share, math.nan),
+    ]
+    return pd.DataFrame(
+        rows, columns=["resource", "utilisation", "saturation", "errors"]
+    ).set_index("resource")
