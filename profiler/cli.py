@@ -32,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from profiler.commands import analyze as analyze_cmd
     from profiler.commands import bench as bench_cmd
     from profiler.commands import collect as collect_cmd
     from profiler.commands import compare as compare_cmd
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module in (
+        analyze_cmd,
         bench_cmd,
         collect_cmd,
         compare_cmd,

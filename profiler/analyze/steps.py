@@ -386,8 +386,16 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
         return StepTable(empty, gen, notes=["no per-step source in the run (db, tracker)"])
     steps = pd.concat(parts, ignore_index=True)
     if db is not None and not db.empty:
-        keep = ["build", "stepnr", "drv_path", "status", "overhead_ms", "start_time", "stop_time"]
-        keep += [c for c in ("machine", "system") if c in db]
+        wanted = (
+            "drv_path",
+            "status",
+            "overhead_ms",
+            "start_time",
+            "stop_time",
+            "machine",
+            "system",
+        )
+        keep = ["build", "stepnr", *(c for c in wanted if c in db)]
         info = db[keep].rename(columns={"machine": "db_machine", "system": "db_system"})
         steps = steps.merge(info, on=["build", "stepnr"], how="left")
         for c in ("machine", "system"):
@@ -395,7 +403,8 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     if builds is not None and not builds.empty:
         jobs = builds.drop_duplicates("build", keep="last")
         jobs = jobs.assign(jobset=jobs["project"].astype(str) + ":" + jobs["jobset"].astype(str))
-        steps = steps.merge(jobs[["build", "jobset", "job", "size_bytes"]], on="build", how="left")
+        cols = [c for c in ("build", "jobset", "job", "size_bytes") if c in jobs]
+        steps = steps.merge(jobs[cols], on="build", how="left")
     steps["step"] = steps["build"].astype(str) + "/" + steps["stepnr"].astype(str)
     steps["generation"] = gen
     if logs is not None:

@@ -71,6 +71,14 @@ def _series(samples: pd.DataFrame, metric: str, agg: str = "sum") -> pd.Series:
     return out
 
 
+def _per_machine(samples: pd.DataFrame, metric: str) -> pd.Series:
+    rows = samples[samples["metric"] == metric]
+    if rows.empty or "machine" not in rows:
+        return pd.Series(dtype=float)
+    out: pd.Series = rows.groupby("machine")["value"].max()
+    return out
+
+
 def pressure(
     samples: pd.DataFrame | None, window: tuple[float, float], slots: int | None
 ) -> Pressure:
@@ -87,8 +95,8 @@ def pressure(
     weight = np.append(dt, np.median(dt))
     total = float(weight.sum())
     jobs = _series(s, "machine_current_jobs").reindex(runnable.index).ffill().fillna(0.0)
-    per_machine = s[s["metric"] == "machine_current_jobs"].groupby("machine")["value"].max()
-    max_jobs = s[s["metric"] == "machine_max_jobs"].groupby("machine")["value"].max()
+    per_machine = _per_machine(s, "machine_current_jobs")
+    max_jobs = _per_machine(s, "machine_max_jobs")
     if slots is not None:
         capacity = float(slots * max(len(per_machine), len(max_jobs), 1))
     elif not max_jobs.empty:

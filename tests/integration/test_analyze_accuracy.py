@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from profiler.analyze import whatif
 from profiler.analyze.analysis import Analysis, analyze
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
@@ -72,3 +73,24 @@ def test_verdict_names_the_created_bottleneck(tmp_path: Path, db_dsn: str, name:
     assert doc["verdict"]["bottleneck"] == expected
     assert set(doc["attribution"]) == {"scheduling", "io", "compression", "build", "post"}
     assert {s["name"] for s in doc["coverage"]["sources"]} >= {"db_phases", "db_steps", "samples"}
+
+
+def test_replay_reproduces_the_run_and_a_faster_compression_helps(
+    tmp_path: Path, db_dsn: str
+) -> None:
+    """The simulator replays an observed compression-bound run closely, and halving the
+    compression time shortens steps and the run (checked against the same run's replay)."""
+    knobs = {"codec": "xz:6", "local_workers": 1}
+    observed = observe(tmp_path, db_dsn, dict(knobs), 0.3, steps=16)
+    a = analyze(observed.run_dir, codec="xz:6")
+    p = whatif.project(a, whatif.parse_change("compress=0.5"))
+    v = p.validation
+    assert abs(v.makespan_rel_error) < 0.15, v.table()
+    assert v.end_mae_s < 2.0
+    change = p.table.set_index("metric")["change"]
+    assert change["p50_wall_s"] < -0.05
+    assert change["makespan_s"] < 0
+    assert any("released by the end of another" in n for n in p.notes)
+    doc = p.as_dict()
+    assert doc["replay"]["makespan_rel_error"] == v.makespan_rel_error
+    assert {r["metric"] for r in doc["fleet_cost"]} >= {"compress_cpu_hours_per_day"}

@@ -1,0 +1,308 @@
+"""What-if: replay an analysed run in the simulator, change one thing, compare.
+
+The step table becomes the simulator's input (:mod:`profiler.analyze.simulate`): observed
+phase durations, machines and their slots, local worker slots, and release times. Hydra
+records no step's release (runnable) time, so it is reconstructed: Rust's ``startTime`` is
+it (whole seconds); for C++ the runnable-steps gauge is inverted (steps become runnable in
+the order they are dispatched, so the k-th dispatched step was released when released-so-far
+= runnable + dispatched first reached k), to within a sample interval; without samples a
+step is taken as released when it was dispatched. Dependencies are not recorded either: a
+step released just after another ended is taken to depend on it (:func:`release_triggers`),
+so in the simulation it starts when that step ends there; other steps keep their observed
+release, so gains from changes that would release them sooner are not projected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from profiler.analyze import simulate as sim
+from profiler.analyze.profiles import CodecProfile, canonical, profile_for
+from profiler.errors import UsageError
+
+if TYPE_CHECKING:
+    from profiler.analyze.analysis import Analysis
+
+STORAGE_USD_PER_TB_MONTH = 23.0  # S3 standard, as the bench's operator view assumes
+
+
+@dataclass(frozen=True)
+class Change:
+    """One what-if change: ``kind`` (codec, compress, workers, machines, upload) and value."""
+
+    kind: str
+    value: Any
+    label: str
+
+
+def parse_change(text: str) -> Change:
+    """``codec=zstd:19``, ``compress=0.8``, ``workers=8``, ``machines=+2``, ``upload=100MB/s``."""
+    from profiler.units import parse_bits_per_second, parse_bytes
+
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not value:
+        raise UsageError(f"--whatif {text!r}: expected KEY=VALUE (see --help)")
+    try:
+        if key == "codec":
+            return Change("codec", canonical(value), f"codec {canonical(value)}")
+        if key == "compress":
+            factor = float(value)
+            if not 0 <= factor:
+                raise ValueError("a factor >= 0")
+            return Change("compress", factor, f"compression time x{factor:g}")
+        if key == "workers":
+            return Change("workers", int(value), f"{int(value)} local worker slots")
+        if key == "machines":
+            m = re.fullmatch(r"([+-]?)(\d+)", value)
+            if m is None:
+                raise ValueError("+N, -N or N")
+            return Change("machines", (m.group(1), int(m.group(2))), f"machines {value}")
+        if key == "upload":
+            rate = value.removesuffix("/s")
+            bits = "bit" in rate.lower() or rate.lower().endswith("bps")
+            per_s = parse_bits_per_second(rate) / 8 if bits else float(parse_bytes(rate))
+            return Change("upload", per_s, f"upload {per_s / 1e6:g} MB/s")
+    except (ValueError, UsageError) as exc:
+        raise UsageError(f"--whatif {text!r}: {exc}") from None
+    raise UsageError(
+        f"--whatif {text!r}: unknown change {key!r} (codec, compress, workers, machines, upload)"
+    )
+
+
+def release_times(a: Analysis) -> tuple[np.ndarray, str]:
+    """Per step (table order), when it became runnable, and how that was obtained."""
+    steps = a.steps
+    start = steps["start_ts"].to_numpy(float)
+    if a.generation == "rust" and "start_time" in steps:
+        runnable = steps["start_time"].to_numpy(float)
+        ok = np.isfinite(runnable)
+        return np.where(ok, np.minimum(runnable, start), start), "Rust startTime (whole seconds)"
+    gauge = a.pressure_series
+    if gauge is None or len(gauge) < 2:
+        return start.copy(), "dispatch times (no runnable-steps samples)"
+    ts, runnable_n = gauge
+    order = np.argsort(start, kind="stable")
+    dispatched = np.searchsorted(np.sort(start), ts, side="right")
+    released = np.maximum.accumulate(runnable_n + dispatched)
+    release = start.copy()
+    prev = np.concatenate([[ts[0] - (ts[1] - ts[0])], ts[:-1]])
+    for k, i in enumerate(order, start=1):
+        j = int(np.searchsorted(released, k, side="left"))
+        if j < len(ts):
+            release[i] = min(start[i], (prev[j] + ts[j]) / 2)
+    return release, "runnable-steps gauge inverted (to within a sample interval)"
+
+
+def release_triggers(
+    keys: pd.Series, release: np.ndarray, end: np.ndarray, tolerance_s: float
+) -> list[list[str]]:
+    """Per step, the step whose end released it, when one ended just before (else none).
+
+    Hydra records no dependencies, but a step that became runnable within ``tolerance_s``
+    after another step ended (and not with the first wave) was, most likely, waiting for it:
+    the simulator then releases it when that step ends in the simulation, so a change that
+    finishes steps sooner also starts their dependants sooner.
+    """
+    order = np.argsort(end, kind="stable")
+    ends = end[order]
+    first_wave = np.nanmin(release) + tolerance_s
+    out: list[list[str]] = []
+    for i, r in enumerate(release):
+        if not np.isfinite(r) or r <= first_wave:
+            out.append([])
+            continue
+        j = int(np.searchsorted(ends, r + tolerance_s / 4, side="right")) - 1
+        while j >= 0 and order[j] == i:
+            j -= 1
+        if j >= 0 and r - ends[j] <= tolerance_s:
+            out.append([str(keys.iloc[order[j]])])
+        else:
+            out.append([])
+    return out
+
+
+def sim_steps(a: Analysis) -> pd.DataFrame:
+    """The step table in the simulator's columns (with inferred release triggers)."""
+    s = a.steps
+    release, how = release_times(a)
+    out = pd.DataFrame(
+        {
+            "step": s["step"],
+            "machine": s["machine"].fillna("").astype(str),
+            "system": s["system"].fillna("unknown").astype(str),
+            "release_ts": release,
+            "start_ts": s["start_ts"].astype(float),
+            "end_ts": s["end_ts"].astype(float),
+            "compressed_bytes": s["compressed_bytes"].astype(float),
+            "nar_bytes": s["nar_bytes"].astype(float),
+        }
+    )
+    for column in ("prepare_s", "connect_s", "send_s", "build_s", "slot_wait_s", "receive_s",
+                   "compress_s", "upload_s", "post_s"):  # fmt: skip
+        out[column] = s[column].astype(float).fillna(0.0) if column in s else 0.0
+    out["write_s"] = 0.0
+    resolution = 1.0 if "Rust" in how else (a.pressure.interval_s if "gauge" in how else 0.0)
+    if resolution > 0 and math.isfinite(resolution):
+        out["deps"] = release_triggers(
+            out["step"], release, out["end_ts"].to_numpy(float), 2 * resolution + 0.2
+        )
+    return out
+
+
+def local_workers(a: Analysis) -> int | None:
+    """C++ local worker slots: the most copy phases seen at once, if steps ever waited."""
+    if a.generation != "cxx":
+        return None
+    s = a.steps
+    if "slot_wait_s" not in s or not (s["slot_wait_s"].fillna(0) > 0.05).any():
+        return None
+    if "copy_start_ts" not in s or s["copy_start_ts"].isna().all():
+        return None
+    tracked = s.dropna(subset=["copy_start_ts", "copy_end_ts"])
+    margin = float(tracked["resolution_s"].max()) if "resolution_s" in tracked else 0.0
+    # shrink each interval by the boundary uncertainty: back-to-back copies do not overlap
+    events = sorted(
+        [(t + margin, 1) for t in tracked["copy_start_ts"]]
+        + [(t - margin, -1) for t in tracked["copy_end_ts"]]
+    )
+    level = peak = 0
+    for _, d in events:
+        level += d
+        peak = max(peak, level)
+    return max(1, peak)
+
+
+def sim_config(a: Analysis, steps: pd.DataFrame, slots: int | None = None) -> sim.SimConfig:
+    """Machines as observed, with their slots (``slots``, else the observed capacity)."""
+    machines = max(1, steps["machine"].replace("", np.nan).nunique())
+    per_machine = slots
+    if per_machine is None:
+        cap = a.pressure.capacity
+        per_machine = max(1, round(cap / machines)) if math.isfinite(cap) else 1
+    if a.generation == "rust":
+        return sim.config_from_steps(steps, "rust", per_machine, None)
+    return sim.config_from_steps(steps, "cxx", per_machine, local_workers(a))
+
+
+@dataclass
+class Projection:
+    """A what-if: the replay's validation, the comparison table and the fleet cost."""
+
+    label: str
+    validation: sim.Validation
+    table: pd.DataFrame
+    cost: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        def clean(df: pd.DataFrame) -> list[dict[str, Any]]:
+            return [
+                {str(k): (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in row.items()}
+                for row in df.to_dict(orient="records")
+            ]  # fmt: skip
+
+        v = self.validation
+        return {
+            "change": self.label,
+            "replay": {
+                "observed_makespan_s": v.observed_makespan_s,
+                "simulated_makespan_s": v.simulated_makespan_s,
+                "makespan_rel_error": v.makespan_rel_error,
+                "end_mae_s": v.end_mae_s,
+            },
+            "projection": clean(self.table),
+            "fleet_cost": clean(self.cost),
+            "notes": self.notes,
+        }
+
+
+def fleet_cost(a: Analysis, current: CodecProfile | None, new: CodecProfile | None) -> pd.DataFrame:
+    """CPU-hours a day compressing, storage and egress a month, at the run's NAR rate."""
+    s = a.steps
+    start, end = a.table.window
+    nar = float(s["nar_bytes"].sum())
+    span = end - start
+    if not (span > 0 and nar > 0):
+        return pd.DataFrame(columns=["metric", "current", "projected"])
+    daily = nar / span * 86400
+    rows = []
+    for name, fn in (
+        ("nar_bytes_per_day", lambda p: daily),
+        ("compress_cpu_hours_per_day", lambda p: daily * p.seconds_per_byte / 3600),
+        ("stored_tb_per_month", lambda p: daily * 30 * p.ratio / 1e12),
+        ("storage_usd_per_month", lambda p: daily * 30 * p.ratio / 1e12 * STORAGE_USD_PER_TB_MONTH),
+        ("egress_tb_per_month_per_download", lambda p: daily * 30 * p.ratio / 1e12),
+    ):
+        cur = fn(current) if current is not None else math.nan
+        new_v = fn(new) if new is not None else cur
+        rows.append((name, cur, new_v))
+    return pd.DataFrame(rows, columns=["metric", "current", "projected"])
+
+
+def _changes(
+    a: Analysis, change: Change, config: sim.SimConfig
+) -> tuple[dict[str, Any], CodecProfile | None, list[str]]:
+    notes: list[str] = []
+    new_profile = a.profile
+    if change.kind == "codec":
+        if a.profile is None:
+            raise UsageError("--whatif codec=...: the run's codec has no profile (give --profiles)")
+        new_profile = profile_for(change.value, a.profiles)
+        assert new_profile is not None
+        notes.append(
+            f"{a.profile.codec}: {a.profile.source}; {new_profile.codec}: {new_profile.source}"
+        )
+        return (
+            {
+                "compress_factor": new_profile.seconds_per_byte / a.profile.seconds_per_byte,
+                "size_factor": new_profile.ratio / a.profile.ratio,
+            },
+            new_profile,
+            notes,
+        )
+    if change.kind == "compress":
+        return {"compress_factor": change.value}, new_profile, notes
+    if change.kind == "workers":
+        return {"local_workers": change.value}, new_profile, notes
+    if change.kind == "upload":
+        return {"upload_bytes_per_second": change.value}, new_profile, notes
+    sign, n = change.value
+    machines = dict(config.machines)
+    slots, systems = next(iter(machines.values()))
+    target = len(machines) + n if sign == "+" else len(machines) - n if sign == "-" else n
+    if target < 1:
+        raise UsageError(f"--whatif machines: would leave {target} machines")
+    names = list(machines)
+    while len(machines) > target:
+        machines.pop(names.pop())
+    i = 1
+    while len(machines) < target:
+        machines[f"added-{i}"] = (slots, systems)
+        i += 1
+    return {"machines": machines}, new_profile, notes
+
+
+def project(a: Analysis, change: Change, *, slots: int | None = None) -> Projection:
+    """Replay ``a`` in the simulator, apply ``change``, and compare."""
+    steps = sim_steps(a)
+    config = sim_config(a, steps, slots)
+    changes, new_profile, notes = _changes(a, change, config)
+    result = sim.what_if(steps, config, **changes)
+    _, how = release_times(a)
+    triggered = sum(1 for d in steps.get("deps", []) if d)
+    notes.append(
+        f"release times: {how}; {triggered} of {len(steps)} steps released by the end of "
+        "another (inferred dependency: the simulation releases them when it ends)"
+    )
+    return Projection(
+        change.label, result.baseline, result.comparison, fleet_cost(a, a.profile, new_profile),
+        notes,
+    )  # fmt: skip

@@ -1,0 +1,134 @@
+"""hydra-profiler analyze: attribute step time, name the bottleneck, project a change."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from profiler.errors import UsageError
+
+HELP = """\
+RUN is a run directory written by `collect` (any mix of status, metrics, logs, db). The
+copy phase Hydra records (receive + compress + write + upload) is split with a codec
+profile: from --profiles (a `hydra-profiler bench` result on your NARs), else calibrated
+here on the built-in corpus; those shares are marked estimated.
+
+what-if (--whatif, repeatable; one change each, compared with a replay of the run):
+  codec=zstd:19        compression time and size from the codec profiles
+  compress=0.8         compression 20% faster (x0.8 time; Coz-style virtual speed-up)
+  workers=8            local worker slots (C++ max_local_worker_threads)
+  machines=+2          machines added (or =4 for exactly four; same slots each)
+  upload=100MB/s       upload bandwidth (bytes or bits with b, e.g. 1Gbit/s)
+
+examples:
+  hydra-profiler analyze run1
+  hydra-profiler analyze run1 --profiles bench-results --whatif codec=zstd:19
+  hydra-profiler analyze run1 --format json | jq .verdict
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="attribute step time, name the bottleneck, project a change",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
+    p.add_argument("--codec", help="the codec the farm used (default xz:6 C++, zstd:3 Rust)")
+    p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
+    p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
+    p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
+    p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(run=run)
+
+
+def _pct(x: float) -> str:
+    return "-" if not isinstance(x, float | int) or not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def sentence(a: Any) -> str:
+    """The verdict in one sentence with its numbers."""
+    v, sh = a.verdict, a.attribution.shares
+    top = sorted(sh.items(), key=lambda kv: -kv[1])
+    parts = ", ".join(f"{k} {_pct(s)}" for k, s in top)
+    return (
+        f"Bottleneck: {v.bottleneck} (confidence {v.confidence:.2f}). "
+        f"{a.attribution.steps} steps, {a.attribution.wall_seconds:,.0f} step-seconds: {parts}."
+    )
+
+
+def _print_table(a: Any, whatifs: list[Any]) -> None:
+    import pandas as pd
+
+    out = sys.stdout
+    print(sentence(a), file=out)
+    print("\nevidence:", file=out)
+    for line in a.verdict.evidence:
+        print(f"  - {line}", file=out)
+    rows = [
+        (k, a.attribution.seconds[k], _pct(a.attribution.shares[k]),
+         "estimated" if a.attribution.estimated[k] else "observed")
+        for k in a.attribution.shares
+    ]  # fmt: skip
+    att = pd.DataFrame(rows, columns=["category", "step_seconds", "share", "how"])
+    print("\nattribution:\n" + att.to_string(index=False, float_format="{:,.1f}".format), file=out)
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        if not a.by_machine.empty:
+            cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
+                    "build_share", "slot_not_building_share"]  # fmt: skip
+            print("\nby machine:\n" + a.by_machine[cols].round(3).to_string(), file=out)
+        print("\nUSE:\n" + a.use.round(3).to_string(), file=out)
+        for w in whatifs:
+            print(f"\nwhat-if {w.label}:\n" + w.table.to_string(index=False), file=out)
+    cov = a.coverage()
+    print("\ncoverage:", file=out)
+    for s in cov["sources"]:
+        print(f"  - {s['name']}: {s['rows']} rows, {s['detail']}, {s['precision']}", file=out)
+    print(f"  - compression: {cov['compression']}", file=out)
+    for note in cov["notes"]:
+        print(f"  - {note}", file=out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiler.analyze.analysis import analyze
+    from profiler.units import parse_seconds
+
+    try:
+        window = parse_seconds(args.window)
+    except ValueError as exc:
+        raise UsageError(f"--window: {exc}") from None
+    if args.slots is not None and args.slots < 1:
+        raise UsageError("--slots must be at least 1")
+    from profiler.analyze import whatif as wi
+
+    changes = [wi.parse_change(text) for text in args.whatif]
+    a = analyze(
+        args.run_dir,
+        profiles_dir=args.profiles,
+        codec=args.codec,
+        generation=args.generation,
+        slots=args.slots,
+        window_seconds=window,
+    )
+    results = [wi.project(a, change, slots=args.slots) for change in changes]
+    if args.format == "json":
+        doc = a.as_dict()
+        doc["whatif"] = [w.as_dict() for w in results]
+        json.dump(doc, sys.stdout, indent=2, default=_json_default)
+        print()
+    else:
+        _print_table(a, results)
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

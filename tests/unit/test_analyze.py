@@ -1,0 +1,307 @@
+"""The analysis on small hand-made runs: the step table's joins and semantics, the copy split,
+the queue integral, verdict signatures, what-if parsing, release reconstruction, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profiler.analyze import whatif
+from profiler.analyze.analysis import analyze
+from profiler.analyze.attribution import attribute, split_copy
+from profiler.analyze.profiles import CodecProfile
+from profiler.analyze.steps import build_step_table, queue_estimate, store_name
+from profiler.analyze.verdict import Pressure, decide, pressure
+from profiler.errors import ProfilerError, UsageError
+from profiler.store import Run, read_run
+
+T0 = 1_795_900_000.0
+H = "0c2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn"
+PROFILE = CodecProfile("xz:6", 1e-6, 0.25, "test")  # 1 MB/s
+
+
+def drv(name: str) -> str:
+    return f"/nix/store/{H}-{name}.drv"
+
+
+def phase_rows(build: int, t: float, phases: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, seconds in phases:
+        rows.append(
+            {
+                "build": build,
+                "stepnr": 1,
+                "phase": name,
+                "start_ts": t,
+                "end_ts": t + seconds,
+                "resolution_seconds": 0.1,
+                "machine": "ssh://b1",
+                "system": "x86_64-linux",
+                "gap": False,
+            }
+        )
+        t += seconds
+    return rows
+
+
+def write_run(path: Path, tables: dict[str, list[dict[str, Any]]]) -> str:
+    with Run.open(str(path)) as run:
+        for name, rows in tables.items():
+            writer = run.writer(name)
+            for row in rows:
+                writer.append(row)
+    return str(path)
+
+
+def cxx_run(tmp: Path, *, with_phases: bool = True, runnable: list[float] | None = None) -> str:
+    phases = [
+        ("preparing", 0.5),
+        ("connecting", 1.0),
+        ("sending-inputs", 2.0),
+        ("building", 10.0),
+        ("waiting-for-local-slot", 3.0),
+        ("receiving-outputs", 6.0),
+        ("post-processing", 0.5),
+    ]
+    tables: dict[str, list[dict[str, Any]]] = {
+        "db_steps": [
+            {
+                "build": 1,
+                "stepnr": 1,
+                "drv_path": drv("hello-2.12"),
+                "machine": "ssh://b1",
+                "system": "x86_64-linux",
+                "status": 0,
+                "start_time": T0 + 3,
+                "stop_time": T0 + 13,
+                "overhead_ms": 8000,
+                "generation": "cxx",
+            },
+        ],
+        "db_builds": [
+            {
+                "build": 1,
+                "project": "nixpkgs",
+                "jobset": "trunk",
+                "job": "hello",
+                "drv_path": drv("hello-2.12"),
+                "size_bytes": 3_000_000,
+            },
+        ],
+        "log_events": [
+            {
+                "ts": T0 + 21,
+                "event": "output_copied",
+                "path": f"/nix/store/{H}-hello-2.12",
+                "nar_bytes": 2_000_000,
+                "compressed_percent": 75.0,
+                "ms": 4000,
+                "generation": "cxx",
+            },
+        ],
+    }
+    if with_phases:
+        tables["db_phases"] = phase_rows(1, T0, phases)
+    if runnable is not None:
+        tables["samples"] = [
+            {"ts": T0 - 10 + i, "metric": "steps_runnable", "value": v, "generation": "cxx"}
+            for i, v in enumerate(runnable)
+        ]
+    return write_run(tmp / "run", tables)
+
+
+def test_store_name() -> None:
+    assert store_name(drv("hello-2.12")) == "hello-2.12"
+    assert store_name(f"/nix/store/{H}-hello-2.12") == "hello-2.12"
+    assert store_name("hello") is None and store_name(None) is None
+
+
+def test_tracker_steps_with_journal_sizes_and_a_split_copy(tmp_path: Path) -> None:
+    table = build_step_table(read_run(cxx_run(tmp_path)))
+    assert table.generation == "cxx"
+    row = table.steps.iloc[0]
+    assert (row["prepare_s"], row["connect_s"], row["send_s"], row["build_s"]) == (0.5, 1, 2, 10)
+    assert (row["slot_wait_s"], row["copy_s"], row["post_s"]) == (3.0, 6.0, 0.5)
+    assert row["nar_bytes"] == 2_000_000  # the journal's, not Builds.size
+    assert row["compressed_bytes"] == 500_000 and row["pipeline_s"] == 4.0
+    assert row["jobset"] == "nixpkgs:trunk"
+    steps = split_copy(table, PROFILE)
+    s = steps.iloc[0]
+    # compression = 2 MB x 1 us/B = 2 s (of the 4 s pipeline); upload = copy - pipeline
+    assert (s["compress_s"], s["receive_s"], s["upload_s"]) == (2.0, 2.0, 2.0)
+    assert s["compression_s"] == 5.0 and s["io_s"] == 6.0 and s["post_total_s"] == 1.0
+    assert s["wall_s"] == pytest.approx(23.0)
+    assert s["slot_s"] == pytest.approx(16.5)  # C++: the slot is given back after the wait
+    att = attribute(table, steps)
+    assert sum(att.shares.values()) == pytest.approx(1.0)
+    assert att.shares["build"] == pytest.approx(10 / 23)
+    assert att.estimated["compression"] and not att.estimated["build"]
+    no_profile = split_copy(table, None)
+    assert no_profile.iloc[0]["compress_s"] == 0.0
+    assert "not separated" in no_profile.iloc[0]["compress_source"]
+
+
+def test_queue_integral_includes_the_queue_before_the_first_step(tmp_path: Path) -> None:
+    # samples from T0-10 every second: 2 runnable for 10 s before the step starts, then 0
+    run = cxx_run(tmp_path, runnable=[2.0] * 10 + [0.0] * 30)
+    table = build_step_table(read_run(run))
+    assert table.queue_seconds == pytest.approx(20.0)
+    assert "integral" in table.queue_source
+    att = attribute(table, split_copy(table, PROFILE))
+    assert att.seconds["scheduling"] == pytest.approx(21.0)  # + connecting
+    assert att.estimated["scheduling"]
+
+
+def test_rust_queue_from_the_wait_counter() -> None:
+    samples = pd.DataFrame(
+        {
+            "ts": [1.0, 2.0, 3.0],
+            "metric": "machine_type_wait_seconds_total",
+            "machine_type": "x86_64-linux",
+            "value": [4.0, 9.0, 12.5],
+        }
+    )
+    total, how = queue_estimate(samples, "rust", (0.0, 10.0))
+    assert total == 8.5 and "counter" in how
+
+
+def test_db_only_steps_follow_each_generations_semantics(tmp_path: Path) -> None:
+    table = build_step_table(read_run(cxx_run(tmp_path, with_phases=False)))
+    row = table.steps.iloc[0]
+    assert row["timing_source"] == "db"
+    assert (row["build_s"], row["copy_s"]) == (10.0, 8.0)  # C++: stop-start = build
+    assert any("without tracker phases" in n for n in table.notes)
+    rust = write_run(
+        tmp_path / "rust",
+        {
+            "db_steps": [
+                {
+                    "build": 1,
+                    "stepnr": 1,
+                    "drv_path": drv("x-1"),
+                    "machine": "b1",
+                    "system": "x86_64-linux",
+                    "start_time": T0,
+                    "stop_time": T0 + 30,
+                    "overhead_ms": 12000,
+                    "generation": "rust",
+                }
+            ]
+        },
+    )
+    r = build_step_table(read_run(rust)).steps.iloc[0]
+    assert (r["build_s"], r["copy_s"]) == (18.0, 12.0)  # Rust: stop-start = whole step
+
+
+def test_a_run_without_steps_is_a_one_line_error(tmp_path: Path) -> None:
+    empty = write_run(tmp_path / "e", {"samples": [{"ts": T0, "metric": "up", "value": 1.0}]})
+    with pytest.raises(ProfilerError, match="no build steps in the run"):
+        analyze(empty, calibrate=False)
+    with pytest.raises(ProfilerError, match="no such run directory"):
+        analyze(str(tmp_path / "missing"))
+
+
+def _pressure_samples(runnable: list[float], jobs: list[float]) -> pd.DataFrame:
+    rows = []
+    for i, (r, j) in enumerate(zip(runnable, jobs, strict=True)):
+        rows.append({"ts": float(i), "metric": "steps_runnable", "value": r})
+        rows.append({"ts": float(i), "metric": "machine_current_jobs", "machine": "m", "value": j})
+        rows.append({"ts": float(i), "metric": "machine_max_jobs", "machine": "m", "value": 4.0})
+    return pd.DataFrame(rows)
+
+
+def test_pressure_time_shares() -> None:
+    p = pressure(_pressure_samples([0, 3, 3, 3], [1, 1, 4, 4]), (0, 10), None)
+    assert p.capacity == 4
+    assert p.runnable_share == pytest.approx(0.75)
+    assert p.runnable_free_share == pytest.approx(0.25)
+    assert p.runnable_full_share == pytest.approx(0.5)
+    assert p.slot_busy_share == pytest.approx(10 / 16)
+
+
+def test_verdict_signatures(tmp_path: Path) -> None:
+    table = build_step_table(read_run(cxx_run(tmp_path, runnable=[5.0] * 40)))
+    steps = split_copy(table, PROFILE)
+    att = attribute(table, steps)
+    free = Pressure(samples=10, interval_s=1, runnable_share=0.9, runnable_free_share=0.9,
+                    runnable_full_share=0.0, slot_busy_share=0.2, capacity=4)  # fmt: skip
+    assert decide(att, steps, "cxx", free).bottleneck == "scheduling"
+    full = Pressure(samples=10, interval_s=1, runnable_share=0.9, runnable_free_share=0.0,
+                    runnable_full_share=0.9, slot_busy_share=1.0, capacity=4)  # fmt: skip
+    v = decide(att, steps, "cxx", full)
+    assert v.bottleneck == "builder-capacity"  # the slots are held mostly building
+    assert 0 < v.confidence <= 1 and any("slot" in e for e in v.evidence)
+    quiet = Pressure(samples=10, interval_s=1, runnable_share=0.0, runnable_free_share=0.0,
+                     runnable_full_share=0.0, slot_busy_share=0.05, capacity=4,
+                     download_wait_share=0.0)  # fmt: skip
+    idle_steps = steps.assign(slot_wait_s=0.0, compression_s=0.0)
+    idle_att = attribute(table, idle_steps)
+    idle_att.shares.update(compression=0.0, io=0.1)
+    assert decide(idle_att, idle_steps, "cxx", quiet).bottleneck == "idle"
+
+
+def test_parse_change() -> None:
+    assert whatif.parse_change("codec=zstd:19").value == "zstd:19"
+    assert whatif.parse_change("compress=0.8").value == 0.8
+    assert whatif.parse_change("workers=8").value == 8
+    assert whatif.parse_change("machines=+2").value == ("+", 2)
+    assert whatif.parse_change("upload=100MB/s").value == 100e6
+    assert whatif.parse_change("upload=1Gbit/s").value == 125e6
+    for bad, why in [
+        ("codec", "expected KEY=VALUE"),
+        ("speed=2", "unknown change 'speed'"),
+        ("machines=lots", "machines=lots"),
+        ("codec=lz4", "codec=lz4"),
+    ]:
+        with pytest.raises(UsageError, match=why):
+            whatif.parse_change(bad)
+
+
+def test_release_times_invert_the_runnable_gauge(tmp_path: Path) -> None:
+    """Three steps dispatched at 10, 11 and 20 s; the gauge said 2 runnable from 2 s and 1
+    from 5 s: so two were released by 2 s and the third by 5 s."""
+
+    class A:
+        generation = "cxx"
+        steps = pd.DataFrame({"start_ts": [10.0, 11.0, 20.0]})
+        pressure_series = (
+            np.arange(0.0, 25.0),
+            np.array([0, 0, 2, 2, 2, 3, 3, 3, 3, 3, 3, 2] + [1] * 9 + [0] * 4, dtype=float),
+        )
+
+    release, how = whatif.release_times(A())  # type: ignore[arg-type]
+    assert release.tolist() == [1.5, 1.5, 4.5]
+    assert "gauge" in how
+
+
+def test_cli_json_keys_and_one_line_errors(tmp_path: Path) -> None:
+    run = cxx_run(tmp_path, runnable=[1.0] * 40)
+    bench = str(Path(__file__).parent.parent / "data" / "bench-v1")  # xz:6 and zstd:3
+    cmd = [sys.executable, "-m", "profiler", "analyze", run, "--profiles", bench]
+    done = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert set(doc["verdict"]) >= {"bottleneck", "confidence", "evidence"}
+    assert doc["verdict"]["bottleneck"] in (
+        "compression",
+        "io",
+        "scheduling",
+        "database",
+        "builder-capacity",
+        "idle",
+    )
+    assert set(doc["attribution"]) == {"scheduling", "io", "compression", "build", "post"}
+    assert sum(doc["attribution"].values()) == pytest.approx(1.0)
+    table = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert table.stdout.startswith("Bottleneck: ")
+    bad = subprocess.run([*cmd, "--whatif", "speed=2"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1 and "unknown change" in bad.stderr
