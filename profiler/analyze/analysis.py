@@ -137,7 +137,7 @@ def analyze(
     )
     return Analysis(
         run_dir, gen, codec_name, profile, table, steps, att, verdict, p,
-        use_table(p, att, steps),
+        use_table(p, att, steps, _local_workers(gen, steps)),
         breakdown(steps.assign(machine=steps["machine"].fillna("unknown")), "machine"),
         breakdown(steps, "system"),
         breakdown(jobsets, "jobset"),
@@ -145,6 +145,12 @@ def analyze(
         profiles,
         _runnable_series(samples),
     )  # fmt: skip
+
+
+def _local_workers(generation: str, steps: pd.DataFrame) -> int | None:
+    from profiler.analyze.whatif import observed_local_workers
+
+    return observed_local_workers(generation, steps)
 
 
 def _runnable_series(samples: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:

@@ -228,23 +228,30 @@ def decide(
     return Verdict(top, max(0.0, confidence), evidence, scores)
 
 
-def use_table(p: Pressure, attribution: Attribution, steps: pd.DataFrame) -> pd.DataFrame:
-    """Utilisation, saturation and errors per resource, as far as the run shows them."""
+def use_table(
+    p: Pressure, attribution: Attribution, steps: pd.DataFrame, local_workers: int | None = None
+) -> pd.DataFrame:
+    """Utilisation, saturation and errors per resource, as far as the run shows them.
+
+    Each row says in ``measures`` what its three figures are (shares of the run's time unless
+    said otherwise); NaN where the run has no such signal.
+    """
     window = float(steps["end_ts"].max() - steps["start_ts"].min()) if len(steps) else math.nan
     failed = int((steps["status"].fillna(0) != 0).sum()) if "status" in steps else 0
+    copy_columns = [c for c in ("compress_s", "receive_s", "upload_s") if c in steps]
+    copying = float(steps[copy_columns].fillna(0).to_numpy(float).sum()) if copy_columns else 0.0
+    workers_busy = copying / window / local_workers if local_workers and window else math.nan
     rows = [
-        ("builder slots", p.slot_busy_share, p.runnable_full_share, failed),
-        ("scheduler", p.dispatcher_busy, p.runnable_free_share, math.nan),
-        (
-            "local workers (compression)",
-            attribution.seconds["compression"] / window / max(p.capacity, 1)
-            if window
-            else math.nan,
-            p.download_wait_share,
-            math.nan,
-        ),
-        ("database", p.db_updates_max, p.db_stalled_share, math.nan),
-    ]
-    return pd.DataFrame(
-        rows, columns=["resource", "utilisation", "saturation", "errors"]
-    ).set_index("resource")
+        ("builder slots", p.slot_busy_share, p.runnable_full_share, failed,
+         "slots in use; steps runnable with every slot taken; failed steps"),
+        ("scheduler", p.dispatcher_busy, p.runnable_free_share, math.nan,
+         "dispatcher running vs waiting; steps runnable while a slot was free"),
+        ("local workers (copy: receive, compress, upload)", workers_busy, p.download_wait_share,
+         math.nan, "workers copying; steps waiting for a worker slot"),
+        ("database", p.db_updates_max, p.db_stalled_share, math.nan,
+         "most concurrent updates (a count); time above 6 concurrent updates"),
+    ]  # fmt: skip
+    table = pd.DataFrame(
+        rows, columns=["resource", "utilisation", "saturation", "errors", "measures"]
+    )
+    return table.set_index("resource")

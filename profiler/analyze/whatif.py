@@ -158,9 +158,13 @@ def sim_steps(a: Analysis) -> pd.DataFrame:
 
 def local_workers(a: Analysis) -> int | None:
     """C++ local worker slots: the most copy phases seen at once, if steps ever waited."""
-    if a.generation != "cxx":
+    return observed_local_workers(a.generation, a.steps)
+
+
+def observed_local_workers(generation: str, s: pd.DataFrame) -> int | None:
+    """:func:`local_workers` from a generation and a step table."""
+    if generation != "cxx":
         return None
-    s = a.steps
     if "slot_wait_s" not in s or not (s["slot_wait_s"].fillna(0) > 0.05).any():
         return None
     if "copy_start_ts" not in s or s["copy_start_ts"].isna().all():
@@ -235,7 +239,7 @@ def fleet_cost(a: Analysis, current: CodecProfile | None, new: CodecProfile | No
     daily = nar / span * 86400
     rows = []
     for name, fn in (
-        ("nar_bytes_per_day", lambda p: daily),
+        ("nar_gb_per_day", lambda p: daily / 1e9),
         ("compress_cpu_hours_per_day", lambda p: daily * p.seconds_per_byte / 3600),
         ("stored_tb_per_month", lambda p: daily * 30 * p.ratio / 1e12),
         ("storage_usd_per_month", lambda p: daily * 30 * p.ratio / 1e12 * STORAGE_USD_PER_TB_MONTH),

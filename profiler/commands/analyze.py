@@ -53,6 +53,10 @@ def _pct(x: float) -> str:
     return "-" if not isinstance(x, float | int) or not math.isfinite(x) else f"{100 * x:.1f}%"
 
 
+def _signed(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"{100 * x:+.1f}%"
+
+
 def sentence(a: Any) -> str:
     """The verdict in one sentence with its numbers."""
     v, sh = a.verdict, a.attribution.shares
@@ -84,9 +88,25 @@ def _print_table(a: Any, whatifs: list[Any]) -> None:
             cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
                     "build_share", "slot_not_building_share"]  # fmt: skip
             print("\nby machine:\n" + a.by_machine[cols].round(3).to_string(), file=out)
-        print("\nUSE:\n" + a.use.round(3).to_string(), file=out)
+        use = a.use.drop(columns="measures")
+        print("\nUSE (utilisation, saturation, errors):\n" + use.round(3).to_string(), file=out)
+        for name, text in a.use["measures"].items():
+            print(f"  {name}: {text}", file=out)
         for w in whatifs:
-            print(f"\nwhat-if {w.label}:\n" + w.table.to_string(index=False), file=out)
+            v = w.validation
+            print(
+                f"\nwhat-if {w.label} (replay of this run: makespan {v.simulated_makespan_s:.1f} s "
+                f"vs {v.observed_makespan_s:.1f} s observed, {100 * v.makespan_rel_error:+.1f}%; "
+                f"step ends off by {v.end_mae_s:.2f} s on average):",
+                file=out,
+            )
+            table = w.table.assign(change=[_signed(x) for x in w.table["change"]])
+            print(table.to_string(index=False, float_format="{:,.3f}".format), file=out)
+            if not w.cost.empty:
+                print("fleet cost at this run's NAR rate:", file=out)
+                print(w.cost.to_string(index=False, float_format="{:,.2f}".format), file=out)
+            for note in w.notes:
+                print(f"  - {note}", file=out)
     cov = a.coverage()
     print("\ncoverage:", file=out)
     for s in cov["sources"]:

@@ -627,7 +627,8 @@ class Engine:
                 obj.total_step_upload_ms += upload_ms
             machine.nr_steps_done += 1
             machine.succeeded_builds += 1
-            wait = int((run.phases[0][2] - run.phases[0][1]) * 1000) if run.phases else 0
+            # queue wait: runnable -> dispatched (the "dispatch" mark opens the timeline)
+            wait = int(max(0.0, run.phases[0][1] - run.runnable_at) * 1000) if run.phases else 0
             s.wait_time_ms["x86_64-linux"] = s.wait_time_ms.get("x86_64-linux", 0) + wait
             key = f"{self.wl.project}:{self.wl.jobset}"
             seconds, shares = s.jobsets[key]

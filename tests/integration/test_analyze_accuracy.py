@@ -39,6 +39,11 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], float]] = {
         {"codec": "zstd:3", "machines": 4, "dispatch_delay_seconds": 0.8},
         0.3,
     ),
+    "rust-too-few-machines": (
+        "builder-capacity",
+        {"generation": "rust", "codec": "zstd:19", "machines": 1, "max_jobs": 2},
+        1.0,
+    ),
     "slow-database": (
         "database",
         {"codec": "zstd:3", "db_latency_seconds": 0.25},
@@ -64,7 +69,8 @@ def check_shares(a: Analysis, truth: dict[str, float]) -> None:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_verdict_names_the_created_bottleneck(tmp_path: Path, db_dsn: str, name: str) -> None:
     expected, knobs, scale = SCENARIOS[name]
-    observed = observe(tmp_path, db_dsn, dict(knobs), scale)
+    steps = 16 if knobs.get("generation") == "rust" else 24
+    observed = observe(tmp_path, db_dsn, dict(knobs), scale, steps=steps)
     a = analyze(observed.run_dir, codec=knobs["codec"])
     assert a.verdict.bottleneck == expected, (a.verdict.scores, a.verdict.evidence)
     assert a.verdict.confidence > 0.1
