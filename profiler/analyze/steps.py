@@ -294,6 +294,117 @@ def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | Non
     return steps
 
 
+JOURNAL_CAVEAT = {
+    "cxx": "step start to the build's success line; the copy phase is the journal's "
+    "receive+compress+write time; the time before it (connecting, sending inputs, building, "
+    "waiting for a worker slot) is counted as build, less the slot waits the status gauge "
+    "shows; the time after it as post-processing",
+    "rust": "dispatch to done; build and upload times from the builders' lines, the "
+    "time before the build as connecting and sending inputs, the rest as post-processing",
+}
+
+
+def _events(logs: pd.DataFrame, *names: str) -> pd.DataFrame:
+    rows = logs[logs["event"].isin(names)]
+    return rows.assign(ts=rows["ts"].astype(float))
+
+
+def _last(rows: pd.DataFrame, key: str) -> dict[Any, float]:
+    return {k: float(v) for k, v in rows.groupby(key)["ts"].max().items()}
+
+
+def _base_row(
+    r: dict[Any, Any], build: Any, stepnr: Any, machine: Any, end: float
+) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(set(PHASE_COLUMN.values()), 0.0)
+    row.update(
+        build=build, stepnr=stepnr, drv_path=r["drv"], machine=machine, system=None,
+        start_ts=float(r["ts"]), end_ts=end, resolution_s=1e-6, timing_source="journal",
+        gap=False,
+    )  # fmt: skip
+    return row
+
+
+def _journal_part(
+    logs: pd.DataFrame | None, gen: str, notes: list[str]
+) -> tuple[list[pd.DataFrame], list[str]]:
+    if logs is None or "event" not in logs:
+        return [], notes
+    journal = journal_steps(logs, gen)
+    if journal.empty:
+        return [], notes
+    caveat = JOURNAL_CAVEAT.get(gen, JOURNAL_CAVEAT["cxx"])
+    note = f"{len(journal)} step(s) timed from the journal only (no database): {caveat}"
+    return [journal], [*notes, note]
+
+
+def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
+    """Steps from the journal alone (no database): see :data:`JOURNAL_CAVEAT`."""
+    if "drv" not in logs:
+        return pd.DataFrame()
+    if generation == "rust":
+        return _rust_journal_steps(logs)
+    started = _events(logs, "step_started").drop_duplicates("drv", keep="last")
+    done = _last(_events(logs, "build_succeeded", "build_failed"), "build_id")
+    copied = _copied_outputs(logs)
+    pipe: dict[Any, float] = {}
+    first_copy: dict[Any, float] = {}
+    if not copied.empty:
+        pipe = {k: float(v) for k, v in copied.groupby("name")["pipeline_s"].sum().items()}
+        first_copy = {k: float(v) for k, v in copied.groupby("name")["ts"].max().items()}
+    rows = []
+    for r in started.to_dict("records"):
+        end = done.get(r["build_id"])
+        if end is None or end < r["ts"]:
+            continue
+        row = _base_row(r, r["build_id"], 1, r["machine"], end)
+        name = store_name(r["drv"]) or ""
+        row["copy_s"] = min(pipe.get(name, 0.0), end - row["start_ts"])
+        # before the copy: connecting, sending, building and waiting for a worker slot
+        copy_start = first_copy.get(name, end) - row["copy_s"]
+        row["build_s"] = row["pre_copy_s"] = max(0.0, copy_start - row["start_ts"])
+        row["post_s"] = max(0.0, end - row["start_ts"] - row["build_s"] - row["copy_s"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
+    dispatched = _events(logs, "dispatch").drop_duplicates("drv", keep="last")
+    done = _last(_events(logs, "job_done"), "drv")
+    b_start = _last(_events(logs, "build_started"), "drv")
+    b_end = _last(_events(logs, "build_finished"), "drv")
+    upload = _uploads(logs)
+    rows = []
+    for r in dispatched.to_dict("records"):
+        drv, end = r["drv"], done.get(r["drv"])
+        if end is None or end < r["ts"]:
+            continue
+        row = _base_row(r, r["build_id"], r["step_nr"], r["hostname"], end)
+        if drv in b_start and drv in b_end:
+            row["connect_s"] = max(0.0, b_start[drv] - row["start_ts"])
+            row["build_s"] = max(0.0, b_end[drv] - b_start[drv])
+        row["copy_s"] = upload.get(str(drv), 0.0)
+        used = row["connect_s"] + row["build_s"] + row["copy_s"]
+        row["post_s"] = max(0.0, end - row["start_ts"] - used)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _uploads(logs: pd.DataFrame) -> dict[str, float]:
+    """Rust builders' upload times per drv: an upload belongs to the build that finished on
+    the same builder most recently before it started (its lines carry no drv)."""
+    lines = _events(logs, "build_finished", "upload_finished").sort_values("ts")
+    out: dict[str, float] = {}
+    waiting: dict[Any, list[str]] = {}
+    for r in lines.to_dict("records"):
+        queue = waiting.setdefault(r["host"], [])
+        if r["event"] == "build_finished":
+            queue.append(str(r["drv"]))
+        elif queue:
+            out[queue.pop(0)] = float(r["elapsed"])
+    return out
+
+
 def _generation(reader: RunReader, db: pd.DataFrame | None) -> str:
     if db is not None and "generation" in db and db["generation"].notna().any():
         values = set(db["generation"].dropna()) - {"unknown"}
@@ -348,6 +459,60 @@ def queue_estimate(
     return total, f"integral of the runnable-steps gauge (samples every {interval:.2g} s)"
 
 
+def gauge_integral(samples: pd.DataFrame | None, metric: str, window: tuple[float, float]) -> float:
+    """Time integral of a gauge (summed over series) inside ``window``; NaN if unsampled."""
+    if samples is None or samples.empty or "metric" not in samples:
+        return math.nan
+    rows = samples[(samples["metric"] == metric) & samples["ts"].between(*window)]
+    series = rows.groupby("ts")["value"].sum().sort_index()
+    if len(series) < 2:
+        return math.nan
+    return float(np.sum(series.to_numpy(float)[:-1] * np.diff(series.index.to_numpy(float))))
+
+
+def _with_db(
+    steps: pd.DataFrame, db: pd.DataFrame | None, builds: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Attach BuildSteps' drv, status and times, and the builds' jobset, job and size."""
+    if db is not None and not db.empty:
+        wanted = ["status", "overhead_ms", "start_time", "stop_time", "machine", "system"]
+        if "drv_path" not in steps:
+            wanted.append("drv_path")
+        keep = ["build", "stepnr", *(c for c in wanted if c in db)]
+        info = db[keep].rename(columns={"machine": "db_machine", "system": "db_system"})
+        steps = steps.merge(info, on=["build", "stepnr"], how="left")
+        for c in ("machine", "system"):
+            if f"db_{c}" in steps:
+                steps[c] = steps[c].where(steps[c].notna(), steps[f"db_{c}"])
+    if builds is not None and not builds.empty:
+        jobs = builds.drop_duplicates("build", keep="last")
+        jobs = jobs.assign(jobset=jobs["project"].astype(str) + ":" + jobs["jobset"].astype(str))
+        cols = [c for c in ("build", "jobset", "job", "size_bytes") if c in jobs]
+        steps = steps.merge(jobs[cols], on="build", how="left")
+    return steps
+
+
+def _split_slot_wait(
+    steps: pd.DataFrame, samples: pd.DataFrame | None, window: tuple[float, float]
+) -> tuple[pd.DataFrame, str | None]:
+    """C++ journal-only steps: the worker-slot wait inside 'before the copy', from the
+    integral of the waiting-for-a-worker-slot gauge, shared in proportion to that time."""
+    if "pre_copy_s" not in steps or steps["pre_copy_s"].isna().all():
+        return steps, None
+    wait = gauge_integral(samples, "steps_waiting_for_download_slot", window)
+    pre = steps["pre_copy_s"].fillna(0.0)
+    if not math.isfinite(wait) or pre.sum() <= 0:
+        return steps, None
+    share = min(1.0, wait / float(pre.sum()))
+    steps = steps.copy()
+    steps["slot_wait_s"] = pre * share
+    steps["build_s"] = pre - steps["slot_wait_s"]
+    return steps, (
+        f"worker-slot waits ({wait:.1f} step-s, from the waiting-for-a-slot gauge) split from "
+        f"the journal steps' time before the copy ({100 * share:.0f}% of it; estimated)"
+    )
+
+
 def build_step_table(reader: RunReader, *, generation: str | None = None) -> StepTable:
     """Join a run's sources into the step table (without the compression split).
 
@@ -382,29 +547,11 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
                 "(whole seconds; scheduling and post-processing not separable)"
             )
     if not parts:
+        parts, notes = _journal_part(logs, gen, notes)
+    if not parts:
         empty = pd.DataFrame(columns=["step", *DURATIONS])
-        return StepTable(empty, gen, notes=["no per-step source in the run (db, tracker)"])
-    steps = pd.concat(parts, ignore_index=True)
-    if db is not None and not db.empty:
-        wanted = (
-            "drv_path",
-            "status",
-            "overhead_ms",
-            "start_time",
-            "stop_time",
-            "machine",
-            "system",
-        )
-        keep = ["build", "stepnr", *(c for c in wanted if c in db)]
-        info = db[keep].rename(columns={"machine": "db_machine", "system": "db_system"})
-        steps = steps.merge(info, on=["build", "stepnr"], how="left")
-        for c in ("machine", "system"):
-            steps[c] = steps[c].where(steps[c].notna(), steps.get(f"db_{c}"))
-    if builds is not None and not builds.empty:
-        jobs = builds.drop_duplicates("build", keep="last")
-        jobs = jobs.assign(jobset=jobs["project"].astype(str) + ":" + jobs["jobset"].astype(str))
-        cols = [c for c in ("build", "jobset", "job", "size_bytes") if c in jobs]
-        steps = steps.merge(jobs[cols], on="build", how="left")
+        return StepTable(empty, gen, notes=["no per-step source in the run (db, tracker, journal)"])
+    steps = _with_db(pd.concat(parts, ignore_index=True), db, builds)
     steps["step"] = steps["build"].astype(str) + "/" + steps["stepnr"].astype(str)
     steps["generation"] = gen
     if logs is not None:
@@ -414,6 +561,9 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     steps = _with_logs(steps, logs, builds)
     window = (float(steps["start_ts"].min()), float(steps["end_ts"].max()))
     samples = _table(reader, "samples")
+    steps, split_note = _split_slot_wait(steps, samples, (window[0] - 1, window[1] + 1))
+    if split_note:
+        notes.append(split_note)
     queue_s, queue_src = queue_estimate(samples, gen, window)
     if samples is not None:
         sources.append(Source("samples", len(samples), "status/metrics samples", queue_src))

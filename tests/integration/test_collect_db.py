@@ -414,6 +414,13 @@ def test_tracker_recovers_from_killed_connections(
     assert any(e["event"] == "note" and "reconnected after" in e["detail"] for e in events)
 
 
+def _busy(tracker: Any, key: tuple[int, int]) -> int | None:
+    """The busy code the tracker has for ``key`` (read from another thread: the tracker
+    replaces an entry while it updates it, so it may be briefly absent)."""
+    op = tracker.phases.active.get(key)
+    return None if op is None else int(op.busy)
+
+
 def test_server_restart_mid_watch(tmp_path: Path) -> None:
     bindir = find_pg_bindir()
     if bindir is None:
@@ -441,7 +448,7 @@ def test_server_restart_mid_watch(tmp_path: Path) -> None:
             wait_for(lambda: tr.polls > polls + 2, "the tracker to reconnect", timeout=90)
             with HydraDb(server.dsn) as db:
                 db.set_busy(b, running, 40)
-                wait_for(lambda: tr.phases.active[(b, running)].busy == 40, "receiving seen")
+                wait_for(lambda: _busy(tr, (b, running)) == 40, "receiving seen")
                 db.finish_step(b, running, 0, T0 + 20, T0 + 30, h.machine, 9)
                 after = Hydra(db).step(b, "after", T0 + 5, T0 + 40)
             wait_for(lambda: ex.steps_written == 3, "the export after the restart", timeout=90)
