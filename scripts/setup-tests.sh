@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian machine, idempotently:
-# the system tools the tests compare against (Nix's nix-store/nix-hash, xz, zstd), PostgreSQL
-# for the testbed's real database (tests/pg.py) and the Python package with its test extras
-# (psycopg among its dependencies). Safe to run again; skips what is already there.
+# the system tools the tests compare against (Nix's nix-store/nix-hash, xz, zstd), headless
+# Chromium (renders the HTML report), PostgreSQL for the testbed's real database (tests/pg.py)
+# and the Python package with its test extras (psycopg among its dependencies). Safe to run
+# again; skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ need_apt=()
 command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+# headless Chromium renders the HTML report in tests/integration/test_report.py
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin/.
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need_apt+=(postgresql)

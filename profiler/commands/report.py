@@ -1,0 +1,169 @@
+"""hydra-profiler report: one HTML, Markdown or JSON report of a run, and a Chrome trace."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from profiler.errors import ProfilerError, UsageError
+
+HELP = """\
+OUT's suffix picks the format: .html (one self-contained file: figures embedded, nothing
+loaded from the network), .md (figures as PNG files in OUT_stem-figures/ next to it) or .json
+(the analyze JSON with the what-ifs and the codec table). --trace writes the steps in Chrome
+Trace Event Format, to open in https://ui.perfetto.dev or chrome://tracing.
+
+Without --whatif the report projects compression twice as fast (compress=0.5), and with
+--profiles also codec=zstd:19 and codec=zstd:3 when the bench result measured them.
+
+examples:
+  hydra-profiler report run1 -o report.html
+  hydra-profiler report run1 --profiles bench-results -o report.md
+  hydra-profiler report run1 --whatif workers=4 --whatif codec=zstd:19 -o report.json
+  hydra-profiler report run1 --trace run1-trace.json
+"""
+FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".json": "json"}
+DEFAULT_CODECS = ("zstd:19", "zstd:3")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write an HTML/Markdown/JSON report of a run, or a Chrome trace",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("-o", "--out", metavar="OUT", help="report file: .html, .md or .json")
+    p.add_argument("--trace", metavar="OUT.json", help="also (or only) write a Chrome trace")
+    p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
+    p.add_argument("--codec", help="the codec the farm used (default xz:6 C++, zstd:3 Rust)")
+    p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
+    p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
+    p.add_argument("--whatif", action="append", default=[], metavar="SPEC",
+                   help="a change to project (repeatable; see `analyze --help`)")  # fmt: skip
+    p.add_argument("--window", help="time window of the over-time figure (default: automatic)")
+    p.set_defaults(run=run)
+
+
+def _format(out: str) -> str:
+    suffix = os.path.splitext(out)[1].lower()
+    if suffix not in FORMATS:
+        raise UsageError(f"-o {out}: unknown report format {suffix or '(none)'!r}; "
+                         "use .html, .md or .json")  # fmt: skip
+    return FORMATS[suffix]
+
+
+def _check_args(args: argparse.Namespace) -> float | None:
+    from profiler.units import parse_seconds
+
+    if not args.out and not args.trace:
+        raise UsageError("nothing to write: give -o OUT (.html, .md, .json) and/or --trace OUT")
+    if args.out:
+        _format(args.out)
+    if args.trace and not args.trace.lower().endswith(".json"):
+        raise UsageError(f"--trace {args.trace}: a Chrome trace is a .json file")
+    if args.slots is not None and args.slots < 1:
+        raise UsageError("--slots must be at least 1")
+    if args.window is None:
+        return None
+    try:
+        window = parse_seconds(args.window)
+    except ValueError as exc:
+        raise UsageError(f"--window: {exc}") from None
+    if not window > 0:
+        raise UsageError("--window must be positive")
+    return window
+
+
+def _default_changes(a: Any, profiles: str | None) -> list[str]:
+    from profiler.analyze.profiles import canonical
+
+    specs = ["compress=0.5"]
+    if profiles:
+        measured = set(a.profiles)
+        specs += [f"codec={c}" for c in DEFAULT_CODECS if c in measured and c != canonical(a.codec)]
+    return specs
+
+
+def _projections(a: Any, args: argparse.Namespace) -> tuple[list[Any], list[str]]:
+    """The what-ifs asked for (errors are the user's), else the defaults (errors noted)."""
+    from profiler.analyze import whatif as wi
+
+    if args.whatif:
+        changes = [wi.parse_change(text) for text in args.whatif]
+        return [wi.project(a, c, slots=args.slots) for c in changes], []
+    done, failed = [], []
+    for spec in _default_changes(a, args.profiles):
+        try:
+            done.append(wi.project(a, wi.parse_change(spec), slots=args.slots))
+        except ProfilerError as exc:
+            failed.append(f"what-if {spec} not projected: {exc}")
+    return done, failed
+
+
+def _write(path: str, text: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ProfilerError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def figure_dir(out: str) -> str:
+    """Where a Markdown report's figures go: ``OUT_stem-figures`` next to it."""
+    stem, _ = os.path.splitext(out)
+    return f"{stem}-figures"
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiler.analyze.analysis import analyze
+
+    window = _check_args(args)
+    print(f"analysing {args.run_dir}...", file=sys.stderr)
+    a = analyze(
+        args.run_dir,
+        profiles_dir=args.profiles,
+        codec=args.codec,
+        generation=args.generation,
+        slots=args.slots,
+    )
+    if args.trace:
+        from profiler.report.trace import chrome_trace
+
+        _write(args.trace, json.dumps(chrome_trace(a), separators=(",", ":")) + "\n")
+        print(f"wrote Chrome trace {args.trace} (open in https://ui.perfetto.dev)")
+    if not args.out:
+        return 0
+    from profiler.report import build
+
+    whatifs, failed = _projections(a, args)
+    print("drawing figures...", file=sys.stderr)
+    report = build.build_report(
+        a, bench_dir=args.profiles, whatifs=whatifs, window_seconds=window, failed_whatifs=failed
+    )
+    kind = _format(args.out)
+    if kind == "html":
+        _write(args.out, build.to_html(report))
+    elif kind == "json":
+        _write(args.out, build.to_json(report))
+    else:
+        figures = figure_dir(args.out)
+        try:
+            text = build.to_markdown(report, figures)
+        except OSError as exc:
+            raise ProfilerError(f"{figures}: cannot write figures: {exc.strerror or exc}") from None
+        _write(args.out, text)
+        print(f"wrote figures into {figures}/")
+    missing = [f.title for f in report.figures() if f.png is None]
+    note = f" ({len(missing)} figure(s) not shown: {', '.join(missing)})" if missing else ""
+    print(f"wrote {kind} report {args.out}{note}")
+    return 0

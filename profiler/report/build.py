@@ -1,0 +1,789 @@
+"""A report of an analysed run, and its HTML, Markdown and JSON renderings.
+
+:func:`build_report` collects everything once: the verdict sentence with its numbers first,
+figures as PNG bytes, tables as DataFrames (each with the formatting people read it in), the
+what-if projections, the codec trade-off of a bench result, and what the run covered. The
+renderers only lay it out:
+
+- :func:`to_html`: one self-contained file (inline CSS, figures as ``data:`` URIs, a Content
+  Security Policy that lets nothing load and no script run), to mail or attach to an issue;
+- :func:`to_markdown`: figures written as PNG files into a directory, linked relatively;
+- :func:`to_json`: the ``analyze --format json`` document plus the what-ifs and codec table.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from profiler import __version__
+from profiler.analyze.steps import CATEGORIES
+from profiler.report import figures as fg
+from profiler.report.trace import assign_lanes, machine_names, run_origin, step_spans
+from profiler.units import format_bytes, format_seconds
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from profiler.analyze.analysis import Analysis
+    from profiler.analyze.whatif import Projection
+
+Formatter = Callable[[Any], str]
+_NICE_WINDOWS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600,
+                 43200, 86400)  # fmt: skip
+
+
+@dataclass
+class FigureItem:
+    """A figure: PNG bytes, or None with the reason in ``missing``."""
+
+    id: str
+    title: str
+    caption: str
+    alt: str
+    png: bytes | None
+    missing: str = ""
+
+
+@dataclass
+class TableItem:
+    """A table: the DataFrame (numbers) and how each column is shown to people."""
+
+    id: str
+    title: str
+    frame: pd.DataFrame
+    caption: str = ""
+    formats: dict[str, Formatter] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def display(self) -> pd.DataFrame:
+        """The table as strings, each column through its formatter (else :func:`_cell`) and
+        under its label (else its name)."""
+        out = pd.DataFrame(index=self.frame.index)
+        for column in self.frame.columns:
+            fmt = self.formats.get(str(column), _cell)
+            out[self.labels.get(str(column), str(column))] = [fmt(v) for v in self.frame[column]]
+        return out
+
+    def numeric(self) -> list[bool]:
+        """Per column, whether it holds numbers (right-aligned)."""
+        return [
+            pd.api.types.is_numeric_dtype(self.frame[c])
+            and not pd.api.types.is_bool_dtype(self.frame[c])
+            for c in self.frame.columns
+        ]
+
+
+@dataclass
+class Section:
+    """A titled part of the report: paragraphs, bullet points, then figures and tables."""
+
+    id: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+    items: list[FigureItem | TableItem] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """Everything a rendering shows; ``data`` is the JSON document."""
+
+    title: str
+    subtitle: str
+    verdict: str
+    highlights: list[tuple[str, str]]
+    sections: list[Section]
+    data: dict[str, Any]
+
+    def figures(self) -> list[FigureItem]:
+        """Every figure, in order (drawn or missing)."""
+        return [i for s in self.sections for i in s.items if isinstance(i, FigureItem)]
+
+    def tables(self) -> list[TableItem]:
+        """Every table, in order."""
+        return [i for s in self.sections for i in s.items if isinstance(i, TableItem)]
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and math.isfinite(float(value))
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else ""
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * float(value):.1f}%" if _finite(value) else "-"
+
+
+def _signed_pct(value: Any) -> str:
+    return f"{100 * float(value):+.1f}%" if _finite(value) else "-"
+
+
+def _secs(value: Any) -> str:
+    return format_seconds(float(value)) if _finite(value) and float(value) >= 0 else "-"
+
+
+def _num(digits: int) -> Formatter:
+    return lambda v: f"{float(v):,.{digits}f}" if _finite(v) else "-"
+
+
+def _bytes(value: Any) -> str:
+    return format_bytes(float(value)) if _finite(value) else "-"
+
+
+def utc_iso(ts: float) -> str:
+    """Epoch seconds as ``2026-01-02T03:04:05.678Z`` (or ``-`` when unknown)."""
+    if not _finite(ts):
+        return "-"
+    stamp = datetime.fromtimestamp(float(ts), tz=UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def run_name(path: str) -> str:
+    """A run directory's name; with its parent's when it is just ``run`` (``wi-xz6/run``)."""
+    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+    name = parts[-1]
+    return f"{parts[-2]}/{name}" if name == "run" and len(parts) > 2 and parts[-2] else name
+
+
+def auto_window(span_seconds: float) -> float:
+    """A round window length giving about 24 windows over ``span_seconds``."""
+    if not _finite(span_seconds) or span_seconds <= 0:
+        return 3600.0
+    for w in _NICE_WINDOWS:
+        if w >= span_seconds / 24:
+            return float(w)
+    return float(_NICE_WINDOWS[-1])
+
+
+def _png(fig: Figure | None) -> bytes | None:
+    return fg.to_png(fig) if fig is not None else None
+
+
+def _figure(
+    id_: str, title: str, fig: Figure | None, alt: str, caption: str, missing: str
+) -> FigureItem:
+    png = _png(fig)
+    return FigureItem(id_, title, caption, alt if png else "", png, "" if png else missing)
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def _verdict_section(a: Analysis) -> Section:
+
+    att = a.attribution
+    rows = [
+        (c, att.seconds[c], att.shares[c], "estimated" if att.estimated[c] else "observed")
+        for c in CATEGORIES
+    ]
+    attribution = pd.DataFrame(rows, columns=["category", "step_seconds", "share", "how"])
+    ranked = sorted(a.verdict.scores.items(), key=lambda kv: kv[1], reverse=True)
+    scores = pd.DataFrame(ranked, columns=["bottleneck", "score"])
+    return Section(
+        "verdict",
+        "Verdict",
+        ["Evidence:"],
+        list(a.verdict.evidence),
+        [
+            TableItem("table-attribution", "Attribution of step wall time", attribution,
+                      "Shares of the total step wall time (queue wait counted in scheduling).",
+                      {"step_seconds": _num(1), "share": _pct}, {"step_seconds": "step-seconds"}),
+            TableItem("table-scores", "Bottleneck scores", scores,
+                      "How strongly each candidate bottleneck is supported (0..1).",
+                      {"score": _num(2)}),
+        ],
+    )  # fmt: skip
+
+
+def _over_time_section(
+    a: Analysis, origin: float, window_s: float, samples: pd.DataFrame | None
+) -> Section:
+    from profiler.analyze.attribution import by_window
+
+    windows = by_window(a.steps, window_s) if len(a.steps) else pd.DataFrame()
+    running = fg.running_jobs(samples)
+    top = max(a.attribution.shares.items(), key=lambda kv: kv[1])
+    alt_time = (
+        f"Stacked bars of the share of step wall time per category in {len(windows)} windows "
+        f"of {window_s:g} s; over the whole run {top[0]} is largest at {_pct(top[1])}."
+    )
+    peak = (
+        f"runnable steps peak at {a.pressure_series[1].max():g}"
+        if a.pressure_series is not None and len(a.pressure_series[1])
+        else "no runnable-steps samples"
+    )
+    busy = f"jobs running peak at {running[1].max():g}" if running else "no running-jobs samples"
+    cap = a.pressure.capacity
+    alt_queue = (
+        f"Step lines over time: {peak}; {busy}; capacity "
+        f"{f'{cap:g} build slots' if _finite(cap) else 'unknown'}."
+    )
+    interval = (
+        f"Sampled every {a.pressure.interval_s:.2g} s. "
+        if _finite(a.pressure.interval_s) else ""
+    )  # fmt: skip
+    return Section(
+        "over-time",
+        "Over time",
+        items=[
+            _figure("fig-attribution-time", "Attribution over time",
+                    fg.attribution_over_time(windows, origin, window_s), alt_time,
+                    "Share of step wall time per category, per window of step end; the number "
+                    "of steps ending in each window above its bar.",
+                    "No steps with an end time: nothing to show over time."),
+            _figure("fig-queue-depth", "Queue depth against capacity",
+                    fg.queue_depth(a.pressure_series, running, cap, origin), alt_queue,
+                    f"{interval}Runnable steps is the queue runner's own gauge; jobs running is "
+                    "the sum over machines of their current jobs.",
+                    "The run has no status or metrics samples (collect status/metrics): "
+                    "queue depth unknown."),
+        ],
+    )  # fmt: skip
+
+
+def _group_alt(table: pd.DataFrame, what: str) -> str:
+    parts = []
+    for group, row in table.sort_values("steps", ascending=False).head(5).iterrows():
+        shares = {c: row[f"{c}_share"] for c in CATEGORIES}
+        top = max(shares.items(), key=lambda kv: kv[1] if _finite(kv[1]) else -1)
+        parts.append(f"{group}: {top[0]} {_pct(top[1])}")
+    more = f" (first 5 of {len(table)})" if len(table) > 5 else ""
+    return (
+        f"Horizontal stacked bars of category shares for {len(table)} {what}s; largest category "
+        f"per {what}{more}: " + "; ".join(parts) + "."
+    )
+
+
+def _breakdown_table(id_: str, title: str, table: pd.DataFrame, what: str) -> TableItem:
+    frame = table.reset_index().rename(columns={"group": what})
+    frame = frame.sort_values("steps", ascending=False, kind="stable").head(50)
+    formats: dict[str, Formatter] = {c: _pct for c in frame.columns if str(c).endswith("_share")}
+    formats.update({c: _secs for c in frame.columns if str(c).startswith("wall_p")})
+    more = f" The 50 with the most steps of {len(table)}." if len(table) > 50 else ""
+    labels = {f"wall_p{q}_s": f"wall p{q}" for q in (50, 90, 99)}
+    labels.update({f"{c}_share": c for c in CATEGORIES})
+    labels["slot_not_building_share"] = "slot not building"
+    caption = (
+        "Step wall-time percentiles; shares of step wall time per category; share of machine-"
+        f"slot time not spent building.{more}"
+    )
+    return TableItem(id_, title, frame, caption, formats, labels)
+
+
+def _where_section(a: Analysis) -> Section:
+    items: list[FigureItem | TableItem] = []
+    for what, table in (("machine", a.by_machine), ("system", a.by_system)):
+        fig = fg.attribution_by_group(table, what)
+        alt = _group_alt(table, what) if fig is not None else ""
+        items.append(_figure(f"fig-by-{what}", f"Attribution by {what}", fig, alt,
+                             f"Share of step wall time per category, per {what}.",
+                             f"No steps with a {what}."))  # fmt: skip
+        if not table.empty:
+            items.append(_breakdown_table(f"table-by-{what}", f"By {what}", table, what))
+    if not a.by_jobset.empty:
+        items.append(_breakdown_table("table-by-jobset", "By jobset", a.by_jobset, "jobset"))
+    return Section("where", "By machine, system and jobset", items=items)
+
+
+def _timeline_section(a: Analysis, origin: float) -> Section:
+    fig = fg.step_timeline(a.steps, origin)
+    alt = ""
+    if fig is not None:
+        start, end = step_spans(a.steps)
+        machines = machine_names(a.steps)
+        lanes = assign_lanes(machines, start, end)
+        n_lanes = pd.DataFrame({"m": machines, "l": lanes}).groupby("m")["l"].max().add(1).sum()
+        alt = (
+            f"Timeline of {len(a.steps)} steps on {int(n_lanes)} lanes of "
+            f"{machines.nunique()} machines over {np.nanmax(end) - origin:.0f} s, each step "
+            "drawn as its phases (prepare, connect, send, build, slot_wait, receive, compress, "
+            "upload, post) in colour."
+        )
+    return Section(
+        "timeline",
+        "Timeline",
+        ["Each machine's steps on lanes (a step goes on the first lane free when it starts); "
+         "each step is its phases laid end to end from its start. For the same timeline in "
+         "Perfetto or chrome://tracing, use `hydra-profiler report RUN --trace trace.json`."],
+        items=[_figure("fig-timeline", "Steps per machine, by phase", fig, alt,
+                       "Phases take shades of their category's colour.",
+                       "No step has a start time: no timeline.")],
+    )  # fmt: skip
+
+
+def _use_section(a: Analysis) -> Section:
+    use = a.use.reset_index()
+    return Section(
+        "use",
+        "Utilisation, saturation, errors",
+        items=[TableItem("table-use", "USE per resource", use,
+                         "Shares of the run's time unless the 'measures' column says otherwise.",
+                         {"utilisation": _num(3), "saturation": _num(3),
+                          "errors": _num(0)})],
+    )  # fmt: skip
+
+
+def _whatif_summary(whatifs: list[Projection]) -> pd.DataFrame:
+    rows = []
+    for w in whatifs:
+        change = dict(zip(w.table["metric"], w.table["change"], strict=True))
+        rows.append({
+            "change": w.label,
+            "throughput": change.get("throughput_steps_per_hour", math.nan),
+            "p50_wall": change.get("p50_wall_s", math.nan),
+            "p90_wall": change.get("p90_wall_s", math.nan),
+            "makespan": change.get("makespan_s", math.nan),
+            "replay_error": w.validation.makespan_rel_error,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _whatif_section(whatifs: list[Projection], failed: list[str]) -> Section:
+    sec = Section("whatif", "What if")
+    if not whatifs:
+        sec.paragraphs.append("No what-if was projected.")
+    else:
+        sec.paragraphs.append(
+            "Each change is applied to a replay of this run in the simulator and compared with "
+            "the unchanged replay; the replay error says how closely the simulator reproduces "
+            "the run as observed."
+        )
+        sec.items.append(TableItem(
+            "table-whatif-summary", "What-if summary", _whatif_summary(whatifs),
+            "Relative change of each figure against the replay of this run.",
+            dict.fromkeys(("throughput", "p50_wall", "p90_wall", "makespan", "replay_error"),
+                          _signed_pct),
+            {"p50_wall": "p50 wall", "p90_wall": "p90 wall", "replay_error": "replay error"},
+        ))  # fmt: skip
+    sec.bullets.extend(failed)
+    for i, w in enumerate(whatifs, start=1):
+        v = w.validation
+        caption = (
+            f"Replay: makespan {v.simulated_makespan_s:.1f} s vs {v.observed_makespan_s:.1f} s "
+            f"observed ({_signed_pct(v.makespan_rel_error)}); step ends off by "
+            f"{v.end_mae_s:.2f} s on average."
+            + (f" Notes: {'; '.join(n.rstrip('.') for n in w.notes)}." if w.notes else "")
+        )
+        sec.items.append(TableItem(f"table-whatif-{i}", f"What if: {w.label}", w.table, caption,
+                                   {"current": _num(3), "projected": _num(3),
+                                    "change": _signed_pct}))  # fmt: skip
+        if not w.cost.empty:
+            sec.items.append(TableItem(f"table-whatif-{i}-cost", f"Fleet cost: {w.label}",
+                                       w.cost, "At this run's rate of NAR bytes.",
+                                       {"current": _num(2), "projected": _num(2)}))  # fmt: skip
+    return sec
+
+
+def codec_frame(bench_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A bench result's cells and its codec table (overall figures joined with the farm view)."""
+    from profiler.bench import derive
+    from profiler.bench.results import load_result
+
+    rows = load_result(bench_dir).rows
+    table = derive.overall(rows)
+    if table.empty:
+        return rows, table.reset_index()
+    view = derive.operator_view(table, derive.Assumptions())
+    return rows, table.join(view).reset_index()
+
+
+def _codec_section(a: Analysis, bench_dir: str | None) -> tuple[Section, pd.DataFrame | None]:
+    from profiler.bench import derive
+
+    sec = Section("codecs", "Codecs")
+    if bench_dir is None:
+        sec.items.append(FigureItem(
+            "fig-codec-tradeoff", "Codec trade-off", "", "", None,
+            "No bench result given: run `hydra-profiler bench` on your NARs and pass the result "
+            "with --profiles to compare codecs.",
+        ))  # fmt: skip
+        return sec, None
+    rows, table = codec_frame(bench_dir)
+    fig = fg.codec_tradeoff(rows, a.codec)
+    alt = "Scatter of compressed size / NAR size against compression speed (log scale): " + (
+        "; ".join(f"{r.codec} ratio {r.ratio:.3f} at {r.compress_mb_per_s:.1f} MB/s"
+                  for r in table.itertuples())
+    ) + "."  # fmt: skip
+    sec.paragraphs.append(
+        f"Measured by `hydra-profiler bench` in {bench_dir}; this run compressed with {a.codec}."
+    )
+    sec.items.append(_figure("fig-codec-tradeoff", "Codec trade-off", fig, alt,
+                             "Lower is smaller; right is faster. Pareto-optimal codecs in red.",
+                             "The bench result has no successful cell."))  # fmt: skip
+    if not table.empty:
+        keep = [c for c in ("codec", "ratio", "size_vs_baseline", "compress_mb_per_s",
+                            "decompress_mb_per_s", "compress_cpu_seconds_per_gib",
+                            "cpu_hours_per_day", "storage_usd_per_month",
+                            "client_seconds_per_gib", "pareto") if c in table]  # fmt: skip
+        formats: dict[str, Formatter] = {
+            "ratio": _num(3), "size_vs_baseline": _num(2), "compress_mb_per_s": _num(1),
+            "decompress_mb_per_s": _num(0), "compress_cpu_seconds_per_gib": _num(0),
+            "cpu_hours_per_day": _num(1), "storage_usd_per_month": _num(0),
+            "client_seconds_per_gib": _num(1),
+        }  # fmt: skip
+        base = derive.baseline_codec(table.set_index("codec"))
+        labels = {
+            "size_vs_baseline": f"size vs {base}", "compress_mb_per_s": "comp MB/s",
+            "decompress_mb_per_s": "decomp MB/s", "compress_cpu_seconds_per_gib": "CPU s/GiB",
+            "cpu_hours_per_day": "CPU-h/day", "storage_usd_per_month": "$/month",
+            "client_seconds_per_gib": "client s/GiB",
+        }  # fmt: skip
+        sec.items.append(TableItem("table-codecs", "Codecs measured", table[keep],
+                                   "Ratio is compressed / NAR size; farm figures at 1 TiB of NAR "
+                                   "a day, $23/TB-month, clients on 100 Mbit/s (the bench's "
+                                   "default assumptions; client: download + decompress).",
+                                   formats, labels))  # fmt: skip
+    return sec, table
+
+
+def _coverage_section(a: Analysis) -> Section:
+    cov = a.coverage()
+    start, end = a.table.window
+    sources = pd.DataFrame(cov["sources"], columns=["name", "rows", "detail", "precision"])
+    span = end - start if _finite(start) and _finite(end) else math.nan
+    paragraphs = [
+        f"Time window (UTC): {utc_iso(start)} to {utc_iso(end)} ({_secs(span)}).",
+        f"Queue runner: {a.generation}; codec: {a.codec}; compression split: {cov['compression']}.",
+        f"Queue wait: {cov['queue_wait'] or 'not observed'}.",
+        "Estimated (not observed directly): "
+        + (", ".join(cov["estimated"]) if cov["estimated"] else "nothing")
+        + ".",
+    ]
+    return Section(
+        "coverage",
+        "Coverage",
+        paragraphs + (["Notes:"] if cov["notes"] else []),
+        list(cov["notes"]),
+        [TableItem("table-sources", "Sources", sources, "What the run was made of.",
+                   {"rows": _cell})],
+    )  # fmt: skip
+
+
+def _highlights(a: Analysis) -> list[tuple[str, str]]:
+    start, end = a.table.window
+    wall = a.steps["wall_s"]
+    return [
+        ("steps", f"{a.attribution.steps:,}"),
+        ("step time", _secs(a.attribution.wall_seconds)),
+        ("window", _secs(end - start) if _finite(start) and _finite(end) else "-"),
+        ("step wall p50 / p90", f"{_secs(wall.quantile(0.5))} / {_secs(wall.quantile(0.9))}"),
+        ("machines", f"{machine_names(a.steps).nunique():,}"),
+        ("queue runner", a.generation),
+        ("codec", a.codec),
+    ]
+
+
+def _samples(run_dir: str) -> pd.DataFrame | None:
+    from profiler.errors import ProfilerError
+    from profiler.store import read_run
+
+    try:
+        reader = read_run(run_dir)
+        return reader.table("samples") if "samples" in reader.tables() else None
+    except ProfilerError:
+        return None
+
+
+def build_report(
+    a: Analysis,
+    *,
+    bench_dir: str | None,
+    whatifs: list[Projection],
+    window_seconds: float | None = None,
+    failed_whatifs: list[str] | None = None,
+) -> Report:
+    """Collect the report of an analysed run.
+
+    Parameters
+    ----------
+    a : Analysis
+        The analysed run.
+    bench_dir : str or None
+        A ``hydra-profiler bench`` result for the codec trade-off (None: said missing).
+    whatifs : list of Projection
+        What-if projections to show.
+    window_seconds : float, optional
+        Window of the attribution-over-time figure (default: about 24 windows over the run).
+    failed_whatifs : list of str, optional
+        What-ifs that could not be projected, with why (shown as notes).
+
+    Returns
+    -------
+    Report
+        Sections with figures (PNG bytes) and tables, and the JSON document in ``data``.
+    """
+    origin = run_origin(a)
+    start, end = a.table.window
+    window_s = window_seconds or auto_window(float(a.steps["end_ts"].max()) - origin)
+    codecs, codec_table = _codec_section(a, bench_dir)
+    sections = [
+        _verdict_section(a),
+        _over_time_section(a, origin, window_s, _samples(a.run)),
+        _where_section(a),
+        _timeline_section(a, origin),
+        _use_section(a),
+        _whatif_section(whatifs, list(failed_whatifs or [])),
+        codecs,
+        _coverage_section(a),
+    ]
+    from profiler.commands.analyze import sentence
+
+    title = f"Hydra queue runner profile: {run_name(a.run)}"
+    subtitle = f"{a.run} · {a.generation} · {a.codec} · {utc_iso(start)} to {utc_iso(end)} UTC"
+    data = a.as_dict()
+    data["whatif"] = [w.as_dict() for w in whatifs]
+    data["whatif_failed"] = list(failed_whatifs or [])
+    data["codecs"] = codec_table.to_dict(orient="records") if codec_table is not None else None
+    report = Report(title, subtitle, sentence(a), _highlights(a), sections, data)
+    data["report"] = {
+        "title": title,
+        "hydra_profiler": __version__,
+        "window_seconds": window_s,
+        "figures": [
+            {"id": f.id, "title": f.title, "shown": f.png is not None, "missing": f.missing}
+            for f in report.figures()
+        ],
+    }
+    return report
+
+
+# ---------------------------------------------------------------------------- renderers
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
+  background:#fafafa;margin:0}
+main{max-width:1180px;margin:0 auto;padding:24px 32px 48px;background:#fff}
+h1{font-size:1.6em;margin:0 0 4px}h2{margin-top:2em;border-bottom:1px solid #ddd;
+  padding-bottom:4px}h3{font-size:1.05em;margin:1.4em 0 .4em}
+.sub{color:#666;font-size:.9em;margin:0 0 16px;word-break:break-all}
+.verdict{font-size:1.2em;background:#fdf3f3;border-left:5px solid #C44E52;padding:10px 14px}
+dl.hl{display:grid;grid-template-columns:repeat(auto-fill,minmax(135px,1fr));gap:8px 20px;
+  margin:16px 0}dl.hl dt{color:#666;font-size:.8em}
+dl.hl dd{margin:0;font-weight:600}
+nav ol{columns:2;font-size:.95em}
+figure{margin:12px 0 24px}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption,.caption{color:#555;font-size:.9em}
+.missing{color:#8a5a00;background:#fff8e6;border-left:4px solid #e0a000;padding:6px 10px}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-size:.88em;margin:6px 0 4px}
+th,td{padding:3px 9px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
+th{background:#f3f3f3;white-space:nowrap}td:first-child{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
+code{background:#f3f3f3;padding:0 3px}
+footer{margin-top:3em;color:#888;font-size:.85em}
+"""
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _inline(text: str) -> str:
+    """Escape, then show `...` as code."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _html_table(t: TableItem) -> str:
+    shown = t.display()
+    numeric = t.numeric()
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = []
+    for row in shown.itertuples(index=False):
+        cells = "".join(
+            f'<td class="num">{html.escape(v)}</td>' if num else f"<td>{html.escape(v)}</td>"
+            for v, num in zip(row, numeric, strict=True)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    caption = f'<p class="caption">{_inline(t.caption)}</p>' if t.caption else ""
+    return (
+        f'<h3>{html.escape(t.title)}</h3><div class="scroll"><table id="{t.id}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{caption}"
+    )
+
+
+def _html_figure(f: FigureItem) -> str:
+    if f.png is None:
+        return (
+            f'<h3>{html.escape(f.title)}</h3><p class="missing" id="{f.id}-missing">'
+            f"Not shown: {_inline(f.missing)}</p>"
+        )
+    data = base64.b64encode(f.png).decode("ascii")
+    return (
+        f'<h3>{html.escape(f.title)}</h3><figure><img id="{f.id}" alt="{html.escape(f.alt)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{_inline(f.caption)}</figcaption>'
+        "</figure>"
+    )
+
+
+def to_html(report: Report) -> str:
+    """The report as one self-contained HTML file (no script, nothing loaded from outside).
+
+    Parameters
+    ----------
+    report : Report
+        From :func:`build_report`.
+
+    Returns
+    -------
+    str
+        The HTML document: inline CSS, figures as ``data:image/png;base64`` ``<img>``
+        elements with ``id`` and ``alt``, tables as ``<table>``.
+    """
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head>",
+        "<body><main>",
+        f"<header><h1>{html.escape(report.title)}</h1>",
+        f'<p class="sub">{html.escape(report.subtitle)}</p></header>',
+        f'<p class="verdict" id="verdict-sentence">{html.escape(report.verdict)}</p>',
+        '<dl class="hl">',
+        *(
+            f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>"
+            for k, v in report.highlights
+        ),
+        "</dl>",
+        "<nav><ol>",
+        *(f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in report.sections),
+        "</ol></nav>",
+    ]
+    for s in report.sections:
+        out.append(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2>')
+        out.extend(f"<p>{_inline(p)}</p>" for p in s.paragraphs)
+        if s.bullets:
+            out.append("<ul>" + "".join(f"<li>{_inline(b)}</li>" for b in s.bullets) + "</ul>")
+        for item in s.items:
+            out.append(_html_figure(item) if isinstance(item, FigureItem) else _html_table(item))
+        out.append("</section>")
+    out.append(
+        f"<footer>Made by hydra-profiler {html.escape(__version__)}; re-make it with "
+        f"<code>hydra-profiler report</code> from the same run directory.</footer>"
+    )
+    out.append("</main></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(t: TableItem) -> list[str]:
+    shown = t.display()
+    numeric = t.numeric()
+    lines = [
+        f"### {t.title}",
+        "",
+        "| " + " | ".join(_md_escape(str(c)) for c in shown.columns) + " |",
+        "|" + "|".join("---:" if n else "---" for n in numeric) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_escape(v) for v in row) + " |" for row in shown.itertuples(
+        index=False
+    )]  # fmt: skip
+    if t.caption:
+        lines += ["", f"*{t.caption}*"]
+    return [*lines, ""]
+
+
+def _md_figure(f: FigureItem, figure_dir: str, link_dir: str) -> list[str]:
+    if f.png is None:
+        return [f"### {f.title}", "", f"> Not shown: {f.missing}", ""]
+    os.makedirs(figure_dir, exist_ok=True)
+    path = os.path.join(figure_dir, f"{f.id}.png")
+    with open(path, "wb") as fh:
+        fh.write(f.png)
+    link = os.path.relpath(path, link_dir).replace(os.sep, "/")
+    alt = f.alt.replace("[", "(").replace("]", ")")
+    return [f"### {f.title}", "", f"![{alt}]({link})", "", f"*{f.caption}*", ""]
+
+
+def to_markdown(report: Report, figure_dir: str, *, link_dir: str | None = None) -> str:
+    """The report as Markdown, its figures written as PNG files into ``figure_dir``.
+
+    Parameters
+    ----------
+    report : Report
+        From :func:`build_report`.
+    figure_dir : str
+        Where to write ``<figure id>.png`` (created when there is a figure).
+    link_dir : str, optional
+        The directory the Markdown file will be in, which links are relative to (default:
+        the parent of ``figure_dir``).
+
+    Returns
+    -------
+    str
+        The Markdown document.
+    """
+    base = link_dir if link_dir is not None else os.path.dirname(os.path.abspath(figure_dir))
+    lines = [f"# {report.title}", "", f"{report.subtitle}", "", f"**{report.verdict}**", ""]
+    lines += [f"- {k}: {v}" for k, v in report.highlights]
+    for s in report.sections:
+        lines += ["", f"## {s.title}", ""]
+        for p in s.paragraphs:
+            lines += [p, ""]
+        lines += [f"- {_md_escape(b)}" for b in s.bullets]
+        if s.bullets:
+            lines.append("")
+        for item in s.items:
+            lines += (
+                _md_figure(item, figure_dir, base)
+                if isinstance(item, FigureItem)
+                else _md_table(item)
+            )
+    lines += ["", f"*Made by hydra-profiler {__version__}.*"]
+    return "\n".join(lines) + "\n"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def to_json(report: Report) -> str:
+    """The report's data as JSON: ``analyze --format json``'s document, what-ifs, codecs.
+
+    Parameters
+    ----------
+    report : Report
+        From :func:`build_report`.
+
+    Returns
+    -------
+    str
+        Strict JSON (non-finite numbers as ``null``) with at least ``verdict``,
+        ``attribution``, ``whatif``, ``codecs`` and ``report`` (figure ids, window).
+    """
+    return json.dumps(_json_safe(report.data), indent=2, allow_nan=False) + "\n"
