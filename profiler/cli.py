@@ -36,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     from profiler.commands import bench as bench_cmd
     from profiler.commands import collect as collect_cmd
     from profiler.commands import compare as compare_cmd
+    from profiler.commands import demo as demo_cmd
     from profiler.commands import export as export_cmd
     from profiler.commands import nar as nar_cmd
     from profiler.commands import payloads as payloads_cmd
+    from profiler.commands import report as report_cmd
     from profiler.commands import testbed as testbed_cmd
 
     parser = _Parser(
@@ -56,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         bench_cmd,
         collect_cmd,
         compare_cmd,
+        demo_cmd,
         export_cmd,
         nar_cmd,
         payloads_cmd,
+        report_cmd,
         testbed_cmd,
     ):
         module.add_parser(sub)

@@ -1,0 +1,153 @@
+"""The end-to-end demo: bench, a testbed observed live, analysis, what-if, report.
+
+Everything runs on this machine in a few minutes and lands in one directory:
+
+- ``bench/``: the quick bench (xz-6, zstd-3, zstd-19) on the built-in corpus;
+- ``testbed/``: the emulated queue runner's truth, journals and binary cache;
+- ``run/``: what the collectors saw while it ran (status, metrics, journal, and the database
+  with its phase tracker when PostgreSQL is installed: a private server is started);
+- ``analysis.json``, ``report.html``, ``report.md``, ``report.json``, ``trace.json``.
+
+The testbed runs the C++ queue runner with xz-6 and a single local worker slot: the
+situation the farm's operators suspected, made on purpose, so the analysis has something
+to find and the truth to be checked against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from profiler.errors import ProfilerError
+from profiler.testbed.observe import Observed
+
+BENCH_CODECS = ("xz:6", "zstd:3", "zstd:19")
+WHATIFS = ("codec=zstd:19", "codec=zstd:3", "workers=4")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo runs; the defaults take a few minutes on 2 cores."""
+
+    out: str = "hydra-profiler-demo"
+    steps: int = 24
+    bench: bool = True
+    bench_payloads: tuple[str, ...] = ("default",)
+    database: bool = True
+    generation: str = "cxx"
+    codec: str = "xz:6"
+    local_workers: int = 1
+
+
+def _step(say: Callable[[str], object], n: int, text: str) -> float:
+    say(f"\n== demo {n}/5: {text}")
+    return time.monotonic()
+
+
+def run_demo(opts: DemoOptions, say: Callable[[str], object] = print) -> dict[str, str]:
+    """Run every stage; return the paths of what it wrote."""
+    from profiler.cli import main as cli
+
+    out = os.path.abspath(opts.out)
+    if os.path.exists(out) and os.listdir(out):
+        raise ProfilerError(f"{out}: exists and is not empty (pick another --out)")
+    os.makedirs(out, exist_ok=True)
+    paths = {"out": out, "run": os.path.join(out, "run"), "testbed": os.path.join(out, "testbed")}
+    t0 = time.monotonic()
+    bench_dir = None
+    if opts.bench:
+        t = _step(say, 1, f"bench {', '.join(BENCH_CODECS)} on {' '.join(opts.bench_payloads)}")
+        bench_dir = paths["bench"] = os.path.join(out, "bench")
+        args = ["bench", *opts.bench_payloads, "--out", bench_dir, "--repeat", "1"]
+        for codec in BENCH_CODECS:
+            args += ["--codec", codec]
+        if cli(args) != 0:
+            raise ProfilerError("demo: the bench failed (see above)")
+        say(f"bench done in {time.monotonic() - t:.0f} s")
+    else:
+        _step(say, 1, "bench skipped (--no-bench): compression split calibrated instead")
+    with ExitStack() as stack:
+        dsn = _database(stack, opts, say)
+        t = _step(say, 3, "testbed with the collectors running against it live")
+        observed = _observe(opts, out, dsn, say)
+        say(f"testbed and collectors done in {time.monotonic() - t:.0f} s")
+    t = _step(say, 4, "analysis and what-if")
+    args = ["analyze", paths["run"], "--codec", opts.codec]
+    if bench_dir:
+        args += ["--profiles", bench_dir]
+    for w in WHATIFS if bench_dir else ("compress=0.5", "workers=4"):
+        args += ["--whatif", w]
+    if cli(args) != 0:
+        raise ProfilerError("demo: the analysis failed (see above)")
+    truth = observed.truth["attribution"]
+    say("testbed truth (what really happened): " + ", ".join(
+        f"{k} {100 * v:.1f}%" for k, v in sorted(truth.items(), key=lambda kv: -kv[1])
+    ))  # fmt: skip
+    t = _step(say, 5, "report")
+    paths.update(_reports(out, paths["run"], bench_dir, opts, cli))
+    say(f"report done in {time.monotonic() - t:.0f} s")
+    with open(os.path.join(out, "demo.json"), "w", encoding="utf-8") as f:
+        json.dump({"paths": paths, "truth": truth}, f, indent=2)
+    say(f"\ndemo finished in {time.monotonic() - t0:.0f} s; open {paths['report.html']}")
+    for name in ("bench", "run", "testbed", "report.html", "report.md", "trace.json"):
+        if name in paths:
+            say(f"  {name:<12} {paths[name]}")
+    return paths
+
+
+def _database(stack: ExitStack, opts: DemoOptions, say: Callable[[str], object]) -> str | None:
+    _step(say, 2, "a private PostgreSQL for Hydra's tables")
+    if not opts.database:
+        say("skipped (--no-db): the analysis uses the journal and status only")
+        return None
+    from profiler.testbed.pgserver import PostgresServer, find_pg_bindir
+
+    bindir = find_pg_bindir()
+    if bindir is None:
+        say(
+            "PostgreSQL is not installed (Debian: apt install postgresql): going on without "
+            "the database collector; the analysis uses the journal and status"
+        )
+        return None
+    server = stack.enter_context(PostgresServer(bindir))
+    say(f"PostgreSQL {bindir.parent.name} on 127.0.0.1:{server.port} (thrown away afterwards)")
+    return server.dsn
+
+
+def _observe(
+    opts: DemoOptions, out: str, dsn: str | None, say: Callable[[str], object]
+) -> Observed:
+    from profiler.testbed import workload
+    from profiler.testbed.engine import Knobs
+    from profiler.testbed.observe import observed_run
+
+    wl = workload.generate(opts.steps, seed=3, build_scale=0.3)
+    knobs = Knobs(opts.generation, opts.codec, local_workers=opts.local_workers)
+    say(
+        f"{opts.steps} steps, {opts.generation} queue runner, {opts.codec}, "
+        f"{opts.local_workers} local worker slot(s), 2 machines x 2 jobs; collectors: status "
+        f"every 0.25 s, metrics every 1 s{', database + phase tracker every 0.1 s' if dsn else ''}"
+        ", then the journals"
+    )
+    return observed_run(wl, knobs, out, pg_dsn=dsn, progress=lambda m: say(f"  {m}"))
+
+
+def _reports(
+    out: str, run: str, bench_dir: str | None, opts: DemoOptions, cli: Callable[[list[str]], int]
+) -> dict[str, str]:
+    paths = {}
+    base = ["report", run, "--codec", opts.codec]
+    if bench_dir:
+        base += ["--profiles", bench_dir]
+    for name in ("report.html", "report.md", "report.json"):
+        target = os.path.join(out, name)
+        extra = ["--trace", os.path.join(out, "trace.json")] if name == "report.html" else []
+        if cli([*base, "-o", target, *extra]) != 0:
+            raise ProfilerError(f"demo: writing {name} failed (see above)")
+        paths[name] = target
+    paths["trace.json"] = os.path.join(out, "trace.json")
+    return paths
