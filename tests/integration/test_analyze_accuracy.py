@@ -21,7 +21,7 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], float]] = {
     # name: (expected verdict, knobs, build scale)
     "slow-codec-few-workers": (
         "compression",
-        {"codec": "xz:9", "local_workers": 1},
+        {"codec": "xz:6", "local_workers": 1},
         0.3,
     ),
     "narrow-upload": (
