@@ -1,0 +1,382 @@
+"""The database collector's incremental export of finished steps and builds (see
+:mod:`profiler.collect.db` for the cursor, overlap and resume semantics)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from profiler.collect.dbcommon import (
+    BUILD_MEMORY_SECONDS,
+    BUILD_SEMANTICS,
+    BUILDS_SQL,
+    EXPORT_APP,
+    RECENT_MACHINES_SQL,
+    SEMANTICS,
+    STATUS_ROW_SQL,
+    STEP_KEYS_SQL,
+    STEP_ROWS_SQL,
+    Backoff,
+    Conn,
+    Connect,
+    DbOptions,
+    Generation,
+    Key,
+    _ms,
+    _Reporter,
+    connect_readonly,
+    read_query,
+)
+from profiler.errors import StoreError
+from profiler.store import Run
+from profiler.store.run import load_manifest
+
+
+@dataclass
+class ExportState:
+    """Where the export stands: the cursor and what it has already written.
+
+    ``seen`` holds the step keys inside the re-read window (with their ``stop_time``),
+    ``pending`` the builds of exported steps not exported yet, ``builds_done`` the
+    ``(build, stop_time)`` of exported builds.
+    """
+
+    since: int
+    cursor: int
+    seen: dict[Key, int] = field(default_factory=dict)
+    pending: set[int] = field(default_factory=set)
+    builds_done: set[tuple[int, int]] = field(default_factory=set)
+    resumed: bool = False
+
+    def window_start(self, overlap_seconds: float) -> int:
+        """The smallest ``stopTime`` a pass reads."""
+        return max(self.since, self.cursor - int(overlap_seconds))
+
+    def prune(self, overlap_seconds: float) -> None:
+        """Forget keys below the window (no pass reads them again), and old builds."""
+        lo = self.window_start(overlap_seconds)
+        self.seen = {k: s for k, s in self.seen.items() if s >= lo}
+        old = lo - BUILD_MEMORY_SECONDS
+        if any(s < old for _, s in self.builds_done):
+            self.builds_done = {(b, s) for b, s in self.builds_done if s >= old}
+
+
+def stored_columns(path: str, table: str, names: Sequence[str]) -> dict[str, list[Any]]:
+    """Columns ``names`` of a run's table (compacted Parquet + segments); empty if absent."""
+    from profiler.store import tables
+
+    if table not in tables.table_names(path):
+        return {n: [] for n in names}
+    for _ in range(20):  # as read_run: retry when a compaction swapped files meanwhile
+        manifest = load_manifest(path)
+        try:
+            data, _warnings = tables.load_table(path, table, manifest)
+        except FileNotFoundError:
+            continue
+        if load_manifest(path).get("compacted") == manifest.get("compacted"):
+            return {
+                n: data.column(n).to_pylist() if n in data.column_names else [None] * data.num_rows
+                for n in names
+            }
+    raise StoreError(f"{path}: table {table} kept being compacted while it was read; try again")
+
+
+def load_state(path: str, since: float | None, overlap_seconds: float, now: float) -> ExportState:
+    """The export state of the run at ``path``: resumed from its tables, or a fresh one.
+
+    A fresh state starts at ``since`` (default ``now``); a resumed one keeps its own
+    ``since`` and continues from the largest ``stop_time`` it exported or recorded.
+    """
+    steps = stored_columns(path, "db_steps", ("build", "stepnr", "stop_time"))
+    cursors = stored_columns(path, "db_cursor", ("since", "stop_time"))
+    if not steps["build"] and not cursors["since"]:
+        start = math.floor(now if since is None else since)
+        return ExportState(since=start, cursor=start)
+    stops = [int(s) for s in steps["stop_time"]]
+    first = int(cursors["since"][0]) if cursors["since"] else min(stops)
+    cursor = max([first, *(int(s) for s in cursors["stop_time"] if s is not None), *stops])
+    state = ExportState(since=first, cursor=cursor, resumed=True)
+    lo = state.window_start(overlap_seconds)
+    for build, stepnr, stop in zip(steps["build"], steps["stepnr"], stops, strict=True):
+        if stop >= lo:
+            state.seen[(int(build), int(stepnr))] = stop
+    builds = stored_columns(path, "db_builds", ("build", "stop_time"))
+    state.builds_done = {
+        (int(b), int(s)) for b, s in zip(builds["build"], builds["stop_time"], strict=True)
+    }
+    exported = {b for b, _ in state.builds_done}
+    state.pending = {int(b) for b in steps["build"]} - exported
+    return state
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def _step_record(row: Sequence[Any], generation: str, ts: float) -> dict[str, Any]:
+    (build, stepnr, type_, drv, machine, system, status, error) = row[:8]
+    (start, stop, overhead, times_built, nondet, propagated) = row[8:]
+    return {
+        "ts": ts,
+        "build": build,
+        "stepnr": stepnr,
+        "type": type_,
+        "drv_path": drv,
+        "machine": machine,
+        "system": system,
+        "status": status,
+        "error_msg": error,
+        "start_time": start,
+        "stop_time": stop,
+        "stop_minus_start_s": stop - start,
+        "overhead_ms": overhead or 0,
+        "times_built": times_built,
+        "is_non_deterministic": nondet,
+        "propagated_from": propagated,
+        "generation": generation,
+        "semantics": SEMANTICS[generation],
+    }
+
+
+def _build_record(row: Sequence[Any], generation: str, ts: float) -> dict[str, Any]:
+    (build, project, jobset, job, system, drv, nix_name, queued) = row[:8]
+    (start, stop, status, cached, size, closure, prio, global_prio) = row[8:16]
+    return {
+        "ts": ts,
+        "build": build,
+        "project": project,
+        "jobset": jobset,
+        "job": job,
+        "system": system,
+        "drv_path": drv,
+        "nix_name": nix_name,
+        "queued_time": queued,
+        "start_time": start,
+        "stop_time": stop,
+        "status": status,
+        "is_cached": None if cached is None else bool(cached),
+        "size_bytes": size,
+        "closure_size_bytes": closure,
+        "priority": prio,
+        "global_priority": global_prio,
+        "generation": generation,
+        "semantics": BUILD_SEMANTICS[generation],
+    }
+
+
+class Exporter:
+    """Incremental export of finished steps and builds (see the module docstring)."""
+
+    def __init__(
+        self,
+        run: Run,
+        dsn: str,
+        options: DbOptions,
+        reporter: _Reporter,
+        state: ExportState,
+        *,
+        stop: threading.Event,
+        connect: Connect = connect_readonly,
+        generation: Generation | None = None,
+    ) -> None:
+        self.run = run
+        self.dsn = dsn
+        self.options = options
+        self.reporter = reporter
+        self.state = state
+        self.stop = stop
+        self.connect = connect
+        self.generation = generation or Generation(options.generation, lambda _g, _r: None)
+        self.steps = run.writer("db_steps")
+        self.builds = run.writer("db_builds")
+        self.cursors = run.writer("db_cursor")
+        self.steps_written = 0
+        self.builds_written = 0
+        self.passes = 0
+        self.errors = 0
+        self._conn: Conn | None = None
+        self._timeout_ms = _ms(options.timeout_seconds)
+        self._has_status_row: bool | None = None
+        if not state.resumed:
+            self._write_cursor(0, 0)  # persists --since before anything is exported
+
+    def _connection(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = self.connect(self.dsn, EXPORT_APP, self.options.timeout_seconds, False)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection (if open)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return read_query(self._connection(), sql, params, self._timeout_ms)
+
+    # generation
+
+    def _detect(self, machines: Sequence[str | None] = ()) -> None:
+        if self._has_status_row is None:
+            self._has_status_row = bool(self._query(STATUS_ROW_SQL)[0][0])
+        if not machines:
+            machines = [r[0] for r in self._query(RECENT_MACHINES_SQL)]
+        self.generation.consider(machines, self._has_status_row)
+
+    def detect_quietly(self) -> None:
+        """Detect the generation now if possible; a failure is left to the next pass."""
+        if self.generation.value is not None:
+            return
+        try:
+            self._detect()
+        except psycopg.Error:
+            self.close()
+        finally:
+            self._has_status_row = None
+
+    # one pass
+
+    def export_pass(self) -> tuple[int, int]:
+        """Export what finished since the cursor; the numbers of steps and builds written.
+
+        Raises
+        ------
+        psycopg.Error
+            The database failed; the state is consistent, the next pass resumes.
+        """
+        self._has_status_row = None
+        if self.generation.value is None:
+            self._detect()
+        steps = self._export_steps()
+        builds = self._export_builds()
+        self.state.prune(self.options.overlap_seconds)
+        self._write_cursor(steps, builds)
+        self.passes += 1
+        return steps, builds
+
+    def _export_steps(self) -> int:
+        st, opts = self.state, self.options
+        lo = st.window_start(opts.overlap_seconds)
+        after: tuple[int, int, int] = (lo - 1, 0, 0)
+        total = 0
+        while True:
+            keys = self._query(
+                STEP_KEYS_SQL,
+                {"lo": lo, "stop": after[0], "build": after[1], "stepnr": after[2],
+                 "limit": opts.page_size},
+            )  # fmt: skip
+            fresh = [(k[1], k[2]) for k in keys if (k[1], k[2]) not in st.seen]
+            if fresh:
+                total += self._write_steps(fresh)
+            if opts.on_page is not None:
+                opts.on_page(total)
+            if len(keys) < opts.page_size:
+                break
+            after = (keys[-1][0], keys[-1][1], keys[-1][2])
+        return total
+
+    def _write_steps(self, keys: list[Key]) -> int:
+        rows = self._query(
+            STEP_ROWS_SQL, {"builds": [k[0] for k in keys], "stepnrs": [k[1] for k in keys]}
+        )
+        rows.sort(key=lambda r: (r[9], r[0], r[1]))
+        if self.generation.value is None:
+            self._detect([r[4] for r in rows])
+        generation = self.generation.name
+        now = time.time()
+        st = self.state
+        for row in rows:
+            self.steps.append(_step_record(row, generation, now))
+            st.seen[(row[0], row[1])] = row[9]  # only once it is written
+            st.cursor = max(st.cursor, row[9])
+            st.pending.add(row[0])
+        self.steps_written += len(rows)
+        return len(rows)
+
+    def _export_builds(self) -> int:
+        st = self.state
+        ids = sorted(st.pending)
+        generation = self.generation.name
+        written = 0
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i : i + 1000]
+            rows = self._query(BUILDS_SQL, {"ids": chunk})
+            now = time.time()
+            for row in rows:
+                if not row[16]:  # not finished: stays pending
+                    continue
+                st.pending.discard(row[0])
+                if (row[0], row[9]) in st.builds_done:
+                    continue
+                self.builds.append(_build_record(row, generation, now))
+                st.builds_done.add((row[0], row[9]))
+                written += 1
+            st.pending -= set(chunk) - {row[0] for row in rows}  # deleted meanwhile
+        self.builds_written += written
+        return written
+
+    def _write_cursor(self, steps: int, builds: int) -> None:
+        st = self.state
+        self.cursors.append(
+            {
+                "ts": time.time(),
+                "since": st.since,
+                "stop_time": st.cursor,
+                "window_start": st.window_start(self.options.overlap_seconds),
+                "overlap_seconds": self.options.overlap_seconds,
+                "steps": steps,
+                "builds": builds,
+                "pending_builds": len(st.pending),
+                "generation": self.generation.name,
+            }
+        )
+
+    # the loop
+
+    def _attempt(self, backoff: Backoff) -> float | None:
+        """One pass; the seconds until the next, or None when done (``--once``)."""
+        try:
+            self.export_pass()
+        except psycopg.Error as exc:
+            self.errors += 1
+            self.close()
+            if self.options.once and self.errors > self.options.once_retries:
+                self.reporter.error("export", exc, None)
+                return None
+            delay = backoff.next()
+            self.reporter.error("export", exc, delay)
+            return delay
+        backoff.reset()
+        return None if self.options.once else self.options.export_every_seconds
+
+    def run_loop(self, deadline: float | None = None) -> None:
+        """Export every ``export_every_seconds`` until ``stop`` (or ``deadline``, monotonic).
+
+        A last pass on the way out catches what finished since the previous one (when the
+        connection is up; a failure is reported, not retried).
+        """
+        backoff = Backoff(self.options.backoff_seconds, self.options.max_backoff_seconds)
+        while not self.stop.is_set():
+            wait = self._attempt(backoff)
+            if wait is None:
+                return
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wait = min(wait, left)
+            self.stop.wait(wait)
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self.export_pass()
+            except psycopg.Error as exc:
+                self.errors += 1
+                self.reporter.error("export", exc, None)
+
+
+# --- phase tracking -----------------------------------------------------------------------
