@@ -140,14 +140,13 @@ def _reports(
     out: str, run: str, bench_dir: str | None, opts: DemoOptions, cli: Callable[[list[str]], int]
 ) -> dict[str, str]:
     paths = {}
-    base = ["report", run, "--codec", opts.codec]
+    args = ["report", run, "--codec", opts.codec, "--trace", os.path.join(out, "trace.json")]
     if bench_dir:
-        base += ["--profiles", bench_dir]
+        args += ["--profiles", bench_dir]
     for name in ("report.html", "report.md", "report.json"):
-        target = os.path.join(out, name)
-        extra = ["--trace", os.path.join(out, "trace.json")] if name == "report.html" else []
-        if cli([*base, "-o", target, *extra]) != 0:
-            raise ProfilerError(f"demo: writing {name} failed (see above)")
-        paths[name] = target
+        paths[name] = os.path.join(out, name)
+        args += ["-o", paths[name]]
+    if cli(args) != 0:
+        raise ProfilerError("demo: writing the report failed (see above)")
     paths["trace.json"] = os.path.join(out, "trace.json")
     return paths

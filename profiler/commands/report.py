@@ -38,7 +38,14 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN")
-    p.add_argument("-o", "--out", metavar="OUT", help="report file: .html, .md or .json")
+    p.add_argument(
+        "-o",
+        "--out",
+        action="append",
+        default=[],
+        metavar="OUT",
+        help="report file: .html, .md or .json (repeatable: one analysis, several formats)",
+    )
     p.add_argument("--trace", metavar="OUT.json", help="also (or only) write a Chrome trace")
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
     p.add_argument("--codec", help="the codec the farm used (default xz:6 C++, zstd:3 Rust)")
@@ -63,8 +70,8 @@ def _check_args(args: argparse.Namespace) -> float | None:
 
     if not args.out and not args.trace:
         raise UsageError("nothing to write: give -o OUT (.html, .md, .json) and/or --trace OUT")
-    if args.out:
-        _format(args.out)
+    for out in args.out:
+        _format(out)
     if args.trace and not args.trace.lower().endswith(".json"):
         raise UsageError(f"--trace {args.trace}: a Chrome trace is a .json file")
     if args.slots is not None and args.slots < 1:
@@ -124,6 +131,25 @@ def figure_dir(out: str) -> str:
     return f"{stem}-figures"
 
 
+def _write_report(report: Any, out: str, note: str) -> None:
+    from profiler.report import build
+
+    kind = _format(out)
+    if kind == "html":
+        _write(out, build.to_html(report))
+    elif kind == "json":
+        _write(out, build.to_json(report))
+    else:
+        figures = figure_dir(out)
+        try:
+            text = build.to_markdown(report, figures)
+        except OSError as exc:
+            raise ProfilerError(f"{figures}: cannot write figures: {exc.strerror or exc}") from None
+        _write(out, text)
+        print(f"wrote figures into {figures}/")
+    print(f"wrote {kind} report {out}{note}")
+
+
 def run(args: argparse.Namespace) -> int:
     from profiler.analyze.analysis import analyze
 
@@ -150,20 +176,8 @@ def run(args: argparse.Namespace) -> int:
     report = build.build_report(
         a, bench_dir=args.profiles, whatifs=whatifs, window_seconds=window, failed_whatifs=failed
     )
-    kind = _format(args.out)
-    if kind == "html":
-        _write(args.out, build.to_html(report))
-    elif kind == "json":
-        _write(args.out, build.to_json(report))
-    else:
-        figures = figure_dir(args.out)
-        try:
-            text = build.to_markdown(report, figures)
-        except OSError as exc:
-            raise ProfilerError(f"{figures}: cannot write figures: {exc.strerror or exc}") from None
-        _write(args.out, text)
-        print(f"wrote figures into {figures}/")
     missing = [f.title for f in report.figures() if f.png is None]
     note = f" ({len(missing)} figure(s) not shown: {', '.join(missing)})" if missing else ""
-    print(f"wrote {kind} report {args.out}{note}")
+    for out in args.out:
+        _write_report(report, out, note)
     return 0
