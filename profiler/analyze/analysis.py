@@ -125,6 +125,11 @@ def analyze(
     profile = profile_for(codec_name, profiles, calibrate_missing=calibrate)
     steps = split_copy(table, profile)
     att = attribute(table, steps)
+    if codec is None:
+        att.notes.append(
+            f"codec not given: the compression split assumes {codec_name}, the usual one for "
+            f"this queue runner generation ({gen}); pass --codec if the farm uses another"
+        )
     samples = reader.table("samples") if "samples" in reader.tables() else None
     logs = reader.table("log_events") if "log_events" in reader.tables() else None
     p = pressure(samples, table.window, slots)

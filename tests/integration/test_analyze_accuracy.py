@@ -44,6 +44,11 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], float]] = {
         {"generation": "rust", "codec": "zstd:19", "machines": 1, "max_jobs": 2},
         1.0,
     ),
+    "rust-slow-codec": (
+        "compression",
+        {"generation": "rust", "codec": "xz:9", "machines": 2, "max_jobs": 1, "size": 2.0},
+        0.3,
+    ),
     "slow-database": (
         "database",
         {"codec": "zstd:3", "db_latency_seconds": 0.25},
@@ -53,7 +58,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], float]] = {
 
 
 def observe(tmp: Path, dsn: str, knobs: dict[str, Any], scale: float, steps: int = 24) -> Observed:
-    wl = workload.generate(steps, seed=3, build_scale=scale)
+    size = knobs.pop("size", 1.0)
+    wl = workload.generate(steps, seed=3, build_scale=scale, size_scale=size)
     k = Knobs(generation=knobs.pop("generation", "cxx"), **knobs)
     return observed_run(wl, k, str(tmp), pg_dsn=dsn)
 
