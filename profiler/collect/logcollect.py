@@ -1,8 +1,10 @@
 """Queue-runner journals into a run: files, ``journalctl``, stdin; read once or followed.
 
-Each input is parsed by :mod:`profiler.collect.logs` as its lines arrive, and its events are
-appended to the run as they are parsed, so a collector stopped (or killed) part-way keeps
-everything it had read. Tables written:
+Each input is parsed by :mod:`profiler.collect.logs` as its lines arrive. Followed inputs
+(a growing file, a pipe) append their events to the run as they are parsed, so a collector
+stopped (or killed) part-way keeps everything it had read; a whole file is imported in
+Parquet parts of up to :data:`PART_EVENTS` events (several times faster than JSON lines),
+written when full, at the end, on a stop or at a damaged spot. Tables written:
 
 - ``log_events``: one row per event (the fields of :mod:`profiler.collect.logs` plus
   ``source``, the input it came from);
@@ -43,6 +45,7 @@ from profiler.store import Run
 
 Log = Callable[[str], object]
 BATCH_LINES = 20_000  # lines parsed between two writes to the run
+PART_EVENTS = 200_000  # events per Parquet part when a whole file is imported
 PROGRESS_SECONDS = 5.0
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
@@ -81,6 +84,8 @@ class _Input:
     written: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
+    bulk: bool = False  # a whole file: events go to Parquet parts, not JSON lines
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     def summary_row(self, ended: str) -> dict[str, Any]:
         s: LogSummary = self.parser.summary
@@ -168,7 +173,13 @@ class LogCollector:
             item.next_lineno = parser.feed_all(lines, item.next_lineno)
         finally:  # a strict-mode error keeps the events parsed before the bad line
             if parser.events:
-                self.events_out.append_many([{**e, "source": item.name} for e in parser.events])
+                rows = [{**e, "source": item.name} for e in parser.events]
+                if item.bulk:
+                    item.pending += rows
+                    if len(item.pending) >= PART_EVENTS:
+                        self._flush_part(item)
+                else:
+                    self.events_out.append_many(rows)
                 item.written += len(parser.events)
                 stamps = [e["ts"] for e in parser.events if e["ts"] is not None]
                 if stamps:
@@ -176,7 +187,13 @@ class LogCollector:
                     item.last_ts = stamps[-1]
                 parser.events.clear()
 
+    def _flush_part(self, item: _Input) -> None:
+        if item.pending:
+            self.run.write_part("log_events", item.pending)
+            item.pending = []
+
     def _finish(self, item: _Input, ended: str) -> None:
+        self._flush_part(item)
         self.summaries.append(item.summary_row(ended))
         self.events_out.flush()
         s = item.parser.summary
@@ -228,6 +245,7 @@ class LogCollector:
             return
         reader = _FileBatches(path)
         item = self._start(path, reader.peek(), st.st_mtime)
+        item.bulk = True
         self._run(item, reader.batches(), reader.progress)
 
     def collect_stream(self, stream: IO[bytes], name: str) -> None:

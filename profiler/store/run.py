@@ -260,6 +260,16 @@ class Run:
         self._writers.append(writer)
         return writer
 
+    def write_part(self, table: str, records: list[dict[str, Any]]) -> str:
+        """Write ``records`` as one Parquet part of ``table`` at once (bulk imports); the
+        part's file name. Columns as :func:`profiler.store.tables.records_to_arrow` makes them.
+        """
+        from profiler.store.tables import records_to_arrow, write_part
+
+        if not TABLE_NAME.fullmatch(table):
+            raise StoreError(f"{self.path}: invalid table name {table!r}")
+        return write_part(os.path.join(self.path, "tables", table), records_to_arrow(records))
+
     def note(self, text: str) -> None:
         """Add a (redacted) note to the manifest, e.g. a signal that was absent."""
         update_manifest(self.path, lambda doc: doc.setdefault("notes", []).append(note_entry(text)))

@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -100,7 +100,7 @@ class SegmentWriter:
         # signal _write finishes the line, and any damage stays the last line of the segment
         self._write(_encode(record, self.directory), 1)
 
-    def append_many(self, records: list[Mapping[str, Any]]) -> None:
+    def append_many(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Append records with one ``os.write`` per segment's worth (a bulk import's path).
 
         A process killed mid-call leaves whole lines and at most one partial last line,

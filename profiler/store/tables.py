@@ -14,6 +14,7 @@ manifest's ``compacted`` section did not change while they read, and read again 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -121,6 +122,58 @@ def write_parquet(table_dir: str, table: Any) -> str:
     return name
 
 
+PART_PREFIX = "part-"
+_PART_COUNTER = itertools.count(1)
+
+
+def part_names(table_dir: str) -> list[str]:
+    """Finished Parquet parts of a table (written whole by bulk importers), sorted."""
+    try:
+        names = os.listdir(table_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(PART_PREFIX) and n.endswith(".parquet"))
+
+
+def write_part(table_dir: str, table: Any) -> str:
+    """Write ``table`` atomically as a new part of the table; return its file name.
+
+    For bulk imports (a journal file): one Parquet write instead of a JSON line per record.
+    A part is visible only once complete (written to a hidden temporary, then renamed).
+    """
+    import pyarrow.parquet as pq
+
+    os.makedirs(table_dir, exist_ok=True)
+    name = f"{PART_PREFIX}{segments.utc_stamp()}-{os.getpid()}-{next(_PART_COUNTER):06d}.parquet"
+    tmp = os.path.join(table_dir, f".{name}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, os.path.join(table_dir, name))
+        segments.fsync_dir(table_dir)
+    except OSError as exc:
+        raise StoreError(f"{tmp}: cannot write a table part: {exc.strerror}") from None
+    return name
+
+
+def _with_parts(table_dir: str, base: Any | None, names: list[str]) -> Any | None:
+    """``base`` followed by the parts ``names`` (a column that changed kind becomes text)."""
+    import pyarrow as pa
+
+    if not names:
+        return base
+    tables = [] if base is None else [base]
+    tables += [read_parquet(os.path.join(table_dir, n)) for n in names]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return records_to_arrow([r for t in tables for r in t.to_pylist()])
+
+
 def remove_files(table_dir: str, names: Iterable[str]) -> None:
     """Delete files of a table directory; ones already gone are fine."""
     for name in names:
@@ -175,6 +228,7 @@ def load_table(path: str, table: str, manifest: Manifest) -> tuple[Any, list[str
     parquet, absorbed = _entry(manifest, table)
     base = read_parquet(os.path.join(table_dir, parquet)) if parquet else None
     skip = set(absorbed)
+    base = _with_parts(table_dir, base, [n for n in part_names(table_dir) if n not in skip])
     todo = [n for n in segments.segment_names(table_dir) if n not in skip]
     records, warnings = _read_segments(table_dir, table, todo)
     return combine(base, records), warnings
@@ -257,15 +311,19 @@ def _compact_table(path: str, table: str) -> int:
     parquet, absorbed = _entry(load_manifest(path), table)
     remove_files(table_dir, absorbed)  # left over if an earlier compaction crashed
     todo = segments.compactable(table_dir, set(absorbed))
-    if not todo:
+    parts = [n for n in part_names(table_dir) if n not in set(absorbed)]
+    if not todo and not parts:
         remove_files(table_dir, _orphans(table_dir, parquet))
         return 0
     base = read_parquet(os.path.join(table_dir, parquet)) if parquet else None
+    before = 0 if base is None else base.num_rows
+    base = _with_parts(table_dir, base, parts)
+    from_parts = (0 if base is None else base.num_rows) - before
     records, warnings = _read_segments(table_dir, table, todo)
     name = write_parquet(table_dir, combine(base, records))
-    _record_compaction(path, table, name, [*absorbed, *todo], warnings)
-    remove_files(table_dir, [*todo, *_orphans(table_dir, name)])
-    return len(records)
+    _record_compaction(path, table, name, [*absorbed, *parts, *todo], warnings)
+    remove_files(table_dir, [*parts, *todo, *_orphans(table_dir, name)])
+    return from_parts + len(records)
 
 
 def compact(path: str | os.PathLike[str]) -> dict[str, int]:

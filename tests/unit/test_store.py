@@ -569,3 +569,32 @@ def test_nested_and_mixed_columns_still_become_json_text(tmp_path: Path) -> None
     table = read_run(str(tmp_path / "r")).table("t")
     assert table["a"].tolist()[:2] == ['{"x": 1}', "[1, 2]"]
     assert table["b"].tolist() == ["1", "s", "2.5"]
+
+
+def test_parquet_parts_are_read_and_absorbed_by_compaction(tmp_path: Path) -> None:
+    run_dir = str(tmp_path / "r")
+    with Run.open(run_dir) as run:
+        w = run.writer("t")
+        w.append({"i": 0, "kind": "line"})
+        run.write_part("t", [{"i": 1, "kind": "part"}, {"i": 2, "kind": "part", "x": [1]}])
+        run.write_part("t", [{"i": 3, "kind": 5}])  # "kind" changes type: kept as text
+    table_dir = tmp_path / "r" / "tables" / "t"
+    assert len(list(table_dir.glob("part-*.parquet"))) == 2
+    before = read_run(run_dir).table("t")
+    assert sorted(before["i"].tolist()) == [0, 1, 2, 3]
+    assert compact(run_dir) == {"t": 4}
+    assert not list(table_dir.glob("part-*.parquet"))  # absorbed, then removed
+    after = read_run(run_dir).table("t")
+    assert sorted(after["i"].tolist()) == [0, 1, 2, 3]
+    assert set(after["kind"].astype(str)) == {"line", "part", "5"}
+    absorbed = read_run(run_dir).manifest["compacted"]["t"]["segments"]
+    assert sum(n.startswith("part-") for n in absorbed) == 2
+    with Run.open(run_dir) as run:  # a part written after compaction is read too
+        run.write_part("t", [{"i": 4, "kind": "late"}])
+    assert sorted(read_run(run_dir).table("t")["i"].tolist()) == [0, 1, 2, 3, 4]
+    assert compact(run_dir) == {"t": 1}
+
+
+def test_write_part_refuses_bad_table_names(tmp_path: Path) -> None:
+    with Run.open(str(tmp_path / "r")) as run, pytest.raises(StoreError, match="invalid table"):
+        run.write_part("../x", [{"a": 1}])
