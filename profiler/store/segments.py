@@ -1,7 +1,8 @@
 """Append-only JSON-lines segments: writing them, and reading them back line by line.
 
 A table is a directory ``RUN/tables/<table>/`` of segments ``<utc-stamp>-<pid>-<n>.jsonl``
-(one JSON object per line) plus at most one compacted Parquet file (see tables.py). Each
+(one JSON object per line), Parquet parts of bulk imports, and at most one compacted
+Parquet file (see tables.py). Each
 record is appended with one ``os.write`` of the whole line to a file opened ``O_APPEND``,
 so a process killed at any moment leaves at most one partial last line, and a writer never
 reopens a segment (a restarted process starts a new one). A writer holds an exclusive

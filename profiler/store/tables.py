@@ -2,7 +2,9 @@
 
 A table's records are, in order: the rows of the compacted Parquet file the manifest lists
 for it (``"compacted": {table: {"parquet": name, "segments": [absorbed names]}}``), then
-the records of every segment the manifest does not list as absorbed, sorted by name.
+the rows of every Parquet part (``part-*.parquet``, written whole by bulk importers) and
+then the records of every segment that the manifest does not list as absorbed, each sorted
+by name. Parts are renamed into place complete, so compaction may absorb any it sees.
 
 Compaction writes the new Parquet first (tmp + rename), then lists it and the segments it
 absorbed in the manifest, and only then deletes those segments and the previous Parquet.
