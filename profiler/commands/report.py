@@ -132,17 +132,17 @@ def figure_dir(out: str) -> str:
 
 
 def _write_report(report: Any, out: str, note: str) -> None:
-    from profiler.report import build
+    from profiler.report import render
 
     kind = _format(out)
     if kind == "html":
-        _write(out, build.to_html(report))
+        _write(out, render.to_html(report))
     elif kind == "json":
-        _write(out, build.to_json(report))
+        _write(out, render.to_json(report))
     else:
         figures = figure_dir(out)
         try:
-            text = build.to_markdown(report, figures)
+            text = render.to_markdown(report, figures)
         except OSError as exc:
             raise ProfilerError(f"{figures}: cannot write figures: {exc.strerror or exc}") from None
         _write(out, text)

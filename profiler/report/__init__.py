@@ -3,6 +3,8 @@
 - :mod:`profiler.report.trace`: the step timeline in Chrome Trace Event Format (Perfetto,
   ``chrome://tracing``), and the lane and phase layout the timeline figure shares;
 - :mod:`profiler.report.figures`: matplotlib figures (Agg canvas, no pyplot state);
-- :mod:`profiler.report.build`: :func:`~profiler.report.build.build_report` and the renderers
-  ``to_html`` (one self-contained file), ``to_markdown`` and ``to_json``.
+- :mod:`profiler.report.build`: :func:`~profiler.report.build.build_report`, the report's
+  sections, figures and tables;
+- :mod:`profiler.report.render`: ``to_html`` (one self-contained file), ``to_markdown`` and
+  ``to_json``.
 """

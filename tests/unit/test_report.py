@@ -25,7 +25,7 @@ from profiler.analyze.attribution import by_window
 from profiler.analyze.steps import CATEGORIES, StepTable
 from profiler.commands import report as report_cmd
 from profiler.errors import UsageError
-from profiler.report import build, figures
+from profiler.report import build, figures, render
 from profiler.report.trace import PHASES, assign_lanes, chrome_trace, phase_durations
 from profiler.store import Run
 from tests.unit.test_bench_plots import _cell
@@ -233,7 +233,7 @@ def test_report_renderings(analysed: Analysis, tmp_path: Path) -> None:
     report = build.build_report(analysed, bench_dir=None, whatifs=[], failed_whatifs=["x: y"])
     missing = {f.id: f.missing for f in report.figures() if f.png is None}
     assert set(missing) == {"fig-codec-tradeoff"} and "--profiles" in missing["fig-codec-tradeoff"]
-    page = build.to_html(report)
+    page = render.to_html(report)
     tags = _Tags()
     tags.feed(page)
     assert "<script" not in page and "http://" not in page and "https://" not in page
@@ -248,13 +248,13 @@ def test_report_renderings(analysed: Analysis, tmp_path: Path) -> None:
     assert all((a.get("href") or "#").startswith("#") for _, a in tags.tags)
     assert 'id="fig-codec-tradeoff-missing"' in page and "Not shown" in page
     assert page.index("Bottleneck: ") < page.index("<nav>")  # the verdict sentence first
-    doc = json.loads(build.to_json(report))
+    doc = json.loads(render.to_json(report))
     assert {"verdict", "attribution", "whatif", "codecs", "report", "coverage"} <= set(doc)
     assert sum(doc["attribution"].values()) == pytest.approx(1.0)
     assert doc["whatif"] == [] and doc["whatif_failed"] == ["x: y"] and doc["codecs"] is None
     shown = {f["id"]: f["shown"] for f in doc["report"]["figures"]}
     assert shown["fig-timeline"] and not shown["fig-codec-tradeoff"]
-    text = build.to_markdown(report, str(tmp_path / "r-figures"))
+    text = render.to_markdown(report, str(tmp_path / "r-figures"))
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 5 and all(link.startswith("r-figures/") for link in links)
     assert all((tmp_path / link).read_bytes().startswith(PNG) for link in links)
@@ -269,7 +269,7 @@ def test_report_with_bench_and_default_whatifs(analysed: Analysis, tmp_path: Pat
     assert failed == []
     report = build.build_report(analysed, bench_dir=BENCH, whatifs=whatifs)
     assert all(f.png is not None for f in report.figures())
-    doc = json.loads(build.to_json(report))
+    doc = json.loads(render.to_json(report))
     assert [c["codec"] for c in doc["codecs"]] == ["xz:6", "zstd:3"]
     assert [w["change"] for w in doc["whatif"]] == ["compression time x0.5", "codec zstd:3"]
     ids = {t.id for t in report.tables()}
