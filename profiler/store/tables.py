@@ -104,13 +104,14 @@ def read_parquet(path: str) -> Any:
         raise StoreError(f"{path}: unreadable compacted table: {exc}") from None
 
 
-def write_parquet(table_dir: str, table: Any) -> str:
-    """Write ``table`` atomically as ``compacted-<stamp>.parquet``; return the file name."""
+def _write_atomically(table_dir: str, name: str, table: Any, what: str) -> str:
+    """Write ``table`` as ``table_dir/name``: a hidden temporary, fsync, rename, fsync the
+    directory, so the file is either absent or complete. Returns ``name``."""
     import pyarrow.parquet as pq
 
-    name = f"{PARQUET_PREFIX}{segments.utc_stamp()}.parquet"
     tmp = os.path.join(table_dir, f".{name}.tmp")
     try:
+        os.makedirs(table_dir, exist_ok=True)
         pq.write_table(table, tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -120,8 +121,14 @@ def write_parquet(table_dir: str, table: Any) -> str:
         os.replace(tmp, os.path.join(table_dir, name))
         segments.fsync_dir(table_dir)
     except OSError as exc:
-        raise StoreError(f"{tmp}: cannot write compacted table: {exc.strerror}") from None
+        raise StoreError(f"{tmp}: cannot write {what}: {exc.strerror}") from None
     return name
+
+
+def write_parquet(table_dir: str, table: Any) -> str:
+    """Write ``table`` atomically as ``compacted-<stamp>.parquet``; return the file name."""
+    name = f"{PARQUET_PREFIX}{segments.utc_stamp()}.parquet"
+    return _write_atomically(table_dir, name, table, "compacted table")
 
 
 PART_PREFIX = "part-"
@@ -143,23 +150,8 @@ def write_part(table_dir: str, table: Any) -> str:
     For bulk imports (a journal file): one Parquet write instead of a JSON line per record.
     A part is visible only once complete (written to a hidden temporary, then renamed).
     """
-    import pyarrow.parquet as pq
-
-    os.makedirs(table_dir, exist_ok=True)
     name = f"{PART_PREFIX}{segments.utc_stamp()}-{os.getpid()}-{next(_PART_COUNTER):06d}.parquet"
-    tmp = os.path.join(table_dir, f".{name}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, os.path.join(table_dir, name))
-        segments.fsync_dir(table_dir)
-    except OSError as exc:
-        raise StoreError(f"{tmp}: cannot write a table part: {exc.strerror}") from None
-    return name
+    return _write_atomically(table_dir, name, table, "a table part")
 
 
 def _with_parts(table_dir: str, base: Any | None, names: list[str]) -> Any | None:
