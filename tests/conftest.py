@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,9 +93,9 @@ def pg_dsn() -> Iterator[str]:
         yield server.dsn
 
 
-@pytest.fixture
-def db_dsn(pg_dsn: str) -> Iterator[str]:
-    """A fresh, empty database on the session's server, dropped afterwards."""
+@contextmanager
+def fresh_database(server_dsn: str) -> Iterator[str]:
+    """Create an empty database on the server of ``server_dsn``; its DSN; drop it after."""
     import uuid
 
     import psycopg
@@ -102,8 +103,15 @@ def db_dsn(pg_dsn: str) -> Iterator[str]:
     from psycopg.conninfo import make_conninfo
 
     name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield make_conninfo(pg_dsn, dbname=name)
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+    yield make_conninfo(server_dsn, dbname=name)
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db_dsn(pg_dsn: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped afterwards."""
+    with fresh_database(pg_dsn) as dsn:
+        yield dsn

@@ -13,7 +13,6 @@ import itertools
 import json
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,7 +24,7 @@ from profiler.report.trace import PHASES
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
 from profiler.testbed.observe import observed_run
-from tests.conftest import require_tool
+from tests.conftest import fresh_database, require_tool
 
 PNG = b"\x89PNG\r\n\x1a\n"
 BENCH = str(Path(__file__).parent.parent / "data" / "bench-v1")  # xz:6 and zstd:3
@@ -37,16 +36,8 @@ CHROMIUM_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def module_db(pg_dsn: str) -> Iterator[str]:
     """A fresh database for this module (conftest's db_dsn is per test)."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield make_conninfo(pg_dsn, dbname=name)
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+    with fresh_database(pg_dsn) as dsn:
+        yield dsn
 
 
 def _report(*argv: str) -> None:
