@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Any
+
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -26,6 +30,14 @@ def format_seconds(s: float) -> str:
     minutes, seconds = divmod(round(s), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def format_share(value: Any, *, signed: bool = False) -> str:
+    """A share as a percentage: ``0.2345`` -> ``'23.5%'`` (``'+23.5%'`` if ``signed``);
+    ``'-'`` for anything that is not a finite number (None, NaN, text)."""
+    if isinstance(value, numbers.Real) and math.isfinite(float(value)):
+        return f"{100 * float(value):{'+' if signed else ''}.1f}%"
+    return "-"
 
 
 def mb_per_second(nbytes: float, seconds: float) -> float:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Any
 
 from profiler.errors import UsageError
+from profiler.units import format_share
 
 HELP = """\
 RUN is a run directory written by `collect` (any mix of status, metrics, logs, db). The
@@ -49,19 +49,11 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _pct(x: float) -> str:
-    return "-" if not isinstance(x, float | int) or not math.isfinite(x) else f"{100 * x:.1f}%"
-
-
-def _signed(x: float) -> str:
-    return "-" if not math.isfinite(x) else f"{100 * x:+.1f}%"
-
-
 def sentence(a: Any) -> str:
     """The verdict in one sentence with its numbers."""
     v, sh = a.verdict, a.attribution.shares
     top = sorted(sh.items(), key=lambda kv: -kv[1])
-    parts = ", ".join(f"{k} {_pct(s)}" for k, s in top)
+    parts = ", ".join(f"{k} {format_share(s)}" for k, s in top)
     return (
         f"Bottleneck: {v.bottleneck} (confidence {v.confidence:.2f}). "
         f"{a.attribution.steps} steps, {a.attribution.wall_seconds:,.0f} step-seconds: {parts}."
@@ -77,7 +69,7 @@ def _print_table(a: Any, whatifs: list[Any]) -> None:
     for line in a.verdict.evidence:
         print(f"  - {line}", file=out)
     rows = [
-        (k, a.attribution.seconds[k], _pct(a.attribution.shares[k]),
+        (k, a.attribution.seconds[k], format_share(a.attribution.shares[k]),
          "estimated" if a.attribution.estimated[k] else "observed")
         for k in a.attribution.shares
     ]  # fmt: skip
@@ -100,7 +92,7 @@ def _print_table(a: Any, whatifs: list[Any]) -> None:
                 f"step ends off by {v.end_mae_s:.2f} s on average):",
                 file=out,
             )
-            table = w.table.assign(change=[_signed(x) for x in w.table["change"]])
+            table = w.table.assign(change=[format_share(x, signed=True) for x in w.table["change"]])
             print(table.to_string(index=False, float_format="{:,.3f}".format), file=out)
             if not w.cost.empty:
                 print("fleet cost at this run's NAR rate:", file=out)

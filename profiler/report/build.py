@@ -27,7 +27,7 @@ from profiler import __version__
 from profiler.analyze.steps import CATEGORIES
 from profiler.report import figures as fg
 from profiler.report.trace import assign_lanes, machine_names, run_origin, step_spans
-from profiler.units import format_bytes, format_seconds
+from profiler.units import format_bytes, format_seconds, format_share
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,12 +132,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _pct(value: Any) -> str:
-    return f"{100 * float(value):.1f}%" if _finite(value) else "-"
-
-
-def _signed_pct(value: Any) -> str:
-    return f"{100 * float(value):+.1f}%" if _finite(value) else "-"
+def _signed_share(value: Any) -> str:
+    return format_share(value, signed=True)
 
 
 def _secs(value: Any) -> str:
@@ -209,7 +205,8 @@ def _verdict_section(a: Analysis) -> Section:
         [
             TableItem("table-attribution", "Attribution of step wall time", attribution,
                       "Shares of the total step wall time (queue wait counted in scheduling).",
-                      {"step_seconds": _num(1), "share": _pct}, {"step_seconds": "step-seconds"}),
+                      {"step_seconds": _num(1), "share": format_share},
+                      {"step_seconds": "step-seconds"}),
             TableItem("table-scores", "Bottleneck scores", scores,
                       "How strongly each candidate bottleneck is supported (0..1).",
                       {"score": _num(2)}),
@@ -227,7 +224,7 @@ def _over_time_section(
     top = max(a.attribution.shares.items(), key=lambda kv: kv[1])
     alt_time = (
         f"Stacked bars of the share of step wall time per category in {len(windows)} windows "
-        f"of {window_s:g} s; over the whole run {top[0]} is largest at {_pct(top[1])}."
+        f"of {window_s:g} s; over the whole run {top[0]} is largest at {format_share(top[1])}."
     )
     peak = (
         f"runnable steps peak at {a.pressure_series[1].max():g}"
@@ -268,7 +265,7 @@ def _group_alt(table: pd.DataFrame, what: str) -> str:
     for group, row in table.sort_values("steps", ascending=False).head(5).iterrows():
         shares = {c: row[f"{c}_share"] for c in CATEGORIES}
         top = max(shares.items(), key=lambda kv: kv[1] if _finite(kv[1]) else -1)
-        parts.append(f"{group}: {top[0]} {_pct(top[1])}")
+        parts.append(f"{group}: {top[0]} {format_share(top[1])}")
     more = f" (first 5 of {len(table)})" if len(table) > 5 else ""
     return (
         f"Horizontal stacked bars of category shares for {len(table)} {what}s; largest category "
@@ -279,7 +276,9 @@ def _group_alt(table: pd.DataFrame, what: str) -> str:
 def _breakdown_table(id_: str, title: str, table: pd.DataFrame, what: str) -> TableItem:
     frame = table.reset_index().rename(columns={"group": what})
     frame = frame.sort_values("steps", ascending=False, kind="stable").head(50)
-    formats: dict[str, Formatter] = {c: _pct for c in frame.columns if str(c).endswith("_share")}
+    formats: dict[str, Formatter] = {
+        c: format_share for c in frame.columns if str(c).endswith("_share")
+    }
     formats.update({c: _secs for c in frame.columns if str(c).startswith("wall_p")})
     more = f" The 50 with the most steps of {len(table)}." if len(table) > 50 else ""
     labels = {f"wall_p{q}_s": f"wall p{q}" for q in (50, 90, 99)}
@@ -374,7 +373,7 @@ def _whatif_section(whatifs: list[Projection], failed: list[str]) -> Section:
             "table-whatif-summary", "What-if summary", _whatif_summary(whatifs),
             "Relative change of each figure against the replay of this run.",
             dict.fromkeys(("throughput", "p50_wall", "p90_wall", "makespan", "replay_error"),
-                          _signed_pct),
+                          _signed_share),
             {"p50_wall": "p50 wall", "p90_wall": "p90 wall", "replay_error": "replay error"},
         ))  # fmt: skip
     sec.bullets.extend(failed)
@@ -382,13 +381,13 @@ def _whatif_section(whatifs: list[Projection], failed: list[str]) -> Section:
         v = w.validation
         caption = (
             f"Replay: makespan {v.simulated_makespan_s:.1f} s vs {v.observed_makespan_s:.1f} s "
-            f"observed ({_signed_pct(v.makespan_rel_error)}); step ends off by "
+            f"observed ({format_share(v.makespan_rel_error, signed=True)}); step ends off by "
             f"{v.end_mae_s:.2f} s on average."
             + (f" Notes: {'; '.join(n.rstrip('.') for n in w.notes)}." if w.notes else "")
         )
         sec.items.append(TableItem(f"table-whatif-{i}", f"What if: {w.label}", w.table, caption,
                                    {"current": _num(3), "projected": _num(3),
-                                    "change": _signed_pct}))  # fmt: skip
+                                    "change": _signed_share}))  # fmt: skip
         if not w.cost.empty:
             sec.items.append(TableItem(f"table-whatif-{i}-cost", f"Fleet cost: {w.label}",
                                        w.cost, "At this run's rate of NAR bytes.",

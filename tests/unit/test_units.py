@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from profiler.units import format_bytes, format_seconds, parse_bits_per_second, parse_bytes
+from profiler.units import (
+    format_bytes,
+    format_seconds,
+    format_share,
+    parse_bits_per_second,
+    parse_bytes,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,3 +37,15 @@ def test_formatting() -> None:
     assert format_bytes(1536) == "1.5 KiB"
     assert format_seconds(0.0123) == "12.3 ms"
     assert format_seconds(75) == "1m15s"
+
+
+def test_format_share() -> None:
+    import numpy as np
+
+    assert format_share(0.2346) == "23.5%"
+    assert format_share(np.float64(0.5)) == "50.0%"
+    assert format_share(np.int64(1)) == "100.0%"
+    assert format_share(-0.081, signed=True) == "-8.1%"
+    assert format_share(0.081, signed=True) == "+8.1%"
+    for missing in (None, float("nan"), float("inf"), "text"):
+        assert format_share(missing) == "-"
