@@ -12,8 +12,19 @@ import pandas as pd
 
 from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
 from profiler.analyze.profiles import CodecProfile, from_bench, profile_for
-from profiler.analyze.steps import StepTable, build_step_table
-from profiler.analyze.verdict import Pressure, Verdict, decide, pressure, use_table
+from profiler.analyze.steps import (
+    StepTable,
+    build_step_table,
+    local_worker_slots,
+    metric_series,
+)
+from profiler.analyze.verdict import (
+    Pressure,
+    Verdict,
+    decide,
+    pressure,
+    use_table,
+)
 from profiler.errors import ProfilerError
 from profiler.store import read_run
 
@@ -40,6 +51,7 @@ class Analysis:
     by_window: pd.DataFrame
     profiles: dict[str, CodecProfile] = field(default_factory=dict)
     pressure_series: tuple[np.ndarray, np.ndarray] | None = None  # runnable-steps gauge
+    local_workers: int | None = None  # C++ worker slots as observed (None: no limit seen)
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -140,29 +152,24 @@ def analyze(
         if "jobset" in steps
         else steps.assign(jobset="unknown")
     )
+    workers = local_worker_slots(gen, steps)
     return Analysis(
         run_dir, gen, codec_name, profile, table, steps, att, verdict, p,
-        use_table(p, att, steps, _local_workers(gen, steps)),
+        use_table(p, att, steps, workers),
         breakdown(steps.assign(machine=steps["machine"].fillna("unknown")), "machine"),
         breakdown(steps, "system"),
         breakdown(jobsets, "jobset"),
         by_window(steps, window_seconds),
         profiles,
         _runnable_series(samples),
+        workers,
     )  # fmt: skip
-
-
-def _local_workers(generation: str, steps: pd.DataFrame) -> int | None:
-    from profiler.analyze.whatif import observed_local_workers
-
-    return observed_local_workers(generation, steps)
 
 
 def _runnable_series(samples: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:
     if samples is None or samples.empty or "metric" not in samples:
         return None
-    rows = samples[samples["metric"] == "steps_runnable"]
-    if rows.empty:
+    series = metric_series(samples, "steps_runnable")
+    if series.empty:
         return None
-    series = rows.groupby("ts")["value"].sum().sort_index()
     return series.index.to_numpy(float), series.to_numpy(float)

@@ -459,12 +459,20 @@ def queue_estimate(
     return total, f"integral of the runnable-steps gauge (samples every {interval:.2g} s)"
 
 
+def metric_series(samples: pd.DataFrame, metric: str, agg: str = "sum") -> pd.Series:
+    """One metric over time: its samples at each time aggregated over series (machines...)."""
+    rows = samples[samples["metric"] == metric]
+    if rows.empty:
+        return pd.Series(dtype=float)
+    out: pd.Series = rows.groupby("ts")["value"].agg(agg).sort_index()
+    return out
+
+
 def gauge_integral(samples: pd.DataFrame | None, metric: str, window: tuple[float, float]) -> float:
     """Time integral of a gauge (summed over series) inside ``window``; NaN if unsampled."""
     if samples is None or samples.empty or "metric" not in samples:
         return math.nan
-    rows = samples[(samples["metric"] == metric) & samples["ts"].between(*window)]
-    series = rows.groupby("ts")["value"].sum().sort_index()
+    series = metric_series(samples[samples["ts"].between(*window)], metric)
     if len(series) < 2:
         return math.nan
     return float(np.sum(series.to_numpy(float)[:-1] * np.diff(series.index.to_numpy(float))))
@@ -571,3 +579,26 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
         notes.append(queue_src)
     steps["queue_s"] = np.nan  # per step: not observed (the total is queue_seconds)
     return StepTable(steps, gen, queue_s, queue_src, sources, notes, window)
+
+
+def local_worker_slots(generation: str, s: pd.DataFrame) -> int | None:
+    """C++ local worker slots: the most copy phases seen at once, if steps ever waited
+    for one (None otherwise, and for Rust, which has none)."""
+    if generation != "cxx":
+        return None
+    if "slot_wait_s" not in s or not (s["slot_wait_s"].fillna(0) > 0.05).any():
+        return None
+    if "copy_start_ts" not in s or s["copy_start_ts"].isna().all():
+        return None
+    tracked = s.dropna(subset=["copy_start_ts", "copy_end_ts"])
+    margin = float(tracked["resolution_s"].max()) if "resolution_s" in tracked else 0.0
+    # shrink each interval by the boundary uncertainty: back-to-back copies do not overlap
+    events = sorted(
+        [(t + margin, 1) for t in tracked["copy_start_ts"]]
+        + [(t - margin, -1) for t in tracked["copy_end_ts"]]
+    )
+    level = peak = 0
+    for _, d in events:
+        level += d
+        peak = max(peak, level)
+    return max(1, peak)

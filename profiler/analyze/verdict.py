@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze.attribution import Attribution
+from profiler.analyze.steps import metric_series
 
 BOTTLENECKS = ("compression", "io", "scheduling", "database", "builder-capacity", "idle")
 
@@ -63,14 +64,6 @@ class Pressure:
     dispatcher_busy: float = math.nan  # running / (running + waiting)
 
 
-def _series(samples: pd.DataFrame, metric: str, agg: str = "sum") -> pd.Series:
-    rows = samples[samples["metric"] == metric]
-    if rows.empty:
-        return pd.Series(dtype=float)
-    out: pd.Series = rows.groupby("ts")["value"].agg(agg).sort_index()
-    return out
-
-
 def _per_machine(samples: pd.DataFrame, metric: str) -> pd.Series:
     rows = samples[samples["metric"] == metric]
     if rows.empty or "machine" not in rows:
@@ -87,14 +80,14 @@ def pressure(
         return Pressure()
     start, end = window
     s = samples[(samples["ts"] >= start - 1) & (samples["ts"] <= end + 1)]
-    runnable = _series(s, "steps_runnable")
+    runnable = metric_series(s, "steps_runnable")
     if len(runnable) < 2:
         return Pressure()
     ts = runnable.index.to_numpy(float)
     dt = np.diff(ts)
     weight = np.append(dt, np.median(dt))
     total = float(weight.sum())
-    jobs = _series(s, "machine_current_jobs").reindex(runnable.index).ffill().fillna(0.0)
+    jobs = metric_series(s, "machine_current_jobs").reindex(runnable.index).ffill().fillna(0.0)
     per_machine = _per_machine(s, "machine_current_jobs")
     max_jobs = _per_machine(s, "machine_max_jobs")
     if slots is not None:
@@ -111,15 +104,15 @@ def pressure(
     p.runnable_full_share = float(weight[r & ~free].sum() / total)
     if math.isfinite(capacity) and capacity > 0:
         p.slot_busy_share = float(np.sum(weight * jobs.to_numpy(float)) / (total * capacity))
-    waiting = _series(s, "steps_waiting_for_download_slot").reindex(runnable.index).ffill()
+    waiting = metric_series(s, "steps_waiting_for_download_slot").reindex(runnable.index).ffill()
     if waiting.notna().any():
         p.download_wait_share = float(weight[(waiting.fillna(0) > 0).to_numpy()].sum() / total)
-    db = _series(s, "db_updates_active", "max").reindex(runnable.index).ffill()
+    db = metric_series(s, "db_updates_active", "max").reindex(runnable.index).ffill()
     if db.notna().any():
         p.db_updates_max = float(db.max())
         p.db_stalled_share = float(weight[(db.fillna(0) > 6).to_numpy()].sum() / total)
-    run_s = _series(s, "dispatcher_running_seconds_total", "max")
-    wait_s = _series(s, "dispatcher_waiting_seconds_total", "max")
+    run_s = metric_series(s, "dispatcher_running_seconds_total", "max")
+    wait_s = metric_series(s, "dispatcher_waiting_seconds_total", "max")
     if len(run_s) >= 2 and len(wait_s) >= 2:
         dr = float(run_s.iloc[-1] - run_s.iloc[0])
         dw = float(wait_s.iloc[-1] - wait_s.iloc[0])

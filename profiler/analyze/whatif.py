@@ -156,33 +156,6 @@ def sim_steps(a: Analysis) -> pd.DataFrame:
     return out
 
 
-def local_workers(a: Analysis) -> int | None:
-    """C++ local worker slots: the most copy phases seen at once, if steps ever waited."""
-    return observed_local_workers(a.generation, a.steps)
-
-
-def observed_local_workers(generation: str, s: pd.DataFrame) -> int | None:
-    """:func:`local_workers` from a generation and a step table."""
-    if generation != "cxx":
-        return None
-    if "slot_wait_s" not in s or not (s["slot_wait_s"].fillna(0) > 0.05).any():
-        return None
-    if "copy_start_ts" not in s or s["copy_start_ts"].isna().all():
-        return None
-    tracked = s.dropna(subset=["copy_start_ts", "copy_end_ts"])
-    margin = float(tracked["resolution_s"].max()) if "resolution_s" in tracked else 0.0
-    # shrink each interval by the boundary uncertainty: back-to-back copies do not overlap
-    events = sorted(
-        [(t + margin, 1) for t in tracked["copy_start_ts"]]
-        + [(t - margin, -1) for t in tracked["copy_end_ts"]]
-    )
-    level = peak = 0
-    for _, d in events:
-        level += d
-        peak = max(peak, level)
-    return max(1, peak)
-
-
 def sim_config(a: Analysis, steps: pd.DataFrame, slots: int | None = None) -> sim.SimConfig:
     """Machines as observed, with their slots (``slots``, else the observed capacity)."""
     machines = max(1, steps["machine"].replace("", np.nan).nunique())
@@ -192,7 +165,7 @@ def sim_config(a: Analysis, steps: pd.DataFrame, slots: int | None = None) -> si
         per_machine = max(1, round(cap / machines)) if math.isfinite(cap) else 1
     if a.generation == "rust":
         return sim.config_from_steps(steps, "rust", per_machine, None)
-    return sim.config_from_steps(steps, "cxx", per_machine, local_workers(a))
+    return sim.config_from_steps(steps, "cxx", per_machine, a.local_workers)
 
 
 @dataclass
