@@ -76,17 +76,28 @@ def parse_change(text: str) -> Change:
     )
 
 
-def release_times(a: Analysis) -> tuple[np.ndarray, str]:
-    """Per step (table order), when it became runnable, and how that was obtained."""
+@dataclass(frozen=True)
+class Releases:
+    """When each step (table order) became runnable, how that was found, and to within how
+    many seconds (0: taken as its dispatch, so no release trigger can be inferred)."""
+
+    times: np.ndarray
+    source: str
+    resolution_s: float
+
+
+def release_times(a: Analysis) -> Releases:
+    """Per step (table order), when it became runnable (see the module docstring)."""
     steps = a.steps
     start = steps["start_ts"].to_numpy(float)
     if a.generation == "rust" and "start_time" in steps:
         runnable = steps["start_time"].to_numpy(float)
         ok = np.isfinite(runnable)
-        return np.where(ok, np.minimum(runnable, start), start), "Rust startTime (whole seconds)"
+        times = np.where(ok, np.minimum(runnable, start), start)
+        return Releases(times, "Rust startTime (whole seconds)", 1.0)
     gauge = a.pressure_series
-    if gauge is None or len(gauge) < 2:
-        return start.copy(), "dispatch times (no runnable-steps samples)"
+    if gauge is None or len(gauge[0]) < 2:
+        return Releases(start.copy(), "dispatch times (no runnable-steps samples)", 0.0)
     ts, runnable_n = gauge
     order = np.argsort(start, kind="stable")
     dispatched = np.searchsorted(np.sort(start), ts, side="right")
@@ -97,7 +108,10 @@ def release_times(a: Analysis) -> tuple[np.ndarray, str]:
         j = int(np.searchsorted(released, k, side="left"))
         if j < len(ts):
             release[i] = min(start[i], (prev[j] + ts[j]) / 2)
-    return release, "runnable-steps gauge inverted (to within a sample interval)"
+    interval = float(np.median(np.diff(ts)))
+    return Releases(
+        release, "runnable-steps gauge inverted (to within a sample interval)", interval
+    )
 
 
 def release_triggers(
@@ -131,7 +145,8 @@ def release_triggers(
 def sim_steps(a: Analysis) -> pd.DataFrame:
     """The step table in the simulator's columns (with inferred release triggers)."""
     s = a.steps
-    release, how = release_times(a)
+    releases = release_times(a)
+    release = releases.times
     out = pd.DataFrame(
         {
             "step": s["step"],
@@ -148,11 +163,12 @@ def sim_steps(a: Analysis) -> pd.DataFrame:
                    "compress_s", "upload_s", "post_s"):  # fmt: skip
         out[column] = s[column].astype(float).fillna(0.0) if column in s else 0.0
     out["write_s"] = 0.0
-    resolution = 1.0 if "Rust" in how else (a.pressure.interval_s if "gauge" in how else 0.0)
+    resolution = releases.resolution_s
     if resolution > 0 and math.isfinite(resolution):
         out["deps"] = release_triggers(
             out["step"], release, out["end_ts"].to_numpy(float), 2 * resolution + 0.2
         )
+    out.attrs["release_source"] = releases.source
     return out
 
 
@@ -273,11 +289,11 @@ def project(a: Analysis, change: Change, *, slots: int | None = None) -> Project
     config = sim_config(a, steps, slots)
     changes, new_profile, notes = _changes(a, change, config)
     result = sim.what_if(steps, config, **changes)
-    _, how = release_times(a)
     triggered = sum(1 for d in steps.get("deps", []) if d)
     notes.append(
-        f"release times: {how}; {triggered} of {len(steps)} steps released by the end of "
-        "another (inferred dependency: the simulation releases them when it ends)"
+        f"release times: {steps.attrs['release_source']}; {triggered} of {len(steps)} steps "
+        "released by the end of another (inferred dependency: the simulation releases them "
+        "when it ends)"
     )
     return Projection(
         change.label, result.baseline, result.comparison, fleet_cost(a, a.profile, new_profile),

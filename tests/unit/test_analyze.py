@@ -270,15 +270,17 @@ def test_release_times_invert_the_runnable_gauge(tmp_path: Path) -> None:
 
     class A:
         generation = "cxx"
+        pressure = Pressure(interval_s=1.0)
         steps = pd.DataFrame({"start_ts": [10.0, 11.0, 20.0]})
         pressure_series = (
             np.arange(0.0, 25.0),
             np.array([0, 0, 2, 2, 2, 3, 3, 3, 3, 3, 3, 2] + [1] * 9 + [0] * 4, dtype=float),
         )
 
-    release, how = whatif.release_times(A())  # type: ignore[arg-type]
-    assert release.tolist() == [1.5, 1.5, 4.5]
-    assert "gauge" in how
+    releases = whatif.release_times(A())  # type: ignore[arg-type]
+    assert releases.times.tolist() == [1.5, 1.5, 4.5]
+    assert "gauge" in releases.source
+    assert releases.resolution_s == 1.0
 
 
 def test_cli_json_keys_and_one_line_errors(tmp_path: Path) -> None:
