@@ -307,3 +307,15 @@ def test_cli_json_keys_and_one_line_errors(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "unknown change" in bad.stderr
+
+
+def test_release_times_with_a_single_gauge_sample_are_the_dispatch_times() -> None:
+    class A:
+        generation = "cxx"
+        pressure = Pressure(interval_s=float("nan"))
+        steps = pd.DataFrame({"start_ts": [10.0, 11.0]})
+        pressure_series = (np.array([5.0]), np.array([2.0]))
+
+    releases = whatif.release_times(A())  # type: ignore[arg-type]
+    assert releases.times.tolist() == [10.0, 11.0]
+    assert releases.resolution_s == 0.0 and "dispatch" in releases.source
