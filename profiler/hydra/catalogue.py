@@ -16,6 +16,7 @@ pattern only has to match a prefix that ends at a space or the end of the line.
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,12 +89,16 @@ def rust_duration_text(seconds: float) -> str:
     return f"{nanos}ns"
 
 
+UPLOAD_MODES = {"using presigned urls": "presigned", "to queue runner directly": "direct"}
+
 CONVERTERS: Mapping[str, Callable[[str], Any]] = MappingProxyType(
     {
         "int": int,
         "float": float,
-        "duration": rust_duration_seconds,
+        "duration": rust_duration_seconds,  # Rust Duration Debug text -> seconds
         "str": str,
+        "json": json.loads,
+        "upload_mode": UPLOAD_MODES.__getitem__,  # builder's wording -> presigned|direct
     }
 )
 

@@ -34,7 +34,7 @@ MESSAGES: tuple[Message, ...] = (
         format="Finished uploading paths using presigned urls. elapsed={:?}",
         pattern=r"Finished uploading paths (?P<mode>using presigned urls|to queue runner "
         r"directly)\. elapsed=(?P<elapsed>\S+)",
-        types={"elapsed": "duration"},
+        types={"elapsed": "duration", "mode": "upload_mode"},
         spans=("process_build", "upload_nars", "upload_nars_presigned"),
         target="hydra_builder::state",
         source=rust("hydra-builder/src/state.rs", 1187),
