@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002  (format strings are verbatim: the C++ runner quotes with ‘…’)
 """Messages of the C++ queue runner (2015-2026) and of the Nix code it runs, every era.
 
 Each entry is one call site; ``era`` says when that wording was printed (empty: the whole C++
