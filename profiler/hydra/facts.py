@@ -65,8 +65,7 @@ BUILD_SEMANTICS: Mapping[str, str] = MappingProxyType(
     {
         "cxx": "C++: start/stop = the top-level step's build start/stop (builder clock)",
         "rust": "Rust: start/stop = the top-level step's wall times (runner clock)",
-        "unknown": "generation unknown: start/stop are build times (C++) or step wall "
-        "times (Rust)",
+        "unknown": "generation unknown: start/stop are build times (C++) or step wall times (Rust)",
     }
 )
 TIME_SEMANTICS_SOURCES = (

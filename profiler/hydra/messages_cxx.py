@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002  (format strings are verbatim: the C++ runner quotes with ‘…’)
+# ruff: noqa: RUF001, RUF002  (format strings are verbatim, typographic quotes and all)
 """Messages of the C++ queue runner (2015-2026) and of the Nix code it runs, every era.
 
 Each entry is one call site; ``era`` says when that wording was printed (empty: the whole C++
