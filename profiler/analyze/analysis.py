@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
+from profiler.analyze.evidence import CodecChoice, choose_codec
 from profiler.analyze.profiles import CodecProfile, from_bench, profile_for
 from profiler.analyze.steps import (
     StepTable,
     build_step_table,
     local_worker_slots,
-    metric_series,
+    waiting_series,
 )
 from profiler.analyze.verdict import (
     Pressure,
@@ -27,8 +28,6 @@ from profiler.analyze.verdict import (
 )
 from profiler.errors import ProfilerError
 from profiler.store import read_run
-
-DEFAULT_CODEC = {"cxx": "xz:6", "rust": "zstd:3", "unknown": "xz:6"}
 
 
 @dataclass
@@ -50,8 +49,9 @@ class Analysis:
     by_jobset: pd.DataFrame
     by_window: pd.DataFrame
     profiles: dict[str, CodecProfile] = field(default_factory=dict)
-    pressure_series: tuple[np.ndarray, np.ndarray] | None = None  # runnable-steps gauge
+    pressure_series: tuple[np.ndarray, np.ndarray] | None = None  # steps waiting for a machine
     local_workers: int | None = None  # C++ worker slots as observed (None: no limit seen)
+    codec_choice: CodecChoice | None = None  # where the codec (and Rust upload mode) came from
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -70,6 +70,9 @@ class Analysis:
             "run": self.run,
             "generation": self.generation,
             "codec": self.codec,
+            "codec_source": self.codec_choice.source if self.codec_choice else "",
+            "upload_mode": self.codec_choice.mode if self.codec_choice else None,
+            "upload_mode_source": self.codec_choice.mode_source if self.codec_choice else "",
             "steps": self.attribution.steps,
             "verdict": self.verdict.as_dict(),
             "attribution": self.attribution.as_dict(),
@@ -132,19 +135,19 @@ def analyze(
     if table.steps.empty:
         raise ProfilerError(f"{run_dir}: no build steps in the run ({'; '.join(table.notes)})")
     gen = table.generation
-    codec_name = codec or DEFAULT_CODEC.get(gen, "xz:6")
+    logs = reader.table("log_events") if "log_events" in reader.tables() else None
+    choice = choose_codec(logs, gen, codec)
+    codec_name = choice.spec
     profiles = from_bench(profiles_dir) if profiles_dir else {}
     profile = profile_for(codec_name, profiles, calibrate_missing=calibrate)
     steps = split_copy(table, profile)
     att = attribute(table, steps)
-    if codec is None:
-        att.notes.append(
-            f"codec not given: the compression split assumes {codec_name}, the usual one for "
-            f"this queue runner generation ({gen}); pass --codec if the farm uses another"
-        )
+    att.notes.append(f"codec {codec_name}: {choice.source}")
+    if choice.mode is not None:
+        att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
+    att.notes.extend(choice.notes)
     samples = reader.table("samples") if "samples" in reader.tables() else None
-    logs = reader.table("log_events") if "log_events" in reader.tables() else None
-    p = pressure(samples, table.window, slots)
+    p = pressure(samples, table.window, slots, gen)
     verdict = decide(att, steps, gen, p, logs)
     steps = steps.assign(system=steps["system"].fillna("unknown"))
     jobsets = (
@@ -161,15 +164,18 @@ def analyze(
         breakdown(jobsets, "jobset"),
         by_window(steps, window_seconds),
         profiles,
-        _runnable_series(samples),
+        _runnable_series(samples, gen),
         workers,
+        choice,
     )  # fmt: skip
 
 
-def _runnable_series(samples: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _runnable_series(
+    samples: pd.DataFrame | None, generation: str
+) -> tuple[np.ndarray, np.ndarray] | None:
     if samples is None or samples.empty or "metric" not in samples:
         return None
-    series = metric_series(samples, "steps_runnable")
+    series = waiting_series(samples, generation)
     if series.empty:
         return None
     return series.index.to_numpy(float), series.to_numpy(float)

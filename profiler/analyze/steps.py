@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiler.hydra import facts
+from profiler.hydra.catalogue import store_base
 from profiler.store import RunReader
 
 CATEGORIES = ("scheduling", "io", "compression", "build", "post")
@@ -72,7 +74,9 @@ COLUMN_CATEGORY = {
     "post_s": "post",
 }
 _NO_LOGS = pd.DataFrame(columns=["event"])
-_STORE_NAME = re.compile(r"^/nix/store/[0-9a-z]{32}-(.+?)(\.drv)?$")
+# a store path, full (/nix/store/..., C++ and the database) or a base name (Rust's StorePath
+# Display, harmonia): the name without the hash and the .drv
+_STORE_NAME = re.compile(r"^(?:/nix/store/)?[0-9a-df-np-sv-z]{32}-(.+?)(\.drv)?$")
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,8 @@ class StepTable:
 
 
 def store_name(path: Any) -> str | None:
-    """``/nix/store/<hash>-hello-2.12.drv`` -> ``hello-2.12`` (None if not a store path)."""
+    """``/nix/store/<hash>-hello-2.12.drv`` or ``<hash>-hello-2.12.drv`` -> ``hello-2.12``
+    (None if not a store path)."""
     if not isinstance(path, str):
         return None
     m = _STORE_NAME.match(path)
@@ -274,9 +279,10 @@ def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | Non
         return steps
     ts = logs["ts"].astype(float)
     started = logs[logs["event"].isin(["step_started", "dispatch"])]
-    first = started.assign(ts=ts).groupby("drv")["ts"].min()
+    started = started.assign(ts=ts, key=started["drv"].map(store_base))
+    first = started.groupby("key")["ts"].min()
     steps = steps.copy()
-    begin = steps["drv_path"].map(first)
+    begin = steps["drv_path"].map(store_base).map(first)
     early = tracked & begin.notna() & (begin < steps["start_ts"]) & (steps["start_ts"] - begin < 60)
     steps.loc[early, "prepare_s"] += steps.loc[early, "start_ts"] - begin[early]
     steps.loc[early, "start_ts"] = begin[early]
@@ -340,9 +346,11 @@ def _journal_part(
 
 def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
     """Steps from the journal alone (no database): see :data:`JOURNAL_CAVEAT`."""
-    if "drv" not in logs:
+    if "drv" not in logs or "build_id" not in logs:
         return pd.DataFrame()
     if generation == "rust":
+        if not {"step_nr", "hostname"} <= set(logs.columns):
+            return pd.DataFrame()
         return _rust_journal_steps(logs)
     started = _events(logs, "step_started").drop_duplicates("drv", keep="last")
     done = _last(_events(logs, "build_succeeded", "build_failed"), "build_id")
@@ -369,40 +377,63 @@ def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
 
 
 def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
-    dispatched = _events(logs, "dispatch").drop_duplicates("drv", keep="last")
-    done = _last(_events(logs, "job_done"), "drv")
-    b_start = _last(_events(logs, "build_started"), "drv")
-    b_end = _last(_events(logs, "build_finished"), "drv")
-    upload = _uploads(logs)
+    """Rust steps from the runner's dispatch and done/failed lines and the builders' build
+    and upload lines, all joined by the drv's base name (the runner and the builders print
+    store paths as base names; the builders' upload lines carry it in their span fields)."""
+    logs = logs.assign(key=logs["drv"].map(store_base))
+    dispatched = _events(logs, "dispatch").drop_duplicates("key", keep="last")
+    done = _last(_events(logs, "job_done"), "key")
+    failed = _last(_events(logs, "job_removed"), "key")
+    b_start = _last(_events(logs, "build_started"), "key")
+    b_end = _last(_events(logs, "build_finished"), "key")
+    upload, modes = _uploads(logs)
     rows = []
     for r in dispatched.to_dict("records"):
-        drv, end = r["drv"], done.get(r["drv"])
+        key = r["key"]
+        end, status = done.get(key), 0
+        if end is None or (key in failed and failed[key] > end):
+            end, status = failed.get(key), 1
         if end is None or end < r["ts"]:
             continue
         row = _base_row(r, r["build_id"], r["step_nr"], r["hostname"], end)
-        if drv in b_start and drv in b_end:
-            row["connect_s"] = max(0.0, b_start[drv] - row["start_ts"])
-            row["build_s"] = max(0.0, b_end[drv] - b_start[drv])
-        row["copy_s"] = upload.get(str(drv), 0.0)
+        row["status"] = status
+        if key in b_start and key in b_end:
+            row["connect_s"] = max(0.0, b_start[key] - row["start_ts"])
+            row["build_s"] = max(0.0, b_end[key] - b_start[key])
+        row["copy_s"] = upload.get(key, 0.0)
+        row["upload_mode"] = modes.get(key)
         used = row["connect_s"] + row["build_s"] + row["copy_s"]
         row["post_s"] = max(0.0, end - row["start_ts"] - used)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _uploads(logs: pd.DataFrame) -> dict[str, float]:
-    """Rust builders' upload times per drv: an upload belongs to the build that finished on
-    the same builder most recently before it started (its lines carry no drv)."""
+def _uploads(logs: pd.DataFrame) -> tuple[dict[str, float], dict[str, str]]:
+    """Rust builders' upload time and mode per drv (base name). The real lines run inside
+    ``process_build{drv=...}``, so they name their drv; a line without one (an excerpt cut
+    before its span fields) belongs to the build that finished on the same builder most
+    recently before it."""
     lines = _events(logs, "build_finished", "upload_finished").sort_values("ts")
     out: dict[str, float] = {}
+    modes: dict[str, str] = {}
     waiting: dict[Any, list[str]] = {}
     for r in lines.to_dict("records"):
         queue = waiting.setdefault(r["host"], [])
+        key = r.get("key")
         if r["event"] == "build_finished":
-            queue.append(str(r["drv"]))
-        elif queue:
-            out[queue.pop(0)] = float(r["elapsed"])
-    return out
+            if isinstance(key, str):
+                queue.append(key)
+            continue
+        if not isinstance(key, str):
+            if not queue:
+                continue
+            key = queue.pop(0)
+        elif key in queue:
+            queue.remove(key)
+        out[key] = out.get(key, 0.0) + float(r["elapsed"])
+        if isinstance(r.get("mode"), str):
+            modes[key] = r["mode"]
+    return out, modes
 
 
 def _generation(reader: RunReader, db: pd.DataFrame | None) -> str:
@@ -424,25 +455,29 @@ def queue_estimate(
 ) -> tuple[float, str]:
     """Total step-seconds spent runnable but not dispatched, and how it was obtained.
 
-    Rust's ``machine_type_wait_seconds_total`` counter is the sum of the queue waits of
-    finished steps (ms resolution); otherwise the runnable-steps gauge is integrated over
-    time (a step-function between samples, so to within a sample interval per change).
+    Rust: the ``job_wait_time_seconds`` histogram's sum (each step's wait from runnable to
+    dispatch, observed at dispatch: ``state/queue.rs`` :data:`facts.RUST_JOB_WAIT_SOURCE`),
+    its increase over the run. Never ``machine_type_wait_time``/``waitTimeMs``: those add up
+    runnable -> insertion into the scheduling queue, not the wait for a machine. Otherwise the
+    steps waiting for a machine are integrated over time (:func:`waiting_series`: C++ the
+    runnable gauge; Rust runnable minus building, since its runnable count includes building
+    steps), a step-function between samples, so to within a sample interval per change.
     """
     if samples is None or samples.empty:
         return math.nan, "no status samples: queue wait not observed"
     start, end = window
     if generation == "rust":
-        wait = samples[samples["metric"] == "machine_type_wait_seconds_total"]
-        if not wait.empty:
-            per_type = wait.groupby("machine_type")["value"].agg(["first", "last"])
-            total = float((per_type["last"] - per_type["first"]).clip(lower=0).sum())
-            return total, "Rust queue-wait counter (ms), difference over the run"
-    gauge = samples[samples["metric"] == "steps_runnable"].sort_values("ts")
-    gauge = gauge.drop_duplicates("ts", keep="last")
+        waited = _counter_increase(samples, "job_wait_seconds_sum", "machine_type")
+        if math.isfinite(waited):
+            return waited, (
+                "Rust job_wait_time_seconds histogram (runnable -> dispatch, observed at "
+                "dispatch): its sum's increase over the run"
+            )
+    gauge = waiting_series(samples, generation)
     if len(gauge) < 2:
         return math.nan, "fewer than two runnable-steps samples: queue wait not observed"
-    ts = gauge["ts"].to_numpy(float)
-    value = gauge["value"].to_numpy(float)
+    ts = gauge.index.to_numpy(float)
+    value = gauge.to_numpy(float)
     if math.isfinite(start) and math.isfinite(end):
         # from the stretch of queueing that led up to the first step (steps wait before
         # the first one starts) to the last step's end
@@ -456,7 +491,45 @@ def queue_estimate(
     # each sample holds until the next: trapezoids would invent half-steps
     total = float(np.sum(value[:-1] * np.diff(ts)))
     interval = float(np.median(np.diff(ts)))
-    return total, f"integral of the runnable-steps gauge (samples every {interval:.2g} s)"
+    what = (
+        "runnable minus building steps (Rust counts building steps as runnable)"
+        if generation == "rust"
+        else "the runnable-steps gauge"
+    )
+    return total, f"integral of {what} (samples every {interval:.2g} s)"
+
+
+def _counter_increase(samples: pd.DataFrame, metric: str, by: str) -> float:
+    """A counter's increase over the samples, summed over its series (``by`` label); a drop
+    is a restart (the increase since is the new value). NaN without two samples."""
+    rows = samples[samples["metric"] == metric]
+    if rows.empty:
+        return math.nan
+    keys = rows[by].fillna("") if by in rows else pd.Series("", index=rows.index)
+    total, seen = 0.0, False
+    for _, series in rows.assign(_key=keys).sort_values("ts").groupby("_key"):
+        values = series["value"].to_numpy(float)
+        if len(values) < 2:
+            continue
+        seen = True
+        steps = np.diff(values)
+        total += float(np.where(steps >= 0, steps, values[1:]).sum())
+    return total if seen else math.nan
+
+
+def waiting_series(samples: pd.DataFrame, generation: str) -> pd.Series:
+    """Steps waiting for a machine over time: C++ ``nrRunnableSteps``; Rust
+    ``steps_runnable`` minus ``steps_building``, because the Rust runnable flag is never
+    cleared on dispatch (:data:`facts.RUNNABLE_SOURCES`)."""
+    runnable = metric_series(samples, "steps_runnable")
+    if not facts.RUNNABLE_INCLUDES_BUILDING.get(generation, False) or runnable.empty:
+        return runnable
+    building = metric_series(samples, "steps_building")
+    if building.empty:
+        return runnable
+    aligned = building.reindex(runnable.index.union(building.index)).ffill()
+    out: pd.Series = (runnable - aligned.reindex(runnable.index).fillna(0.0)).clip(lower=0.0)
+    return out
 
 
 def metric_series(samples: pd.DataFrame, metric: str, agg: str = "sum") -> pd.Series:

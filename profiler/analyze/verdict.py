@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze.attribution import Attribution
-from profiler.analyze.steps import metric_series
+from profiler.analyze.steps import metric_series, waiting_series
+from profiler.hydra import facts
 
 BOTTLENECKS = ("compression", "io", "scheduling", "database", "builder-capacity", "idle")
 
@@ -62,6 +63,10 @@ class Pressure:
     db_updates_max: float = math.nan
     capacity: float = math.nan
     dispatcher_busy: float = math.nan  # running / (running + waiting)
+    # Rust: time some builder had a free slot by maxJobs but none took work (hasCapacity
+    # false everywhere: pressure or load above its thresholds, or disks full)
+    pressure_gated_share: float = math.nan
+    free_from: str = ""  # how "a slot was free" was decided
 
 
 def _per_machine(samples: pd.DataFrame, metric: str) -> pd.Series:
@@ -72,15 +77,33 @@ def _per_machine(samples: pd.DataFrame, metric: str) -> pd.Series:
     return out
 
 
+def _machine_matrix(s: pd.DataFrame, metric: str, index: pd.Index) -> pd.DataFrame:
+    """One column per machine, a metric's value at each time of ``index`` (last one seen)."""
+    rows = s[s["metric"] == metric]
+    if rows.empty or "machine" not in rows:
+        return pd.DataFrame(index=index)
+    wide = rows.pivot_table(index="ts", columns="machine", values="value", aggfunc="last")
+    return wide.reindex(wide.index.union(index)).ffill().reindex(index)
+
+
 def pressure(
-    samples: pd.DataFrame | None, window: tuple[float, float], slots: int | None
+    samples: pd.DataFrame | None,
+    window: tuple[float, float],
+    slots: int | None,
+    generation: str = "cxx",
 ) -> Pressure:
-    """Time shares of runnable/free/full/waiting from the samples inside ``window``."""
+    """Time shares of runnable/free/full/waiting from the samples inside ``window``.
+
+    Steps waiting for a machine are :func:`waiting_series` (Rust: runnable minus building).
+    A slot is free when a machine runs fewer jobs than its slots; for Rust, when a machine
+    says ``hasCapacity`` (the dispatcher's own gate, :data:`facts.RUST_CAPACITY_SOURCE`:
+    pressure and disk thresholds as well as maxJobs), when the status has it.
+    """
     if samples is None or samples.empty or "metric" not in samples:
         return Pressure()
     start, end = window
     s = samples[(samples["ts"] >= start - 1) & (samples["ts"] <= end + 1)]
-    runnable = metric_series(s, "steps_runnable")
+    runnable = waiting_series(s, generation)
     if len(runnable) < 2:
         return Pressure()
     ts = runnable.index.to_numpy(float)
@@ -99,6 +122,13 @@ def pressure(
     r = runnable.to_numpy(float) > 0
     free = jobs.to_numpy(float) < capacity if math.isfinite(capacity) else np.zeros_like(r)
     p = Pressure(samples=len(runnable), interval_s=float(np.median(dt)), capacity=capacity)
+    p.free_from = "machine slots (currentJobs < slots)"
+    gate = _machine_matrix(s, "machine_has_capacity", runnable.index)
+    if generation == "rust" and not gate.empty and gate.notna().any().any():
+        free_by_slots = free
+        free = np.asarray((gate.fillna(0.0).to_numpy(float) > 0).any(axis=1), dtype=bool)
+        p.free_from = "builders' hasCapacity (slots, CPU/memory/IO pressure, disk)"
+        p.pressure_gated_share = float(weight[free_by_slots & ~free].sum() / total)
     p.runnable_share = float(weight[r].sum() / total)
     p.runnable_free_share = float(weight[r & free].sum() / total)
     p.runnable_full_share = float(weight[r & ~free].sum() / total)
@@ -110,7 +140,8 @@ def pressure(
     db = metric_series(s, "db_updates_active", "max").reindex(runnable.index).ffill()
     if db.notna().any():
         p.db_updates_max = float(db.max())
-        p.db_stalled_share = float(weight[(db.fillna(0) > 6).to_numpy()].sum() / total)
+        stalled = (db.fillna(0) > facts.DB_STALL_THRESHOLD).to_numpy()
+        p.db_stalled_share = float(weight[stalled].sum() / total)
     run_s = metric_series(s, "dispatcher_running_seconds_total", "max")
     wait_s = metric_series(s, "dispatcher_waiting_seconds_total", "max")
     if len(run_s) >= 2 and len(wait_s) >= 2:
@@ -218,6 +249,11 @@ def decide(
         )
     if math.isfinite(p.dispatcher_busy):
         evidence.append(f"dispatcher running {_pct(p.dispatcher_busy)} of its time")
+    if math.isfinite(p.pressure_gated_share):
+        evidence.append(
+            f"builders refused work (hasCapacity false: pressure, load or disk over their "
+            f"thresholds) while slots were free {_pct(p.pressure_gated_share)} of the time"
+        )
     return Verdict(top, max(0.0, confidence), evidence, scores)
 
 

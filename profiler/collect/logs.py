@@ -16,213 +16,70 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from profiler.collect import logrules
 from profiler.errors import CollectorError
+from profiler.hydra.catalogue import rust_duration_seconds, store_base
+
+__all__ = [
+    "LogSummary",
+    "match_message",
+    "normalise",
+    "open_log",
+    "parse_file",
+    "parse_lines",
+    "rust_duration_seconds",
+]
 
 MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
 RUST_PRIORITY = {"ERROR": 3, "WARN": 4, "INFO": 6, "DEBUG": 7, "TRACE": 7}
+# tracing-subscriber 0.3.23 compact layout (fmt/format/mod.rs, Format<Compact>::format_event):
+# timestamp, level padded to 5, span names root first each with ':' then a space, the target
+# and ': ', the message, then the spans' fields
 _RUST_HDR = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z\s+(TRACE|DEBUG|INFO|WARN|ERROR) "
-    r"((?:\w+(?:\{[^}]*\})?:)+ )?(?:(\w+(?:::\w+)*): )?(.*)"
+    r"((?:[\w-]+:)+ )?(?:([A-Za-z_][\w-]*(?:::[A-Za-z_][\w-]*)*): )?(.*)"
 )
 _ISO_HDR = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) "
     r"(\S+) ([^\s\[]+?)(?:\[(\d+)\])?: ?(.*)"
 )
+# journalctl's own lines between entries: "-- Logs begin at ... --", "-- Boot <id> --",
+# "-- Reboot --", "-- No entries --", "-- Journal begins at ... --"
+_JOURNAL_MARKER = re.compile(
+    r"-- (?:Logs begin at|Journal begins at|Boot|Reboot|No entries)\b.*--$"
+)
 _NORM_PATH = re.compile(r"(?:[a-z0-9]+://|/)[^\s\u2019',)]+")
+_NORM_BASE = re.compile(r"\b[0-9a-df-np-sv-z]{32}-[^\s'\u2019\"),]+")
 _NORM_NUM = re.compile(r"\d+")
-_DURATION = re.compile(r"([\d.]+)(ns|µs|us|ms|s)")
-_UNIT_SCALE = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-def rust_duration_seconds(text: str) -> float:
-    """Seconds from Rust ``Duration`` Debug text (``41.2s``, ``850.1ms``, ``12µs``)."""
-    m = _DURATION.fullmatch(text)
-    if m is None:
-        raise ValueError(f"not a Rust duration: {text!r}")
-    return float(m.group(1)) * _UNIT_SCALE[m.group(2)]
+def match_message(message: str, *, rust: bool = False) -> tuple[str, dict[str, Any]] | None:
+    """``(event, fields)`` for a bare message (``rust``: a tracing message with its span
+    fields after it), or None when no catalogue entry knows it."""
+    found = (logrules.TRACING if rust else logrules.PLAIN).find(message)
+    if found is None:
+        return None
+    rule, m = found
+    out = logrules.fields(rule, m)
+    if rust:
+        _span_fields(out, message[m.end() :])
+    return rule.event, out
 
 
-def _presigned(text: str) -> bool:
-    return text == "using presigned urls"
+def _unit_generation(message: str, default: str) -> str:
+    """The generation a service manager's line is about, from the unit it names."""
+    rust_units = ("hydra-queue-runner-dev", "hydra-queue-builder-dev", "hydra-builder")
+    return "rust" if any(u in message for u in rust_units) else default
 
 
 def _maybe_int(text: str | None) -> int | None:
     return None if text is None else int(text)
 
 
-Conv = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One message shape: its first word (cheap pre-filter), regex and typed fields."""
-
-    event: str
-    first: str
-    pattern: re.Pattern[str]
-    fields: tuple[tuple[str, Conv], ...]
-
-
-def _r(event: str, pattern: str, *fields: tuple[str, Conv]) -> Rule:
-    return Rule(event, pattern.split(" ", 1)[0].replace("\\", ""), re.compile(pattern), fields)
-
-
-_Q = "[\u2018']([^\u2019']+)[\u2019']"  # typographic (C++) or ASCII (Nix, Rust) quotes
-_DRV: tuple[str, Conv] = ("drv", str)
-RULES: tuple[Rule, ...] = (
-    # C++ (§2.2); several are shared with the Rust runner (§2.3)
-    _r(
-        "step_started",
-        rf"performing step {_Q} (\d+) times on {_Q} \(needed by build (\d+) and (\d+) others\)$",
-        _DRV,
-        ("rounds", int),
-        ("machine", str),
-        ("build_id", int),
-        ("other_builds", int),
-    ),
-    _r(
-        "output_copied",
-        r"copying path '([^']+)' \((\d+) bytes, compressed (\S+)% in (\d+) ms\) to binary cache$",
-        ("path", str),
-        ("nar_bytes", int),
-        ("compressed_percent", float),
-        ("ms", int),
-    ),
-    _r(
-        "s3_upload",
-        r"uploaded '(.+?)' \((\d+) bytes\) in (\d+) ms$",
-        ("url", str),
-        ("bytes", int),
-        ("ms", int),
-    ),
-    _r(
-        "s3_download",
-        r"downloaded '(.+?)' \((\d+) bytes\) in (\d+) ms$",
-        ("url", str),
-        ("bytes", int),
-        ("ms", int),
-    ),
-    _r("build_succeeded", r"marking build (\d+) as succeeded$", ("build_id", int)),
-    _r(
-        "build_succeeded_cached", r"marking build (\d+) as succeeded \(cached\)$", ("build_id", int)
-    ),
-    _r("build_failed", r"marking build (\d+) as failed$", ("build_id", int)),
-    _r("retry", rf"will retry {_Q} after (\d+(?:\.\d+)?)s$", _DRV, ("seconds", float)),
-    _r(
-        "machine_disabled",
-        rf"will disable machine {_Q} for (\d+)s$",
-        ("machine", str),
-        ("seconds", int),
-    ),
-    _r(
-        "transient_failure",
-        rf"possibly transient failure building {_Q} on {_Q}: (.*)$",
-        _DRV,
-        ("machine", str),
-        ("error", str),
-    ),
-    _r(
-        "uncaught_exception",
-        rf"uncaught exception building {_Q} on {_Q}: (.*)$",
-        _DRV,
-        ("machine", str),
-        ("error", str),
-    ),
-    _r(
-        "db_stalled",
-        r"warning: (\d+) concurrent database updates; PostgreSQL may be stalled$",
-        ("updates", int),
-    ),
-    _r(
-        "queue_check", r"checking the queue for builds(?: > (\d+))?\.\.\.$", ("last_id", _maybe_int)
-    ),
-    _r("build_loading", r"loading build (\d+) \((.*)\)$", ("build_id", int), ("job", str)),
-    _r("status_dump", r"status: (\{.*\})$", ("status", json.loads)),
-    _r("step_runnable", rf"step {_Q} is now runnable$", _DRV),
-    _r(
-        "outputs_valid",
-        rf"outputs of {_Q} substituted or already valid on {_Q}$",
-        _DRV,
-        ("machine", str),
-    ),
-    _r("notification", r"got notification: (.*)$", ("what", str)),
-    _r(
-        "step_cancelling",
-        rf"maybe cancelling build step (?:{_Q}|(\S+))$",
-        _DRV,
-        ("drv_bare", lambda s: s),
-    ),
-    _r("fetching_nar", r"fetching NAR contents of '(.+?)'\.\.\.$", ("path", str)),
-    # Rust queue runner (§2.3)
-    _r(
-        "dispatch",
-        r"Submitting build drv=(\S+) on machine=(\S+) hostname=(\S+) build_id=(\d+) "
-        r"step_nr=(\d+)$",
-        _DRV,
-        ("machine_id", str),
-        ("hostname", str),
-        ("build_id", int),
-        ("step_nr", int),
-    ),
-    _r("job_done", r"marking job as done: drv_path=(\S+)$", _DRV),
-    _r("job_removed", r"removing job from running in system queue: drv_path=(\S+)$", _DRV),
-    _r("runner_starting", r"QueueRunner starting task loops$"),
-    _r(
-        "machine_registered",
-        r"Registered new machine: machine_id=(\S+) machine=(.*)$",
-        ("machine_id", str),
-        ("machine", str),
-    ),
-    # Rust builder (§2.3)
-    _r("build_started", r"Building (\S+)$", _DRV),
-    _r("build_finished", r"Finished building (\S+)$", _DRV),
-    _r(
-        "upload_started",
-        r"Start uploading paths (using presigned urls|to queue runner directly)$",
-        ("presigned", _presigned),
-    ),
-    _r(
-        "upload_finished",
-        r"Finished uploading paths (using presigned urls|to queue runner directly)\. "
-        r"elapsed=(\S+)$",
-        ("presigned", _presigned),
-        ("elapsed", rust_duration_seconds),
-    ),
-    _r("build_completed", r"Successfully completed build process for (\S+)$", _DRV),
-    _r("build_step_failed", r"Build of (\S+) failed with: (.*)$", _DRV, ("error", str)),
-)
-_BY_FIRST: dict[str, tuple[Rule, ...]] = {}
-for _rule in RULES:
-    _BY_FIRST[_rule.first] = (*_BY_FIRST.get(_rule.first, ()), _rule)
-
-
-@dataclass(frozen=True)
-class _FastRule:
-    """A rule as the fast path uses it: names for ``dict(zip())``, then typed conversions."""
-
-    event: str
-    match: Callable[[str], re.Match[str] | None]
-    names: tuple[str, ...]
-    convs: tuple[tuple[str, Conv], ...]  # only the fields that are not plain text
-
-
-def _fast(rule: Rule) -> _FastRule:
-    convs = tuple((n, c) for n, c in rule.fields if c is not str)
-    return _FastRule(rule.event, rule.pattern.match, tuple(n for n, _ in rule.fields), convs)
-
-
-# First word -> rules, for the rules whose every field is always set (queue_check's
-# optional last_id is kept as None, like the slow path does). step_cancelling, whose drv is
-# one of two alternative groups, takes the slow path.
-_FAST_RULES: dict[str, tuple[_FastRule, ...]] = {
-    first: tuple(_fast(r) for r in rules)
-    for first, rules in _BY_FIRST.items()
-    if all(r.event != "step_cancelling" for r in rules)
-}
 # journalctl short/short-precise with `host unit[pid]: `, optional `<N>` before the message,
 # and a message that does not start with a digit (a Rust tracing header takes the slow path)
 _FAST_SHORT = re.compile(
@@ -231,26 +88,19 @@ _FAST_SHORT = re.compile(
 )
 
 
+def _span_fields(out: dict[str, Any], tail: str) -> None:
+    """Fields the spans in scope carry after a Rust message: the step's drv when the message
+    itself has none (e.g. the builder's upload lines run inside ``process_build{drv=...}``)."""
+    if "drv" not in out and "drv=" in tail:
+        drv = store_base(tail[tail.find("drv=") + 4 :].split(" ", 1)[0])
+        if drv is not None:
+            out["drv"] = drv
+
+
 def normalise(message: str) -> str:
     """The pattern an unknown message is counted under: paths and digits replaced."""
-    return _NORM_NUM.sub("N", _NORM_PATH.sub("<path>", message))
-
-
-def match_message(message: str) -> tuple[str, dict[str, Any]] | None:
-    """``(event, fields)`` for a bare message, or None when no rule knows it."""
-    space = message.find(" ")
-    for rule in _BY_FIRST.get(message if space < 0 else message[:space], ()):
-        m = rule.pattern.match(message)
-        if m is None:
-            continue
-        out: dict[str, Any] = {}
-        for (name, conv), value in zip(rule.fields, m.groups(), strict=True):
-            if value is not None or name == "last_id":
-                out[name] = conv(value)
-        if "drv_bare" in out:
-            out["drv"] = out.pop("drv_bare")
-        return rule.event, out
-    return None
+    text = _NORM_BASE.sub("<path>", _NORM_PATH.sub("<path>", message))
+    return _NORM_NUM.sub("N", text)
 
 
 @dataclass
@@ -377,23 +227,28 @@ class _Parser:
         return None
 
     # --- events -----------------------------------------------------------------------
-    def _body(self, env: Envelope) -> tuple[dict[str, Any], str]:
+    def _body(self, env: Envelope) -> tuple[dict[str, Any], str, bool]:
+        """The event's envelope fields, its message, and whether it is a Rust tracing line."""
         ts, host, unit, pid, prio, msg = env
         if msg[:1] == "<" and msg[2:3] == ">" and msg[1:2].isdigit():
             prio, msg = (prio if prio is not None else int(msg[1])), msg[3:]
         ev: dict[str, Any] = {"ts": ts, "host": host, "pid": pid, "priority": prio}
         ev["generation"] = "cxx"
+        rust = False
         if msg[:1].isdigit():
             m = _RUST_HDR.match(msg)
             if m is not None:
-                y, mo, d, hh, mi, ss, level, _spans, target, msg = m.groups()
+                y, mo, d, hh, mi, ss, level, spans, target, msg = m.groups()
                 ev["ts"] = self._epoch(int(y), int(mo), int(d), int(hh), int(mi), float(ss))
                 ev["generation"], ev["level"], ev["target"] = "rust", level, target
+                if spans:
+                    ev["spans"] = spans.strip()
                 if prio is None:
                     ev["priority"] = RUST_PRIORITY[level]
+                rust = True
         if unit is not None:
             ev["unit"] = unit
-        return ev, msg
+        return ev, msg, rust
 
     def _restart(self, ev: dict[str, Any]) -> None:
         unit, pid = ev.get("unit"), ev["pid"]
@@ -418,20 +273,30 @@ class _Parser:
         self.summary.lines += 1
         if not line.strip():
             return
+        if line.startswith("-- ") and _JOURNAL_MARKER.match(line):
+            self.summary.understood += 1  # journalctl's own boundary lines
+            self.last, self.after_unknown = None, False
+            return
         env = self._envelope(line)
         if env is None:
             self._continuation(lineno, line)
             return
-        ev, msg = self._body(env)
+        ev, msg, rust = self._body(env)
         self._restart(ev)
         rest = msg.split("\n")
-        found = match_message(rest[0])
+        found = (logrules.TRACING if rust else logrules.PLAIN).find(rest[0])
         if found is None:
             self.summary.unknown[normalise(rest[0])] += 1
             self.last, self.after_unknown = None, True
             return
-        ev["event"], fields = found
-        ev.update(fields)
+        rule, m = found
+        ev["event"], ev["program"] = rule.event, rule.message.program
+        ev["generation"] = logrules.GENERATION.get(rule.message.program) or _unit_generation(
+            rest[0], ev["generation"]
+        )
+        ev.update(logrules.fields(rule, m))
+        if rust:
+            _span_fields(ev, rest[0][m.end() :])
         if len(rest) > 1:
             ev["continuation"] = rest[1:]
         self.events.append(ev)
@@ -455,7 +320,12 @@ class _Parser:
         message) is handled inline here, with the parser's state in locals; every other
         line goes through :meth:`feed`, which gives the same events, only slower.
         """
-        fast, rules, slow = _FAST_SHORT.match, _FAST_RULES, _BY_FIRST
+        fast, by_first, anywhere = (
+            _FAST_SHORT.match,
+            logrules.PLAIN.by_first,
+            logrules.PLAIN.anywhere,
+        )
+        generations = logrules.GENERATION
         events, unknown = self.events, self.summary.unknown
         append = events.append
         last_stamp, last_ts = self.last_stamp, self.last_ts
@@ -466,50 +336,53 @@ class _Parser:
         try:
             for lineno, raw in enumerate(lines, first_lineno):
                 m = fast(raw.rstrip("\r\n"))
-                if m is not None:
+                if m is not None and m.group(3) in MONTHS:
                     prio, stamp, mon, day, clock, host, unit, pid_text, prio2, msg, first = (
                         m.groups()
                     )
-                    candidates = rules.get(first)
-                    if (candidates is not None or first not in slow) and mon in MONTHS:
-                        if stamp != last_stamp:
-                            try:
-                                last_ts = self._stamp(mon, day, clock)
-                            except _Malformed as e:
-                                self._bad(lineno, str(e))
-                                last, after_unknown = None, True
-                                continue
-                            last_stamp = stamp
-                        fast_lines += 1
-                        ident = (host, unit, pid_text)
-                        if ident != last_ident:
-                            self._pid(last_ts, host, unit, int(pid_text), prio or prio2)
-                            last_ident = ident
-                        last, after_unknown = None, True
-                        for rule in candidates or ():
-                            found = rule.match(msg)
-                            if found is None:
-                                continue
-                            prio = prio or prio2
-                            last = {
-                                "ts": last_ts,
-                                "host": host,
-                                "pid": int(pid_text),
-                                "priority": None if prio is None else int(prio),
-                                "generation": "cxx",
-                                "unit": unit,
-                                "event": rule.event,
-                            }
-                            last.update(zip(rule.names, found.groups(), strict=True))
-                            for name, conv in rule.convs:
+                    if stamp != last_stamp:
+                        try:
+                            last_ts = self._stamp(mon, day, clock)
+                        except _Malformed as e:
+                            self._bad(lineno, str(e))
+                            last, after_unknown = None, True
+                            continue
+                        last_stamp = stamp
+                    fast_lines += 1
+                    ident = (host, unit, pid_text)
+                    if ident != last_ident:
+                        self._pid(last_ts, host, unit, int(pid_text), prio or prio2)
+                        last_ident = ident
+                    last, after_unknown = None, True
+                    for rule in (*by_first.get(first, ()), *anywhere):
+                        found = rule.match(msg)
+                        if found is None:
+                            continue
+                        prio = prio or prio2
+                        program = rule.message.program
+                        last = {
+                            "ts": last_ts,
+                            "host": host,
+                            "pid": int(pid_text),
+                            "priority": None if prio is None else int(prio),
+                            "generation": generations.get(program) or _unit_generation(msg, "cxx"),
+                            "unit": unit,
+                            "event": rule.event,
+                            "program": program,
+                        }
+                        for name, value in zip(rule.names, found.groups(), strict=True):
+                            if value is not None:
+                                last[name] = value
+                        for name, conv in rule.convs:
+                            if name in last:
                                 last[name] = conv(last[name])
-                            append(last)
-                            understood += 1
-                            after_unknown = False
-                            break
-                        else:
-                            unknown[normalise(msg)] += 1
-                        continue
+                        append(last)
+                        understood += 1
+                        after_unknown = False
+                        break
+                    else:
+                        unknown[normalise(msg)] += 1
+                    continue
                 # the slow path: hand over the state, take it back
                 self.last, self.after_unknown = last, after_unknown
                 self.last_stamp, self.last_ts = last_stamp, last_ts

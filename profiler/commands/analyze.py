@@ -40,7 +40,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
-    p.add_argument("--codec", help="the codec the farm used (default xz:6 C++, zstd:3 Rust)")
+    p.add_argument(
+        "--codec",
+        help="the codec the farm used, short (xz:6) or its store URI query; default: from the "
+        "journal's evidence, else xz at its default level (both generations' default)",
+    )
     p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
     p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
