@@ -112,7 +112,11 @@ _PROM_RUST: dict[str, Field] = {
     f"{P}machine_type_running": gauge("machine_type_running"),
     f"{P}machine_type_waiting": gauge("machine_type_waiting"),
     f"{P}machine_type_disabled": gauge("machine_type_disabled"),
-    f"{P}machine_type_wait_time": counter("machine_type_wait_seconds_total", _SECONDS, MS),
+    # runnable -> insertion into the scheduling queue, NOT the wait for a machine (that is
+    # job_wait_time_seconds): facts.RUST_QUEUE_INSERT_WAIT_SOURCE
+    f"{P}machine_type_wait_time": counter(
+        "machine_type_queue_insert_wait_seconds_total", _SECONDS, MS
+    ),
     # label hostname
     f"{P}machine_current_jobs": gauge("machine_current_jobs"),
     f"{P}machine_steps_done": counter("machine_steps_done_total"),
@@ -143,6 +147,7 @@ _PROM_RUST: dict[str, Field] = {
     # histograms (label machine_type): <name>_bucket / _count / _sum
     f"{P}build_input_drvs_seconds": counter("build_input_drvs", "drvs"),  # a count, sic
     f"{P}build_closure_size_bytes": counter("build_closure_size_bytes", "bytes"),
+    # each step's wait runnable -> dispatch, observed at dispatch: facts.RUST_JOB_WAIT_SOURCE
     f"{P}job_wait_time_seconds": counter("job_wait_seconds", _SECONDS),
 }
 PROM_MAPPING: dict[str, Field] = {**_PROM_SHARED, **_PROM_CXX, **_PROM_RUST}

@@ -337,7 +337,8 @@ _RUST_QUEUE: dict[str, Field] = {
     "totalRunnable": gauge("machine_type_queued"),
     "nrRunnableWaiting": gauge("machine_type_waiting"),
     "nrRunnableDisabled": gauge("machine_type_disabled"),
-    "waitTimeMs": counter("machine_type_wait_seconds_total", "seconds", MS),
+    # runnable -> queue insertion, not the wait for a machine (facts.RUST_QUEUE_INSERT_WAIT_SOURCE)
+    "waitTimeMs": counter("machine_type_queue_insert_wait_seconds_total", "seconds", MS),
 }
 _Q = "queueRunner."
 RUST_STATUS_MAPPING: dict[str, Field] = {

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from profiler.errors import UsageError
+from profiler.hydra import facts
 
 HELP = """\
 inputs (one kind per command):
@@ -45,7 +46,9 @@ def add_parser(what: Any) -> None:
         "--unit",
         action="append",
         metavar="UNIT",
-        help="journal unit (repeatable; default hydra-queue-runner.service)",
+        help="journal unit (repeatable; default: both generations' NixOS units, "
+        "hydra-queue-runner.service (C++), hydra-queue-runner-dev.service and "
+        "hydra-queue-builder-dev.service (Rust))",
     )
     q.add_argument("--since", help="with --journal: journalctl --since (e.g. '2026-11-28')")
     q.add_argument("--follow", action="store_true", help="keep reading as the log grows")
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 if collector.stop.is_set():
                     break
         elif args.journal:
-            units = args.unit or ["hydra-queue-runner.service"]
+            units = args.unit or [u for gen in facts.GENERATIONS for u in facts.UNITS[gen]]
             collector.collect_journal(units, since=args.since, follow=args.follow)
         else:
             collector.collect_stream(sys.stdin.buffer, "stdin")

@@ -159,17 +159,37 @@ def test_queue_integral_includes_the_queue_before_the_first_step(tmp_path: Path)
     assert att.estimated["scheduling"]
 
 
-def test_rust_queue_from_the_wait_counter() -> None:
-    samples = pd.DataFrame(
-        {
-            "ts": [1.0, 2.0, 3.0],
-            "metric": "machine_type_wait_seconds_total",
-            "machine_type": "x86_64-linux",
-            "value": [4.0, 9.0, 12.5],
-        }
-    )
-    total, how = queue_estimate(samples, "rust", (0.0, 10.0))
-    assert total == 8.5 and "counter" in how
+def test_rust_queue_wait_is_the_job_wait_histogram_not_the_queue_insert_counter() -> None:
+    """Rust: job_wait_time_seconds (runnable -> dispatch, observed at dispatch) is the wait
+    for a machine; machine_type_wait_time (runnable -> queue insertion) is not
+    (hydra 14332fbf hydra-queue-runner/src/state/queue.rs:71-83 and :514-515)."""
+    rows = [
+        # the queue-insertion counter grows a lot: it must not be taken as the wait
+        *({"ts": t, "metric": "machine_type_queue_insert_wait_seconds_total",
+           "machine_type": "x86_64-linux", "value": v} for t, v in ((1.0, 0.0), (3.0, 500.0))),
+        # histogram sums per machine type, with a runner restart (counter drops) for aarch64
+        *({"ts": t, "metric": "job_wait_seconds_sum", "machine_type": "x86_64-linux",
+           "value": v} for t, v in ((1.0, 4.0), (2.0, 9.0), (3.0, 12.5))),
+        *({"ts": t, "metric": "job_wait_seconds_sum", "machine_type": "aarch64-linux",
+           "value": v} for t, v in ((1.0, 10.0), (2.0, 1.0), (3.0, 3.0))),
+    ]  # fmt: skip
+    total, how = queue_estimate(pd.DataFrame(rows), "rust", (0.0, 10.0))
+    assert total == pytest.approx(8.5 + 1.0 + 2.0)
+    assert "job_wait_time_seconds" in how
+
+
+def test_rust_runnable_gauge_counts_building_steps() -> None:
+    """Without the histogram, Rust waiting = runnable - building (the runnable flag is never
+    cleared on dispatch: state/step.rs:451, :659); C++ runnable is waiting as it is."""
+    rows = []
+    for i, (runnable, building) in enumerate([(5, 5), (5, 5), (7, 5), (7, 5), (5, 5)]):
+        rows.append({"ts": float(i), "metric": "steps_runnable", "value": runnable})
+        rows.append({"ts": float(i), "metric": "steps_building", "value": building})
+    samples = pd.DataFrame(rows)
+    total, how = queue_estimate(samples, "rust", (0.0, 4.0))
+    assert total == pytest.approx(4.0) and "minus building" in how
+    cxx_total, _ = queue_estimate(samples, "cxx", (0.0, 4.0))
+    assert cxx_total == pytest.approx(24.0)
 
 
 def test_db_only_steps_follow_each_generations_semantics(tmp_path: Path) -> None:
@@ -224,6 +244,27 @@ def test_pressure_time_shares() -> None:
     assert p.runnable_free_share == pytest.approx(0.25)
     assert p.runnable_full_share == pytest.approx(0.5)
     assert p.slot_busy_share == pytest.approx(10 / 16)
+
+
+def test_rust_free_slots_are_gated_by_has_capacity() -> None:
+    """A Rust builder under CPU pressure reports hasCapacity false with slots free, and the
+    dispatcher gives it nothing (hydra 14332fbf state/machine.rs:762, state/queue.rs:472):
+    steps waiting then are waiting for capacity, not for the dispatcher."""
+    samples = _pressure_samples([3, 3, 3, 3], [1, 1, 1, 1])
+    building = [{"ts": float(i), "metric": "steps_building", "value": 1.0} for i in range(4)]
+    gate = [
+        {"ts": float(i), "metric": "machine_has_capacity", "machine": "m", "value": v}
+        for i, v in enumerate([1.0, 0.0, 0.0, 0.0])
+    ]
+    samples = pd.concat([samples, pd.DataFrame(building + gate)], ignore_index=True)
+    by_slots = pressure(samples, (0, 10), None, "cxx")
+    assert by_slots.runnable_free_share == pytest.approx(1.0)
+    rust = pressure(samples, (0, 10), None, "rust")
+    assert rust.runnable_share == pytest.approx(1.0)  # 3 runnable - 1 building = 2 waiting
+    assert rust.runnable_free_share == pytest.approx(0.25)
+    assert rust.runnable_full_share == pytest.approx(0.75)
+    assert rust.pressure_gated_share == pytest.approx(0.75)
+    assert "hasCapacity" in rust.free_from
 
 
 def test_verdict_signatures(tmp_path: Path) -> None:

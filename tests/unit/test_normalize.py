@@ -251,7 +251,7 @@ def test_rust_status() -> None:
     assert value(samples, "s3_put_seconds_total", bucket="nix-cache") == 145678.901
     assert not {m for m in metrics(samples) if m.startswith("nar")}
     x86 = {"machine_type": "x86_64-linux"}
-    assert value(samples, "machine_type_wait_seconds_total", **x86) == 987654321.012
+    assert value(samples, "machine_type_queue_insert_wait_seconds_total", **x86) == 987654321.012
     assert value(samples, "machine_type_queued", **x86) == 4043.0
     assert value(samples, "jobset_shares", jobset="nixpkgs:staging-next") == 50.0
     assert value(samples, "jobset_seconds", jobset="nixpkgs:trunk") == 734567.0
@@ -274,7 +274,7 @@ def test_rust_other_endpoints() -> None:
     assert value(samples, "machine_type_queued", machine_type="i686-linux") == 0.0
     stats = {"queues": {"x86_64-linux": {"totalRunnable": 7, "waitTimeMs": 1500}}}
     samples = from_rust_endpoint("/status/queues", stats, TS, "q")
-    assert value(samples, "machine_type_wait_seconds_total") == 1.5
+    assert value(samples, "machine_type_queue_insert_wait_seconds_total") == 1.5
     jobsets = {"jobsets": {"p:j": {"id": 1, "seconds": 30, "shares": 100}}, "jobsetCount": 1}
     assert value(from_rust_endpoint("/status/jobsets", jobsets, TS, "j"), "jobset_seconds") == 30
     steps = {"steps": [{"drvPath": "/nix/store/a.drv", "tries": 2}], "stepCount": 1}
