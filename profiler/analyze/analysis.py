@@ -115,6 +115,7 @@ def analyze(
     slots: int | None = None,
     window_seconds: float = 3600.0,
     calibrate: bool = True,
+    cache_dir: str | None = None,
 ) -> Analysis:
     """Analyse the run at ``run_dir``.
 
@@ -124,7 +125,11 @@ def analyze(
         A ``hydra-profiler bench`` result whose codec figures split copy phases (else the
         codec is calibrated here on the built-in corpus, unless ``calibrate`` is False).
     codec
-        The codec the farm compressed with (default xz:6 for C++, zstd:3 for Rust).
+        The codec the farm compressed with (its store URI query or a short form); default:
+        from the evidence (``cache_dir``'s narinfos, the journal), else xz at its default
+        level, both generations' default (:mod:`profiler.analyze.evidence`).
+    cache_dir
+        A ``file://`` binary cache the farm wrote, whose narinfos say the method.
     slots
         Build slots per machine (default: Rust status maxJobs, else the most seen running).
     """
@@ -136,7 +141,7 @@ def analyze(
         raise ProfilerError(f"{run_dir}: no build steps in the run ({'; '.join(table.notes)})")
     gen = table.generation
     logs = reader.table("log_events") if "log_events" in reader.tables() else None
-    choice = choose_codec(logs, gen, codec)
+    choice = choose_codec(logs, gen, codec, cache_dir)
     codec_name = choice.spec
     profiles = from_bench(profiles_dir) if profiles_dir else {}
     profile = profile_for(codec_name, profiles, calibrate_missing=calibrate)

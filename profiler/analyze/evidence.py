@@ -13,12 +13,15 @@ xz preset 6). In presigned mode the builder maps the level it is sent
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from profiler.binary_cache import parse_narinfo
+from profiler.errors import ProfilerError
 from profiler.hydra import facts
 
 _NAR_OBJECT = re.compile(r"\.nar\.(xz|zst|bz2|br|gz|lz4|lzip)\b|\.nar(?=['\s]|$)")
@@ -65,6 +68,25 @@ def methods_in_logs(logs: pd.DataFrame | None) -> Counter[str]:
     return seen
 
 
+def methods_in_cache(cache_dir: str, limit: int = 500) -> tuple[Counter[str], int]:
+    """``Compression:`` of up to ``limit`` narinfos of a ``file://`` binary cache directory
+    (the first ones by name: a stable sample), and how many narinfos were read."""
+    seen: Counter[str] = Counter()
+    try:
+        names = sorted(n for n in os.listdir(cache_dir) if n.endswith(".narinfo"))[:limit]
+    except OSError as e:
+        raise ProfilerError(f"{cache_dir}: cannot list the binary cache ({e.strerror})") from None
+    for name in names:
+        path = os.path.join(cache_dir, name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                info = parse_narinfo(f.read(), path)
+        except (OSError, ProfilerError):
+            continue
+        seen[info.compression or "bzip2"] += 1
+    return seen, len(names)
+
+
 def upload_mode(logs: pd.DataFrame | None) -> tuple[str | None, str]:
     """The Rust builders' upload mode from their own lines, with the count behind it."""
     if logs is None or logs.empty or "mode" not in logs or "event" not in logs:
@@ -85,11 +107,20 @@ def _with_writer(spec: str, writer: str) -> str:
 
 
 def choose_codec(
-    logs: pd.DataFrame | None, generation: str, given: str | None = None
+    logs: pd.DataFrame | None,
+    generation: str,
+    given: str | None = None,
+    cache_dir: str | None = None,
 ) -> CodecChoice:
     """The codec for the compression split, from ``given`` (the operator's), else the
-    journal's evidence, else the generation's documented default; the source is said."""
+    narinfos' ``Compression:`` of ``cache_dir``, else the journal's NAR object names, else
+    the generation's documented default; the source is said."""
     seen = methods_in_logs(logs)
+    where = "journal"
+    if cache_dir is not None:
+        stored, read = methods_in_cache(cache_dir)
+        if stored:
+            seen, where = stored, f"narinfo Compression: of {read} narinfo(s) in {cache_dir}"
     mode, mode_source = upload_mode(logs) if generation == "rust" else (None, "")
     notes: list[str] = []
     if given:
@@ -97,16 +128,18 @@ def choose_codec(
         method = _method_of(given)
         if seen and method is not None and method not in seen:
             notes.append(
-                f"--codec says {method} but the journal's NAR objects are "
+                f"--codec says {method} but the {where.split(':')[0]} shows "
                 + ", ".join(f"{m} ({n})" for m, n in seen.most_common())
             )
     elif seen:
         method = seen.most_common(1)[0][0]
         spec = _DEFAULT_LEVEL_SPEC.get(method, "xz:6")
+        count = sum(seen.values())
         source = (
-            f"journal: {sum(seen.values())} NAR object name(s) end in .{_suffix(method)}; "
-            "level not in the logs: the library default assumed"
-        )
+            f"journal: {count} NAR object name(s) end in .{_suffix(method)}"
+            if where == "journal"
+            else f"{where}: {seen[method]} of {count} say {method}"
+        ) + "; the level is not recorded there: the library default assumed"
     else:
         method = facts.DEFAULT_COMPRESSION.get(generation, "xz")
         spec = _DEFAULT_LEVEL_SPEC[method]

@@ -45,6 +45,11 @@ def add_parser(sub: Any) -> None:
         help="the codec the farm used, short (xz:6) or its store URI query; default: from the "
         "journal's evidence, else xz at its default level (both generations' default)",
     )
+    p.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="the farm's binary cache directory: its narinfos' Compression: is evidence",
+    )
     p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
     p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
@@ -129,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         args.run_dir,
         profiles_dir=args.profiles,
         codec=args.codec,
+        cache_dir=args.cache,
         generation=args.generation,
         slots=args.slots,
         window_seconds=window,

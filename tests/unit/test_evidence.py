@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from profiler.analyze.evidence import choose_codec
@@ -58,3 +60,16 @@ def test_presigned_mode_from_the_builders_lines_maps_the_level() -> None:
     # direct mode: the runner compresses with the configured level
     direct = choose_codec(logs({"event": "upload_started", "mode": "direct"}), "rust", "zstd:19")
     assert direct.mode == "direct" and parse_spec(direct.spec).level == 19
+
+
+def test_narinfos_of_the_cache_beat_the_journal(tmp_path: Path) -> None:
+    h = "0" * 52
+    for i, method in enumerate(["zstd", "zstd", "xz"]):
+        (tmp_path / f"{i:032d}.narinfo").write_text(
+            f"StorePath: /nix/store/{i:032d}-x\nURL: nar/{i}.nar.{method}\n"
+            f"Compression: {method}\nNarHash: sha256:{h}\nNarSize: 10\n"
+        )
+    rows = [{"event": "s3_upload", "url": f"{NAR}.nar.xz"}]
+    choice = choose_codec(logs(*rows), "cxx", None, str(tmp_path))
+    assert choice.spec == "zstd:3"
+    assert "narinfo Compression:" in choice.source and "2 of 3" in choice.source
