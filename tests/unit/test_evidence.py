@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -12,7 +14,7 @@ from profiler.codecs import parse_spec
 NAR = "s3://nix-cache/nar/1b9p07z77phvv2hf6gm9f28syp39f1ag1vbhhh1gyb2b7a9b8bxk"
 
 
-def logs(*rows: dict[str, object]) -> pd.DataFrame:
+def logs(*rows: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(list(rows))
 
 
