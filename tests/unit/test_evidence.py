@@ -48,7 +48,7 @@ def test_the_operators_codec_wins_and_a_contradiction_is_noted() -> None:
 
 
 def test_presigned_mode_from_the_builders_lines_maps_the_level() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"event": "upload_started", "mode": "presigned"},
         {"event": "upload_finished", "mode": "presigned", "elapsed": 3.0},
         {"event": "upload_finished", "mode": "direct", "elapsed": 1.0},
