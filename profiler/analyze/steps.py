@@ -36,16 +36,28 @@ from profiler.hydra import facts
 from profiler.hydra.catalogue import store_base
 from profiler.store import RunReader
 
-CATEGORIES = ("scheduling", "io", "compression", "build", "post")
-# Tracker phase -> the step-table column its time goes to ("copy" is split later).
+CATEGORIES = facts.CATEGORIES
+# Step-table column -> the Hydra phase its time is (the phase's category is its attribution;
+# the testbed's truth uses the same mapping). "copy_s" (busy 40 / Rust upload) is split into
+# receive, compress and upload before attribution.
+COLUMN_PHASE = {
+    "queue_s": "queued",
+    "prepare_s": "preparing",
+    "connect_s": "connecting",
+    "send_s": "sending-inputs",
+    "build_s": "building",
+    "slot_wait_s": "waiting-for-local-slot",
+    "receive_s": "receiving",
+    "compress_s": "compressing",
+    "upload_s": "uploading",
+    "post_s": "post-processing",
+}
+COLUMN_CATEGORY = {column: facts.PHASE_CATEGORY[phase] for column, phase in COLUMN_PHASE.items()}
+# Tracker phase (a busy code's name, facts.BUSY) -> the column its time goes to.
+_PHASE_OF_COLUMN = {phase: column for column, phase in COLUMN_PHASE.items()}
 PHASE_COLUMN = {
-    "preparing": "prepare_s",
-    "connecting": "connect_s",
-    "sending-inputs": "send_s",
-    "building": "build_s",
-    "waiting-for-local-slot": "slot_wait_s",
-    "receiving-outputs": "copy_s",
-    "post-processing": "post_s",
+    phase: _PHASE_OF_COLUMN.get(phase, "copy_s")  # receiving-outputs: the copy, split later
+    for phase in facts.BUSY.values()
 }
 DURATIONS = (
     "queue_s",
@@ -60,19 +72,6 @@ DURATIONS = (
     "upload_s",
     "post_s",
 )
-# Step-table column -> attribution category (the testbed's truth uses the same mapping).
-COLUMN_CATEGORY = {
-    "queue_s": "scheduling",
-    "connect_s": "scheduling",
-    "prepare_s": "post",
-    "send_s": "io",
-    "receive_s": "io",
-    "upload_s": "io",
-    "build_s": "build",
-    "slot_wait_s": "compression",
-    "compress_s": "compression",
-    "post_s": "post",
-}
 _NO_LOGS = pd.DataFrame(columns=["event"])
 # a store path, full (/nix/store/..., C++ and the database) or a base name (Rust's StorePath
 # Display, harmonia): the name without the hash and the .drv
