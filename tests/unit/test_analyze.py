@@ -148,6 +148,30 @@ def test_tracker_steps_with_journal_sizes_and_a_split_copy(tmp_path: Path) -> No
     assert "not separated" in no_profile.iloc[0]["compress_source"]
 
 
+def test_rust_base_name_store_paths_join_the_database_s_full_paths(tmp_path: Path) -> None:
+    """The Rust runner prints store paths as base names (harmonia StorePath Display); the
+    database holds /nix/store/... paths: the journal's dispatch time must still widen the
+    tracked step (it was silently missed before)."""
+    phases = phase_rows(1, T0 + 2, [("connecting", 1.0), ("building", 5.0)])
+    tables: dict[str, list[dict[str, Any]]] = {
+        "db_phases": phases,
+        "db_steps": [
+            {"build": 1, "stepnr": 1, "drv_path": drv("hello-2.12"), "machine": "b1",
+             "system": "x86_64-linux", "status": 0, "start_time": T0, "stop_time": T0 + 9,
+             "overhead_ms": None, "generation": "rust"},
+        ],
+        "log_events": [
+            {"ts": T0 + 0.5, "event": "dispatch", "drv": f"{H}-hello-2.12.drv",
+             "build_id": 1, "step_nr": 1, "hostname": "b1", "generation": "rust"},
+        ],
+    }  # fmt: skip
+    table = build_step_table(read_run(write_run(tmp_path / "r", tables)))
+    row = table.steps.iloc[0]
+    assert row["start_ts"] == pytest.approx(T0 + 0.5)
+    assert row["prepare_s"] == pytest.approx(1.5)
+    assert store_name(f"{H}-hello-2.12.drv") == store_name(drv("hello-2.12")) == "hello-2.12"
+
+
 def test_queue_integral_includes_the_queue_before_the_first_step(tmp_path: Path) -> None:
     # samples from T0-10 every second: 2 runnable for 10 s before the step starts, then 0
     run = cxx_run(tmp_path, runnable=[2.0] * 10 + [0.0] * 30)
