@@ -69,7 +69,7 @@ CXX_CASES = [
         "db_stalled",
         {"updates": 7},
     ),
-    ("checking the queue for builds...", "queue_check", {"last_id": None}),
+    ("checking the queue for builds...", "queue_check", {}),
     ("checking the queue for builds > 4700...", "queue_check", {"last_id": 4700}),
     (
         "loading build 4711 (nixpkgs:trunk:hello.x86_64-linux)",
@@ -83,35 +83,67 @@ CXX_CASES = [
     ),
 ]
 
+BASE = "0c2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn-hello-2.12.1.drv"  # Rust prints base names
+SPAN_DRV = f"drv=Some(ProtoStorePath(StorePath({BASE})))"
+# (spans, target, message, span fields, event, fields): lines as tracing-subscriber 0.3.23's
+# compact formatter writes them (hydra 14332fbf subprojects/crates/tracing/src/lib.rs)
 RUST_CASES = [
     (
-        f"Submitting build drv={DRV} on machine={UUID} hostname=builder1 build_id=4711 step_nr=2",
+        "", "hydra_queue_runner::state",
+        f"Submitting build drv={BASE} on machine={UUID} hostname=builder1 build_id=4711 "
+        "step_nr=2", "",
         "dispatch",
-        {"drv": DRV, "machine_id": UUID, "hostname": "builder1", "build_id": 4711, "step_nr": 2},
-    ),
-    (f"marking job as done: drv_path={DRV}", "job_done", {"drv": DRV}),
-    (f"Building {DRV}", "build_started", {"drv": DRV}),
-    (f"Finished building {DRV}", "build_finished", {"drv": DRV}),
-    ("Start uploading paths using presigned urls", "upload_started", {"presigned": True}),
-    (
-        "Start uploading paths to queue runner directly",
-        "upload_started",
-        {"presigned": False},
+        {"drv": BASE, "machine_id": UUID, "hostname": "builder1", "build_id": 4711,
+         "step_nr": 2},
     ),
     (
-        "Finished uploading paths using presigned urls. elapsed=41.2s",
-        "upload_finished",
-        {"presigned": True, "elapsed": 41.2},
+        "succeed_step:", "hydra_queue_runner::state", f"marking job as done: drv_path={BASE}",
+        f"machine_id={UUID} drv_path={BASE}", "job_done", {"drv": BASE},
     ),
     (
-        "Finished uploading paths to queue runner directly. elapsed=850.1ms",
-        "upload_finished",
-        {"presigned": False, "elapsed": pytest.approx(0.8501)},
+        "start_bidirectional_stream:handle_request:schedule_build:", "hydra_builder::state",
+        f"Building {BASE}", "request=Build(BuildMessage { .. }) " + SPAN_DRV,
+        "build_started", {"drv": BASE},
     ),
-    (f"Successfully completed build process for {DRV}", "build_completed", {"drv": DRV}),
-    ("marking build 4711 as failed", "build_failed", {"build_id": 4711}),
-    (f"will retry '{DRV}' after 60s", "retry", {"drv": DRV, "seconds": 60.0}),
-]
+    (
+        "process_build:", "hydra_builder::state", f"Finished building {BASE}", SPAN_DRV,
+        "build_finished", {"drv": BASE},
+    ),
+    (
+        "process_build:upload_nars:upload_nars_presigned:", "hydra_builder::state",
+        "Start uploading paths using presigned urls",
+        f'{SPAN_DRV} build_id="{UUID}" machine_id="{UUID}"',
+        "upload_started", {"mode": "presigned", "drv": BASE},
+    ),
+    (
+        "process_build:upload_nars:upload_nars_regular:", "hydra_builder::state",
+        "Start uploading paths to queue runner directly", SPAN_DRV,
+        "upload_started", {"mode": "direct", "drv": BASE},
+    ),
+    (
+        "process_build:upload_nars:upload_nars_presigned:", "hydra_builder::state",
+        "Finished uploading paths using presigned urls. elapsed=41.234567891s",
+        f'{SPAN_DRV} build_id="{UUID}"',
+        "upload_finished", {"mode": "presigned", "elapsed": pytest.approx(41.234567891),
+                            "drv": BASE},
+    ),
+    (
+        "process_build:upload_nars:upload_nars_regular:", "hydra_builder::state",
+        "Finished uploading paths to queue runner directly. elapsed=850.123456ms", SPAN_DRV,
+        "upload_finished", {"mode": "direct", "elapsed": pytest.approx(0.850123456),
+                            "drv": BASE},
+    ),
+    (
+        "", "hydra_builder::state", f"Successfully completed build process for {BASE}", "",
+        "build_completed", {"drv": BASE},
+    ),
+]  # fmt: skip
+
+
+def rust_line(spans: str, target: str, msg: str, tail: str, level: str = " INFO") -> str:
+    return f"2026-11-29T03:13:44.123456Z {level} {spans}{' ' if spans else ''}{target}: {msg}" + (
+        f" {tail}" if tail else ""
+    )
 
 
 @pytest.mark.parametrize(("msg", "event", "fields"), CXX_CASES)
@@ -140,9 +172,11 @@ def test_cxx_events_in_every_envelope(msg: str, event: str, fields: dict[str, An
     assert one(short(msg, "<6>"))["priority"] == 6
 
 
-@pytest.mark.parametrize(("msg", "event", "fields"), RUST_CASES)
-def test_rust_events_raw_short_and_json(msg: str, event: str, fields: dict[str, Any]) -> None:
-    tracing = f"2026-11-29T03:13:44.123456Z  INFO hydra_queue_runner::state: {msg}"
+@pytest.mark.parametrize(("spans", "target", "msg", "tail", "event", "fields"), RUST_CASES)
+def test_rust_events_raw_short_and_json(
+    spans: str, target: str, msg: str, tail: str, event: str, fields: dict[str, Any]
+) -> None:
+    tracing = rust_line(spans, target, msg, tail)
     record = {
         "__REALTIME_TIMESTAMP": str(T0 * 1_000_000 + 200_000),
         "PRIORITY": "6",
@@ -156,11 +190,30 @@ def test_rust_events_raw_short_and_json(msg: str, event: str, fields: dict[str, 
         assert {k: ev[k] for k in fields} == fields
         assert ev["generation"] == "rust"
         assert ev["ts"] == pytest.approx(T0 + 0.123456)
-        assert ev["target"] == "hydra_queue_runner::state"
+        assert ev["target"] == target
+        assert ev.get("spans", "") == spans.strip()
     assert one(tracing)["priority"] == 6
-    spans = f"2026-11-29T03:13:44.123456Z ERROR job{{drv_path=/x}}:run: hydra_builder::state: {msg}"
-    ev = one(spans)
+    ev = one(rust_line(spans, target, msg, tail, level="ERROR"))
     assert (ev["event"], ev["priority"]) == (event, 3)
+
+
+def test_a_rust_message_without_its_tail_still_matches_and_a_longer_word_does_not() -> None:
+    assert one(rust_line("", "hydra_builder::state", f"Building {BASE}", ""))["drv"] == BASE
+    events, summary = parse_lines(
+        [rust_line("", "hydra_builder::state", f"Buildings {BASE}", "")], source="t", year=2026
+    )
+    assert events == [] and sum(summary.unknown.values()) == 1
+
+
+def test_journalctl_marker_lines_are_understood() -> None:
+    lines = [
+        "-- Logs begin at Mon 2016-05-02 10:00:01 CEST, end at Tue 2016-05-03 11:00:00 CEST. --",
+        "-- Boot 0123456789abcdef0123456789abcdef --",
+        "-- Reboot --",
+        "-- No entries --",
+    ]
+    events, summary = parse_lines(lines, source="t", year=2016)
+    assert events == [] and summary.understood == 4 and not summary.unknown
 
 
 def test_rust_durations() -> None:
@@ -293,7 +346,8 @@ def _slow(lines: list[str], source: str = "t") -> tuple[list[dict[str, Any]], An
 def test_fast_path_gives_the_same_events_as_the_general_path() -> None:
     """Every case in every envelope, with unknown, continuation, restart, year and bad lines."""
     lines = ["Dec 31 23:59:58 hydra hydra-queue-runner[9]: checking the queue for builds > 7..."]
-    for i, (msg, _, _) in enumerate(CXX_CASES + RUST_CASES):
+    messages = [m for m, _, _ in CXX_CASES] + [rust_line(*c[:4]) for c in RUST_CASES]
+    for i, msg in enumerate(messages):
         pid = 1234 if i % 7 else 4321  # a restart now and then
         lines += [short(msg, pid=pid), short(msg, "<3>", pid=pid), short("<6>" + msg, pid=pid)]
         lines += [f"<5>{msg}", short(f"unknown {i} thing /nix/store/x", pid=pid), "  cont."]
