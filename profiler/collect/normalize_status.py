@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from profiler.errors import CollectorError
+from profiler.hydra import facts
 
 Sample = dict[str, Any]
 SAMPLE_KEYS = (
@@ -26,7 +27,7 @@ SAMPLE_KEYS = (
     "machine", "machine_type", "jobset", "bucket",
 )  # fmt: skip
 LABELS = ("machine", "machine_type", "jobset", "bucket")
-GENERATIONS = ("cxx", "rust")
+GENERATIONS = facts.GENERATIONS
 MS = 1e-3  # factor: milliseconds -> seconds
 US = 1e-6  # factor: microseconds -> seconds
 DOWN_STATES = ("down", "unknown", "unreachable")
