@@ -149,6 +149,17 @@ _PROM_RUST: dict[str, Field] = {
     f"{P}build_closure_size_bytes": counter("build_closure_size_bytes", "bytes"),
     # each step's wait runnable -> dispatch, observed at dispatch: facts.RUST_JOB_WAIT_SOURCE
     f"{P}job_wait_time_seconds": counter("job_wait_seconds", _SECONDS),
+    # the runner process itself: hydra-queue-runner/Cargo.toml:51 enables rust-prometheus's
+    # "process" feature and metrics.rs:1142 encodes prometheus::gather(), the default registry,
+    # which registers a ProcessCollector (rust-prometheus v0.14.0 src/registry.rs:281-301,
+    # src/process_collector.rs:43-115). CPU is an IntCounter: whole seconds.
+    "process_cpu_seconds_total": counter("process_cpu_seconds_total", _SECONDS),
+    "process_resident_memory_bytes": gauge("process_resident_memory_bytes", "bytes"),
+    "process_virtual_memory_bytes": gauge("process_virtual_memory_bytes", "bytes"),
+    "process_start_time_seconds": gauge("process_start_time_seconds", _SECONDS),
+    "process_open_fds": gauge("process_open_fds"),
+    "process_max_fds": gauge("process_max_fds"),
+    "process_threads": gauge("process_threads"),
 }
 PROM_MAPPING: dict[str, Field] = {**_PROM_SHARED, **_PROM_CXX, **_PROM_RUST}
 
@@ -187,9 +198,9 @@ def _base(name: str) -> str:
 
 _BY_BASE: dict[str, Field] = {_base(k): v for k, v in PROM_MAPPING.items()}
 _IGNORED_BASE = frozenset(_base(k) for k in PROM_IGNORED)
-_RUST_BASE = frozenset(_base(k) for k in (*_PROM_RUST, *PROM_IGNORED)) - {
-    _base(k) for k in _PROM_CXX
-}
+_RUST_BASE = frozenset(
+    _base(k) for k in (*_PROM_RUST, *PROM_IGNORED) if not k.startswith("process_")
+) - {_base(k) for k in _PROM_CXX}  # any program may export process_*: no evidence
 _CXX_BASE = frozenset(_base(k) for k in _PROM_CXX) - {_base(k) for k in _PROM_RUST}
 _CXX_LOOP_TIMER = re.compile(rf"^{P}dispatcher_time_spent_running[ {{]", re.MULTILINE)
 # suffix of a histogram sample -> (our suffix, unit: None = the family's)

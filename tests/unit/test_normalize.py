@@ -494,3 +494,28 @@ def test_mapping_table_documents_every_field() -> None:
         assert f"`store.{derived}`" in table or f"`{derived}`" in table or derived in table
     assert "| `machines.*.totalStepTime` | `machine_step_seconds_total` | counter | 1 |" in table
     assert "1/1000 (ms -> s)" in table and "1/1000000 (µs -> s)" in table
+
+
+def test_rust_runner_process_metrics_are_kept() -> None:
+    """rust-prometheus's default registry (hydra-queue-runner enables the "process" feature)
+    adds the runner's own CPU and memory: v0.14.0 src/process_collector.rs."""
+    text = (
+        "# HELP hydraqueuerunner_steps_runnable Number of runnable steps\n"
+        "# TYPE hydraqueuerunner_steps_runnable gauge\n"
+        "hydraqueuerunner_steps_runnable 4\n"
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        "# TYPE process_cpu_seconds_total counter\n"
+        "process_cpu_seconds_total 12345\n"
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+        "# TYPE process_resident_memory_bytes gauge\n"
+        "process_resident_memory_bytes 734003200\n"
+        "# HELP process_threads Number of OS threads in the process.\n"
+        "# TYPE process_threads gauge\n"
+        "process_threads 41\n"
+    )
+    samples = from_prometheus(text, TS, "m")
+    assert value(samples, "process_cpu_seconds_total") == 12345.0
+    assert value(samples, "process_resident_memory_bytes") == 734003200.0
+    assert value(samples, "process_threads") == 41.0
+    only_process = text.split("# HELP process_cpu", 1)[1]
+    assert from_prometheus("# HELP process_cpu" + only_process, TS, "m")[0]["generation"] == "cxx"
