@@ -67,6 +67,7 @@ class Pressure:
     # false everywhere: pressure or load above its thresholds, or disks full)
     pressure_gated_share: float = math.nan
     free_from: str = ""  # how "a slot was free" was decided
+    runner_cpu_cores: float = math.nan  # the runner process's CPU seconds per second (Rust)
 
 
 def _per_machine(samples: pd.DataFrame, metric: str) -> pd.Series:
@@ -142,6 +143,10 @@ def pressure(
         p.db_updates_max = float(db.max())
         stalled = (db.fillna(0) > facts.DB_STALL_THRESHOLD).to_numpy()
         p.db_stalled_share = float(weight[stalled].sum() / total)
+    cpu = metric_series(s, "process_cpu_seconds_total", "max")
+    if len(cpu) >= 2 and cpu.index[-1] > cpu.index[0]:
+        used = float(np.clip(np.diff(cpu.to_numpy(float)), 0, None).sum())
+        p.runner_cpu_cores = used / float(cpu.index[-1] - cpu.index[0])
     run_s = metric_series(s, "dispatcher_running_seconds_total", "max")
     wait_s = metric_series(s, "dispatcher_waiting_seconds_total", "max")
     if len(run_s) >= 2 and len(wait_s) >= 2:
@@ -249,6 +254,11 @@ def decide(
         )
     if math.isfinite(p.dispatcher_busy):
         evidence.append(f"dispatcher running {_pct(p.dispatcher_busy)} of its time")
+    if math.isfinite(p.runner_cpu_cores):
+        evidence.append(
+            f"queue runner process CPU {p.runner_cpu_cores:.2f} cores on average "
+            "(process_cpu_seconds_total, whole seconds)"
+        )
     if math.isfinite(p.pressure_gated_share):
         evidence.append(
             f"builders refused work (hasCapacity false: pressure, load or disk over their "
