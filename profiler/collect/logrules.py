@@ -75,10 +75,20 @@ class RuleSet:
         return None
 
 
+def specificity(message: Message) -> int:
+    """How much literal text a message's format has: a specific wording is tried before a
+    general one that would also match it ("main thread: Reconnecting in 10s" before
+    "main thread: %s")."""
+    return len(_PLACEHOLDER.sub("", message.format))
+
+
+_PLACEHOLDER = re.compile(r"%\d+%|%(?:\d+\$)?[-+ #0]*\d*(?:\.\d+)?[sdifgu]|\{[^{}]*\}")
+
+
 def rule_set(messages: Iterable[Message]) -> RuleSet:
     by_first: dict[str, list[Rule]] = {}
     anywhere: list[Rule] = []
-    for message in messages:
+    for message in sorted(messages, key=specificity, reverse=True):
         rule = compile_rule(message)
         if rule.first is None:
             anywhere.append(rule)

@@ -51,6 +51,7 @@ class Message:
     target: str = ""
     types: Mapping[str, str] = field(default_factory=dict)
     use: str = ""
+    example: str = ""  # a message as printed, where the format alone does not show one
 
     def __post_init__(self) -> None:
         if self.program not in PROGRAMS:
