@@ -22,12 +22,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from profiler import nar
 from profiler.codecs import Codec, make_codec, parse_spec
+from profiler.hydra import facts
 from profiler.testbed import agent, journal
 from profiler.testbed.cache import BinaryCache
 from profiler.testbed.state import MachineState, RunnerState
@@ -141,17 +143,22 @@ class Engine:
             for i in range(knobs.machines)
         ]
         self.state.jobsets[f"{wl.project}:{wl.jobset}"] = (0, 100)
-        unit = "hydra-queue-runner"
-        self.log = journal.Journal(out, unit, unit, "hydra", os.getpid(), knobs.generation)
+        # the NixOS units (facts.UNITS): one journal file per unit, per builder host
+        runner_unit = facts.UNITS[knobs.generation][0].removesuffix(".service")
+        self.log = journal.Journal(
+            out, runner_unit, "hydra-queue-runner", "hydra", os.getpid(), knobs.generation
+        )
+        builder_unit = facts.UNITS["rust"][1].removesuffix(".service")
         self.builder_logs = (
             {
                 m.hostname: journal.Journal(
                     out,
-                    f"hydra-builder-{m.hostname}",
-                    "hydra-builder",
+                    builder_unit,
+                    facts.IDENTIFIERS["rust-builder"],
                     m.hostname,
                     os.getpid(),
                     "rust",
+                    stem=f"{builder_unit}-{m.hostname}",
                 )
                 for m in self.state.machines
             }
@@ -177,11 +184,11 @@ class Engine:
         out = self.wl.steps[index].output
         return nar.dump_bytes(out.root, select=output_selection(out).__contains__)
 
-    def _emit(self, msg: tuple[str, str], target: str = journal.RUNNER_TARGET) -> None:
-        self.log.log(msg[0], msg[1], time.time(), target)
+    def _emit(self, line: journal.Line) -> None:
+        self.log.log(line, time.time())
 
-    def _emit_builder(self, host: str, msg: tuple[str, str]) -> None:
-        self.builder_logs[host].log(msg[0], msg[1], time.time(), journal.BUILDER_TARGET)
+    def _emit_builder(self, host: str, line: journal.Line) -> None:
+        self.builder_logs[host].log(line, time.time())
 
     def _db(self, call: str, *args: Any) -> Any:
         """A database write: the latency knob applies, and concurrent writes are counted."""
@@ -554,18 +561,15 @@ class Engine:
             )
             or 1
         )
+        machine_id, job_uuid = _machine_uuid(machine.hostname), _job_uuid(run)
         self._emit(
             journal.rust_submitting(
-                run.spec.drv_path,
-                f"m-{machine.hostname}",
-                machine.hostname,
-                run.build_id,
-                run.step_nr,
+                run.spec.drv_path, machine_id, machine.hostname, run.build_id, run.step_nr
             )
         )
         self._db("set_busy", run.build_id, run.step_nr, 10)
         time.sleep(self.k.connect_seconds)  # the job reaches the builder over gRPC
-        self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path))
+        self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path, job_uuid))
         run.mark("importing", time.time())
         self._db("set_busy", run.build_id, run.step_nr, 20)
         i0 = time.perf_counter()
@@ -586,7 +590,7 @@ class Engine:
         self._db("set_busy", run.build_id, run.step_nr, 50)
         time.sleep(self.k.post_seconds)
         self._emit_builder(machine.hostname, journal.rust_completed(run.spec.drv_path))
-        self._emit(journal.rust_marking_done(run.spec.drv_path))
+        self._emit(journal.rust_marking_done(run.spec.drv_path, machine_id, job_uuid))
         self._release(machine, run)
         self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms + upload_ms)
         run.end(time.time())
@@ -596,7 +600,8 @@ class Engine:
         run.mark("reading-outputs", time.time())
         u0 = time.perf_counter()
         self._db("set_busy", run.build_id, run.step_nr, 40)
-        self._emit_builder(machine.hostname, journal.rust_upload_start(True))
+        ids = (run.spec.drv_path, _job_uuid(run), _machine_uuid(machine.hostname))
+        self._emit_builder(machine.hostname, journal.rust_upload_start(True, *ids))
         with self.state.lock:
             machine.uploading_paths += 1
         data = self.output_nar(run.spec.index)
@@ -604,7 +609,7 @@ class Engine:
         with self.state.lock:
             machine.uploading_paths -= 1
         elapsed = time.perf_counter() - u0
-        self._emit_builder(machine.hostname, journal.rust_upload_done(True, elapsed))
+        self._emit_builder(machine.hostname, journal.rust_upload_done(True, elapsed, *ids))
         return int(elapsed * 1000)
 
     def _account_rust(
@@ -633,6 +638,16 @@ class Engine:
             key = f"{self.wl.project}:{self.wl.jobset}"
             seconds, shares = s.jobsets[key]
             s.jobsets[key] = (seconds + build_ms // 1000, shares)
+
+
+def _machine_uuid(hostname: str) -> str:
+    """A builder's machine id: a UUID, as the Rust builders register with (stable per host)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, hostname))
+
+
+def _job_uuid(run: StepRun) -> str:
+    """The runner's job id for a dispatch (BuildMessage.build_id, a UUIDv4 in Hydra)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{run.build_id}/{run.step_nr}"))
 
 
 def timelines_with_queue(runs: list[StepRun]) -> list[StepRun]:

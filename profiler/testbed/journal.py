@@ -6,8 +6,13 @@ SimpleLogger writes ``<N>message`` to stderr, N the syslog priority (3 error, 4 
 ``-v``. Paths sit in typographic quotes (U+2018/U+2019); Nix's own messages use ASCII
 quotes.
 
-Rust (§2.3): ``tracing_subscriber``'s compact format without ANSI:
-``2026-11-29T03:10:49.123456Z  INFO target: message``.
+Rust: ``tracing_subscriber``'s compact format without ANSI (tracing-subscriber 0.3.23,
+the version in Hydra's Cargo.lock): ``2026-11-29T03:10:49.123456Z  INFO span:span: target:
+message span-fields...``, store paths as base names.
+
+Every message is rendered from its entry in the catalogue (:mod:`profiler.hydra`): the real
+format string, level, spans and target of its call site; nothing here keeps a copy of a
+message. Units as the NixOS modules name them (:data:`profiler.hydra.facts.UNITS`).
 
 Every line is written three ways: the raw stderr stream (``<unit>.stderr``), ``journalctl``
 short output (``Mon DD HH:MM:SS host unit[PID]: message``, second resolution, the priority
@@ -22,6 +27,9 @@ import os
 import threading
 from typing import TextIO
 
+from profiler import hydra
+from profiler.hydra.catalogue import fill, rust_duration_text, rust_line, rust_timestamp, store_base
+
 # C++ verbosity names -> (Nix level, syslog priority)
 CXX_LEVELS = {
     "error": (0, 3),
@@ -33,7 +41,7 @@ CXX_LEVELS = {
     "debug": (6, 7),
 }
 CXX_VERBOSITY = 4  # -v: up to talkative
-RUST_LEVELS = {"error": "ERROR", "warn": " WARN", "info": " INFO", "debug": "DEBUG"}
+RUST_LEVELS = {"error": "ERROR", "warn": "WARN", "info": "INFO", "debug": "DEBUG"}
 RUST_PRIORITY = 6  # tracing writes no <N> prefix: journald files every stderr line as info
 RUST_FILTER = {"error", "warn", "info"}  # RUST_LOG=info
 
@@ -42,7 +50,14 @@ class Journal:
     """One systemd unit's log: the raw stream plus journalctl short and JSON renderings."""
 
     def __init__(
-        self, directory: str, unit: str, identifier: str, hostname: str, pid: int, generation: str
+        self,
+        directory: str,
+        unit: str,
+        identifier: str,
+        hostname: str,
+        pid: int,
+        generation: str,
+        stem: str | None = None,
     ) -> None:
         self.generation = generation
         self.identifier = identifier
@@ -50,7 +65,7 @@ class Journal:
         self.pid = pid
         self.unit = unit
         self._lock = threading.Lock()
-        base = os.path.join(directory, unit)
+        base = os.path.join(directory, stem or unit)
         self._raw: TextIO = open(base + ".stderr", "a", encoding="utf-8")
         self._short: TextIO = open(base + ".journal.txt", "a", encoding="utf-8")
         self._json: TextIO = open(base + ".journal.json", "a", encoding="utf-8")
@@ -60,8 +75,11 @@ class Journal:
         for f in (self._raw, self._short, self._json):
             f.close()
 
-    def log(self, level: str, message: str, when: float, target: str = "") -> None:
-        """Write one message at ``level`` (C++ or Rust level names) as of epoch ``when``."""
+    def log(self, line: Line, when: float) -> None:
+        """Write one catalogue-rendered message as of epoch ``when``: C++ with its ``<N>``
+        priority (only up to ``-v``'s talkative), Rust in tracing-subscriber's compact
+        layout (only ``info`` and above, the default filter)."""
+        level, message, spans, target = line
         if self.generation == "cxx":
             nix_level, priority = CXX_LEVELS[level]
             if nix_level > CXX_VERBOSITY:
@@ -70,10 +88,8 @@ class Journal:
         else:
             if level not in RUST_FILTER:
                 return
-            name, priority = RUST_LEVELS[level], RUST_PRIORITY
-            stamp = dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            message = f"{stamp} {name} {target}: {message}"
-            raw = message
+            message = rust_line(rust_timestamp(when), RUST_LEVELS[level], spans, target, message)
+            raw, priority = message, RUST_PRIORITY
         self._write(raw, message, priority, when)
 
     def _write(self, raw: str, message: str, priority: int, when: float) -> None:
@@ -105,96 +121,141 @@ def q(text: str) -> str:
     return f"\u2018{text}\u2019"
 
 
-# --- C++ messages (reference §2.2; level in the name of the call) -------------------------
+# A message to write: (level, text, spans in scope as (name, formatted fields), target).
+Line = tuple[str, str, tuple[tuple[str, str], ...], str]
 
 
-def cxx_checking_queue() -> tuple[str, str]:
-    return "info", "checking the queue for builds..."
+def _cxx(program: str, event: str, *args: object, containing: str = "") -> Line:
+    m = hydra.message(program, event, containing=containing)
+    return m.level, fill(m.format, *args), (), ""
 
 
-def cxx_loading_build(build_id: int, job: str) -> tuple[str, str]:
-    return "talkative", f"loading build {build_id} ({job})"
-
-
-def cxx_performing_step(drv: str, machine_uri: str, build_id: int, others: int) -> tuple[str, str]:
+def _rust(program: str, event: str, spans: tuple[str, ...], *args: object, containing: str = "",
+          **named: object) -> Line:  # fmt: skip
+    """A Rust message from its catalogue entry, with the fields its spans carry (``spans``:
+    the formatted fields of each span the entry names, in the same order)."""
+    m = hydra.message(program, event, containing=containing)
+    fields = (*spans, *("",) * (len(m.spans) - len(spans)))
     return (
-        "info",
-        f"performing step {q(drv)} 1 times on {q(machine_uri)} "
-        f"(needed by build {build_id} and {others} others)",
+        m.level,
+        fill(m.format, *args, **named),
+        tuple(zip(m.spans, fields, strict=True)),
+        m.target,
     )
 
 
-def cxx_copying_path(path: str, nar_bytes: int, compressed_bytes: int, ms: int) -> tuple[str, str]:
+def base(path: str) -> str:
+    """A store path as the Rust programs print it: the base name (harmonia StorePath)."""
+    return store_base(path) or path
+
+
+def span_drv(path: str) -> str:
+    """``drv=?m.drv`` of the builder's spans: the derived Debug of Option<ProtoStorePath>."""
+    return f"drv=Some(ProtoStorePath(StorePath({base(path)})))"
+
+
+# --- C++ messages (catalogue: profiler/hydra/messages_cxx.py) -------------------------------
+
+
+def cxx_checking_queue() -> Line:
+    return _cxx("cxx-runner", "queue_check")
+
+
+def cxx_loading_build(build_id: int, job: str) -> Line:
+    return _cxx("cxx-runner", "build_loading", build_id, job)
+
+
+def cxx_performing_step(drv: str, machine_uri: str, build_id: int, others: int) -> Line:
+    return _cxx("cxx-runner", "step_started", drv, 1, machine_uri, build_id, others)
+
+
+def cxx_copying_path(path: str, nar_bytes: int, compressed_bytes: int, ms: int) -> Line:
     percent = (1 - compressed_bytes / nar_bytes) * 100 if nar_bytes else 0.0
+    return _cxx("nix", "output_copied", path, nar_bytes, f"{percent:.1f}", ms)
+
+
+def cxx_marking_succeeded(build_id: int) -> Line:
+    return _cxx("cxx-runner", "build_succeeded", build_id)
+
+
+def cxx_db_stalled(n: int) -> Line:
+    return _cxx("cxx-runner", "db_stalled", n)
+
+
+def cxx_step_runnable(drv: str) -> Line:
+    return _cxx("cxx-runner", "step_runnable", drv)
+
+
+def cxx_copying_outputs(drv: str, machine_uri: str, nar_bytes: int) -> Line:
+    return _cxx("cxx-runner", "copying_outputs", drv, machine_uri, nar_bytes)
+
+
+# --- Rust messages (catalogue: profiler/hydra/messages_rust.py) -----------------------------
+
+
+def rust_submitting(drv: str, machine_id: str, hostname: str, build_id: int, step_nr: int) -> Line:
+    return _rust("rust-runner", "dispatch", (), machine_id, hostname, step_nr,
+                 drv=base(drv), build_id=build_id)  # fmt: skip
+
+
+def rust_marking_done(drv: str, machine_id: str, job_uuid: str) -> Line:
+    spans = (
+        f'machine_id="{machine_id}" build_id="{job_uuid}"',  # complete_build: String fields
+        f"machine_id={machine_id} build_id={job_uuid}",  # succeed_step_by_uuid: Display
+        f"machine_id={machine_id} drv_path={base(drv)}",  # succeed_step
+    )
+    return _rust("rust-runner", "job_done", spans, drv_path=base(drv))
+
+
+def _build_message(drv: str, job_uuid: str, presigned: bool) -> str:
+    """``request=Build(BuildMessage {...})``: prost's derived Debug of the message, fields in
+    streaming.proto order (the resolved derivation abbreviated by the emulator)."""
+    opts = "Some(PresignedUploadOpts { upload_debug_info: false })" if presigned else "None"
     return (
-        "talkative",
-        f"copying path '{path}' ({nar_bytes} bytes, compressed "
-        f"{percent:.1f}% in {ms} ms) to binary cache",
+        f'request=Build(BuildMessage {{ build_id: "{job_uuid}", drv: Some(ProtoStorePath('
+        f"StorePath({base(drv)}))), max_log_size: 67108864, max_silent_time: 3600, "
+        f"build_timeout: 36000, max_output_size: 0, presigned_url_opts: {opts}, "
+        "resolved_drv: Some(Basic { .. }) })"
     )
 
 
-def cxx_marking_succeeded(build_id: int) -> tuple[str, str]:
-    return "info", f"marking build {build_id} as succeeded"
+def rust_building(drv: str, job_uuid: str = "", presigned: bool = True) -> Line:
+    spans = ("", _build_message(drv, job_uuid, presigned), span_drv(drv))
+    return _rust("rust-builder", "build_started", spans, drv=base(drv))
 
 
-def cxx_db_stalled(n: int) -> tuple[str, str]:
-    return "error", f"warning: {n} concurrent database updates; PostgreSQL may be stalled"
+def rust_finished_building(drv: str) -> Line:
+    return _rust("rust-builder", "build_finished", (span_drv(drv),), drv=base(drv))
 
 
-def cxx_step_runnable(drv: str) -> tuple[str, str]:
-    return "chatty", f"step {q(drv)} is now runnable"
-
-
-def cxx_copying_outputs(drv: str, machine_uri: str, nar_bytes: int) -> tuple[str, str]:
-    return "debug", f"copying outputs of {q(drv)} from {q(machine_uri)} ({nar_bytes} bytes)"
-
-
-# --- Rust messages (reference §2.3) -------------------------------------------------------
-
-RUNNER_TARGET = "hydra_queue_runner::state"
-BUILDER_TARGET = "hydra_builder::state"
-
-
-def rust_submitting(
-    drv: str, machine_id: str, hostname: str, build_id: int, step_nr: int
-) -> tuple[str, str]:
-    return (
-        "info",
-        f"Submitting build drv={drv} on machine={machine_id} hostname={hostname} "
-        f"build_id={build_id} step_nr={step_nr}",
+def _upload_spans(drv: str, job_uuid: str, machine_id: str, presigned: bool) -> tuple[str, ...]:
+    opts = "Some(PresignedUploadOpts { upload_debug_info: false })" if presigned else "None"
+    ids = f'build_id="{job_uuid}" machine_id="{machine_id}"'
+    inner = (
+        f"output_paths=[StorePath({base(drv).removesuffix('.drv')})] "
+        f"opts=PresignedUploadOpts {{ upload_debug_info: false }} {ids}"
+        if presigned
+        else ""
     )
+    return (span_drv(drv), f"{ids} presigned_url_opts={opts}", inner)
 
 
-def rust_marking_done(drv: str) -> tuple[str, str]:
-    return "info", f"marking job as done: drv_path={drv}"
+def rust_upload_start(
+    presigned: bool, drv: str = "", job_uuid: str = "", machine_id: str = ""
+) -> Line:
+    how = "presigned" if presigned else "directly"
+    spans = _upload_spans(drv, job_uuid, machine_id, presigned) if drv else ()
+    return _rust("rust-builder", "upload_started", spans, containing=how)
 
 
-def rust_building(drv: str) -> tuple[str, str]:
-    return "info", f"Building {drv}"
+def rust_upload_done(
+    presigned: bool, seconds: float, drv: str = "", job_uuid: str = "", machine_id: str = ""
+) -> Line:
+    how = "presigned" if presigned else "directly"
+    spans = _upload_spans(drv, job_uuid, machine_id, presigned) if drv else ()
+    return _rust("rust-builder", "upload_finished", spans, rust_duration_text(seconds),
+                 containing=how)  # fmt: skip
 
 
-def rust_finished_building(drv: str) -> tuple[str, str]:
-    return "info", f"Finished building {drv}"
-
-
-def rust_upload_start(presigned: bool) -> tuple[str, str]:
-    how = "using presigned urls" if presigned else "to queue runner directly"
-    return "info", f"Start uploading paths {how}"
-
-
-def rust_upload_done(presigned: bool, seconds: float) -> tuple[str, str]:
-    how = "using presigned urls" if presigned else "to queue runner directly"
-    return "info", f"Finished uploading paths {how}. elapsed={rust_duration(seconds)}"
-
-
-def rust_completed(drv: str) -> tuple[str, str]:
-    return "info", f"Successfully completed build process for {drv}"
-
-
-def rust_duration(seconds: float) -> str:
-    """Rust's ``Debug`` for ``Duration``: ``12.3456s``, ``850.1ms``, ``12µs``."""
-    if seconds >= 1:
-        return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.6f}".rstrip("0").rstrip(".") + "ms"
-    return f"{seconds * 1e6:.3f}".rstrip("0").rstrip(".") + "µs"
+def rust_completed(drv: str) -> Line:
+    return _rust("rust-builder", "build_completed", (), drv=base(drv))

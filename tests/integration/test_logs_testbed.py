@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from profiler.collect.logs import parse_file
+from profiler.hydra.catalogue import store_base
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
 from profiler.testbed.run import run_testbed
@@ -37,7 +38,8 @@ def test_testbed_journal_matches_truth(tmp_path: Path, generation: str) -> None:
     )
     steps = truth["steps"]
     assert steps
-    base = os.path.join(str(tmp_path), "hydra-queue-runner.journal")
+    unit = "hydra-queue-runner" if generation == "cxx" else "hydra-queue-runner-dev"
+    base = os.path.join(str(tmp_path), f"{unit}.journal")
     for suffix in (".json", ".txt"):
         events = _parse(base + suffix)
         assert {e["generation"] for e in events} == {generation}
@@ -49,14 +51,18 @@ def test_testbed_journal_matches_truth(tmp_path: Path, generation: str) -> None:
     if generation == "rust":
         builder = [
             e
-            for p in glob.glob(os.path.join(str(tmp_path), "hydra-builder-*.journal.json"))
+            for p in glob.glob(
+                os.path.join(str(tmp_path), "hydra-queue-builder-dev-*.journal.json")
+            )
             for e in _parse(p)
         ]
         finished = _by_event(builder, "upload_finished")
         assert len(finished) == len(steps)
         assert all(e["elapsed"] >= 0 for e in finished)
         built = Counter(e["drv"] for e in _by_event(builder, "build_completed"))
-        assert built == Counter(s["drv_path"] for s in steps)
+        assert built == Counter(store_base(s["drv_path"]) for s in steps)
+        # the upload lines name their step through process_build's span fields
+        assert Counter(e["drv"] for e in finished) == built
 
 
 def _check_cxx(events: list[dict[str, Any]], steps: list[dict[str, Any]]) -> None:
@@ -74,8 +80,11 @@ def _check_cxx(events: list[dict[str, Any]], steps: list[dict[str, Any]]) -> Non
 
 
 def _check_rust(events: list[dict[str, Any]], steps: list[dict[str, Any]]) -> None:
+    # the Rust runner prints base names (harmonia StorePath Display): join on them
+    truth = Counter(store_base(s["drv_path"]) for s in steps)
     dispatched = _by_event(events, "dispatch")
-    assert Counter(e["drv"] for e in dispatched) == Counter(s["drv_path"] for s in steps)
+    assert Counter(e["drv"] for e in dispatched) == truth
+    assert all(not e["drv"].startswith("/") for e in dispatched)
     assert {e["build_id"] for e in dispatched} == {s["build_id"] for s in steps}
     done = Counter(e["drv"] for e in _by_event(events, "job_done"))
-    assert done == Counter(s["drv_path"] for s in steps)
+    assert done == truth

@@ -30,15 +30,23 @@ CXX_FORMATS = [  # reference hydra.md §2.2, as printed at -v
     r"marking build \d+ as succeeded",
     r"warning: \d+ concurrent database updates; PostgreSQL may be stalled",
 ]
-RUST_PREFIX = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z  INFO hydra_(queue_runner|builder)::state: "
-RUST_FORMATS = [  # reference hydra.md §2.3
-    rf"Submitting build drv={STORE}\.drv on machine=\S+ hostname=\S+ build_id=\d+ step_nr=\d+",
-    rf"marking job as done: drv_path={STORE}\.drv",
-    rf"Building {STORE}\.drv",
-    rf"Finished building {STORE}\.drv",
-    r"Start uploading paths using presigned urls",
-    r"Finished uploading paths using presigned urls\. elapsed=\d+(\.\d+)?(s|ms|µs)",
-    rf"Successfully completed build process for {STORE}\.drv",
+# tracing-subscriber 0.3.23 compact layout (Hydra's subprojects/crates/tracing/src/lib.rs):
+# timestamp, level padded to 5, span names, target, message, then the spans' fields
+RUST_PREFIX = (
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z  INFO (?:\w+:)*(?:\w+: )?"
+    r"hydra_(queue_runner|builder)::state: "
+)
+BASE = r"[0-9a-df-np-sv-z]{32}-[^\s/]+"  # Rust prints store paths as base names
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+SPAN_DRV = rf"drv=Some\(ProtoStorePath\(StorePath\({BASE}\)\)\)"
+RUST_FORMATS = [  # hydra 14332fbf: state/mod.rs:1130, :1882; hydra-builder/src/state.rs
+    rf"Submitting build drv={BASE}\.drv on machine={UUID} hostname=\S+ build_id=\d+ step_nr=\d+",
+    rf"marking job as done: drv_path={BASE}\.drv .*drv_path={BASE}\.drv",
+    rf"Building {BASE}\.drv request=Build\(BuildMessage \{{.*\}}\) {SPAN_DRV}",
+    rf"Finished building {BASE}\.drv {SPAN_DRV}",
+    rf"Start uploading paths using presigned urls {SPAN_DRV} .*",
+    rf"Finished uploading paths using presigned urls\. elapsed=\d+(\.\d+)?(s|ms|µs) {SPAN_DRV} .*",
+    rf"Successfully completed build process for {BASE}\.drv",
 ]
 PRIORITY = {
     "checking": "5",
@@ -183,13 +191,18 @@ def test_cxx_log_lines_match_hydra_formats(cxx_run: Any) -> None:
 
 def test_rust_log_lines_match_hydra_formats(rust_run: Any) -> None:
     out, truth, _ = rust_run
-    units = ["hydra-queue-runner"] + [
-        p.name.removesuffix(".journal.json") for p in out.glob("hydra-builder-*.journal.json")
+    # the NixOS units: hydra-queue-runner-dev, and hydra-queue-builder-dev on each builder
+    units = ["hydra-queue-runner-dev"] + [
+        p.name.removesuffix(".journal.json")
+        for p in out.glob("hydra-queue-builder-dev-*.journal.json")
     ]
+    assert len(units) > 1
     seen = 0
     for unit in units:
         for r in _messages(out, unit):
             assert re.match(RUST_PREFIX, r["MESSAGE"]), r["MESSAGE"]
+            assert r["_SYSTEMD_UNIT"] in ("hydra-queue-runner-dev.service",
+                                          "hydra-queue-builder-dev.service"), r  # fmt: skip
             body = re.sub(RUST_PREFIX, "", r["MESSAGE"])
             assert any(re.fullmatch(f, body) for f in RUST_FORMATS), body
             seen += 1
