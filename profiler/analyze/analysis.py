@@ -77,6 +77,7 @@ class Analysis:
             "verdict": self.verdict.as_dict(),
             "attribution": self.attribution.as_dict(),
             "attribution_seconds": self.attribution.seconds,
+            "attribution_how": {c: self.attribution.how(c) for c in self.attribution.shares},
             "slot_not_building_share": _not_building(self.steps),
             "wall_percentiles_s": _percentiles(self.steps["wall_s"]),
             "use": _records(self.use.reset_index()),

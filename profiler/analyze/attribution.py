@@ -45,6 +45,16 @@ class Attribution:
     wall_seconds: float
     queue_seconds: float
     notes: list[str]
+    unsplit_seconds: float = 0.0  # copy-phase time that could not be split (no NAR size/profile)
+
+    def how(self, category: str) -> str:
+        """How a category's seconds were obtained: observed, estimated, or (compression with
+        copy phases that could not be split) not separated from I/O."""
+        if self.unsplit_seconds > 0 and category == "compression":
+            return "not separated: inside io"
+        if self.unsplit_seconds > 0 and category == "io":
+            return "includes unsplit compression"
+        return "estimated" if self.estimated[category] else "observed"
 
     def as_dict(self) -> dict[str, float]:
         """The shares (summing to 1), as DESIGN.md's ``attribution`` object."""
@@ -112,7 +122,23 @@ def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
     notes = list(table.notes)
     if queue > 0:
         notes.append(f"queue wait {queue:.1f} step-s: {table.queue_source}")
-    return Attribution(seconds, shares, estimated, len(steps), total, queue, notes)
+    unsplit = _unsplit(steps)
+    if unsplit > 0:
+        notes.append(
+            f"{unsplit:.1f} step-s of copy phases (receive, compress, upload together) could not "
+            "be split: no NAR size for those steps (a journal alone has none for Rust builders: "
+            "add the database or status samples) or no codec profile; counted as io, so "
+            "compression is absent, not zero"
+        )
+    return Attribution(seconds, shares, estimated, len(steps), total, queue, notes, unsplit)
+
+
+def _unsplit(steps: pd.DataFrame) -> float:
+    if "compress_source" not in steps or "copy_s" not in steps:
+        return 0.0
+    source = steps["compress_source"].astype(str)
+    unsplit = source.str.startswith("no ") & (steps["compress_s"].fillna(0.0) <= 0)
+    return float(steps.loc[unsplit, "copy_s"].fillna(0.0).sum())
 
 
 def breakdown(steps: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:

@@ -232,6 +232,14 @@ def decide(
         if top_score <= 0
         else min(1.0, (top_score - second) / top_score + 0.2 * min(1.0, top_score))
     )
+    unsplit = (
+        attribution.unsplit_seconds / attribution.seconds["io"]
+        if attribution.seconds["io"] > 0
+        else 0.0
+    )
+    if top in ("io", "compression") and unsplit > 0.5:
+        # the copy phases hold compression and transfer together: which of the two is not known
+        confidence = min(confidence, 0.5 * (1 - unsplit) + 0.25)
     evidence = [
         f"attribution of {attribution.steps} steps: "
         + ", ".join(f"{k} {_pct(v)}" for k, v in sh.items()),
@@ -254,6 +262,11 @@ def decide(
         )
     if math.isfinite(p.dispatcher_busy):
         evidence.append(f"dispatcher running {_pct(p.dispatcher_busy)} of its time")
+    if unsplit > 0:
+        evidence.append(
+            f"{_pct(unsplit)} of the io time is copy phases whose compression could not be "
+            "separated (no NAR sizes): io and compression cannot be told apart there"
+        )
     if math.isfinite(p.runner_cpu_cores):
         evidence.append(
             f"queue runner process CPU {p.runner_cpu_cores:.2f} cores on average "

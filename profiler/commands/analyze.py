@@ -79,7 +79,7 @@ def _print_table(a: Any, whatifs: list[Any]) -> None:
         print(f"  - {line}", file=out)
     rows = [
         (k, a.attribution.seconds[k], format_share(a.attribution.shares[k]),
-         "estimated" if a.attribution.estimated[k] else "observed")
+         a.attribution.how(k))
         for k in a.attribution.shares
     ]  # fmt: skip
     att = pd.DataFrame(rows, columns=["category", "step_seconds", "share", "how"])

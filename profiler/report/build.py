@@ -190,10 +190,7 @@ def _figure(
 def _verdict_section(a: Analysis) -> Section:
 
     att = a.attribution
-    rows = [
-        (c, att.seconds[c], att.shares[c], "estimated" if att.estimated[c] else "observed")
-        for c in CATEGORIES
-    ]
+    rows = [(c, att.seconds[c], att.shares[c], att.how(c)) for c in CATEGORIES]
     attribution = pd.DataFrame(rows, columns=["category", "step_seconds", "share", "how"])
     ranked = sorted(a.verdict.scores.items(), key=lambda kv: kv[1], reverse=True)
     scores = pd.DataFrame(ranked, columns=["bottleneck", "score"])
