@@ -260,8 +260,11 @@ def _with_logs(
     if logs is not None and "drv_path" in steps:
         steps = _sharpen(steps, logs, builds)
     if "size_bytes" in steps:
+        # Builds.size is NULL for failed builds (only the success path writes it: C++
+        # hydra-queue-runner.cc:458 at a40d4286): nullable integers become NaN here
+        size = pd.to_numeric(steps["size_bytes"], errors="coerce").astype(float)
         missing = steps["nar_bytes"].isna()
-        steps.loc[missing, "nar_bytes"] = steps.loc[missing, "size_bytes"]
+        steps.loc[missing, "nar_bytes"] = size[missing]
     return steps
 
 
