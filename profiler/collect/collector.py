@@ -92,6 +92,11 @@ class Collector:
             return 0
         n = 0
         for item in items:
+            if item.note:
+                self.event(item.origin, "absent" if item.doc is None else "stale", item.note)
+                self.log(f"collect: {item.origin}: {item.note}")
+            if item.doc is None:
+                continue  # nothing to sample
             try:
                 rows = self._normalise(src, item)
             except ProfilerError as exc:

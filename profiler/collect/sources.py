@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -29,11 +30,14 @@ MAX_BODY_BYTES = 64 << 20
 
 @dataclass(frozen=True)
 class Fetched:
-    """One document: ``doc`` is a JSON value (status) or text (metrics)."""
+    """One document: ``doc`` is a JSON value (status) or text (metrics), or None when the
+    source has none; ``note`` says in one line what the collector must know about it (a stale
+    document) or why there is none."""
 
     doc: Any
     ts: float
     origin: str
+    note: str | None = None
 
 
 class Source(Protocol):
@@ -119,16 +123,32 @@ class CommandSource:
 
 
 class PgSource:
-    """The C++ runner's ``SystemStatus`` row, read in a read-only transaction."""
+    """The C++ runner's ``SystemStatus`` row, asked to be fresh first.
+
+    The C++ runner writes the row only at startup and when it is sent ``NOTIFY dump_status``
+    (hydra-queue-runner.cc ``dumpStatus``/``showStatus`` at a40d4286: ``--status`` notifies,
+    waits up to 5 s for ``status_dumped``, and otherwise prints the stale row), so the row alone
+    may be months old. Like ``--status``, this source LISTENs to ``status_dumped`` and sends
+    ``NOTIFY dump_status`` on its own autocommit connection (PostgreSQL refuses NOTIFY in a
+    read-only transaction; a notification writes no table), waits up to ``wait_seconds``, then
+    reads the row in a read-only transaction. Without an answer, the document is kept with its
+    own ``time`` as its timestamp (never now) and a one-line note says how old it is. The Rust
+    runner never writes the row (hydra.sql at 14332fbf: "The queue runner no longer writes
+    status here"): no row is reported as that, not as a runner that is down.
+    """
 
     live = True
     kind = "status"
 
-    def __init__(self, dsn: str, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, *, timeout_seconds: float = 10.0, wait_seconds: float = 5.0
+    ) -> None:
         self.dsn = dsn
         self.target = redact(dsn)
         self.timeout = timeout_seconds
+        self.wait = min(wait_seconds, timeout_seconds)
         self._conn: Any = None
+        self._notify: Any = None
 
     def _connect(self) -> Any:
         import psycopg
@@ -140,10 +160,28 @@ class PgSource:
             self._conn.read_only = True
         return self._conn
 
+    def _ask_for_a_dump(self) -> bool:
+        """``NOTIFY dump_status`` and wait for ``status_dumped``; True if the runner answered."""
+        import psycopg
+
+        if self._notify is None or self._notify.closed:
+            self._notify = psycopg.connect(
+                self.dsn, connect_timeout=max(1, int(self.timeout)), autocommit=True
+            )
+            self._notify.execute("listen status_dumped")
+        for _ in self._notify.notifies(timeout=0.0):
+            pass  # answers to earlier requests (or other writers' dumps) are not this one's
+        self._notify.execute("notify dump_status")
+        for _ in self._notify.notifies(timeout=self.wait, stop_after=1):
+            return True
+        return False
+
     def fetch(self) -> list[Fetched]:
         import psycopg
 
+        asked = time.time()
         try:
+            answered = self._ask_for_a_dump()
             conn = self._connect()
             with conn.transaction():
                 conn.execute(f"set local statement_timeout = {int(self.timeout * 1000)}")
@@ -154,17 +192,44 @@ class PgSource:
             self.close()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CollectorError(f"{self.target}: {redact(first)}") from None
-        doc = {"status": "down"} if row is None else row[0]
+        if row is None:
+            return [
+                Fetched(
+                    None,
+                    asked,
+                    self.target,
+                    note="no SystemStatus row: a Rust queue runner does not write it (use "
+                    "--url http://<runner>/status); a C++ runner that never started has none",
+                )
+            ]
+        doc = row[0]
         if isinstance(doc, str):
             doc = _json(doc.encode(), self.target)
-        return [Fetched(doc, time.time(), self.target)]
+        dumped = _doc_time(doc, math.nan)
+        if answered or not math.isfinite(dumped) or dumped >= asked - 1:
+            return [Fetched(doc, asked, self.target)]
+        age = asked - dumped
+        note = (
+            f"SystemStatus row is {_age_text(age)} old (time={int(dumped)}): the C++ runner did "
+            f"not answer NOTIFY dump_status within {self.wait:g} s; it is not live"
+        )
+        return [Fetched(doc, dumped, self.target, note=note)]
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        for attr in ("_conn", "_notify"):
+            conn = getattr(self, attr)
+            if conn is not None:
+                try:
+                    conn.close()
+                finally:
+                    setattr(self, attr, None)
+
+
+def _age_text(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _doc_time(doc: Any, fallback: float) -> float:

@@ -247,18 +247,52 @@ def test_restart_mid_run_never_gives_negative_rates(tmp_path: Path, scripted: An
     assert [r["increase"] for r in exported] == [10.0, 2.0, 3.0]
 
 
-def test_system_status_row_in_postgresql(tmp_path: Path, db_dsn: str) -> None:
+def _answer_dump_status(dsn: str, doc: dict[str, Any], stop: threading.Event) -> None:
+    """What the C++ runner's main thread does: LISTEN dump_status, rewrite the row, NOTIFY
+    status_dumped (hydra-queue-runner.cc dumpStatus at a40d4286)."""
+    import psycopg
+
+    from profiler.testbed.db import HydraDb
+
+    with psycopg.connect(dsn, autocommit=True) as conn, HydraDb(dsn) as db:
+        conn.execute("listen dump_status")
+        while not stop.is_set():
+            for _ in conn.notifies(timeout=0.2, stop_after=1):
+                db.write_system_status(json.dumps({**doc, "time": int(time.time())}))
+
+
+def test_system_status_row_absent_stale_and_fresh(tmp_path: Path, db_dsn: str) -> None:
     from profiler.testbed.db import HydraDb
 
     with HydraDb(db_dsn) as db:
         db.create_schema()
-        src = PgSource(db_dsn)
-        [down] = src.fetch()
-        assert down.doc == {"status": "down"}
-        db.write_system_status(json.dumps(_cxx_doc(42, 9)))
-        [item] = src.fetch()
-        src.close()
-    assert item.doc["pid"] == 42 and item.doc["nrStepsDone"] == 9
+        src = PgSource(db_dsn, wait_seconds=0.5)
+        # no row (a Rust runner never writes one): said so, not "down"
+        [absent] = src.fetch()
+        assert absent.doc is None and "Rust queue runner does not write it" in (absent.note or "")
+        # a row nobody refreshes: kept with its own time, and said to be stale
+        old = {**_cxx_doc(42, 9), "time": int(time.time()) - 93 * 86400}
+        db.write_system_status(json.dumps(old))
+        [stale] = src.fetch()
+        assert stale.doc["pid"] == 42 and stale.ts == old["time"]
+        assert "93 days old" in (stale.note or "") and "not live" in (stale.note or "")
+        # a runner that answers NOTIFY dump_status: a fresh document, no note
+        stop = threading.Event()
+        answer = threading.Thread(
+            target=_answer_dump_status, args=(db_dsn, _cxx_doc(43, 11), stop), daemon=True
+        )
+        answer.start()
+        try:
+            time.sleep(0.3)
+            [fresh] = src.fetch()
+        finally:
+            stop.set()
+            answer.join()
+            src.close()
+    assert fresh.note is None and fresh.doc["pid"] == 43 and fresh.doc["nrStepsDone"] == 11
+    assert abs(fresh.ts - time.time()) < 10
+    with HydraDb(db_dsn) as db:
+        db.write_system_status(json.dumps(old))
     done = subprocess.run(
         [*CMD, "collect", "status", "--pg", db_dsn, "--once", "--out", str(tmp_path / "run")],
         capture_output=True,
@@ -266,8 +300,14 @@ def test_system_status_row_in_postgresql(tmp_path: Path, db_dsn: str) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    samples = read_run(str(tmp_path / "run")).table("samples")
-    assert samples[samples["metric"] == "steps_done_total"]["value"].tolist() == [9.0]
+    assert "days old" in done.stderr and "not live" in done.stderr
+    reader = read_run(str(tmp_path / "run"))
+    samples = reader.table("samples")
+    done_total = samples[samples["metric"] == "steps_done_total"]
+    assert done_total["value"].tolist() == [9.0]
+    assert done_total["ts"].tolist() == [float(old["time"])]  # the document's time, not now
+    events = reader.table("events")
+    assert "stale" in set(events["event"])
 
 
 def test_sigkill_during_collection_keeps_the_run(tmp_path: Path, scripted: Any) -> None:
