@@ -114,7 +114,7 @@ def _handler(snap: Snapshots) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _snapshot(snap: Snapshots, out: str, n: int, db: Any) -> None:
+def _snapshot(snap: Snapshots, out: str, n: int) -> None:
     doc = snap.status_doc()
     with open(os.path.join(out, "status", f"{n:04d}.json"), "w", encoding="utf-8") as f:
         json.dump(doc, f)
@@ -124,8 +124,27 @@ def _snapshot(snap: Snapshots, out: str, n: int, db: Any) -> None:
         line = status.cxx_status_text(doc, pretty=False)
         with open(os.path.join(out, "status.txt"), "a", encoding="utf-8") as f:
             f.write(line + "\n")
-        if db is not None:
-            db.write_system_status(line)
+
+
+def _dump_status_on_request(snap: Snapshots, dsn: str, stop: threading.Event) -> None:
+    """The C++ runner's main thread: the SystemStatus row is written at startup and then only
+    when someone sends ``NOTIFY dump_status`` (hydra-queue-runner.cc dumpStatus/showStatus at
+    a40d4286), so between requests it goes stale, as on a real farm."""
+    import psycopg
+
+    from profiler.testbed.db import HydraDb
+
+    def dump(db: HydraDb) -> None:
+        doc = snap.status_doc()
+        if doc is not None:
+            db.write_system_status(status.cxx_status_text(doc, pretty=False))
+
+    with psycopg.connect(dsn, autocommit=True) as conn, HydraDb(dsn) as db:
+        conn.execute("listen dump_status")
+        dump(db)  # at startup
+        while not stop.is_set():
+            for _ in conn.notifies(timeout=0.2, stop_after=1):
+                dump(db)
 
 
 def run_testbed(
@@ -167,9 +186,15 @@ def run_testbed(
     def snapshots() -> None:
         while not stop.wait(snapshot_seconds):
             count[0] += 1
-            _snapshot(snap, out, count[0], db)
+            _snapshot(snap, out, count[0])
 
     ticker = threading.Thread(target=snapshots, daemon=True)
+    dumper = None
+    if pg_dsn and knobs.generation == "cxx":
+        dumper = threading.Thread(
+            target=_dump_status_on_request, args=(snap, pg_dsn, stop), daemon=True
+        )
+        dumper.start()
     started = time.time()
     ticker.start()
     try:
@@ -177,8 +202,10 @@ def run_testbed(
     finally:
         stop.set()
         ticker.join()
+        if dumper is not None:
+            dumper.join()
         count[0] += 1
-        _snapshot(snap, out, count[0], db)  # the final state
+        _snapshot(snap, out, count[0])  # the final state
         time.sleep(linger_seconds)
         server.shutdown()
         server.server_close()
