@@ -312,7 +312,13 @@ class Engine:
                 self.state.nr_active_steps += 1
             self._dispatched.add(run.spec.index)
             run.machine = machine.hostname
-            run.mark("dispatch" if self.k.generation == "rust" else "preparing", time.time())
+            now = time.time()
+            run.mark("dispatch" if self.k.generation == "rust" else "preparing", now)
+            if self.k.generation == "rust":
+                # job_wait_time_seconds is observed at dispatch: runnable -> dispatch
+                # (hydra 14332fbf hydra-queue-runner/src/state/queue.rs:514-515)
+                with self.state.lock:
+                    self.state.job_wait_seconds.append(max(0.0, now - run.runnable_at))
             target = self._step_cxx if self.k.generation == "cxx" else self._step_rust
             t = threading.Thread(
                 target=self._guard,
@@ -632,9 +638,10 @@ class Engine:
                 obj.total_step_upload_ms += upload_ms
             machine.nr_steps_done += 1
             machine.succeeded_builds += 1
-            # queue wait: runnable -> dispatched (the "dispatch" mark opens the timeline)
-            wait = int(max(0.0, run.phases[0][1] - run.runnable_at) * 1000) if run.phases else 0
-            s.wait_time_ms["x86_64-linux"] = s.wait_time_ms.get("x86_64-linux", 0) + wait
+            # waitTimeMs adds runnable -> insertion into the scheduling queue (queue.rs:63-84),
+            # not the wait for a machine (that is the histogram above); the emulator inserts a
+            # step into its queue the moment it becomes runnable: nothing to add
+            s.wait_time_ms.setdefault("x86_64-linux", 0)
             key = f"{self.wl.project}:{self.wl.jobset}"
             seconds, shares = s.jobsets[key]
             s.jobsets[key] = (seconds + build_ms // 1000, shares)

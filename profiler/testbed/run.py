@@ -71,7 +71,7 @@ class Snapshots:
         with e.state.lock:
             if e.k.generation == "cxx":
                 return status.cxx_metrics(e.state)
-            return status.rust_metrics(e.state, time.time())
+            return status.rust_metrics(e.state, time.time(), list(e.state.job_wait_seconds))
 
 
 def _handler(snap: Snapshots) -> type[BaseHTTPRequestHandler]:

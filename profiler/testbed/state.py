@@ -141,6 +141,8 @@ class RunnerState:
     machine_types: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Rust queueStats wait time per system, ms
     wait_time_ms: dict[str, int] = field(default_factory=dict)
+    # Rust: each dispatched step's wait runnable -> dispatch (job_wait_time_seconds)
+    job_wait_seconds: list[float] = field(default_factory=list)
     store: StoreStats = field(default_factory=StoreStats)
     s3: S3Stats = field(default_factory=S3Stats)
     s3_bucket: str = "testbed-cache"

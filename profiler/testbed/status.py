@@ -662,6 +662,13 @@ def _rust_supported_features(state: RunnerState) -> list[str]:
     )
 
 
+def rust_runnable(state: RunnerState) -> int:
+    """Rust ``nrStepsRunnable``/``steps_runnable``: every live step whose runnable flag is
+    set, and the flag is never cleared on dispatch, so the steps being built count too
+    (hydra 14332fbf hydra-queue-runner/src/state/step.rs:451, :659)."""
+    return state.nr_runnable_steps + state.nr_active_steps
+
+
 def _rust_step_counters(
     state: RunnerState, queues: Mapping[str, Mapping[str, int]]
 ) -> dict[str, Any]:
@@ -678,7 +685,7 @@ def _rust_step_counters(
         "nrStepsDone": done,
         "nrStepsBuilding": state.nr_steps_building,
         "nrStepsWaiting": sum(q["nrRunnableWaiting"] for q in queues.values()),
-        "nrStepsRunnable": state.nr_runnable_steps,
+        "nrStepsRunnable": rust_runnable(state),
         "nrStepsUnfinished": state.nr_unfinished_steps,
         "nrUnsupportedSteps": state.nr_unsupported_steps,
         "nrUnsupportedStepsAborted": 0,
@@ -710,7 +717,7 @@ def _rust_queue_runner(state: RunnerState, now: float, uploads_pending: int) -> 
         "buildCount": state.nr_queued_builds,
         "jobsetCount": len(state.jobsets),
         "stepCount": state.nr_unfinished_steps,
-        "runnableCount": state.nr_runnable_steps,
+        "runnableCount": rust_runnable(state),
         "queueStats": queues,
         "queueChecksStarted": state.queue_checks_started,
         "queueBuildLoads": state.queue_build_loads,
@@ -1291,7 +1298,7 @@ def _rust_step_values(state: RunnerState) -> dict[str, float]:
         "steps_finished": done,
         "steps_building": state.nr_steps_building,
         "steps_waiting": sum(q["nrRunnableWaiting"] for q in queues.values()),
-        "steps_runnable": state.nr_runnable_steps,
+        "steps_runnable": rust_runnable(state),
         "steps_unfinished": state.nr_unfinished_steps,
         "steps_unsupported": state.nr_unsupported_steps,
         "steps_unsupported_aborted": 0,
