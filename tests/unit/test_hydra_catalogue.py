@@ -138,3 +138,18 @@ def test_presigned_level_mapping() -> None:
     got = {n: facts.presigned_level(n) for n in (None, 0, 1, 2, 8, 9, 19)}
     assert got == {None: "default", 0: "default", 1: "fastest", 2: "precise:2",
                    8: "precise:8", 9: "best", 19: "default"}  # fmt: skip
+
+
+def test_the_coverage_document_is_up_to_date() -> None:
+    """docs/hydra-coverage.md is what scripts/hydra_coverage.py prints from the code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    made = subprocess.run(
+        [sys.executable, str(root / "scripts" / "hydra_coverage.py")],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    committed = (root / "docs" / "hydra-coverage.md").read_text(encoding="utf-8")
+    assert made == committed, "run: python3 scripts/hydra_coverage.py > docs/hydra-coverage.md"
