@@ -61,6 +61,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--db-latency", type=float, default=0.0, metavar="SECONDS")
     p.add_argument("--build-scale", type=float, default=1.0, help="scale build durations")
     p.add_argument("--burn", action="store_true", help="builds burn CPU instead of waiting")
+    p.add_argument(
+        "--fail",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N steps that nothing depends on fail to build (chosen with --seed): the build "
+        "is marked failed, no outputs, NULL sizes, as on a real farm",
+    )
     p.add_argument("--pg", metavar="DSN", help="write Hydra's tables into this PostgreSQL")
     p.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
     p.add_argument("--out", required=True, metavar="DIR")
@@ -79,6 +87,8 @@ def _rate(text: str | None) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from profiler.codecs import parse_spec
     from profiler.testbed import workload
     from profiler.testbed.engine import Knobs
@@ -87,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     parse_spec(args.codec)
     if args.machines < 1 or args.max_jobs < 1:
         raise UsageError("--machines and --max-jobs must be at least 1")
+    if args.fail < 0:
+        raise UsageError("--fail must not be negative")
     knobs = Knobs(
         args.generation,
         args.codec,
@@ -104,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         if args.workload
         else workload.generate(args.steps, args.seed, build_scale=args.build_scale)
     )
+    if args.fail:
+        knobs = replace(knobs, fail_steps=workload.failing_leaves(wl, args.fail, args.seed))
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -71,6 +71,9 @@ class Knobs:
     connect_seconds: float = 0.05
     post_seconds: float = 0.05
     burn: bool = False
+    # steps (workload indexes) whose build fails, as real farms see every day: the runner
+    # marks the build failed and writes no sizes (Builds.size/closureSize stay NULL)
+    fail_steps: frozenset[int] = frozenset()
 
     def workers(self) -> int:
         """Hydra's default: min(1024, max(4, hardware threads) - 2)."""
@@ -96,6 +99,7 @@ class StepRun:
     compress_seconds: float = 0.0
     build_start: float = 0.0
     build_stop: float = 0.0
+    status: int = 0  # BuildSteps.status: 0 success, 1 failed
     _open: tuple[str, float] | None = None
 
     def mark(self, phase: str, now: float) -> None:
@@ -190,18 +194,18 @@ class Engine:
     def _emit_builder(self, host: str, line: journal.Line) -> None:
         self.builder_logs[host].log(line, time.time())
 
-    def _db(self, call: str, *args: Any) -> Any:
+    def _db(self, call: str, *args: Any, **kwargs: Any) -> Any:
         """A database write: the latency knob applies, and concurrent writes are counted."""
         with self.state.lock:
             self._db_active += 1
             self.state.nr_active_db_updates = self._db_active
             stalled = self._db_active
-        if stalled > 6 and self.k.generation == "cxx":
+        if stalled > facts.DB_STALL_THRESHOLD and self.k.generation == "cxx":
             self._emit(journal.cxx_db_stalled(stalled))
         try:
             if self.k.db_latency_seconds:
                 time.sleep(self.k.db_latency_seconds)
-            return getattr(self.db, call)(*args) if self.db is not None else None
+            return getattr(self.db, call)(*args, **kwargs) if self.db is not None else None
         finally:
             with self.state.lock:
                 self._db_active -= 1
@@ -414,26 +418,28 @@ class Engine:
 
     def _finish_db(self, run: StepRun, start: int, stop: int, overhead_ms: int) -> None:
         run.mark("db-update", time.time())
-        outputs = {"out": run.spec.output.path}
+        ok = run.status == 0
         self._db(
             "finish_step",
             run.build_id,
             run.step_nr,
-            0,
+            run.status,
             start,
             stop,
             self._machine_name(run),
             overhead_ms,
+            error_msg=None if ok else FAILURE_MESSAGE,
         )
+        # only the success path writes sizes (C++ hydra-queue-runner.cc:458 at a40d4286)
         self._db(
             "finish_build",
             run.build_id,
-            0,
+            run.status,
             start,
             stop,
-            run.nar_bytes,
-            run.nar_bytes + run.input_bytes,
-            outputs,
+            run.nar_bytes if ok else None,
+            run.nar_bytes + run.input_bytes if ok else None,
+            {"out": run.spec.output.path} if ok else {},
         )
 
     def _machine_name(self, run: StepRun) -> str:
@@ -487,6 +493,9 @@ class Engine:
             self._gauge("nr_steps_building", 1)
             run.build_start, run.build_stop = conn.build(run.spec.build_seconds, self.k.burn)
             self._gauge("nr_steps_building", -1)
+            if run.spec.index in self.k.fail_steps:
+                run.status = 1  # the builder reports a failure: no outputs to receive
+                raise _BuildFailed
             if not self._slots.acquire(blocking=False):
                 run.mark("waiting-for-local-slot", time.time())
                 self._db("set_busy", run.build_id, run.step_nr, 35)
@@ -499,16 +508,22 @@ class Engine:
                 copy_ms += self._receive_cxx(run, conn)
             finally:
                 self._slots.release()
+        except _BuildFailed:
+            pass
         finally:
             conn.close()
             if not released:
                 self._release(machine, run)
         run.mark("post-processing", time.time())
         self._db("set_busy", run.build_id, run.step_nr, 50)
-        self.cache.read_nar(run.spec.output.path)  # closure size / products: read it back
+        if run.status == 0:
+            self.cache.read_nar(run.spec.output.path)  # closure size / products: read it back
         time.sleep(self.k.post_seconds)
         self._finish_db(run, int(run.build_start), int(run.build_stop), copy_ms)
-        self._emit(journal.cxx_marking_succeeded(run.build_id))
+        if run.status == 0:
+            self._emit(journal.cxx_marking_succeeded(run.build_id))
+        else:
+            self._emit(journal.cxx_marking_failed(run.build_id))
         run.end(time.time())
         self._account_cxx(run, machine, t_start)
 
@@ -539,7 +554,10 @@ class Engine:
             s = self.state
             s.nr_steps_done += 1
             s.nr_builds_done += 1
-            s.nr_builds_succeeded += 1
+            if run.status == 0:
+                s.nr_builds_succeeded += 1
+            else:
+                s.nr_builds_failed += 1
             s.nr_active_steps -= 1
             s.nr_queued_builds -= 1
             s.nr_unfinished_steps -= 1
@@ -590,6 +608,9 @@ class Engine:
         (agent.burn_cpu if self.k.burn else time.sleep)(run.spec.build_seconds)
         run.build_stop = time.time()
         self._gauge("nr_steps_building", -1)
+        if run.spec.index in self.k.fail_steps:
+            self._fail_rust(run, machine, t_start, import_ms, machine_id, job_uuid)
+            return
         self._emit_builder(machine.hostname, journal.rust_finished_building(run.spec.drv_path))
         upload_ms = self._upload_rust(run, machine)
         run.mark("post-processing", time.time())
@@ -601,6 +622,32 @@ class Engine:
         self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms + upload_ms)
         run.end(time.time())
         self._account_rust(run, machine, t_start, import_ms, upload_ms)
+
+    def _fail_rust(
+        self,
+        run: StepRun,
+        machine: MachineState,
+        t_start: float,
+        import_ms: int,
+        machine_id: str,
+        job_uuid: str,
+    ) -> None:
+        """The builder reports the failure (state.rs:310) and uploads nothing; the runner
+        fails the step (state/mod.rs:2224) and the build (:2438)."""
+        run.status = 1
+        self._emit_builder(
+            machine.hostname, journal.rust_build_failed(run.spec.drv_path, FAILURE_MESSAGE)
+        )
+        run.mark("post-processing", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, 50)
+        self._emit(journal.rust_removing_job(run.spec.drv_path, machine_id, job_uuid))
+        self._emit(
+            journal.rust_marking_failed(run.build_id, run.spec.drv_path, machine_id, job_uuid)
+        )
+        self._release(machine, run)
+        self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms)
+        run.end(time.time())
+        self._account_rust(run, machine, t_start, import_ms, 0)
 
     def _upload_rust(self, run: StepRun, machine: MachineState) -> int:
         run.mark("reading-outputs", time.time())
@@ -627,7 +674,10 @@ class Engine:
             s = self.state
             s.nr_steps_done += 1
             s.nr_builds_done += 1
-            s.nr_builds_succeeded += 1
+            if run.status == 0:
+                s.nr_builds_succeeded += 1
+            else:
+                s.nr_builds_failed += 1
             s.nr_active_steps -= 1
             s.nr_queued_builds -= 1
             s.nr_unfinished_steps -= 1
@@ -645,6 +695,13 @@ class Engine:
             key = f"{self.wl.project}:{self.wl.jobset}"
             seconds, shares = s.jobsets[key]
             s.jobsets[key] = (seconds + build_ms // 1000, shares)
+
+
+FAILURE_MESSAGE = "builder for the derivation failed with exit code 2"
+
+
+class _BuildFailed(Exception):
+    """The build of a step in ``Knobs.fail_steps`` failed on the builder."""
 
 
 def _machine_uuid(hostname: str) -> str:

@@ -178,6 +178,10 @@ def cxx_marking_succeeded(build_id: int) -> Line:
     return _cxx("cxx-runner", "build_succeeded", build_id)
 
 
+def cxx_marking_failed(build_id: int) -> Line:
+    return _cxx("cxx-runner", "build_failed", build_id)
+
+
 def cxx_db_stalled(n: int) -> Line:
     return _cxx("cxx-runner", "db_stalled", n)
 
@@ -255,6 +259,28 @@ def rust_upload_done(
     spans = _upload_spans(drv, job_uuid, machine_id, presigned) if drv else ()
     return _rust("rust-builder", "upload_finished", spans, rust_duration_text(seconds),
                  containing=how)  # fmt: skip
+
+
+def rust_build_failed(drv: str, error: str) -> Line:
+    return _rust("rust-builder", "build_step_failed", (), drv=base(drv), error_msg=error)
+
+
+def _fail_spans(drv: str, machine_id: str, job_uuid: str) -> tuple[str, ...]:
+    return (
+        f'machine_id="{machine_id}" build_id="{job_uuid}"',  # complete_build
+        f"machine_id={machine_id} build_id={job_uuid}",  # fail_step_by_uuid
+        f"machine_id={machine_id} drv_path={base(drv)}",  # fail_step
+    )
+
+
+def rust_removing_job(drv: str, machine_id: str, job_uuid: str) -> Line:
+    spans = _fail_spans(drv, machine_id, job_uuid)
+    return _rust("rust-runner", "job_removed", spans, drv_path=base(drv))
+
+
+def rust_marking_failed(build_id: int, drv: str, machine_id: str, job_uuid: str) -> Line:
+    spans = (*_fail_spans(drv, machine_id, job_uuid), "")  # inner_fail_job: no fields
+    return _rust("rust-runner", "build_failed", spans, build_id)
 
 
 def rust_completed(drv: str) -> Line:

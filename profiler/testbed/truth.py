@@ -51,6 +51,7 @@ def document(
                 "wall_seconds": r.finished_at - r.runnable_at,
                 "build_start": r.build_start,
                 "build_stop": r.build_stop,
+                "status": r.status,
                 "phases": [
                     {"phase": n, "category": CATEGORY[n], "start": s, "end": e}
                     for n, s, e in r.phases
@@ -67,7 +68,11 @@ def document(
         "emulator": "hydra-profiler testbed (an emulator, not Hydra)",
         "generation": knobs.generation,
         "codec": codec_label,
-        "knobs": {k: getattr(knobs, k) for k in knobs.__dataclass_fields__},
+        "knobs": {
+            k: sorted(v) if isinstance(v, frozenset) else v
+            for k in knobs.__dataclass_fields__
+            for v in [getattr(knobs, k)]
+        },
         "started_at": started,
         "finished_at": finished,
         "steps": steps,

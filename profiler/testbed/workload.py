@@ -218,3 +218,12 @@ def output_selection(output: Output) -> frozenset[bytes]:
     if not files:  # the root is smaller than the skip: take from its start
         files = set(corpus.select_files(output.root, output.include, output.budget_bytes)[0])
     return frozenset(corpus.with_parents(files))
+
+
+def failing_leaves(wl: Workload, n: int, seed: int) -> frozenset[int]:
+    """``n`` steps that no other step depends on (so a failure propagates nowhere), chosen
+    with ``seed``: the steps whose builds fail in a run with failures."""
+    needed = {d for step in wl.steps for d in step.deps}
+    leaves = [step.index for step in wl.steps if step.index not in needed]
+    rng = random.Random(seed * 7919 + n)
+    return frozenset(rng.sample(leaves, min(n, len(leaves))))

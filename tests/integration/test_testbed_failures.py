@@ -1,0 +1,79 @@
+"""What real farms do and the emulator now does too: builds that fail. The runner marks the
+build failed and writes no sizes; the journals say so in each generation's words; collectors
+and the analysis take the run without a traceback and count the failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from profiler.collect.logs import parse_file
+from profiler.testbed import workload
+from profiler.testbed.engine import Knobs
+from profiler.testbed.run import run_testbed
+
+CMD = [sys.executable, "-m", "profiler"]
+BENCH = Path(__file__).resolve().parents[1] / "data" / "bench-v1"
+
+
+@pytest.mark.parametrize("generation", ["cxx", "rust"])
+def test_failed_builds_end_to_end(tmp_path: Path, db_dsn: str, generation: str) -> None:
+    wl = workload.generate(8, seed=5, build_scale=0.2)
+    failing = workload.failing_leaves(wl, 2, seed=5)
+    assert len(failing) == 2
+    tb = tmp_path / "tb"
+    truth = run_testbed(
+        wl, Knobs(generation, "compression=zstd", fail_steps=failing), str(tb), pg_dsn=db_dsn
+    )
+    failed_truth = {s["build_id"] for s in truth["steps"] if s["status"] == 1}
+    assert {s["index"] for s in truth["steps"] if s["status"] == 1} == set(failing)
+    assert abs(sum(truth["attribution"].values()) - 1) < 1e-9
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "select id, buildStatus, size, closureSize from Builds order by id"
+        ).fetchall()
+        steps = conn.execute("select build, status, errorMsg from BuildSteps").fetchall()
+    for build, status, size, closure in rows:
+        if build in failed_truth:
+            assert (status, size, closure) == (1, None, None)  # no sizes for failures
+        else:
+            assert status == 0 and size and closure
+    assert {b for b, status, _ in steps if status == 1} == failed_truth
+    assert all(msg for _, status, msg in steps if status == 1)
+    # the journals say it in each generation's words, and the parser reads them
+    if generation == "cxx":
+        events, summary = parse_file(str(tb / "hydra-queue-runner.journal.txt"), year=2026)
+        assert {e["build_id"] for e in events if e["event"] == "build_failed"} == failed_truth
+    else:
+        events, summary = parse_file(str(tb / "hydra-queue-runner-dev.journal.txt"), year=2026)
+        assert {e["build_id"] for e in events if e["event"] == "build_failed"} == failed_truth
+        assert sum(e["event"] == "job_removed" for e in events) == 2
+        builder = [
+            e
+            for p in tb.glob("hydra-queue-builder-dev-*.journal.txt")
+            for e in parse_file(str(p), year=2026)[0]
+        ]
+        assert sum(e["event"] == "build_step_failed" for e in builder) == 2
+    assert summary.understood == summary.lines
+    # collectors and the analysis take the run
+    run = tmp_path / "run"
+    for argv in (
+        ["collect", "db", "--pg", db_dsn, "--once", "--since", "1700000000", "--out", str(run)],
+        ["collect", "logs", "--out", str(run), *(f"--file={p}" for p in tb.glob("*.journal.txt"))],
+    ):
+        done = subprocess.run([*CMD, *argv], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [*CMD, "analyze", str(run), "--format", "json", "--profiles", str(BENCH)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    failed = next(u for u in doc["use"] if u["resource"] == "builder slots")["errors"]
+    assert failed == 2
+    assert abs(sum(doc["attribution"].values()) - 1) < 1e-9
