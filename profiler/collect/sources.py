@@ -205,13 +205,16 @@ class PgSource:
         doc = row[0]
         if isinstance(doc, str):
             doc = _json(doc.encode(), self.target)
+        # a dump made for this request carries a time at or after it; an older one is stale,
+        # whatever answered (another client's request, or nobody)
         dumped = _doc_time(doc, math.nan)
-        if answered or not math.isfinite(dumped) or dumped >= asked - 1:
+        if not math.isfinite(dumped) or dumped >= asked - 1:
             return [Fetched(doc, asked, self.target)]
         age = asked - dumped
         note = (
             f"SystemStatus row is {_age_text(age)} old (time={int(dumped)}): the C++ runner did "
             f"not answer NOTIFY dump_status within {self.wait:g} s; it is not live"
+            + ("" if not answered else " (a status_dumped arrived, but not with a new row)")
         )
         return [Fetched(doc, dumped, self.target, note=note)]
 

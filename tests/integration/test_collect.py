@@ -3,6 +3,7 @@ and a real SIGKILL; rates checked against the testbed's ground truth."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -264,9 +265,8 @@ def _answer_dump_status(dsn: str, doc: dict[str, Any], stop: threading.Event) ->
 def test_system_status_row_absent_stale_and_fresh(tmp_path: Path, db_dsn: str) -> None:
     from profiler.testbed.db import HydraDb
 
-    with HydraDb(db_dsn) as db:
+    with HydraDb(db_dsn) as db, contextlib.closing(PgSource(db_dsn, wait_seconds=0.5)) as src:
         db.create_schema()
-        src = PgSource(db_dsn, wait_seconds=0.5)
         # no row (a Rust runner never writes one): said so, not "down"
         [absent] = src.fetch()
         assert absent.doc is None and "Rust queue runner does not write it" in (absent.note or "")
@@ -288,7 +288,6 @@ def test_system_status_row_absent_stale_and_fresh(tmp_path: Path, db_dsn: str) -
         finally:
             stop.set()
             answer.join()
-            src.close()
     assert fresh.note is None and fresh.doc["pid"] == 43 and fresh.doc["nrStepsDone"] == 11
     assert abs(fresh.ts - time.time()) < 10
     with HydraDb(db_dsn) as db:
