@@ -20,9 +20,7 @@ def message(program: str, event: str, *, containing: str = "", era: str | None =
     LookupError naming what is missing otherwise, so nothing renders a message the catalogue
     does not have."""
     found = [
-        m
-        for m in CATALOGUE
-        if m.program == program and m.event == event and containing in m.format
+        m for m in CATALOGUE if m.program == program and m.event == event and containing in m.format
     ]
     if era is not None:
         found = [m for m in found if m.era == era]
