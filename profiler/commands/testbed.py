@@ -62,6 +62,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--build-scale", type=float, default=1.0, help="scale build durations")
     p.add_argument("--burn", action="store_true", help="builds burn CPU instead of waiting")
     p.add_argument(
+        "--upload-mode",
+        choices=("presigned", "direct"),
+        default="presigned",
+        help="Rust builders: compress and PUT themselves (presigned, production) or stream "
+        "NARs to the runner, which compresses and uploads them after the step (direct)",
+    )
+    p.add_argument(
         "--fail",
         type=int,
         default=0,
@@ -110,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         args.dispatch_delay,
         args.db_latency,
         burn=args.burn,
+        upload_mode=args.upload_mode,
     )
     wl = (
         workload.load(args.workload)

@@ -74,6 +74,10 @@ class Knobs:
     # steps (workload indexes) whose build fails, as real farms see every day: the runner
     # marks the build failed and writes no sizes (Builds.size/closureSize stay NULL)
     fail_steps: frozenset[int] = frozenset()
+    # Rust builders' upload mode (facts.UPLOAD_MODES): presigned = the builder compresses and
+    # PUTs (production); direct = the builder streams the NAR to the runner, whose uploader
+    # task compresses and uploads it afterwards, outside the step (state/uploader.rs)
+    upload_mode: str = "presigned"
 
     def workers(self) -> int:
         """Hydra's default: min(1024, max(4, hardware threads) - 2)."""
@@ -100,6 +104,7 @@ class StepRun:
     build_start: float = 0.0
     build_stop: float = 0.0
     status: int = 0  # BuildSteps.status: 0 success, 1 failed
+    async_compress_seconds: float = 0.0  # Rust direct mode: the runner's, after the step
     _open: tuple[str, float] | None = None
 
     def mark(self, phase: str, now: float) -> None:
@@ -133,9 +138,14 @@ class Engine:
         self.out = out
         self.db = db
         self.progress = progress
+        if knobs.upload_mode not in facts.UPLOAD_MODES:
+            raise ValueError(f"upload mode {knobs.upload_mode!r}: one of {facts.UPLOAD_MODES}")
         spec_text = knobs.codec
         if knobs.generation == "rust" and "as=" not in spec_text:
-            spec_text += "&as=rust-presigned" if "=" in spec_text else ":as=rust-presigned"
+            # presigned: the builder maps the level (presigned.rs:42); direct: the runner's
+            # binary-cache crate compresses with its own levels
+            writer = "rust-presigned" if knobs.upload_mode == "presigned" else "rust"
+            spec_text += f"&as={writer}" if "=" in spec_text else f":as={writer}"
         self.codec: Codec = make_codec(parse_spec(spec_text))
         self.cache = BinaryCache(os.path.join(out, "cache"))
         now = time.time()
@@ -650,6 +660,8 @@ class Engine:
         self._account_rust(run, machine, t_start, import_ms, 0)
 
     def _upload_rust(self, run: StepRun, machine: MachineState) -> int:
+        if self.k.upload_mode == "direct":
+            return self._upload_direct(run, machine)
         run.mark("reading-outputs", time.time())
         u0 = time.perf_counter()
         self._db("set_busy", run.build_id, run.step_nr, 40)
@@ -664,6 +676,49 @@ class Engine:
         elapsed = time.perf_counter() - u0
         self._emit_builder(machine.hostname, journal.rust_upload_done(True, elapsed, *ids))
         return int(elapsed * 1000)
+
+    def _upload_direct(self, run: StepRun, machine: MachineState) -> int:
+        """The builder streams the NAR to the runner (state.rs:1027-1062); the runner's
+        uploader task compresses and uploads it later (uploader.rs:291-366), off the step."""
+        run.mark("uploading", time.time())
+        u0 = time.perf_counter()
+        self._db("set_busy", run.build_id, run.step_nr, 40)
+        ids = (run.spec.drv_path, _job_uuid(run), _machine_uuid(machine.hostname))
+        self._emit_builder(machine.hostname, journal.rust_upload_start(False, *ids))
+        with self.state.lock:
+            machine.uploading_paths += 1
+        data = self.output_nar(run.spec.index)
+        if self.k.link_bytes_per_second:
+            time.sleep(len(data) / self.k.link_bytes_per_second)
+        with self.state.lock:
+            machine.uploading_paths -= 1
+        run.nar_bytes = len(data)
+        elapsed = time.perf_counter() - u0
+        self._emit_builder(machine.hostname, journal.rust_upload_done(False, elapsed, *ids))
+        uploader = threading.Thread(
+            target=self._guard_uploader, args=(run, data), name="uploader", daemon=True
+        )
+        self._threads.append(uploader)
+        uploader.start()
+        return int(elapsed * 1000)
+
+    def _guard_uploader(self, run: StepRun, data: bytes) -> None:
+        self._emit(journal.rust_upload_scheduled(run.spec.output.path))
+        self._emit(journal.rust_runner_upload_started(1))
+        c0 = time.perf_counter()
+        blob = self.codec.compress(data)
+        compress_seconds = time.perf_counter() - c0
+        refs = [self.wl.steps[d].output.path for d in run.spec.deps]
+        self.cache.add(run.spec.output.path, data, blob, self.codec, refs, run.spec.drv_path)
+        if self.k.upload_bytes_per_second:
+            time.sleep(len(blob) / self.k.upload_bytes_per_second)
+        with self.state.lock:
+            run.compressed_bytes = len(blob)
+            run.async_compress_seconds = compress_seconds
+            s3 = self.state.s3
+            s3.put += 2
+            s3.put_bytes += len(blob)
+        self._emit(journal.rust_runner_upload_finished(1))
 
     def _account_rust(
         self, run: StepRun, machine: MachineState, t_start: float, import_ms: int, upload_ms: int

@@ -283,5 +283,17 @@ def rust_marking_failed(build_id: int, drv: str, machine_id: str, job_uuid: str)
     return _rust("rust-runner", "build_failed", spans, build_id)
 
 
+def rust_upload_scheduled(path: str) -> Line:
+    return _rust("rust-runner", "upload_scheduled", (), f"[StorePath({base(path)})]")
+
+
+def rust_runner_upload_started(paths: int) -> Line:
+    return _rust("rust-runner", "runner_upload_started", (), paths)
+
+
+def rust_runner_upload_finished(paths: int) -> Line:
+    return _rust("rust-runner", "runner_upload_finished", (), paths)
+
+
 def rust_completed(drv: str) -> Line:
     return _rust("rust-builder", "build_completed", (), drv=base(drv))

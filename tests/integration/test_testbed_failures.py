@@ -77,3 +77,37 @@ def test_failed_builds_end_to_end(tmp_path: Path, db_dsn: str, generation: str) 
     failed = next(u for u in doc["use"] if u["resource"] == "builder slots")["errors"]
     assert failed == 2
     assert abs(sum(doc["attribution"].values()) - 1) < 1e-9
+
+
+def test_rust_direct_uploads_compress_on_the_runner_after_the_step(tmp_path: Path) -> None:
+    """Direct mode (no presigned URLs): the builder streams the NAR to the runner and the
+    runner's uploader task compresses and uploads it afterwards (hydra 14332fbf
+    hydra-builder/src/state.rs:1027-1062, hydra-queue-runner/src/state/uploader.rs)."""
+    wl = workload.generate(5, seed=3, build_scale=0.2)
+    tb = tmp_path / "tb"
+    truth = run_testbed(wl, Knobs("rust", "compression=zstd", upload_mode="direct"), str(tb))
+    phases = {p["phase"] for s in truth["steps"] for p in s["phases"]}
+    assert "compressing" not in phases  # the step does not compress
+    assert len(list((tb / "cache").glob("*.narinfo"))) == len(wl.steps)
+    runner, _ = parse_file(str(tb / "hydra-queue-runner-dev.journal.txt"), year=2026)
+    assert sum(e["event"] == "runner_upload_finished" for e in runner) == len(wl.steps)
+    builder = [
+        e
+        for p in tb.glob("hydra-queue-builder-dev-*.journal.txt")
+        for e in parse_file(str(p), year=2026)[0]
+    ]
+    modes = {e["mode"] for e in builder if e["event"] == "upload_finished"}
+    assert modes == {"direct"}
+    run = tmp_path / "run"
+    files = [f"--file={p}" for p in tb.glob("*.journal.txt")]
+    done = subprocess.run(
+        [*CMD, "collect", "logs", "--out", str(run), *files], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [*CMD, "analyze", str(run), "--format", "json", "--profiles", str(BENCH)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["upload_mode"] == "direct" and "direct" in doc["upload_mode_source"]
