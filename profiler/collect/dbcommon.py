@@ -12,33 +12,15 @@ from typing import Any
 
 import psycopg
 
+from profiler.hydra import facts
 from profiler.store import Run, redact
 
-PHASES: dict[int, str] = {
-    1: "preparing",
-    10: "connecting",
-    20: "sending-inputs",
-    30: "building",
-    35: "waiting-for-local-slot",
-    40: "receiving-outputs",
-    50: "post-processing",
-}
-PREPARING = 1
-FINAL_PHASE = 50  # the last busy code in both generations: busy 0 follows
-
-SEMANTICS = {
-    "cxx": "C++: stop-start = the build only (builder-reported); overhead_ms = copying "
-    "inputs to and outputs from the builder (incl. compression and upload)",
-    "rust": "Rust: stop-start = the whole step (runner clock); overhead_ms = the builder's "
-    "import + upload time",
-    "unknown": "generation unknown: stop-start is the build only (C++) or the whole step "
-    "(Rust); pass --generation",
-}
-BUILD_SEMANTICS = {
-    "cxx": "C++: start/stop = the top-level step's build start/stop (builder clock)",
-    "rust": "Rust: start/stop = the top-level step's wall times (runner clock)",
-    "unknown": "generation unknown: start/stop are build times (C++) or step wall times (Rust)",
-}
+# Hydra's facts, from their one home (profiler.hydra.facts), under the names used here
+PHASES: Mapping[int, str] = facts.BUSY
+PREPARING = facts.PREPARING
+FINAL_PHASE = facts.FINAL_PHASE  # the last busy code in both generations: busy 0 follows
+SEMANTICS = facts.TIME_SEMANTICS
+BUILD_SEMANTICS = facts.BUILD_SEMANTICS
 
 EXPORT_APP = "hydra-profiler-db-export"
 TRACK_APP = "hydra-profiler-db-track"

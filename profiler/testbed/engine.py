@@ -660,46 +660,34 @@ class Engine:
         self._account_rust(run, machine, t_start, import_ms, 0)
 
     def _upload_rust(self, run: StepRun, machine: MachineState) -> int:
-        if self.k.upload_mode == "direct":
-            return self._upload_direct(run, machine)
-        run.mark("reading-outputs", time.time())
-        u0 = time.perf_counter()
-        self._db("set_busy", run.build_id, run.step_nr, 40)
-        ids = (run.spec.drv_path, _job_uuid(run), _machine_uuid(machine.hostname))
-        self._emit_builder(machine.hostname, journal.rust_upload_start(True, *ids))
-        with self.state.lock:
-            machine.uploading_paths += 1
-        data = self.output_nar(run.spec.index)
-        self._store_output(run, data)
-        with self.state.lock:
-            machine.uploading_paths -= 1
-        elapsed = time.perf_counter() - u0
-        self._emit_builder(machine.hostname, journal.rust_upload_done(True, elapsed, *ids))
-        return int(elapsed * 1000)
-
-    def _upload_direct(self, run: StepRun, machine: MachineState) -> int:
-        """The builder streams the NAR to the runner (state.rs:1027-1062); the runner's
+        """The builder's upload phase. Presigned (production): it compresses with the mapped
+        level and PUTs. Direct: it streams the NAR to the runner (state.rs:1027-1062), whose
         uploader task compresses and uploads it later (uploader.rs:291-366), off the step."""
-        run.mark("uploading", time.time())
+        presigned = self.k.upload_mode == "presigned"
+        run.mark("reading-outputs" if presigned else "uploading", time.time())
         u0 = time.perf_counter()
         self._db("set_busy", run.build_id, run.step_nr, 40)
         ids = (run.spec.drv_path, _job_uuid(run), _machine_uuid(machine.hostname))
-        self._emit_builder(machine.hostname, journal.rust_upload_start(False, *ids))
+        self._emit_builder(machine.hostname, journal.rust_upload_start(presigned, *ids))
         with self.state.lock:
             machine.uploading_paths += 1
         data = self.output_nar(run.spec.index)
-        if self.k.link_bytes_per_second:
-            time.sleep(len(data) / self.k.link_bytes_per_second)
+        if presigned:
+            self._store_output(run, data)
+        else:
+            if self.k.link_bytes_per_second:
+                time.sleep(len(data) / self.k.link_bytes_per_second)
+            run.nar_bytes = len(data)
         with self.state.lock:
             machine.uploading_paths -= 1
-        run.nar_bytes = len(data)
         elapsed = time.perf_counter() - u0
-        self._emit_builder(machine.hostname, journal.rust_upload_done(False, elapsed, *ids))
-        uploader = threading.Thread(
-            target=self._guard_uploader, args=(run, data), name="uploader", daemon=True
-        )
-        self._threads.append(uploader)
-        uploader.start()
+        self._emit_builder(machine.hostname, journal.rust_upload_done(presigned, elapsed, *ids))
+        if not presigned:
+            uploader = threading.Thread(
+                target=self._guard_uploader, args=(run, data), name="uploader", daemon=True
+            )
+            self._threads.append(uploader)
+            uploader.start()
         return int(elapsed * 1000)
 
     def _guard_uploader(self, run: StepRun, data: bytes) -> None:
