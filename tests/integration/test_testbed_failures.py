@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,6 +20,23 @@ from profiler.testbed.run import run_testbed
 
 CMD = [sys.executable, "-m", "profiler"]
 BENCH = Path(__file__).resolve().parents[1] / "data" / "bench-v1"
+
+
+def _collect_and_analyze(run: Path, tb: Path, *more: list[str]) -> dict[str, Any]:
+    """Collect the testbed's journals (and ``more`` collectors) into ``run``; analyse it."""
+    logs = ["collect", "logs", *(f"--file={p}" for p in tb.glob("*.journal.txt"))]
+    for argv in (*more, logs):
+        done = subprocess.run(
+            [*CMD, *argv, "--out", str(run)], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [*CMD, "analyze", str(run), "--format", "json", "--profiles", str(BENCH)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
 
 
 @pytest.mark.parametrize("generation", ["cxx", "rust"])
@@ -61,19 +79,8 @@ def test_failed_builds_end_to_end(tmp_path: Path, db_dsn: str, generation: str) 
         assert sum(e["event"] == "build_step_failed" for e in builder) == 2
     assert summary.understood == summary.lines
     # collectors and the analysis take the run
-    run = tmp_path / "run"
-    for argv in (
-        ["collect", "db", "--pg", db_dsn, "--once", "--since", "1700000000", "--out", str(run)],
-        ["collect", "logs", "--out", str(run), *(f"--file={p}" for p in tb.glob("*.journal.txt"))],
-    ):
-        done = subprocess.run([*CMD, *argv], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-    done = subprocess.run(
-        [*CMD, "analyze", str(run), "--format", "json", "--profiles", str(BENCH)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    db = ["collect", "db", "--pg", db_dsn, "--once", "--since", "1700000000"]
+    doc = _collect_and_analyze(tmp_path / "run", tb, db)
     failed = next(u for u in doc["use"] if u["resource"] == "builder slots")["errors"]
     assert failed == 2
     assert abs(sum(doc["attribution"].values()) - 1) < 1e-9
@@ -98,16 +105,5 @@ def test_rust_direct_uploads_compress_on_the_runner_after_the_step(tmp_path: Pat
     ]
     modes = {e["mode"] for e in builder if e["event"] == "upload_finished"}
     assert modes == {"direct"}
-    run = tmp_path / "run"
-    files = [f"--file={p}" for p in tb.glob("*.journal.txt")]
-    done = subprocess.run(
-        [*CMD, "collect", "logs", "--out", str(run), *files], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run(
-        [*CMD, "analyze", str(run), "--format", "json", "--profiles", str(BENCH)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    doc = _collect_and_analyze(tmp_path / "run", tb)
     assert doc["upload_mode"] == "direct" and "direct" in doc["upload_mode_source"]
