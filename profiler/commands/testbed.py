@@ -69,6 +69,14 @@ def add_parser(sub: Any) -> None:
         "NARs to the runner, which compresses and uploads them after the step (direct)",
     )
     p.add_argument(
+        "--pressure-machines",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Rust: N builders report CPU pressure over their threshold (machineFreeFn "
+        "DynamicWithMaxJobLimit, as in production): hasCapacity false, no work for them",
+    )
+    p.add_argument(
         "--fail",
         type=int,
         default=0,
@@ -106,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--machines and --max-jobs must be at least 1")
     if args.fail < 0:
         raise UsageError("--fail must not be negative")
+    if args.pressure_machines and (
+        args.generation != "rust" or not 0 < args.pressure_machines < args.machines
+    ):
+        raise UsageError("--pressure-machines: Rust only, and fewer than --machines")
     knobs = Knobs(
         args.generation,
         args.codec,
@@ -118,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         args.db_latency,
         burn=args.burn,
         upload_mode=args.upload_mode,
+        pressure_machines=args.pressure_machines,
     )
     wl = (
         workload.load(args.workload)

@@ -30,7 +30,7 @@ from typing import Any
 from profiler import nar
 from profiler.codecs import Codec, make_codec, parse_spec
 from profiler.hydra import facts
-from profiler.testbed import agent, journal
+from profiler.testbed import agent, journal, status
 from profiler.testbed.cache import BinaryCache
 from profiler.testbed.state import MachineState, RunnerState
 from profiler.testbed.workload import StepSpec, Workload, output_selection
@@ -78,6 +78,10 @@ class Knobs:
     # PUTs (production); direct = the builder streams the NAR to the runner, whose uploader
     # task compresses and uploads it afterwards, outside the step (state/uploader.rs)
     upload_mode: str = "presigned"
+    # Rust: the first N builders report CPU pressure above their threshold all run long, and
+    # the runner's machineFreeFn is DynamicWithMaxJobLimit (production's): they take no work
+    # although their slots are free (state/machine.rs:731-780)
+    pressure_machines: int = 0
 
     def workers(self) -> int:
         """Hydra's default: min(1024, max(4, hardware threads) - 2)."""
@@ -157,6 +161,13 @@ class Engine:
             for i in range(knobs.machines)
         ]
         self.state.jobsets[f"{wl.project}:{wl.jobset}"] = (0, 100)
+        if knobs.pressure_machines:
+            if knobs.generation != "rust" or knobs.pressure_machines >= knobs.machines:
+                raise ValueError("pressure: Rust only, and at least one builder without it")
+            for i, m in enumerate(self.state.machines):
+                m.free_fn = "DynamicWithMaxJobLimit"
+                if i < knobs.pressure_machines:
+                    m.cpu_pressure_avg10 = PRESSURE_AVG10
         # the NixOS units (facts.UNITS): one journal file per unit, per builder host
         runner_unit = facts.UNITS[knobs.generation][0].removesuffix(".service")
         self.log = journal.Journal(
@@ -302,8 +313,15 @@ class Engine:
     def _should_wake(self) -> bool:
         if len(self._done) == len(self.runs):
             return True
-        free = any(m.current_jobs < m.max_jobs for m in self.state.machines)
+        free = any(self._has_capacity(m) for m in self.state.machines)
         return free and bool(self._runnable())
+
+    def _has_capacity(self, m: MachineState) -> bool:
+        """Whether the dispatcher may give ``m`` work: a free slot, and for a Rust builder under
+        a dynamic machineFreeFn, pressure under its thresholds (state/machine.rs:762)."""
+        if m.current_jobs >= m.max_jobs:
+            return False
+        return m.free_fn == "Static" or status.has_dynamic_capacity(m)
 
     def _dispatch_once(self) -> int:
         started = 0
@@ -312,7 +330,7 @@ class Engine:
                 (
                     m
                     for m in self.state.machines
-                    if m.current_jobs < m.max_jobs and run.spec.system in m.systems
+                    if self._has_capacity(m) and run.spec.system in m.systems
                 ),
                 key=lambda m: m.current_jobs,
                 default=None,
@@ -740,6 +758,7 @@ class Engine:
             s.jobsets[key] = (seconds + build_ms // 1000, shares)
 
 
+PRESSURE_AVG10 = 92.5  # %: above the builders' cpuPsiThreshold (75)
 FAILURE_MESSAGE = "builder for the derivation failed with exit code 2"
 
 

@@ -42,6 +42,9 @@ class MachineState:
     succeeded_builds: int = 0
     failed_builds: int = 0
     uploading_paths: int = 0
+    # emulated CPU pressure (PSI some avg10, %): None = the host's own
+    cpu_pressure_avg10: float | None = None
+    free_fn: str = "Static"  # the Rust runner's machineFreeFn (facts.MACHINE_FREE_FNS)
     downloading_paths: int = 0
     jobs: list[str] = field(default_factory=list)  # drv paths being built
 

@@ -579,7 +579,7 @@ def _rust_machine_stats(machine: MachineState, now: float, host: _Host) -> dict[
         "load5": f32_short(host.load[1]),
         "load15": f32_short(host.load[2]),
         "memUsage": host.mem_usage,
-        "pressure": {k: dict(v) for k, v in host.pressure.items()},
+        "pressure": _pressure(machine, host),
         "buildDirFreePercent": host.build_dir_free,
         "storeFreePercent": host.store_free,
         "currentUploadingPathCount": machine.uploading_paths,
@@ -591,11 +591,30 @@ def _rust_machine_stats(machine: MachineState, now: float, host: _Host) -> dict[
     }
 
 
+def _pressure(machine: MachineState, host: _Host) -> dict[str, Any]:
+    doc = {k: dict(v) for k, v in host.pressure.items()}
+    if machine.cpu_pressure_avg10 is not None:
+        doc["cpuSome"] = {**doc.get("cpuSome", {}), "avg10": machine.cpu_pressure_avg10}
+    return doc
+
+
+def has_dynamic_capacity(machine: MachineState) -> bool:
+    """hydra 14332fbf state/machine.rs:731-757: CPU PSI some avg10 (then memory/IO PSI full)
+    under the builder's thresholds; the emulator's pressure is the CPU one."""
+    if machine.cpu_pressure_avg10 is None:
+        return True
+    return machine.cpu_pressure_avg10 <= RUST_BUILDER_THRESHOLDS["cpuPsiThreshold"]
+
+
 def _rust_machine(machine: MachineState, now: float, host: _Host) -> dict[str, Any]:
     """``machines.<hostname>`` (``io::Machine``): config, state and ``stats``."""
     bogomips = f32(host.bogomips)
     score = f32(f32(machine.speed_factor * max(bogomips, 1.0)) * machine.cpu_count)
     has_static = machine.current_jobs < machine.max_jobs
+    has_dynamic = has_dynamic_capacity(machine)
+    free_fn = {"Static": has_static, "Dynamic": has_dynamic}
+    # state/machine.rs:762-780: DynamicWithMaxJobLimit needs both
+    has_capacity = free_fn.get(machine.free_fn, has_static and has_dynamic)
     doc: dict[str, Any] = {
         "systems": list(machine.systems),
         "hostname": machine.hostname,
@@ -619,8 +638,8 @@ def _rust_machine(machine: MachineState, now: float, host: _Host) -> dict[str, A
             "nixVersion": RUST_BUILDER_NIX_VERSION,
             "stats": _rust_machine_stats(machine, now, host),
             "jobs": list(machine.jobs),
-            "hasCapacity": has_static,  # machineFreeFn = Static (default)
-            "hasDynamicCapacity": True,
+            "hasCapacity": has_capacity,
+            "hasDynamicCapacity": has_dynamic,
             "hasStaticCapacity": has_static,
         }
     )

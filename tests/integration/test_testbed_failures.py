@@ -5,6 +5,7 @@ and the analysis take the run without a traceback and count the failures."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,24 @@ def test_rust_direct_uploads_compress_on_the_runner_after_the_step(tmp_path: Pat
     assert modes == {"direct"}
     doc = _collect_and_analyze(tmp_path / "run", tb)
     assert doc["upload_mode"] == "direct" and "direct" in doc["upload_mode_source"]
+
+
+def test_a_rust_builder_under_pressure_takes_no_work(tmp_path: Path) -> None:
+    """machineFreeFn DynamicWithMaxJobLimit (production): a builder whose CPU PSI is over its
+    threshold says hasCapacity false and gets no job although its slots are free (hydra
+    14332fbf state/machine.rs:731-780, state/queue.rs:472); the analysis sees the gate."""
+    wl = workload.generate(6, seed=2, build_scale=0.3)
+    tb = tmp_path / "tb"
+    knobs = Knobs("rust", "compression=zstd", machines=2, max_jobs=2, pressure_machines=1)
+    truth = run_testbed(wl, knobs, str(tb), snapshot_seconds=0.2)
+    assert {s["machine"] for s in truth["steps"]} == {"builder-2"}
+    docs = [json.loads(p.read_text()) for p in sorted((tb / "status").glob("*.json"))]
+    gated = docs[len(docs) // 2]["machines"]["builder-1"]
+    assert gated["hasCapacity"] is False and gated["hasStaticCapacity"] is True
+    assert gated["stats"]["pressure"]["cpuSome"]["avg10"] > gated["cpuPsiThreshold"]
+    run = tmp_path / "run"
+    status = ["collect", "status", "--file", str(tb / "status")]
+    doc = _collect_and_analyze(run, tb, status)
+    [line] = [e for e in doc["verdict"]["evidence"] if "hasCapacity false" in e]
+    share = int(re.search(r"(\d+)% of the time", line).group(1))  # type: ignore[union-attr]
+    assert share > 0, line  # steps waited while builder-1's slots were free
