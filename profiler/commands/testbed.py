@@ -77,6 +77,14 @@ def add_parser(sub: Any) -> None:
         "DynamicWithMaxJobLimit, as in production): hasCapacity false, no work for them",
     )
     p.add_argument(
+        "--retry",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N steps fail transiently on their first attempt and are retried after a "
+        "back-off (the row of the first attempt ends aborted, status 3)",
+    )
+    p.add_argument(
         "--fail",
         type=int,
         default=0,
@@ -102,6 +110,7 @@ def _rate(text: str | None) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import random
     from dataclasses import replace
 
     from profiler.codecs import parse_spec
@@ -112,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     parse_spec(args.codec)
     if args.machines < 1 or args.max_jobs < 1:
         raise UsageError("--machines and --max-jobs must be at least 1")
-    if args.fail < 0:
-        raise UsageError("--fail must not be negative")
+    if args.fail < 0 or args.retry < 0:
+        raise UsageError("--fail and --retry must not be negative")
     if args.pressure_machines and (
         args.generation != "rust" or not 0 < args.pressure_machines < args.machines
     ):
@@ -139,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.fail:
         knobs = replace(knobs, fail_steps=workload.failing_leaves(wl, args.fail, args.seed))
+    if args.retry:
+        chosen = random.Random(args.seed).sample(
+            range(len(wl.steps)), min(args.retry, len(wl.steps))
+        )
+        knobs = replace(knobs, retry_steps=frozenset(chosen) - knobs.fail_steps)
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

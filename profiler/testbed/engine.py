@@ -51,8 +51,11 @@ CATEGORY = {
     "uploading": "io",
     "post-processing": "post",
     "db-update": "post",
+    # a failed attempt and the back-off before its retry: time the step did not progress
+    "failed-attempt": "build",
+    "retry-wait": "scheduling",
 }
-CATEGORIES = ("scheduling", "io", "compression", "build", "post")
+CATEGORIES = facts.CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class Knobs:
     # the runner's machineFreeFn is DynamicWithMaxJobLimit (production's): they take no work
     # although their slots are free (state/machine.rs:731-780)
     pressure_machines: int = 0
+    # steps whose first build attempt fails transiently and is retried after a back-off
+    # (C++ builder.cc:261 and :63; Rust state/mod.rs:2224 and :2256), scaled for the emulator
+    retry_steps: frozenset[int] = frozenset()
+    retry_seconds: float = 0.5
 
     def workers(self) -> int:
         """Hydra's default: min(1024, max(4, hardware threads) - 2)."""
@@ -108,6 +115,9 @@ class StepRun:
     build_start: float = 0.0
     build_stop: float = 0.0
     status: int = 0  # BuildSteps.status: 0 success, 1 failed
+    tries: int = 0  # failed attempts before this one
+    not_before: float = 0.0  # a retry's back-off: not dispatched before this time
+    retrying: bool = False
     async_compress_seconds: float = 0.0  # Rust direct mode: the runner's, after the step
     _open: tuple[str, float] | None = None
 
@@ -284,6 +294,7 @@ class Engine:
             if r.runnable_at
             and r.spec.index not in self._dispatched
             and all(d in self._done for d in r.spec.deps)
+            and r.not_before <= time.time()
         ]
 
     def _dispatch_loop(self) -> None:
@@ -378,20 +389,28 @@ class Engine:
             fn(run, machine)
         finally:
             with self._cond:
-                self._done.add(run.spec.index)
-                now = time.time()
-                for other in self.runs:
-                    if (
-                        other.spec.index not in self._dispatched
-                        and not other.runnable_at
-                        and all(d in self._done for d in other.spec.deps)
-                    ):
-                        other.runnable_at = now
+                if run.retrying:  # back to the queue after its back-off
+                    run.retrying = False
+                    self._dispatched.discard(run.spec.index)
+                else:
+                    self._step_done(run)
                 self._update_queue_gauges()
                 self._cond.notify_all()
-            self.progress(
-                f"step {len(self._done)}/{len(self.runs)} done: {run.spec.name} on {run.machine}"
-            )
+
+    def _step_done(self, run: StepRun) -> None:
+        """A step ended: the steps it held back become runnable (the caller holds the lock)."""
+        self._done.add(run.spec.index)
+        now = time.time()
+        for other in self.runs:
+            if (
+                other.spec.index not in self._dispatched
+                and not other.runnable_at
+                and all(d in self._done for d in other.spec.deps)
+            ):
+                other.runnable_at = now
+        self.progress(
+            f"step {len(self._done)}/{len(self.runs)} done: {run.spec.name} on {run.machine}"
+        )
 
     # --- shared phase work ---------------------------------------------------------------
 
@@ -443,6 +462,40 @@ class Engine:
             s3.put_bytes += len(blob)
             s3.put_time_ms += put_ms
         return int(run.compress_seconds * 1000), put_ms
+
+    def _retry(self, run: StepRun, machine: MachineState, start: int) -> None:
+        """A transient failure: the step row ends aborted (status 3) with its error, the
+        runner logs it and the retry, and the step goes back to the queue after a back-off
+        (retryInterval x 3^(tries-1), scaled down for the emulator)."""
+        run.tries += 1
+        delay = self.k.retry_seconds * 3 ** (run.tries - 1)
+        run.mark("failed-attempt", time.time())
+        self._db(
+            "finish_step", run.build_id, run.step_nr, STATUS_ABORTED, start, int(time.time()),
+            self._machine_name(run), 0, error_msg=TRANSIENT_MESSAGE,
+        )  # fmt: skip
+        if self.k.generation == "cxx":
+            self._emit(
+                journal.cxx_transient_failure(
+                    run.spec.drv_path, machine.store_uri, TRANSIENT_MESSAGE
+                )
+            )
+            self._emit(journal.cxx_will_retry(run.spec.drv_path, delay))
+        else:
+            ids = (_machine_uuid(machine.hostname), _job_uuid(run))
+            self._emit_builder(
+                machine.hostname, journal.rust_build_failed(run.spec.drv_path, TRANSIENT_MESSAGE)
+            )
+            self._emit(journal.rust_removing_job(run.spec.drv_path, *ids))
+            self._emit(journal.rust_will_retry(run.spec.drv_path, delay, *ids))
+        with self.state.lock:
+            self.state.nr_retries += 1
+            self.state.max_nr_retries = max(self.state.max_nr_retries, run.tries)
+            self.state.nr_active_steps -= 1
+            machine.failed_builds += 1
+        run.mark("retry-wait", time.time())
+        run.not_before = time.time() + delay
+        run.retrying = True
 
     def _finish_db(self, run: StepRun, start: int, stop: int, overhead_ms: int) -> None:
         run.mark("db-update", time.time())
@@ -524,6 +577,8 @@ class Engine:
             if run.spec.index in self.k.fail_steps:
                 run.status = 1  # the builder reports a failure: no outputs to receive
                 raise _BuildFailed
+            if run.spec.index in self.k.retry_steps and run.tries == 0:
+                raise _Transient
             if not self._slots.acquire(blocking=False):
                 run.mark("waiting-for-local-slot", time.time())
                 self._db("set_busy", run.build_id, run.step_nr, 35)
@@ -538,6 +593,11 @@ class Engine:
                 self._slots.release()
         except _BuildFailed:
             pass
+        except _Transient:
+            self._release(machine, run)
+            released = True
+            self._retry(run, machine, int(t_start))
+            return
         finally:
             conn.close()
             if not released:
@@ -638,6 +698,10 @@ class Engine:
         self._gauge("nr_steps_building", -1)
         if run.spec.index in self.k.fail_steps:
             self._fail_rust(run, machine, t_start, import_ms, machine_id, job_uuid)
+            return
+        if run.spec.index in self.k.retry_steps and run.tries == 0:
+            self._release(machine, run)
+            self._retry(run, machine, int(run.runnable_at))
             return
         self._emit_builder(machine.hostname, journal.rust_finished_building(run.spec.drv_path))
         upload_ms = self._upload_rust(run, machine)
@@ -758,12 +822,18 @@ class Engine:
             s.jobsets[key] = (seconds + build_ms // 1000, shares)
 
 
+STATUS_ABORTED = 3  # BuildSteps.status of a transient failure (hydra.sql status codes)
+TRANSIENT_MESSAGE = "error: unexpected end-of-file"
 PRESSURE_AVG10 = 92.5  # %: above the builders' cpuPsiThreshold (75)
 FAILURE_MESSAGE = "builder for the derivation failed with exit code 2"
 
 
 class _BuildFailed(Exception):
     """The build of a step in ``Knobs.fail_steps`` failed on the builder."""
+
+
+class _Transient(Exception):
+    """The first attempt of a step in ``Knobs.retry_steps`` failed transiently."""
 
 
 def _machine_uuid(hostname: str) -> str:

@@ -182,6 +182,14 @@ def cxx_marking_failed(build_id: int) -> Line:
     return _cxx("cxx-runner", "build_failed", build_id)
 
 
+def cxx_transient_failure(drv: str, machine_uri: str, error: str) -> Line:
+    return _cxx("cxx-runner", "transient_failure", drv, machine_uri, error)
+
+
+def cxx_will_retry(drv: str, seconds: float) -> Line:
+    return _cxx("cxx-runner", "retry", drv, f"{seconds:g}")
+
+
 def cxx_db_stalled(n: int) -> Line:
     return _cxx("cxx-runner", "db_stalled", n)
 
@@ -293,6 +301,11 @@ def rust_runner_upload_started(paths: int) -> Line:
 
 def rust_runner_upload_finished(paths: int) -> Line:
     return _rust("rust-runner", "runner_upload_finished", (), paths)
+
+
+def rust_will_retry(drv: str, seconds: float, machine_id: str, job_uuid: str) -> Line:
+    spans = _fail_spans(drv, machine_id, job_uuid)
+    return _rust("rust-runner", "retry", spans, drv_path=base(drv), delta=int(seconds))
 
 
 def rust_completed(drv: str) -> Line:

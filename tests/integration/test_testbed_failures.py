@@ -129,3 +129,34 @@ def test_a_rust_builder_under_pressure_takes_no_work(tmp_path: Path) -> None:
     [line] = [e for e in doc["verdict"]["evidence"] if "hasCapacity false" in e]
     share = int(re.search(r"(\d+)% of the time", line).group(1))  # type: ignore[union-attr]
     assert share > 0, line  # steps waited while builder-1's slots were free
+
+
+@pytest.mark.parametrize("generation", ["cxx", "rust"])
+def test_a_transient_failure_is_retried_after_a_back_off(
+    tmp_path: Path, db_dsn: str, generation: str
+) -> None:
+    """The first attempt fails transiently: its row ends aborted (status 3) with the error,
+    the runner logs the failure and the retry (C++ builder.cc:261, :63; Rust state/mod.rs
+    :2224, :2256), and the step runs again under a new step number after the back-off."""
+    wl = workload.generate(5, seed=3, build_scale=0.2)
+    knobs = Knobs(generation, "compression=zstd", retry_steps=frozenset({0}), retry_seconds=0.3)
+    tb = tmp_path / "tb"
+    truth = run_testbed(wl, knobs, str(tb), pg_dsn=db_dsn)
+    step = next(s for s in truth["steps"] if s["index"] == 0)
+    phases = [p["phase"] for p in step["phases"]]
+    assert "retry-wait" in phases and phases.count("building") == 2
+    assert abs(sum(truth["attribution"].values()) - 1) < 1e-9
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "select stepnr, status, errorMsg from BuildSteps where build = %s order by stepnr",
+            (step["build_id"],),
+        ).fetchall()
+    assert [(nr, status) for nr, status, _ in rows] == [(1, 3), (2, 0)]
+    assert rows[0][2]
+    unit = "hydra-queue-runner" if generation == "cxx" else "hydra-queue-runner-dev"
+    events, summary = parse_file(str(tb / f"{unit}.journal.txt"), year=2026)
+    assert sum(e["event"] == "retry" for e in events) == 1
+    assert summary.understood == summary.lines
+    db = ["collect", "db", "--pg", db_dsn, "--once", "--since", "1700000000"]
+    doc = _collect_and_analyze(tmp_path / "run", tb, db)
+    assert doc["steps"] == len(wl.steps) + 1  # the aborted attempt is a step row of its own
