@@ -46,6 +46,7 @@ class Attribution:
     queue_seconds: float
     notes: list[str]
     unsplit_seconds: float = 0.0  # copy-phase time that could not be split (no NAR size/profile)
+    queue_observed: bool = True  # whether the queue wait (in scheduling) was observed at all
 
     def how(self, category: str) -> str:
         """How a category's seconds were obtained: observed, estimated, or (compression with
@@ -54,6 +55,8 @@ class Attribution:
             return "not separated: inside io"
         if self.unsplit_seconds > 0 and category == "io":
             return "includes unsplit compression"
+        if category == "scheduling" and not self.queue_observed:
+            return "partial: queue wait not observed"
         return "estimated" if self.estimated[category] else "observed"
 
     def as_dict(self) -> dict[str, float]:
@@ -130,7 +133,10 @@ def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
             "add the database or status samples) or no codec profile; counted as io, so "
             "compression is absent, not zero"
         )
-    return Attribution(seconds, shares, estimated, len(steps), total, queue, notes, unsplit)
+    observed = math.isfinite(table.queue_seconds)
+    return Attribution(
+        seconds, shares, estimated, len(steps), total, queue, notes, unsplit, observed
+    )
 
 
 def _unsplit(steps: pd.DataFrame) -> float:

@@ -187,6 +187,21 @@ def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
 
 
+def _runnable_evidence(p: Pressure) -> str:
+    """Where steps waited, or that the run cannot say (absent, not zero)."""
+    if not math.isfinite(p.runnable_share):
+        return (
+            "no status samples: whether steps waited for a machine, and whether slots were "
+            "free meanwhile, is not observed (collect status or metrics to see it)"
+        )
+    slots = f"all {p.capacity:g} slots" if math.isfinite(p.capacity) else "every slot"
+    return (
+        f"steps runnable {_pct(p.runnable_share)} of the time: while a slot was free "
+        f"{_pct(p.runnable_free_share)}, while {slots} were taken "
+        f"{_pct(p.runnable_full_share)} (samples every {p.interval_s:.2g} s)"
+    )
+
+
 def decide(
     attribution: Attribution,
     steps: pd.DataFrame,
@@ -243,9 +258,7 @@ def decide(
     evidence = [
         f"attribution of {attribution.steps} steps: "
         + ", ".join(f"{k} {_pct(v)}" for k, v in sh.items()),
-        f"steps runnable {_pct(p.runnable_share)} of the time: while a slot was free "
-        f"{_pct(p.runnable_free_share)}, while all {p.capacity:g} slots were taken "
-        f"{_pct(p.runnable_full_share)} (samples every {p.interval_s:.2g} s)",
+        _runnable_evidence(p),
         "machine-slot time spent on: "
         + ", ".join(f"{k} {_pct(v)}" for k, v in sorted(blame.items(), key=lambda kv: -kv[1])),
     ]

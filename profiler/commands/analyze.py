@@ -62,7 +62,15 @@ def sentence(a: Any) -> str:
     """The verdict in one sentence with its numbers."""
     v, sh = a.verdict, a.attribution.shares
     top = sorted(sh.items(), key=lambda kv: -kv[1])
-    parts = ", ".join(f"{k} {format_share(s)}" for k, s in top)
+    how = a.attribution.how
+
+    def share(k: str, s: float) -> str:  # absent is not zero: say which shares are partial
+        text = f"{k} {format_share(s)}"
+        if how(k).startswith(("partial", "not separated")):
+            text += " (" + how(k).split(":")[0] + ")"
+        return text
+
+    parts = ", ".join(share(k, s) for k, s in top)
     return (
         f"Bottleneck: {v.bottleneck} (confidence {v.confidence:.2f}). "
         f"{a.attribution.steps} steps, {a.attribution.wall_seconds:,.0f} step-seconds: {parts}."

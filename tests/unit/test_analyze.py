@@ -19,6 +19,7 @@ from profiler.analyze.attribution import attribute, split_copy
 from profiler.analyze.profiles import CodecProfile
 from profiler.analyze.steps import build_step_table, queue_estimate, store_name
 from profiler.analyze.verdict import Pressure, decide, pressure
+from profiler.commands.analyze import sentence
 from profiler.errors import ProfilerError, UsageError
 from profiler.store import Run, read_run
 
@@ -384,3 +385,14 @@ def test_release_times_with_a_single_gauge_sample_are_the_dispatch_times() -> No
     releases = whatif.release_times(A())  # type: ignore[arg-type]
     assert releases.times.tolist() == [10.0, 11.0]
     assert releases.resolution_s == 0.0 and "dispatch" in releases.source
+
+
+def test_absent_is_not_zero_observed_and_no_nan_in_prose(tmp_path: Path) -> None:
+    """A run without status samples cannot see the queue wait: scheduling is partial, the
+    evidence says what is not observed, and no 'nan' or 'n/a' reaches the prose."""
+    a = analyze(cxx_run(tmp_path, with_phases=False), codec="xz:6", calibrate=False)
+    assert a.attribution.how("scheduling") == "partial: queue wait not observed"
+    prose = " ".join(a.verdict.evidence)
+    assert "nan" not in prose and "n/a" not in prose
+    assert "not observed" in prose
+    assert "scheduling" in sentence(a) and "(partial)" in sentence(a)
