@@ -87,3 +87,103 @@ def write(path: str, doc: dict[str, Any]) -> None:
         json.dump(doc, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
+
+
+# What each category's time means for the headline: the resource to fix first.
+RESOURCE = {
+    "scheduling": "scheduling",
+    "io": "io",
+    "compression": "compression",
+    "build": "builder-capacity",
+    "post": "database",
+}
+# Phases during which a step holds its machine slot (C++ releases it once it holds a local
+# worker permit, engine._step_cxx; Rust holds it through upload and post-processing).
+SLOT_PHASES = {
+    "cxx": {
+        "preparing", "connecting", "sending-inputs", "building", "waiting-for-local-slot",
+        "failed-attempt",
+    },
+    "rust": {
+        "dispatch", "importing", "building", "reading-outputs", "compressing",
+        "writing-cache", "uploading", "post-processing", "failed-attempt",
+    },
+}  # fmt: skip
+SATURATED_SHARE = 0.10  # of step wall time queued while every slot was taken
+LATENCY_SHARE = 0.12  # a non-build category this large is worth naming
+CLOSE = 0.8  # runner-up / top above this: a close call
+
+
+def _ranked(shares: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(shares.items(), key=lambda kv: -kv[1])
+
+
+def answers(doc: dict[str, Any]) -> dict[str, Any]:
+    """The true answers of a run: makespan and p50 step wall time, whether the farm was
+    saturated (steps queued while every usable slot was taken) and what held the slots,
+    what added most latency besides the build, and the headline (the one thing to fix first)
+    with the runner-up when it is a close call.
+    """
+    import numpy as np
+
+    steps = doc["steps"]
+    gen = doc["generation"]
+    k = doc["knobs"]
+    wall = np.array([s["wall_seconds"] for s in steps], float)
+    makespan = max(s["finished_at"] for s in steps) - min(s["runnable_at"] for s in steps)
+    capacity = (k["machines"] - k.get("pressure_machines", 0)) * k["max_jobs"]
+    slots = [
+        (p["start"], p["end"], p["category"])
+        for s in steps
+        for p in s["phases"]
+        if p["phase"] in SLOT_PHASES[gen]
+    ]
+    starts = np.array([a for a, _, _ in slots] or [0.0])
+    ends = np.array([b for _, b, _ in slots] or [0.0])
+
+    def busy_at(t: float) -> int:
+        return int(np.sum((starts <= t) & (ends > t)))
+
+    queued_full = queued_free = 0.0
+    for s in steps:
+        for p in s["phases"]:
+            if p["phase"] != "queued" or p["end"] <= p["start"]:
+                continue
+            # sample the queued interval: was every slot taken?
+            ts = np.linspace(p["start"], p["end"], 9)[:-1] + (p["end"] - p["start"]) / 16
+            full = np.mean([busy_at(t) >= capacity for t in ts])
+            span = p["end"] - p["start"]
+            queued_full += span * full
+            queued_free += span * (1 - full)
+    total = float(wall.sum()) or 1.0
+    held: dict[str, float] = {}
+    for a, b, c in slots:
+        held[RESOURCE[c]] = held.get(RESOURCE[c], 0.0) + (b - a)
+    held_total = sum(held.values()) or 1.0
+    holders = {r: v / held_total for r, v in held.items()}
+    shares = doc["attribution"]
+    latency = {RESOURCE[c]: v for c, v in shares.items() if c != "build"}
+    saturated = queued_full / total >= SATURATED_SHARE and queued_full >= queued_free
+    if saturated:
+        ranking = _ranked(holders)
+    elif queued_free / total >= SATURATED_SHARE:
+        ranking = [("scheduling", queued_free / total)] + [
+            kv for kv in _ranked(latency) if kv[0] != "scheduling"
+        ]
+    else:
+        ranking = [kv for kv in _ranked(latency) if kv[1] >= LATENCY_SHARE] or [("idle", 1.0)]
+    top, top_v = ranking[0]
+    close = [r for r, v in ranking[1:2] if top_v > 0 and v / top_v >= CLOSE]
+    lat_top = _ranked(latency)[0]
+    return {
+        "makespan_seconds": makespan,
+        "p50_wall_seconds": float(np.median(wall)),
+        "shares": shares,
+        "saturated": saturated,
+        "queued_full_share": queued_full / total,
+        "queued_free_share": queued_free / total,
+        "slot_holders": holders,
+        "latency": lat_top[0] if lat_top[1] >= LATENCY_SHARE else "build",
+        "headline": top,
+        "close": close,
+    }

@@ -74,6 +74,9 @@ _SOURCES = (
 )
 
 
+SHAPES = {"mixed": (0, 1, 1, 2, 3), "flat": (0,), "deep": (1, 1, 2)}
+
+
 @dataclass(frozen=True)
 class Output:
     """A step's output: a store path and the tree its NAR is made of."""
@@ -166,14 +169,20 @@ def generate(
     systems: tuple[str, ...] = ("x86_64-linux",),
     build_scale: float = 1.0,
     size_scale: float = 1.0,
+    shape: str = "mixed",
 ) -> Workload:
     """A random DAG of ``steps`` derivations.
 
     Build seconds are log-normal around 0.8 s x ``build_scale``; output sizes log-uniform
-    between 40 KiB and 3 MiB x ``size_scale``; each step depends on up to 3 earlier ones.
+    between 40 KiB and 3 MiB x ``size_scale``. ``shape`` (:data:`SHAPES`): ``mixed``, each
+    step depends on up to 3 earlier ones; ``flat``, no dependencies (one wave, as a mass
+    rebuild's leaves); ``deep``, each step depends on 1-2 of the 3 just before it (long
+    chains: a critical path).
     """
     if steps < 1:
         raise UsageError("testbed: --steps must be at least 1")
+    if shape not in SHAPES:
+        raise UsageError(f"testbed: DAG shape {shape!r}: one of {', '.join(SHAPES)}")
     rng = random.Random(seed)
     roots = _roots()
     wl = Workload(seed)
@@ -182,7 +191,9 @@ def generate(
         name = f"{base}-{1 + i // len(_NAMES)}.{rng.randint(0, 9)}"
         root, include = roots[rng.randrange(len(roots))]
         size = int(math.exp(rng.uniform(math.log(40 << 10), math.log(3 << 20))) * size_scale)
-        deps = tuple(sorted(rng.sample(range(i), k=min(i, rng.choice((0, 1, 1, 2, 3))))))
+        k = rng.choice(SHAPES[shape])
+        pool = range(max(0, i - 3), i) if shape == "deep" else range(i)
+        deps = tuple(sorted(rng.sample(pool, k=min(len(pool), k))))
         wl.steps.append(
             StepSpec(
                 index=i,
