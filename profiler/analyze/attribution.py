@@ -73,7 +73,7 @@ def split_copy(table: StepTable, profile: CodecProfile | None) -> pd.DataFrame:
     pipe = pipeline.where(has_pipe, copy).clip(upper=copy.where(copy > 0, pipeline))
     nar = s["nar_bytes"].astype(float)
     if profile is not None and math.isfinite(profile.seconds_per_byte):
-        wanted = nar * profile.seconds_per_byte
+        wanted = profile.seconds(nar)
         compress = np.minimum(wanted.fillna(0.0), pipe.fillna(0.0))
         s["compress_source"] = np.where(
             nar.notna(), f"estimated: NAR bytes x {profile.codec} profile", "no NAR size"

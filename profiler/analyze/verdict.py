@@ -38,14 +38,195 @@ class Verdict:
     confidence: float
     evidence: list[str]
     scores: dict[str, float] = field(default_factory=dict)
+    close: list[str] = field(default_factory=list)  # runner-up within CLOSE of the headline
+    throughput: dict[str, Any] = field(default_factory=dict)  # Throughput.as_dict()
+    latency: dict[str, Any] = field(default_factory=dict)  # Latency.as_dict()
+    basis: str = ""  # which answer the headline comes from: throughput or latency
+
+    def summary(self) -> str:
+        """The two answers in a few words: ``not saturated; latency: io``."""
+        sat = self.throughput.get("saturated")
+        held = self.throughput.get("held_by")
+        first = (
+            "saturation not observed"
+            if sat is None
+            else f"saturated (slots held by {held})"
+            if sat
+            else "not saturated"
+        )
+        return f"{first}; latency: {self.latency.get('cause', 'unknown')}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "bottleneck": self.bottleneck,
             "confidence": round(self.confidence, 3),
+            "close": self.close,
+            "basis": self.basis,
+            "summary": self.summary(),
+            "throughput": self.throughput,
+            "latency": self.latency,
             "evidence": self.evidence,
             "scores": {k: round(v, 3) for k, v in self.scores.items()},
         }
+
+
+SATURATED_SHARE = 0.10  # of step wall time queued while every usable slot was taken
+LATENCY_SHARE = 0.12  # a non-build share this large is worth fixing
+CLOSE = 0.8  # runner-up / headline above this: a close call, said so
+RESOURCE_OF = {"scheduling": "scheduling", "io": "io", "compression": "compression",
+               "post": "database", "build": "builder-capacity"}  # fmt: skip
+_CATEGORY_OF = {v: k for k, v in RESOURCE_OF.items()}
+SETTLE = {
+    "compression": "NAR sizes per step (the database's Builds.size, or narinfos via --cache) "
+    "and a bench of your own NARs (--profiles) split the copy phase",
+    "io": "NAR sizes per step (the database) and a bench of your NARs (--profiles) split the "
+    "copy phase; the status's s3 putTime separates the upload",
+    "scheduling": "status samples every few seconds (collect status) show whether slots were "
+    "free while steps waited",
+    "builder-capacity": "status samples of machine slots (collect status) show how long steps "
+    "waited with every slot taken",
+    "database": "the database collector's phase tracker (collect db) and the status's "
+    "nrActiveDbUpdates",
+    "idle": "status samples (collect status) over a busier period",
+}
+
+
+@dataclass
+class Throughput:
+    """Is the farm saturated (steps queued while every usable slot was taken), and what
+    held the slots then. ``saturated`` is None when the run cannot tell."""
+
+    saturated: bool | None
+    queued_share: float  # of step wall time, waiting for a machine (NaN: not observed)
+    queued_full_share: float  # ... while every usable slot was taken
+    queued_free_share: float  # ... while a slot was free
+    holders: dict[str, float]
+    source: str
+
+    @property
+    def held_by(self) -> str:
+        return max(self.holders.items(), key=lambda kv: kv[1])[0] if self.holders else ""
+
+    def sentence(self) -> str:
+        if self.saturated is None:
+            return f"throughput: whether the farm is saturated is not observed ({self.source})"
+        q = (
+            f"steps waited for a machine {_pct(self.queued_share)} of their time, "
+            f"{_pct(self.queued_full_share)} with every usable slot taken and "
+            f"{_pct(self.queued_free_share)} with a slot free ({self.source})"
+        )
+        if self.saturated:
+            return f"throughput: saturated: {q}; the slots were held by {self.held_by}"
+        return f"throughput: not saturated: {q}"
+
+    def as_dict(self) -> dict[str, Any]:
+        def num(x: float) -> float | None:
+            return round(x, 4) if math.isfinite(x) else None
+
+        return {
+            "saturated": self.saturated,
+            "held_by": self.held_by if self.saturated else None,
+            "queued_share": num(self.queued_share),
+            "queued_full_share": num(self.queued_full_share),
+            "queued_free_share": num(self.queued_free_share),
+            "slot_time": {k: round(v, 4) for k, v in self.holders.items()},
+            "source": self.source,
+        }
+
+
+@dataclass
+class Latency:
+    """What, besides the build, adds most to the steps' wall time."""
+
+    ranking: list[tuple[str, float]]  # resources by share of step wall time, largest first
+    partial: list[str]  # resources whose share is partial (absent parts)
+
+    @property
+    def cause(self) -> str:
+        top = self.ranking[0] if self.ranking else ("build", 0.0)
+        return top[0] if top[1] >= LATENCY_SHARE else "build"
+
+    def sentence(self) -> str:
+        parts = ", ".join(
+            f"{k} {_pct(v)}{' (partial)' if k in self.partial else ''}" for k, v in self.ranking
+        )
+        if self.cause == "build":
+            return (
+                f"latency: the build itself; nothing else reaches {_pct(LATENCY_SHARE)} ({parts})"
+            )
+        return f"latency: {self.cause} adds most to step wall time besides the build ({parts})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cause": self.cause,
+            "shares": {k: round(v, 4) for k, v in self.ranking},
+            "partial": self.partial,
+        }
+
+
+def throughput(
+    attribution: Attribution, p: Pressure, blame: dict[str, float], stalls: int
+) -> Throughput:
+    """Saturation from the queue wait (how long steps waited, when observed) split by the
+    status samples' time with every slot taken vs a slot free."""
+    wall = attribution.wall_seconds
+    queued = (
+        attribution.queue_seconds / wall if wall > 0 and attribution.queue_observed else math.nan
+    )
+    full_t, free_t = p.runnable_full_share, p.runnable_free_share
+    holders = {k: v for k, v in blame.items() if v > 0}
+    if math.isfinite(p.db_stalled_share) and p.db_stalled_share > 0:
+        holders["database"] = holders.get("database", 0.0) + p.db_stalled_share
+    if math.isfinite(p.pressure_gated_share) and math.isfinite(full_t) and full_t > 0:
+        gated = min(1.0, p.pressure_gated_share / full_t)
+        holders = {k: v * (1 - gated) for k, v in holders.items()}
+        holders["builder-capacity"] = holders.get("builder-capacity", 0.0) + gated
+    del stalls
+    if not (math.isfinite(full_t) and math.isfinite(free_t)):
+        return Throughput(None, queued, math.nan, math.nan, holders, "no status samples")
+    seen = full_t + free_t
+    f_full = full_t / seen if seen > 0 else 0.0
+    if not math.isfinite(queued):  # no queue wait: the samples' time shares stand in
+        q_full, q_free = full_t, free_t
+        source = "status samples' time shares (the queue wait itself is not observed)"
+        queued = math.nan
+    else:
+        q_full, q_free = queued * f_full, queued * (1 - f_full)
+        source = "queue wait split by status samples"
+    saturated = q_full >= SATURATED_SHARE and q_full >= q_free
+    return Throughput(saturated, queued, q_full, q_free, holders, source)
+
+
+def _quality(top: str, thr: Throughput, attribution: Attribution, unsplit: float) -> float:
+    """How far the data lets the headline be trusted (1: everything it rests on observed)."""
+    quality = 1.0
+    if thr.saturated is None:
+        quality *= 0.6  # whether steps waited for slots is not observed
+    if top in ("io", "compression") and unsplit > 0.5:
+        quality *= 0.5  # the copy phase holds both: which one is not known
+    elif attribution.estimated.get(_CATEGORY_OF.get(top, top), False):
+        quality *= 0.85
+    return quality
+
+
+def headline_ranking(thr: Throughput, lat: Latency) -> tuple[list[tuple[str, float]], str]:
+    """The candidates for the one thing to fix first, strongest first, and which answer they
+    come from: a saturated farm's slot holders; else steps waiting with slots free (the
+    dispatcher); else what adds most latency, or idle when nothing but the build is large."""
+    if thr.saturated:
+        return sorted(thr.holders.items(), key=lambda kv: -kv[1]), "throughput"
+    if math.isfinite(thr.queued_free_share) and thr.queued_free_share >= SATURATED_SHARE:
+        rest = [kv for kv in lat.ranking if kv[0] != "scheduling"]
+        return [("scheduling", thr.queued_free_share), *rest], "throughput"
+    ranking = [kv for kv in lat.ranking if kv[1] >= LATENCY_SHARE] or [("idle", 1.0)]
+    return ranking, "latency"
+
+
+def latency(attribution: Attribution) -> Latency:
+    shares = {RESOURCE_OF[c]: v for c, v in attribution.shares.items() if c != "build"}
+    partial = [RESOURCE_OF[c] for c in attribution.shares
+               if attribution.how(c).startswith(("partial", "not separated"))]  # fmt: skip
+    return Latency(sorted(shares.items(), key=lambda kv: -kv[1]), partial)
 
 
 @dataclass
@@ -215,46 +396,22 @@ def decide(
     stalls = 0
     if log_events is not None and "event" in log_events:
         stalls = int((log_events["event"] == "db_stalled").sum())
-    full = p.runnable_full_share if math.isfinite(p.runnable_full_share) else 0.0
-    free = p.runnable_free_share if math.isfinite(p.runnable_free_share) else 0.0
     busy = p.slot_busy_share if math.isfinite(p.slot_busy_share) else math.nan
-    wall = attribution.wall_seconds
-    queue_share = attribution.queue_seconds / wall if wall else 0.0
-    saturated = full
-    if free < full or not math.isfinite(p.runnable_free_share):
-        saturated = max(full, min(1.0, queue_share * 2))
-    waits = p.download_wait_share if math.isfinite(p.download_wait_share) else 0.0
-    idle = 0.0
-    if math.isfinite(busy) and math.isfinite(p.runnable_share):  # nothing waits, slots free
-        idle = (1 - p.runnable_share) ** 2 * (1 - busy) * (1 - waits)
-    stalled = p.db_stalled_share if math.isfinite(p.db_stalled_share) else 0.0
-    scores = {
-        "scheduling": free * (0.5 + 0.5 * min(1.0, 2 * queue_share)),
-        "builder-capacity": saturated * blame.get("builder-capacity", 0.0),
-        "compression": saturated * blame.get("compression", 0.0) + 0.5 * sh["compression"],
-        "io": saturated * blame.get("io", 0.0) + 0.5 * sh["io"],
-        # warnings alone are weak (bursts of dispatches trip them): time in the database is
-        # what costs, seen as post-processing share and time above 6 concurrent updates
-        "database": 2 * max(0.0, sh["post"] - 0.1)
-        + stalled
-        + 0.1 * min(1.0, stalls / max(attribution.steps, 1)),
-        "idle": idle,
-    }
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    (top, top_score), (_, second) = ranked[0], ranked[1]
-    confidence = (
-        0.0
-        if top_score <= 0
-        else min(1.0, (top_score - second) / top_score + 0.2 * min(1.0, top_score))
-    )
     unsplit = (
         attribution.unsplit_seconds / attribution.seconds["io"]
         if attribution.seconds["io"] > 0
         else 0.0
     )
-    if top in ("io", "compression") and unsplit > 0.5:
-        # the copy phases hold compression and transfer together: which of the two is not known
-        confidence = min(confidence, 0.5 * (1 - unsplit) + 0.25)
+    thr = throughput(attribution, p, blame, stalls)
+    lat = latency(attribution)
+    ranking, basis = headline_ranking(thr, lat)
+    top, top_score = ranking[0]
+    second_name, second = ranking[1] if len(ranking) > 1 else ("", 0.0)
+    close = [second_name] if top_score > 0 and second >= CLOSE * top_score else []
+    margin = (top_score - second) / top_score if top_score > 0 else 0.0
+    confidence = min(1.0, 0.3 + 0.7 * margin) * _quality(top, thr, attribution, unsplit)
+    scores = dict.fromkeys(BOTTLENECKS, 0.0)
+    scores.update({name: float(v) for name, v in ranking})
     evidence = [
         f"attribution of {attribution.steps} steps: "
         + ", ".join(f"{k} {_pct(v)}" for k, v in sh.items()),
@@ -290,7 +447,17 @@ def decide(
             f"builders refused work (hasCapacity false: pressure, load or disk over their "
             f"thresholds) while slots were free {_pct(p.pressure_gated_share)} of the time"
         )
-    return Verdict(top, max(0.0, confidence), evidence, scores)
+    evidence.insert(0, thr.sentence())
+    evidence.insert(1, lat.sentence())
+    if close:
+        evidence.insert(
+            2,
+            f"close call: {top} ({top_score:.2f}) vs {second_name} ({second:.2f}) on {basis}; "
+            f"what would settle it: {SETTLE.get(second_name, SETTLE.get(top, ''))}",
+        )
+    return Verdict(
+        top, max(0.0, confidence), evidence, scores, close, thr.as_dict(), lat.as_dict(), basis
+    )
 
 
 def use_table(

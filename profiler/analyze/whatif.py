@@ -253,9 +253,15 @@ def _changes(
         notes.append(
             f"{a.profile.codec}: {a.profile.source}; {new_profile.codec}: {new_profile.source}"
         )
+        if new_profile.fixed_seconds or a.profile.fixed_seconds:
+            notes.append(
+                "compression time per step scaled by the two profiles at that step's NAR size "
+                f"(set-up {a.profile.fixed_seconds:.3g} s vs {new_profile.fixed_seconds:.3g} s "
+                "per NAR, plus bytes x rate)"
+            )
         return (
             {
-                "compress_factor": new_profile.seconds_per_byte / a.profile.seconds_per_byte,
+                "compress_per_step": (a.profile, new_profile),
                 "size_factor": new_profile.ratio / a.profile.ratio,
             },
             new_profile,
@@ -283,12 +289,33 @@ def _changes(
     return {"machines": machines}, new_profile, notes
 
 
+def _recompressed(steps: pd.DataFrame, old: CodecProfile, new: CodecProfile) -> pd.DataFrame:
+    """The steps with each compression time scaled by what the two codecs cost at its NAR
+    size (steps without a size: by the per-byte rates)."""
+    nar = steps["nar_bytes"].to_numpy(float)
+    per_byte = new.seconds_per_byte / old.seconds_per_byte
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(
+            np.isfinite(nar) & (nar > 0), new.seconds(nar) / old.seconds(nar), per_byte
+        )
+    out = steps.copy()
+    out["compress_s"] = out["compress_s"] * np.nan_to_num(factor, nan=per_byte)
+    return out
+
+
 def project(a: Analysis, change: Change, *, slots: int | None = None) -> Projection:
     """Replay ``a`` in the simulator, apply ``change``, and compare."""
     steps = sim_steps(a)
     config = sim_config(a, steps, slots)
     changes, new_profile, notes = _changes(a, change, config)
-    result = sim.what_if(steps, config, **changes)
+    profiles = changes.pop("compress_per_step", None)
+    if profiles is None:
+        result = sim.what_if(steps, config, **changes)
+    else:
+        baseline = sim.replay(steps, config)
+        result = sim.what_if(
+            _recompressed(steps, *profiles), config, baseline=baseline, **changes
+        )
     triggered = sum(1 for d in steps.get("deps", []) if d)
     notes.append(
         f"release times: {steps.attrs['release_source']}; {triggered} of {len(steps)} steps "

@@ -71,9 +71,12 @@ def sentence(a: Any) -> str:
         return text
 
     parts = ", ".join(share(k, s) for k, s in top)
+    close = f"; close call with {', '.join(v.close)}" if v.close else ""
+    summary = v.summary() if v.throughput else ""
     return (
-        f"Bottleneck: {v.bottleneck} (confidence {v.confidence:.2f}). "
-        f"{a.attribution.steps} steps, {a.attribution.wall_seconds:,.0f} step-seconds: {parts}."
+        f"Bottleneck: {v.bottleneck} (confidence {v.confidence:.2f}{close}). "
+        + (f"{summary[:1].upper()}{summary[1:]}. " if summary else "")
+        + f"{a.attribution.steps} steps, {a.attribution.wall_seconds:,.0f} step-seconds: {parts}."
     )
 
 

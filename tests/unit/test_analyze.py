@@ -309,8 +309,18 @@ def test_verdict_signatures(tmp_path: Path) -> None:
                      download_wait_share=0.0)  # fmt: skip
     idle_steps = steps.assign(slot_wait_s=0.0, compression_s=0.0)
     idle_att = attribute(table, idle_steps)
-    idle_att.shares.update(compression=0.0, io=0.1)
-    assert decide(idle_att, idle_steps, "cxx", quiet).bottleneck == "idle"
+    idle_att.shares.update(scheduling=0.05, io=0.1, compression=0.0, build=0.8, post=0.05)
+    idle_att.queue_seconds = 0.0  # as the quiet samples say
+    idle = decide(idle_att, idle_steps, "cxx", quiet)
+    assert idle.bottleneck == "idle"
+    assert idle.throughput["saturated"] is False and idle.latency["cause"] == "build"
+    assert idle.summary() == "not saturated; latency: build"
+    slow_io = attribute(table, idle_steps)
+    slow_io.queue_seconds = 0.0
+    slow_io.shares.update(scheduling=0.05, io=0.39, compression=0.0, build=0.5, post=0.06)
+    v = decide(slow_io, idle_steps, "cxx", quiet)  # an idle farm whose steps upload 39%
+    assert (v.bottleneck, v.summary()) == ("io", "not saturated; latency: io")
+    assert v.as_dict()["basis"] == "latency"
 
 
 def test_parse_change() -> None:
