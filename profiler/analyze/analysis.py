@@ -12,12 +12,14 @@ import pandas as pd
 
 from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
 from profiler.analyze.evidence import CodecChoice, choose_codec
+from profiler.analyze.farm import FarmTotals, farm_totals, shares
 from profiler.analyze.profiles import CodecProfile, from_bench, profile_for
 from profiler.analyze.steps import (
     StepTable,
     build_step_table,
     local_worker_slots,
     waiting_series,
+    workers_from_samples,
 )
 from profiler.analyze.verdict import (
     Pressure,
@@ -52,6 +54,7 @@ class Analysis:
     pressure_series: tuple[np.ndarray, np.ndarray] | None = None  # steps waiting for a machine
     local_workers: int | None = None  # C++ worker slots as observed (None: no limit seen)
     codec_choice: CodecChoice | None = None  # where the codec (and Rust upload mode) came from
+    local_workers_source: str = ""  # how local_workers was found (or why it is not known)
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -73,6 +76,8 @@ class Analysis:
             "codec_source": self.codec_choice.source if self.codec_choice else "",
             "upload_mode": self.codec_choice.mode if self.codec_choice else None,
             "upload_mode_source": self.codec_choice.mode_source if self.codec_choice else "",
+            "local_workers": self.local_workers,
+            "local_workers_source": self.local_workers_source,
             "steps": self.attribution.steps,
             "verdict": self.verdict.as_dict(),
             "attribution": self.attribution.as_dict(),
@@ -117,6 +122,7 @@ def analyze(
     window_seconds: float = 3600.0,
     calibrate: bool = True,
     cache_dir: str | None = None,
+    local_workers: int | None = None,
 ) -> Analysis:
     """Analyse the run at ``run_dir``.
 
@@ -133,26 +139,38 @@ def analyze(
         A ``file://`` binary cache the farm wrote, whose narinfos say the method.
     slots
         Build slots per machine (default: Rust status maxJobs, else the most seen running).
+    local_workers
+        C++ ``max_local_worker_threads`` as the operator configured it (default: inferred
+        from the data where steps waited for one, see :func:`_local_workers`).
     """
     if not os.path.isdir(run_dir):
         raise ProfilerError(f"{run_dir}: no such run directory")
     reader = read_run(run_dir)
     table = build_step_table(reader, generation=generation)
-    if table.steps.empty:
-        raise ProfilerError(f"{run_dir}: no build steps in the run ({'; '.join(table.notes)})")
     gen = table.generation
     logs = reader.table("log_events") if "log_events" in reader.tables() else None
+    samples = reader.table("samples") if "samples" in reader.tables() else None
     choice = choose_codec(logs, gen, codec, cache_dir)
     codec_name = choice.spec
     profiles = from_bench(profiles_dir) if profiles_dir else {}
     profile = profile_for(codec_name, profiles, calibrate_missing=calibrate)
-    steps = split_copy(table, profile)
-    att = attribute(table, steps)
+    if table.steps.empty:
+        totals = farm_totals(samples, gen, profile) if gen in ("cxx", "rust") else None
+        if totals is None or sum(totals.seconds.values()) <= 0:
+            raise ProfilerError(
+                f"{run_dir}: no build steps in the run, and no step-time gauges or counters "
+                f"to answer from ({'; '.join(table.notes)})"
+            )
+        table = _farm_table(table, samples)
+        steps = split_copy(table, profile)
+        att = farm_attribution(totals)
+    else:
+        steps = split_copy(table, profile)
+        att = attribute(table, steps)
     att.notes.append(f"codec {codec_name}: {choice.source}")
     if choice.mode is not None:
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
-    samples = reader.table("samples") if "samples" in reader.tables() else None
     p = pressure(samples, table.window, slots, gen)
     verdict = decide(att, steps, gen, p, logs)
     steps = steps.assign(system=steps["system"].fillna("unknown"))
@@ -161,7 +179,7 @@ def analyze(
         if "jobset" in steps
         else steps.assign(jobset="unknown")
     )
-    workers = local_worker_slots(gen, steps)
+    workers, workers_source = _local_workers(gen, steps, samples, local_workers)
     return Analysis(
         run_dir, gen, codec_name, profile, table, steps, att, verdict, p,
         use_table(p, att, steps, workers),
@@ -173,6 +191,66 @@ def analyze(
         _runnable_series(samples, gen),
         workers,
         choice,
+        workers_source,
+    )  # fmt: skip
+
+
+def _local_workers(
+    generation: str, steps: pd.DataFrame, samples: pd.DataFrame | None, given: int | None
+) -> tuple[int | None, str]:
+    """C++ local worker slots: the operator's figure, else inferred where steps waited for
+    one (a limit never reached cannot be seen, and then does not change a replay)."""
+    if generation != "cxx":
+        return None, "Rust has no local worker slots (builders compress)"
+    if given is not None:
+        return given, "given by the operator (--local-workers)"
+    peak = local_worker_slots(generation, steps)
+    if peak is not None:
+        return peak, "most copy phases at once while steps waited for a slot (phase tracker)"
+    held = workers_from_samples(samples)
+    if held is not None:
+        return held, (
+            "steps copying from builders while others waited for a slot (status "
+            "nrStepsCopyingFrom while nrStepsWaitingForDownloadSlot > 0; hydra a40d4286 "
+            "build-remote.cc:560-584)"
+        )
+    waited = "slot_wait_s" in steps and bool((steps["slot_wait_s"].fillna(0) > 0.05).any())
+    if waited:
+        return None, "not known: steps waited for a slot but no source shows how many there are"
+    return None, "no step waited for a local worker slot: the limit was never reached"
+
+
+STEP_COLUMNS = (
+    "step", "build", "stepnr", "machine", "system", "jobset", "status",
+    "start_ts", "end_ts", "nar_bytes", "compressed_bytes", "copy_s", "pipeline_s",
+)  # fmt: skip
+
+
+def _farm_table(table: StepTable, samples: pd.DataFrame | None) -> StepTable:
+    """The step table of a run without per-step rows: no rows, every column, the samples'
+    time span as its window."""
+    from profiler.analyze.steps import DURATIONS
+
+    columns = list(dict.fromkeys([*STEP_COLUMNS, *DURATIONS]))
+    empty = pd.DataFrame({c: pd.Series(dtype=object if c in ("step", "machine", "system",
+                          "jobset") else float) for c in columns})  # fmt: skip
+    window = table.window
+    if samples is not None and not samples.empty and "ts" in samples:
+        window = (float(samples["ts"].min()), float(samples["ts"].max()))
+    return StepTable(empty, table.generation, math.nan, "", table.sources, table.notes, window)
+
+
+def farm_attribution(totals: FarmTotals) -> Attribution:
+    """An :class:`Attribution` of farm-level totals (every share estimated)."""
+    wall = sum(totals.seconds.values())
+    estimated = dict.fromkeys(totals.seconds, True)
+    estimated["build"] = False
+    notes = [*totals.notes]
+    if totals.queue_seconds > 0:
+        notes.append(f"queue wait {totals.queue_seconds:.1f} step-s from the status gauges")
+    return Attribution(
+        dict(totals.seconds), shares(totals), estimated, totals.steps_done, wall,
+        totals.queue_seconds, notes, totals.unsplit_seconds, True,
     )  # fmt: skip
 
 

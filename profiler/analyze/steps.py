@@ -656,6 +656,22 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     return StepTable(steps, gen, queue_s, queue_src, sources, notes, window)
 
 
+def workers_from_samples(samples: pd.DataFrame | None) -> int | None:
+    """C++ local worker slots from the status: while a step waits for a slot (busy 35,
+    ``nrStepsWaitingForDownloadSlot``) every slot is taken, so the steps copying from builders
+    then (``nrStepsCopyingFrom``, counted while a slot is held) are all the slots. None when no
+    step was seen waiting."""
+    if samples is None or samples.empty or "metric" not in samples:
+        return None
+    waiting = metric_series(samples, "steps_waiting_for_download_slot")
+    copying = metric_series(samples, "steps_copying_from")
+    if waiting.empty or copying.empty:
+        return None
+    both = pd.concat([waiting.rename("w"), copying.rename("c")], axis=1, join="inner")
+    held = both.loc[both["w"] > 0, "c"]
+    return int(held.max()) if not held.empty and held.max() >= 1 else None
+
+
 def local_worker_slots(generation: str, s: pd.DataFrame) -> int | None:
     """C++ local worker slots: the most copy phases seen at once, if steps ever waited
     for one (None otherwise, and for Rust, which has none)."""

@@ -212,12 +212,10 @@ def _quality(top: str, thr: Throughput, attribution: Attribution, unsplit: float
 def headline_ranking(thr: Throughput, lat: Latency) -> tuple[list[tuple[str, float]], str]:
     """The candidates for the one thing to fix first, strongest first, and which answer they
     come from: a saturated farm's slot holders; else steps waiting with slots free (the
-    dispatcher); else what adds most latency, or idle when nothing but the build is large."""
-    if thr.saturated:
+    dispatcher's wait is part of the scheduling latency); else what adds most latency, or idle
+    when nothing but the build is large."""
+    if thr.saturated and thr.holders:
         return sorted(thr.holders.items(), key=lambda kv: -kv[1]), "throughput"
-    if math.isfinite(thr.queued_free_share) and thr.queued_free_share >= SATURATED_SHARE:
-        rest = [kv for kv in lat.ranking if kv[0] != "scheduling"]
-        return [("scheduling", thr.queued_free_share), *rest], "throughput"
     ranking = [kv for kv in lat.ranking if kv[1] >= LATENCY_SHARE] or [("idle", 1.0)]
     return ranking, "latency"
 
@@ -364,6 +362,15 @@ def _slot_blame(steps: pd.DataFrame, generation: str) -> dict[str, float]:
     return {k: v / total for k, v in blame.items()} if total > 0 else blame
 
 
+def _farm_blame(attribution: Attribution) -> dict[str, float]:
+    """Slot time by what held it, from farm-level totals (no per-step rows): every category's
+    step-seconds but the queue wait."""
+    sec = dict(attribution.seconds)
+    sec["scheduling"] = max(0.0, sec["scheduling"] - attribution.queue_seconds)
+    total = sum(sec.values())
+    return {RESOURCE_OF[c]: v / total for c, v in sec.items()} if total > 0 else {}
+
+
 def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
 
@@ -392,7 +399,7 @@ def decide(
 ) -> Verdict:
     """Score every bottleneck from the evidence and name the strongest."""
     sh = attribution.shares
-    blame = _slot_blame(steps, generation)
+    blame = _slot_blame(steps, generation) if len(steps) else _farm_blame(attribution)
     stalls = 0
     if log_events is not None and "event" in log_events:
         stalls = int((log_events["event"] == "db_stalled").sum())
@@ -416,7 +423,7 @@ def decide(
         f"attribution of {attribution.steps} steps: "
         + ", ".join(f"{k} {_pct(v)}" for k, v in sh.items()),
         _runnable_evidence(p),
-        "machine-slot time spent on: "
+        ("machine-slot time spent on: " if len(steps) else "step time held (farm totals): ")
         + ", ".join(f"{k} {_pct(v)}" for k, v in sorted(blame.items(), key=lambda kv: -kv[1])),
     ]
     if math.isfinite(busy):

@@ -24,7 +24,7 @@ import pandas as pd
 
 from profiler.analyze import simulate as sim
 from profiler.analyze.profiles import CodecProfile, canonical, profile_for
-from profiler.errors import UsageError
+from profiler.errors import ProfilerError, UsageError
 
 if TYPE_CHECKING:
     from profiler.analyze.analysis import Analysis
@@ -303,8 +303,59 @@ def _recompressed(steps: pd.DataFrame, old: CodecProfile, new: CodecProfile) -> 
     return out
 
 
+class ProjectionError(ProfilerError):
+    """A what-if the run's data cannot support (said as a note, not a crash)."""
+
+
+def check_projectable(a: Analysis, change: Change) -> None:
+    """Refuse, with the reason, a projection the data cannot support."""
+    if a.steps.empty:
+        raise ProjectionError(
+            "the run has no per-step rows (status and metrics only): a replay needs the "
+            "database, its tracker or the journal"
+        )
+    if change.kind == "workers":
+        if a.generation != "cxx":
+            raise ProjectionError(
+                "Rust builders compress themselves: there are no local worker slots "
+                "(try machines=+N)"
+            )
+        waited = "slot_wait_s" in a.steps and bool((a.steps["slot_wait_s"].fillna(0) > 0).any())
+        if a.local_workers is None and waited:
+            raise ProjectionError(
+                "steps waited for a local worker slot but the number of slots is not known "
+                "(give --local-workers N: hydra-queue-runner's max_local_worker_threads)"
+            )
+
+
 def project(a: Analysis, change: Change, *, slots: int | None = None) -> Projection:
-    """Replay ``a`` in the simulator, apply ``change``, and compare."""
+    """Replay ``a`` in the simulator, apply ``change``, and compare.
+
+    Raises :class:`ProjectionError` when the run cannot support it (no per-step rows, an
+    unknown local worker count that mattered, or a replay that failed)."""
+    check_projectable(a, change)
+    try:
+        return _project(a, change, slots)
+    except ProfilerError:
+        raise
+    except (ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
+        raise ProjectionError(f"the replay failed: {exc}") from exc
+
+
+def project_all(
+    a: Analysis, changes: list[Change], *, slots: int | None = None
+) -> tuple[list[Projection], list[tuple[str, str]]]:
+    """Every projection that can be made, and (label, reason) for those that cannot."""
+    done, failed = [], []
+    for change in changes:
+        try:
+            done.append(project(a, change, slots=slots))
+        except ProfilerError as exc:
+            failed.append((change.label, str(exc)))
+    return done, failed
+
+
+def _project(a: Analysis, change: Change, slots: int | None) -> Projection:
     steps = sim_steps(a)
     config = sim_config(a, steps, slots)
     changes, new_profile, notes = _changes(a, change, config)

@@ -52,6 +52,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
     p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
+    p.add_argument(
+        "--local-workers",
+        type=int,
+        metavar="N",
+        help="C++ max_local_worker_threads (default: inferred where steps waited for one)",
+    )
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
     p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -149,15 +155,20 @@ def run(args: argparse.Namespace) -> int:
         generation=args.generation,
         slots=args.slots,
         window_seconds=window,
+        local_workers=args.local_workers,
     )
-    results = [wi.project(a, change, slots=args.slots) for change in changes]
+    results, failed = wi.project_all(a, changes, slots=args.slots)
     if args.format == "json":
         doc = a.as_dict()
-        doc["whatif"] = [w.as_dict() for w in results]
+        doc["whatif"] = [w.as_dict() for w in results] + [
+            {"change": label, "error": reason} for label, reason in failed
+        ]
         json.dump(doc, sys.stdout, indent=2, default=_json_default)
         print()
     else:
         _print_table(a, results)
+        for label, reason in failed:
+            print(f"\nwhat-if {label}: not projected: {reason}")
     return 0
 
 

@@ -51,6 +51,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--codec", help="the codec the farm used (default xz:6 C++, zstd:3 Rust)")
     p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
     p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
+    p.add_argument(
+        "--local-workers",
+        type=int,
+        metavar="N",
+        help="C++ max_local_worker_threads (default: inferred where steps waited for one)",
+    )
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC",
                    help="a change to project (repeatable; see `analyze --help`)")  # fmt: skip
     p.add_argument("--window", help="time window of the over-time figure (default: automatic)")
@@ -101,16 +107,9 @@ def _projections(a: Any, args: argparse.Namespace) -> tuple[list[Any], list[str]
     """The what-ifs asked for (errors are the user's), else the defaults (errors noted)."""
     from profiler.analyze import whatif as wi
 
-    if args.whatif:
-        changes = [wi.parse_change(text) for text in args.whatif]
-        return [wi.project(a, c, slots=args.slots) for c in changes], []
-    done, failed = [], []
-    for spec in _default_changes(a, args.profiles):
-        try:
-            done.append(wi.project(a, wi.parse_change(spec), slots=args.slots))
-        except ProfilerError as exc:
-            failed.append(f"what-if {spec} not projected: {exc}")
-    return done, failed
+    specs = args.whatif or _default_changes(a, args.profiles)
+    done, failed = wi.project_all(a, [wi.parse_change(text) for text in specs], slots=args.slots)
+    return done, [f"what-if {label} not projected: {reason}" for label, reason in failed]
 
 
 def _write(path: str, text: str) -> None:
@@ -161,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         codec=args.codec,
         generation=args.generation,
         slots=args.slots,
+        local_workers=args.local_workers,
     )
     if args.trace:
         from profiler.report.trace import chrome_trace

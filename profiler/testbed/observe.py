@@ -39,6 +39,7 @@ def observed_run(
     pg_dsn: str | None = None,
     status_interval_seconds: float = 0.25,
     db_interval_seconds: float = 0.1,
+    snapshot_seconds: float = 0.25,
     progress: Callable[[str], object] = lambda _m: None,
 ) -> Observed:
     """Run the testbed under ``knobs`` into ``out/testbed`` and observe it into ``out/run``."""
@@ -55,6 +56,7 @@ def observed_run(
         try:
             box["truth"] = run_testbed(
                 wl, knobs, tb_dir, pg_dsn=pg_dsn, on_serving=port.append,
+                snapshot_seconds=snapshot_seconds,
                 linger_seconds=max(1.0, 3 * status_interval_seconds), progress=progress,
             )  # fmt: skip
         except BaseException as exc:  # reported by the caller's thread

@@ -20,7 +20,7 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from profiler.testbed import workload
+from profiler.testbed import workload as wlmod
 from profiler.testbed.engine import Knobs
 
 CODECS = ("xz:6", "xz:3", "zstd:3", "zstd:9", "zstd:19")
@@ -46,8 +46,8 @@ class Scenario:
     failures: int = 0
     retries: int = 0
 
-    def workload(self) -> workload.Workload:
-        return workload.generate(
+    def workload(self) -> wlmod.Workload:
+        return wlmod.generate(
             self.steps,
             seed=self.seed,
             build_scale=self.build_scale,
@@ -55,9 +55,9 @@ class Scenario:
             shape=self.shape,
         )
 
-    def make_knobs(self, wl: workload.Workload, **changes: Any) -> Knobs:
+    def make_knobs(self, wl: wlmod.Workload, **changes: Any) -> Knobs:
         """The knobs, with failing and retried steps chosen from ``wl``'s leaves."""
-        fail = workload.failing_leaves(wl, self.failures, self.seed) if self.failures else None
+        fail = wlmod.failing_leaves(wl, self.failures, self.seed) if self.failures else None
         retry: frozenset[int] = frozenset()
         if self.retries:
             rng = random.Random(self.seed * 31 + 7)

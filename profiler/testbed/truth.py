@@ -166,11 +166,7 @@ def answers(doc: dict[str, Any]) -> dict[str, Any]:
     saturated = queued_full / total >= SATURATED_SHARE and queued_full >= queued_free
     if saturated:
         ranking = _ranked(holders)
-    elif queued_free / total >= SATURATED_SHARE:
-        ranking = [("scheduling", queued_free / total)] + [
-            kv for kv in _ranked(latency) if kv[0] != "scheduling"
-        ]
-    else:
+    else:  # steps waiting with slots free are part of the scheduling latency
         ranking = [kv for kv in _ranked(latency) if kv[1] >= LATENCY_SHARE] or [("idle", 1.0)]
     top, top_v = ranking[0]
     close = [r for r, v in ranking[1:2] if top_v > 0 and v / top_v >= CLOSE]
