@@ -155,14 +155,17 @@ def one_scenario(
         t0 = time.monotonic()
         observed = observed_run(wl, knobs, out, pg_dsn=dsn)
         answers = tr.answers(observed.truth)
+        t_run = time.monotonic()
         with open(os.devnull, "w") as quiet, redirect_stdout(quiet), redirect_stderr(quiet):
             runs = sc.build_mixes(observed.testbed_dir, observed.run_dir, out, dsn)
+    t_mixes = time.monotonic()
     say(
-        f"  ran in {time.monotonic() - t0:.0f} s; truth: {answers['headline']}"
+        f"  ran in {t_mixes - t0:.0f} s; truth: {answers['headline']}"
         f"{' (close: ' + ', '.join(answers['close']) + ')' if answers['close'] else ''}, "
         f"saturated {answers['saturated']}, latency {answers['latency']}; shares "
         + ", ".join(f"{c} {100 * v:.0f}%" for c, v in answers["shares"].items())
     )
+    say(f"  observed in {t_run - t0:.0f} s, mixes collected in {t_mixes - t_run:.0f} s")
     analyses = {}
     for mix, run in sorted(runs.items()):
         rec = evaluate(run, s, answers)
@@ -206,7 +209,7 @@ def one_scenario(
                 rec[f"whatif_{kind}"] = {"change": change, **proj}
             say(
                 f"  re-run {change}: makespan {answers['makespan_seconds']:.1f} -> "
-                f"{actual['makespan_seconds']:.1f} s"
+                f"{actual['makespan_seconds']:.1f} s ({time.monotonic() - t0:.0f} s so far)"
             )
     del whatif
     return records

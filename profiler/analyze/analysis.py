@@ -172,7 +172,7 @@ def analyze(
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
     p = pressure(samples, table.window, slots, gen)
-    verdict = decide(att, steps, gen, p, logs)
+    verdict = decide(att, steps, gen, p, logs, _resolution(steps))
     steps = steps.assign(system=steps["system"].fillna("unknown"))
     jobsets = (
         steps.assign(jobset=steps["jobset"].fillna("unknown"))
@@ -193,6 +193,17 @@ def analyze(
         choice,
         workers_source,
     )  # fmt: skip
+
+
+def _resolution(steps: pd.DataFrame) -> float:
+    """How finely the steps were timed: 1 s when every start is a whole second (BuildSteps
+    rows, short-format journals; their ends may carry a millisecond overhead), else finer."""
+    if steps.empty:
+        return 0.0
+    times = steps["start_ts"].astype(float).dropna()
+    if times.empty:
+        return 0.0
+    return 1.0 if bool((times == times.round()).all()) else 0.0
 
 
 def _local_workers(

@@ -122,6 +122,8 @@ def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
     estimated["compression"] = bool((steps.get("compress_s", pd.Series(dtype=float)) > 0).any())
     estimated["io"] = estimated["compression"]
     estimated["scheduling"] = queue > 0 and "integral" in table.queue_source
+    for category in table.estimated:
+        estimated[category] = True
     notes = list(table.notes)
     if queue > 0:
         notes.append(f"queue wait {queue:.1f} step-s: {table.queue_source}")

@@ -115,6 +115,7 @@ class StepTable:
     sources: list[Source] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     window: tuple[float, float] = (math.nan, math.nan)
+    estimated: frozenset[str] = frozenset()  # categories split by an estimate, not observed
 
 
 def store_name(path: Any) -> str | None:
@@ -578,21 +579,43 @@ def _with_db(
 def _split_slot_wait(
     steps: pd.DataFrame, samples: pd.DataFrame | None, window: tuple[float, float]
 ) -> tuple[pd.DataFrame, str | None]:
-    """C++ journal-only steps: the worker-slot wait inside 'before the copy', from the
-    integral of the waiting-for-a-worker-slot gauge, shared in proportion to that time."""
+    """C++ journal-only steps: 'before the copy' (connecting, sending inputs, building,
+    waiting for a worker slot) split by the integrals of the status's phase gauges
+    (nrStepsCopyingTo, nrStepsBuilding, nrStepsWaitingForDownloadSlot: step-seconds in each
+    phase over the farm), shared in proportion to each step's time before the copy; the rest
+    is connecting and preparing."""
     if "pre_copy_s" not in steps or steps["pre_copy_s"].isna().all():
         return steps, None
-    wait = gauge_integral(samples, "steps_waiting_for_download_slot", window)
     pre = steps["pre_copy_s"].fillna(0.0)
-    if not math.isfinite(wait) or pre.sum() <= 0:
+    total = float(pre.sum())
+    wait = gauge_integral(samples, "steps_waiting_for_download_slot", window)
+    if not math.isfinite(wait) or total <= 0:
         return steps, None
-    share = min(1.0, wait / float(pre.sum()))
+    send = gauge_integral(samples, "steps_copying_to", window)
+    building = gauge_integral(samples, "steps_building", window)
+    parts = {"slot_wait_s": wait}
+    if math.isfinite(send) and math.isfinite(building) and building > 0:
+        parts.update(send_s=send, build_s=building)
+    used = sum(parts.values())
+    scale = min(1.0, total / used) if used > 0 else 1.0
     steps = steps.copy()
-    steps["slot_wait_s"] = pre * share
-    steps["build_s"] = pre - steps["slot_wait_s"]
+    shares = {c: v * scale / total for c, v in parts.items()}
+    for column, share in shares.items():
+        steps[column] = pre * share
+    rest = max(0.0, 1.0 - sum(shares.values()))
+    if "build_s" in parts:
+        steps["connect_s"] = steps.get("connect_s", 0.0).fillna(0.0) + pre * rest
+        how = (
+            f"sending inputs {100 * shares['send_s']:.0f}%, building "
+            f"{100 * shares['build_s']:.0f}%, waiting for a worker slot "
+            f"{100 * shares['slot_wait_s']:.0f}%, connecting and preparing {100 * rest:.0f}%"
+        )
+    else:
+        steps["build_s"] = pre * (1 - shares["slot_wait_s"])
+        how = f"waiting for a worker slot {100 * shares['slot_wait_s']:.0f}%, the rest building"
     return steps, (
-        f"worker-slot waits ({wait:.1f} step-s, from the waiting-for-a-slot gauge) split from "
-        f"the journal steps' time before the copy ({100 * share:.0f}% of it; estimated)"
+        "the journal steps' time before the copy split by the status's phase gauges "
+        f"(step-seconds per phase over the farm; estimated): {how}"
     )
 
 
@@ -653,7 +676,8 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     if math.isnan(queue_s):
         notes.append(queue_src)
     steps["queue_s"] = np.nan  # per step: not observed (the total is queue_seconds)
-    return StepTable(steps, gen, queue_s, queue_src, sources, notes, window)
+    estimated = frozenset(("build", "scheduling", "io")) if split_note else frozenset()
+    return StepTable(steps, gen, queue_s, queue_src, sources, notes, window, estimated)
 
 
 def workers_from_samples(samples: pd.DataFrame | None) -> int | None:

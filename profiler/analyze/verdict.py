@@ -362,6 +362,16 @@ def _slot_blame(steps: pd.DataFrame, generation: str) -> dict[str, float]:
     return {k: v / total for k, v in blame.items()} if total > 0 else blame
 
 
+def _coarseness(steps: pd.DataFrame, resolution_s: float) -> float:
+    """1 when steps last far longer than their timing resolution, down to 0.2 when not."""
+    if resolution_s <= 0 or steps.empty or "wall_s" not in steps:
+        return 1.0
+    median = float(steps["wall_s"].median())
+    if not math.isfinite(median):
+        return 1.0
+    return float(min(1.0, max(0.2, median / (10 * resolution_s))))
+
+
 def _farm_blame(attribution: Attribution) -> dict[str, float]:
     """Slot time by what held it, from farm-level totals (no per-step rows): every category's
     step-seconds but the queue wait."""
@@ -396,8 +406,12 @@ def decide(
     generation: str,
     p: Pressure,
     log_events: pd.DataFrame | None = None,
+    resolution_s: float = 0.0,
 ) -> Verdict:
-    """Score every bottleneck from the evidence and name the strongest."""
+    """Score every bottleneck from the evidence and name the strongest.
+
+    ``resolution_s`` is how finely the steps were timed (1 for whole-second rows): steps not
+    much longer than it make every share coarse, and the confidence says so."""
     sh = attribution.shares
     blame = _slot_blame(steps, generation) if len(steps) else _farm_blame(attribution)
     stalls = 0
@@ -417,6 +431,8 @@ def decide(
     close = [second_name] if top_score > 0 and second >= CLOSE * top_score else []
     margin = (top_score - second) / top_score if top_score > 0 else 0.0
     confidence = min(1.0, 0.3 + 0.7 * margin) * _quality(top, thr, attribution, unsplit)
+    coarse = _coarseness(steps, resolution_s)
+    confidence *= coarse
     scores = dict.fromkeys(BOTTLENECKS, 0.0)
     scores.update({name: float(v) for name, v in ranking})
     evidence = [
@@ -453,6 +469,12 @@ def decide(
         evidence.append(
             f"builders refused work (hasCapacity false: pressure, load or disk over their "
             f"thresholds) while slots were free {_pct(p.pressure_gated_share)} of the time"
+        )
+    if coarse < 1:
+        median = float(steps["wall_s"].median())
+        evidence.append(
+            f"steps were timed to {resolution_s:g} s but the median step lasts {median:.2g} s: "
+            "the shares are coarse (confidence lowered)"
         )
     evidence.insert(0, thr.sentence())
     evidence.insert(1, lat.sentence())

@@ -364,9 +364,7 @@ def _project(a: Analysis, change: Change, slots: int | None) -> Projection:
         result = sim.what_if(steps, config, **changes)
     else:
         baseline = sim.replay(steps, config)
-        result = sim.what_if(
-            _recompressed(steps, *profiles), config, baseline=baseline, **changes
-        )
+        result = sim.what_if(_recompressed(steps, *profiles), config, baseline=baseline, **changes)
     triggered = sum(1 for d in steps.get("deps", []) if d)
     notes.append(
         f"release times: {steps.attrs['release_source']}; {triggered} of {len(steps)} steps "
