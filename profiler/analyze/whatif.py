@@ -124,6 +124,8 @@ def release_triggers(
     the simulator then releases it when that step ends in the simulation, so a change that
     finishes steps sooner also starts their dependants sooner.
     """
+    if not np.isfinite(release).any():
+        return [[] for _ in release]
     order = np.argsort(end, kind="stable")
     ends = end[order]
     first_wave = np.nanmin(release) + tolerance_s
@@ -133,7 +135,9 @@ def release_triggers(
             out.append([])
             continue
         j = int(np.searchsorted(ends, r + tolerance_s / 4, side="right")) - 1
-        while j >= 0 and order[j] == i:
+        # only a step that ended before this one can have released it: every inferred edge
+        # points to an earlier end, so the inferred dependencies can never form a cycle
+        while j >= 0 and (order[j] == i or not ends[j] < end[i]):
             j -= 1
         if j >= 0 and r - ends[j] <= tolerance_s:
             out.append([str(keys.iloc[order[j]])])

@@ -201,6 +201,8 @@ class Engine:
             else {}
         )
         self.runs = [StepRun(s) for s in wl.steps]
+        self.runner_store: dict[str, bytes] = {}  # Rust direct mode: NARs the runner holds
+        self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._done: set[int] = set()
         self._dispatched: set[int] = set()
@@ -256,6 +258,8 @@ class Engine:
             t.join()
         for a in self.agents.values():
             a.close()
+        if self._error is not None:
+            raise RuntimeError(f"testbed step failed: {self._error}") from self._error
         return self.runs
 
     def _load_queue(self) -> None:
@@ -387,9 +391,17 @@ class Engine:
     ) -> None:
         try:
             fn(run, machine)
+        except BaseException as exc:  # the emulator broke: stop the run, report it
+            with self._cond:
+                self._error = exc
+                self._done.update(r.spec.index for r in self.runs)
+                self._cond.notify_all()
+            raise
         finally:
             with self._cond:
-                if run.retrying:  # back to the queue after its back-off
+                if self._error is not None:
+                    pass
+                elif run.retrying:  # back to the queue after its back-off
                     run.retrying = False
                     self._dispatched.discard(run.spec.index)
                 else:
@@ -423,7 +435,13 @@ class Engine:
         parts = []
         for d in run.spec.deps:
             path = self.wl.steps[d].output.path
-            data, compressed = self.cache.read_nar(path)
+            local = self.runner_store.get(path)
+            if local is not None:
+                # Rust direct mode: the output reached the runner's store at the step's end
+                # and goes to the cache later (uploader.rs); builders import it from there
+                data, compressed = local, len(local)
+            else:
+                data, compressed = self.cache.read_nar(path)
             with self.state.lock:
                 st = self.state.store
                 st.nar_read += 1
@@ -760,6 +778,7 @@ class Engine:
             if self.k.link_bytes_per_second:
                 time.sleep(len(data) / self.k.link_bytes_per_second)
             run.nar_bytes = len(data)
+            self.runner_store[run.spec.output.path] = data
         with self.state.lock:
             machine.uploading_paths -= 1
         elapsed = time.perf_counter() - u0
