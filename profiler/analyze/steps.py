@@ -604,7 +604,8 @@ def _split_slot_wait(
         steps[column] = pre * share
     rest = max(0.0, 1.0 - sum(shares.values()))
     if "build_s" in parts:
-        steps["connect_s"] = steps.get("connect_s", 0.0).fillna(0.0) + pre * rest
+        connect = steps["connect_s"].fillna(0.0) if "connect_s" in steps else 0.0
+        steps["connect_s"] = connect + pre * rest
         how = (
             f"sending inputs {100 * shares['send_s']:.0f}%, building "
             f"{100 * shares['build_s']:.0f}%, waiting for a worker slot "

@@ -28,6 +28,11 @@ from profiler.testbed.engine import Knobs
 from profiler.testbed.observe import observed_run
 
 TABLES = ("db_steps", "db_builds", "db_phases", "log_events", "samples")
+NULLABLE = (
+    "start_time", "stop_time", "machine", "system", "status", "overhead_ms", "size_bytes",
+    "nar_bytes", "value", "ts", "drv_path", "event", "busy", "ms", "compressed_percent",
+    "jobset", "path",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -58,32 +63,7 @@ def cuts(draw: st.DrawFn) -> dict[str, Any]:
         "tables": draw(st.sets(st.sampled_from(TABLES))),
         "keep": draw(st.sampled_from((1.0, 0.5, 0.1, 0.0))),
         "one_row": draw(st.booleans()),
-        "nulls": draw(
-            st.lists(
-                st.sampled_from(
-                    (
-                        "start_time",
-                        "stop_time",
-                        "machine",
-                        "system",
-                        "status",
-                        "overhead_ms",
-                        "size_bytes",
-                        "nar_bytes",
-                        "value",
-                        "ts",
-                        "drv_path",
-                        "event",
-                        "busy",
-                        "ms",
-                        "compressed_percent",
-                        "jobset",
-                        "path",
-                    )
-                ),
-                max_size=3,
-            )
-        ),  # fmt: skip
+        "nulls": draw(st.lists(st.sampled_from(NULLABLE), max_size=3)),
         "shift": draw(st.sampled_from((0.0, -3600.0, 1e6))),
         "seed": draw(st.integers(0, 2**16)),
     }
@@ -109,7 +89,7 @@ def write_cut(base: dict[str, pd.DataFrame], cut: dict[str, Any], path: Path) ->
                     df[column] = pd.to_numeric(df[column], errors="coerce") + cut["shift"]
             writer = run.writer(name)
             for row in df.to_dict(orient="records"):
-                writer.append({k: _clean(v) for k, v in row.items()})
+                writer.append({str(k): _clean(v) for k, v in row.items()})
     return str(path)
 
 
