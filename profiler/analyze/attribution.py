@@ -64,6 +64,16 @@ class Attribution:
         return dict(self.shares)
 
 
+ASSUMED_UPLOAD_BYTES_PER_SECOND = 100e6  # a builder or runner to its cache, same region
+
+
+def _compress_share(profile: CodecProfile) -> float:
+    """The share of a compress-and-upload phase spent compressing, per NAR byte."""
+    upload = profile.ratio / ASSUMED_UPLOAD_BYTES_PER_SECOND
+    total = profile.seconds_per_byte + upload
+    return float(profile.seconds_per_byte / total) if total > 0 else 0.0
+
+
 def split_copy(table: StepTable, profile: CodecProfile | None) -> pd.DataFrame:
     """Add ``compress_s``, ``receive_s``, ``upload_s`` and the category columns to the steps."""
     s = table.steps.copy()
@@ -75,8 +85,16 @@ def split_copy(table: StepTable, profile: CodecProfile | None) -> pd.DataFrame:
     if profile is not None and math.isfinite(profile.seconds_per_byte):
         wanted = profile.seconds(nar)
         compress = np.minimum(wanted.fillna(0.0), pipe.fillna(0.0))
+        # no NAR size (a Rust journal alone, a BuildSteps row of a build without sizes): the
+        # phase is shared by what one byte costs each way, compressing at the profile's rate
+        # and sending its compressed bytes at an assumed upload rate (said in the source)
+        share = _compress_share(profile)
+        compress = compress.where(nar.notna(), pipe.fillna(0.0) * share)
         s["compress_source"] = np.where(
-            nar.notna(), f"estimated: NAR bytes x {profile.codec} profile", "no NAR size"
+            nar.notna(),
+            f"estimated: NAR bytes x {profile.codec} profile",
+            f"estimated without NAR sizes: {100 * share:.0f}% of the copy phase ({profile.codec} "
+            f"profile vs an assumed {ASSUMED_UPLOAD_BYTES_PER_SECOND / 1e6:g} MB/s upload)",
         )
     else:
         compress = pd.Series(0.0, s.index)

@@ -92,7 +92,7 @@ def farm_totals(
     if samples is None or samples.empty or "metric" not in samples:
         return None
     if generation == "rust":
-        return _rust(samples)
+        return _rust(samples, profile)
     return _cxx(samples, profile)
 
 
@@ -145,7 +145,9 @@ def _cxx(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | No
     return FarmTotals(seconds, _z(queue), int(_z(done)), unsplit, notes)
 
 
-def _rust(samples: pd.DataFrame) -> FarmTotals | None:
+def _rust(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | None:
+    from profiler.analyze.attribution import ASSUMED_UPLOAD_BYTES_PER_SECOND, _compress_share
+
     total = increase(samples, "step_seconds_total")
     build = increase(samples, "step_build_seconds_total")
     if not (math.isfinite(total) and math.isfinite(build)):
@@ -153,22 +155,31 @@ def _rust(samples: pd.DataFrame) -> FarmTotals | None:
     imp = _z(increase(samples, "step_import_seconds_total"))
     upload = _z(increase(samples, "step_upload_seconds_total"))
     queue = increase(samples, "job_wait_seconds_sum")
+    share = _compress_share(profile) if profile is not None else 0.0
     seconds = {
         "scheduling": _z(queue),
-        "io": imp + upload,
-        "compression": 0.0,
+        "io": imp + upload * (1 - share),
+        "compression": upload * share,
         "build": build,
         "post": max(0.0, total - imp - upload - build),
     }
     notes = [
         "no per-step source (database, tracker or journal): step-seconds per phase are the "
         "runner's totalStep*TimeMs counters over the farm",
-        f"{upload:.1f} step-s of builder upload phases (compression and PUT together) could "
-        "not be split: no byte counter says how much was compressed; counted as io, so "
-        "compression is absent, not zero",
     ]
+    if profile is None:
+        notes.append(
+            f"{upload:.1f} step-s of builder upload phases (compression and PUT together) could "
+            "not be split without a codec profile; counted as io, so compression is absent"
+        )
+    else:
+        notes.append(
+            f"builder upload phases ({upload:.1f} step-s, compression and PUT together; no byte "
+            f"counter) split {100 * share:.0f}% compression by the {profile.codec} profile vs "
+            f"an assumed {ASSUMED_UPLOAD_BYTES_PER_SECOND / 1e6:g} MB/s upload (estimate)"
+        )
     done = increase(samples, "steps_done_total")
-    return FarmTotals(seconds, _z(queue), int(_z(done)), upload, notes)
+    return FarmTotals(seconds, _z(queue), int(_z(done)), 0.0 if profile else upload, notes)
 
 
 def shares(totals: FarmTotals) -> dict[str, float]:

@@ -535,12 +535,21 @@ def waiting_series(samples: pd.DataFrame, generation: str) -> pd.Series:
     return out
 
 
+SERIES_KEYS = ("machine", "machine_type", "jobset", "bucket")
+
+
 def metric_series(samples: pd.DataFrame, metric: str, agg: str = "sum") -> pd.Series:
     """One metric over time: its samples at each time aggregated over series (machines...)."""
     rows = samples[samples["metric"] == metric]
     if rows.empty:
         return pd.Series(dtype=float)
-    out: pd.Series = rows.groupby("ts")["value"].agg(agg).sort_index()
+    # one value per series and time (documents stamped with the same whole second, as C++
+    # status "time" is, would otherwise be added up), then aggregated over the series
+    keys = [k for k in SERIES_KEYS if k in rows and rows[k].notna().any()]
+    if keys:
+        rows = rows.assign(**{k: rows[k].astype(str) for k in keys})
+    per_series = rows.groupby(["ts", *keys], sort=False)["value"].last().reset_index()
+    out: pd.Series = per_series.groupby("ts")["value"].agg(agg).sort_index()
     return out
 
 
