@@ -55,6 +55,7 @@ class Analysis:
     local_workers: int | None = None  # C++ worker slots as observed (None: no limit seen)
     codec_choice: CodecChoice | None = None  # where the codec (and Rust upload mode) came from
     local_workers_source: str = ""  # how local_workers was found (or why it is not known)
+    runner_cores: tuple[int, str] = (0, "")  # the C++ runner host's cores, and their source
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -123,6 +124,7 @@ def analyze(
     calibrate: bool = True,
     cache_dir: str | None = None,
     local_workers: int | None = None,
+    runner_cores: int | None = None,
 ) -> Analysis:
     """Analyse the run at ``run_dir``.
 
@@ -142,6 +144,9 @@ def analyze(
     local_workers
         C++ ``max_local_worker_threads`` as the operator configured it (default: inferred
         from the data where steps waited for one, see :func:`_local_workers`).
+    runner_cores
+        CPU cores of the C++ runner's host, where local workers compress (default: this
+        machine's, assuming the analysis runs on the Hydra host; said so).
     """
     if not os.path.isdir(run_dir):
         raise ProfilerError(f"{run_dir}: no such run directory")
@@ -155,17 +160,17 @@ def analyze(
     profiles = from_bench(profiles_dir) if profiles_dir else {}
     profile = profile_for(codec_name, profiles, calibrate_missing=calibrate)
     if table.steps.empty:
-        totals = farm_totals(samples, gen, profile) if gen in ("cxx", "rust") else None
+        totals = farm_totals(samples, gen, profile, choice.mode) if gen in ("cxx", "rust") else None
         if totals is None or sum(totals.seconds.values()) <= 0:
             raise ProfilerError(
                 f"{run_dir}: no build steps in the run, and no step-time gauges or counters "
                 f"to answer from ({'; '.join(table.notes)})"
             )
         table = _farm_table(table, samples)
-        steps = split_copy(table, profile)
+        steps = split_copy(table, profile, choice.mode)
         att = farm_attribution(totals)
     else:
-        steps = split_copy(table, profile)
+        steps = split_copy(table, profile, choice.mode)
         att = attribute(table, steps)
     att.notes.append(f"codec {codec_name}: {choice.source}")
     if choice.mode is not None:
@@ -192,6 +197,9 @@ def analyze(
         workers,
         choice,
         workers_source,
+        (runner_cores, "given by the operator (--runner-cores)")
+        if runner_cores
+        else (os.cpu_count() or 1, "this machine's; assumed to be the Hydra host"),
     )  # fmt: skip
 
 

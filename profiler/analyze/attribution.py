@@ -65,6 +65,7 @@ class Attribution:
 
 
 ASSUMED_UPLOAD_BYTES_PER_SECOND = 100e6  # a builder or runner to its cache, same region
+ASSUMED_LINK_BYTES_PER_SECOND = 125e6  # a builder to the runner over SSH, 1 Gbit/s
 
 
 def _compress_share(profile: CodecProfile) -> float:
@@ -74,8 +75,18 @@ def _compress_share(profile: CodecProfile) -> float:
     return float(profile.seconds_per_byte / total) if total > 0 else 0.0
 
 
-def split_copy(table: StepTable, profile: CodecProfile | None) -> pd.DataFrame:
-    """Add ``compress_s``, ``receive_s``, ``upload_s`` and the category columns to the steps."""
+def split_copy(
+    table: StepTable, profile: CodecProfile | None, upload_mode: str | None = None
+) -> pd.DataFrame:
+    """Add ``compress_s``, ``receive_s``, ``upload_s`` and the category columns to the steps.
+
+    ``upload_mode`` is the Rust builders' (:func:`profiler.analyze.evidence.upload_mode`):
+    in ``direct`` mode a step's upload phase only streams the NAR to the runner, which
+    compresses it later outside the step (hydra 14332fbf state/uploader.rs:291-366), so no
+    step time is compression. In presigned mode the builder's upload phase is compression and
+    the PUT only: what it holds beyond the profile's compression time and the PUT at the
+    assumed rate is shared between the two by what a byte costs each way (a busy builder
+    compresses slower than the calibration; a slow link uploads slower than assumed)."""
     s = table.steps.copy()
     copy = s["copy_s"].astype(float).fillna(0.0)
     pipeline = s["pipeline_s"].astype(float) if "pipeline_s" in s else pd.Series(np.nan, s.index)
@@ -84,21 +95,35 @@ def split_copy(table: StepTable, profile: CodecProfile | None) -> pd.DataFrame:
     nar = s["nar_bytes"].astype(float)
     if profile is not None and math.isfinite(profile.seconds_per_byte):
         wanted = profile.seconds(nar)
-        compress = np.minimum(wanted.fillna(0.0), pipe.fillna(0.0))
-        # no NAR size (a Rust journal alone, a BuildSteps row of a build without sizes): the
-        # phase is shared by what one byte costs each way, compressing at the profile's rate
-        # and sending its compressed bytes at an assumed upload rate (said in the source)
-        share = _compress_share(profile)
-        compress = compress.where(nar.notna(), pipe.fillna(0.0) * share)
+        # what else a NAR byte costs in the phase: the Rust builder's upload phase is compress
+        # + PUT; a C++ pipeline (Nix's copy line) is receive + compress + write; a C++ copy
+        # phase without it is receive + compress + write + PUT
+        put = profile.ratio / ASSUMED_UPLOAD_BYTES_PER_SECOND
+        receive = 1 / ASSUMED_LINK_BYTES_PER_SECOND
+        if table.generation == "rust":
+            other = pd.Series(put, s.index)
+        else:
+            other = pd.Series(np.where(has_pipe, receive, receive + put), s.index)
+        share = profile.seconds_per_byte / (profile.seconds_per_byte + other)
+        # what the phase holds beyond the profile's compression and the assumed transfers is
+        # shared by what a byte costs each way: a busy machine compresses slower than the
+        # calibration did; a slow link moves bytes slower than assumed
+        excess = (pipe - wanted - nar * other).clip(lower=0.0)
+        with_size = np.minimum(wanted + excess * share, pipe)
+        compress = with_size.where(nar.notna(), pipe * share).fillna(0.0)
         s["compress_source"] = np.where(
             nar.notna(),
-            f"estimated: NAR bytes x {profile.codec} profile",
-            f"estimated without NAR sizes: {100 * share:.0f}% of the copy phase ({profile.codec} "
-            f"profile vs an assumed {ASSUMED_UPLOAD_BYTES_PER_SECOND / 1e6:g} MB/s upload)",
+            f"estimated: NAR bytes x {profile.codec} profile, the rest of the phase shared "
+            "by per-byte costs",
+            f"estimated without NAR sizes: the phase shared by per-byte costs ({profile.codec} "
+            "profile vs assumed transfer rates)",
         )
     else:
         compress = pd.Series(0.0, s.index)
         s["compress_source"] = "no codec profile: compression not separated from I/O"
+    if table.generation == "rust" and upload_mode == "direct":
+        compress = pd.Series(0.0, s.index)
+        s["compress_source"] = "direct upload mode: the runner compresses after the step"
     s["compress_s"] = compress
     s["upload_s"] = (copy - pipe.fillna(copy)).clip(lower=0.0)
     s["receive_s"] = (pipe.fillna(copy) - compress).clip(lower=0.0)

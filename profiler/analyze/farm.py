@@ -86,13 +86,16 @@ def _z(x: float) -> float:
 
 
 def farm_totals(
-    samples: pd.DataFrame | None, generation: str, profile: CodecProfile | None
+    samples: pd.DataFrame | None,
+    generation: str,
+    profile: CodecProfile | None,
+    upload_mode: str | None = None,
 ) -> FarmTotals | None:
     """Step-seconds per category from the gauges and counters, or None without them."""
     if samples is None or samples.empty or "metric" not in samples:
         return None
     if generation == "rust":
-        return _rust(samples, profile)
+        return _rust(samples, None if upload_mode == "direct" else profile)
     return _cxx(samples, profile)
 
 
@@ -116,8 +119,13 @@ def _cxx(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | No
     compress = 0.0
     unsplit = 0.0
     if profile is not None and math.isfinite(nar) and nar > 0:
+        from profiler.analyze.attribution import ASSUMED_LINK_BYTES_PER_SECOND
+
         compress = float(profile.seconds(0) * _z(writes) + nar * profile.seconds_per_byte)
-        if math.isfinite(pipeline):
+        if math.isfinite(pipeline):  # the rest of the pipeline shared by per-byte costs
+            receive = 1 / ASSUMED_LINK_BYTES_PER_SECOND
+            share = profile.seconds_per_byte / (profile.seconds_per_byte + receive)
+            compress += max(0.0, pipeline - compress - nar * receive) * share
             compress = min(compress, pipeline)
         compress = min(compress, copy)
         notes.append(

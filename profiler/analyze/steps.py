@@ -305,9 +305,10 @@ def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | Non
 
 JOURNAL_CAVEAT = {
     "cxx": "step start to the build's success line; the copy phase is the journal's "
-    "receive+compress+write time; the time before it (connecting, sending inputs, building, "
-    "waiting for a worker slot) is counted as build, less the slot waits the status gauge "
-    "shows; the time after it as post-processing",
+    "receive+compress+write time plus the S3 store's upload time where it logs one (Nix "
+    "2.0-2.32); the time before it (connecting, sending inputs, building, waiting for a "
+    "worker slot) is counted as build unless the status's phase gauges split it; the time "
+    "after it as post-processing (with a Nix that logs no upload, the upload too)",
     "rust": "dispatch to done; build and upload times from the builders' lines, the "
     "time before the build as connecting and sending inputs, the rest as post-processing",
 }
@@ -363,6 +364,7 @@ def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
     if not copied.empty:
         pipe = {k: float(v) for k, v in copied.groupby("name")["pipeline_s"].sum().items()}
         first_copy = {k: float(v) for k, v in copied.groupby("name")["ts"].max().items()}
+    uploads = _S3Uploads(logs)
     rows = []
     for r in started.to_dict("records"):
         end = done.get(r["build_id"])
@@ -370,13 +372,48 @@ def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
             continue
         row = _base_row(r, r["build_id"], 1, r["machine"], end)
         name = store_name(r["drv"]) or ""
-        row["copy_s"] = min(pipe.get(name, 0.0), end - row["start_ts"])
+        pipeline = min(pipe.get(name, 0.0), end - row["start_ts"])
         # before the copy: connecting, sending, building and waiting for a worker slot
-        copy_start = first_copy.get(name, end) - row["copy_s"]
+        copy_start = first_copy.get(name, end) - pipeline
         row["build_s"] = row["pre_copy_s"] = max(0.0, copy_start - row["start_ts"])
+        # after Nix's copy line, the S3 store uploads the NAR (its own line, Nix <= 2.32)
+        put = 0.0
+        if name in first_copy:
+            mine = copied[copied["name"] == name]
+            for packed in mine["compressed_bytes"]:
+                put += uploads.take(first_copy[name], end, float(packed))
+        row["copy_s"] = min(pipeline + put, max(0.0, end - row["start_ts"] - row["build_s"]))
         row["post_s"] = max(0.0, end - row["start_ts"] - row["build_s"] - row["copy_s"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+class _S3Uploads:
+    """Nix's ``uploaded 's3://...' (N bytes) in M ms`` lines (S3 store, Nix 2.0-2.32), each
+    matched once to the output whose compressed size it carries, after that output's copy
+    line (binary-cache-store.cc prints the copy line, then uploads: nix 2.34.0 :184)."""
+
+    def __init__(self, logs: pd.DataFrame) -> None:
+        lines = logs[logs["event"] == "s3_upload"] if "event" in logs else logs.iloc[:0]
+        lines = lines[lines["url"].astype(str).str.contains("/nar/")] if "url" in lines else lines
+        self.ts = lines["ts"].astype(float).to_numpy() if "ts" in lines else np.array([])
+        self.bytes = lines["bytes"].astype(float).to_numpy() if "bytes" in lines else self.ts
+        self.seconds = lines["ms"].astype(float).to_numpy() / 1000 if "ms" in lines else self.ts
+        self.used = np.zeros(len(self.ts), bool)
+
+    def take(self, after: float, before: float, packed: float) -> float:
+        """Upload seconds of the output of ``packed`` compressed bytes (0 if none matches)."""
+        if not len(self.ts) or not math.isfinite(packed):
+            return 0.0
+        ok = (~self.used) & (self.ts >= after - 1) & (self.ts <= before + 1)
+        if not ok.any():
+            return 0.0
+        error = np.where(ok, np.abs(self.bytes - packed), np.inf)
+        i = int(np.argmin(error))
+        if error[i] > max(1024.0, 0.05 * packed):
+            return 0.0
+        self.used[i] = True
+        return float(self.seconds[i]) if math.isfinite(self.seconds[i]) else 0.0
 
 
 def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:

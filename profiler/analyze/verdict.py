@@ -116,7 +116,8 @@ class Throughput:
             f"{_pct(self.queued_free_share)} with a slot free ({self.source})"
         )
         if self.saturated:
-            return f"throughput: saturated: {q}; the slots were held by {self.held_by}"
+            held = self.held_by or "what, the run does not show (no step phases)"
+            return f"throughput: saturated: {q}; the slots were held by {held}"
         return f"throughput: not saturated: {q}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -297,8 +298,9 @@ def pressure(
         capacity = float(slots * max(len(per_machine), len(max_jobs), 1))
     elif not max_jobs.empty:
         capacity = float(max_jobs.sum())
-    else:  # C++ status has no maxJobs: the most each machine was seen running
-        capacity = float(per_machine.sum()) if not per_machine.empty else math.nan
+    else:  # C++ status has no maxJobs: the most each machine was seen running (at least 1:
+        # a machine in the status has a slot even if it was never seen using it)
+        capacity = float(per_machine.clip(lower=1).sum()) if not per_machine.empty else math.nan
     r = runnable.to_numpy(float) > 0
     free = jobs.to_numpy(float) < capacity if math.isfinite(capacity) else np.zeros_like(r)
     p = Pressure(samples=len(runnable), interval_s=float(np.median(dt)), capacity=capacity)

@@ -188,6 +188,30 @@ def sim_config(a: Analysis, steps: pd.DataFrame, slots: int | None = None) -> si
     return sim.config_from_steps(steps, "cxx", per_machine, a.local_workers)
 
 
+def effective_workers(a: Analysis, wanted: int) -> tuple[int, str]:
+    """Local worker slots that can make progress at once: each compresses on the runner's
+    CPU for the share of its copy phase that is compression, so beyond ``cores / share``
+    slots more workers only share the same cores (the replay models slots, not CPUs)."""
+    cores, source = a.runner_cores
+    s = a.steps
+    compress = float(s["compress_s"].fillna(0).sum()) if "compress_s" in s else 0.0
+    moving = sum(float(s[c].fillna(0).sum()) for c in ("receive_s", "upload_s") if c in s)
+    share = compress / (compress + moving) if compress + moving > 0 else 0.0
+    if share <= 0 or not cores:
+        return wanted, "local workers: no compression seen in the copy phases; no CPU cap"
+    cap = max(1, round(cores / share))
+    if wanted <= cap:
+        return wanted, (
+            f"local workers: {wanted} fit the runner's {cores} cores ({source}) at "
+            f"{100 * share:.0f}% compression per copy phase"
+        )
+    return cap, (
+        f"local workers: {wanted} asked, but copy phases are {100 * share:.0f}% compression "
+        f"on the runner's {cores} cores ({source}): at most {cap} make progress at once, so "
+        f"{cap} are simulated"
+    )
+
+
 @dataclass
 class Projection:
     """A what-if: the replay's validation, the comparison table and the fleet cost."""
@@ -274,7 +298,9 @@ def _changes(
     if change.kind == "compress":
         return {"compress_factor": change.value}, new_profile, notes
     if change.kind == "workers":
-        return {"local_workers": change.value}, new_profile, notes
+        workers, note = effective_workers(a, change.value)
+        notes.append(note)
+        return {"local_workers": workers}, new_profile, notes
     if change.kind == "upload":
         return {"upload_bytes_per_second": change.value}, new_profile, notes
     sign, n = change.value

@@ -58,6 +58,12 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="C++ max_local_worker_threads (default: inferred where steps waited for one)",
     )
+    p.add_argument(
+        "--runner-cores",
+        type=int,
+        metavar="N",
+        help="CPU cores of the C++ runner's host (default: this machine's)",
+    )
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
     p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         slots=args.slots,
         window_seconds=window,
         local_workers=args.local_workers,
+        runner_cores=args.runner_cores,
     )
     results, failed = wi.project_all(a, changes, slots=args.slots)
     if args.format == "json":

@@ -57,6 +57,12 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="C++ max_local_worker_threads (default: inferred where steps waited for one)",
     )
+    p.add_argument(
+        "--runner-cores",
+        type=int,
+        metavar="N",
+        help="CPU cores of the C++ runner's host (default: this machine's)",
+    )
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC",
                    help="a change to project (repeatable; see `analyze --help`)")  # fmt: skip
     p.add_argument("--window", help="time window of the over-time figure (default: automatic)")
@@ -161,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         generation=args.generation,
         slots=args.slots,
         local_workers=args.local_workers,
+        runner_cores=args.runner_cores,
     )
     if args.trace:
         from profiler.report.trace import chrome_trace

@@ -454,15 +454,28 @@ class Engine:
         run.input_bytes = len(blob)
         return blob
 
-    def _store_output(self, run: StepRun, data: bytes) -> tuple[int, int]:
-        """Compress, write to the cache, 'upload'; returns (compress ms, upload ms)."""
+    def _store_output(
+        self,
+        run: StepRun,
+        data: bytes,
+        on_written: Callable[[int, int, str], object] | None = None,
+    ) -> tuple[int, int]:
+        """Compress, write to the cache, 'upload'; returns (compress ms, upload ms).
+
+        ``on_written(nar bytes, compressed bytes, url)`` runs between the write and the PUT,
+        where Nix prints its ``copying path`` line (binary-cache-store.cc:184 at 2.34.0: the
+        NAR is uploaded after it)."""
         run.mark("compressing", time.time())
         c0 = time.perf_counter()
         blob = self.codec.compress(data)
         run.compress_seconds = time.perf_counter() - c0
         run.mark("writing-cache", time.time())
         refs = [self.wl.steps[d].output.path for d in run.spec.deps]
-        self.cache.add(run.spec.output.path, data, blob, self.codec, refs, run.spec.drv_path)
+        written = self.cache.add(
+            run.spec.output.path, data, blob, self.codec, refs, run.spec.drv_path
+        )
+        if on_written is not None:
+            on_written(len(data), len(blob), written.url)
         run.mark("uploading", time.time())
         u0 = time.perf_counter()
         if self.k.upload_bytes_per_second:
@@ -640,16 +653,24 @@ class Engine:
         p0 = time.perf_counter()
         data = conn.receive_output(run.spec.index)
         self._gauge("bytes_received", len(data))
-        _, put_ms = self._store_output(run, data)
-        total_ms = int((time.perf_counter() - p0) * 1000)
-        pipeline_ms = total_ms - put_ms  # Nix times read+compress+write; the PUT apart
-        with self.state.lock:
-            self.state.store.nar_write_compression_time_ms += pipeline_ms
-        self._emit(
-            journal.cxx_copying_path(
-                run.spec.output.path, run.nar_bytes, run.compressed_bytes, pipeline_ms
+        urls: list[str] = []
+
+        def written(nar_bytes: int, compressed_bytes: int, url: str) -> None:
+            # Nix times read+compress+write and prints it before the PUT
+            pipeline_ms = int((time.perf_counter() - p0) * 1000)
+            with self.state.lock:
+                self.state.store.nar_write_compression_time_ms += pipeline_ms
+            self._emit(
+                journal.cxx_copying_path(
+                    run.spec.output.path, nar_bytes, compressed_bytes, pipeline_ms
+                )
             )
-        )
+            urls.append(url)
+
+        _, put_ms = self._store_output(run, data, written)
+        total_ms = int((time.perf_counter() - p0) * 1000)
+        # the S3 store's own line once the PUT is done (Nix 2.0-2.32, s3-binary-cache-store.cc)
+        self._emit(journal.cxx_s3_uploaded(f"{S3_BUCKET}/{urls[0]}", run.compressed_bytes, put_ms))
         self._gauge("nr_steps_copying_from", -1)
         return total_ms
 
@@ -841,6 +862,7 @@ class Engine:
             s.jobsets[key] = (seconds + build_ms // 1000, shares)
 
 
+S3_BUCKET = "testbed-cache"  # the bucket the emulated C++ runner's S3 store writes to
 STATUS_ABORTED = 3  # BuildSteps.status of a transient failure (hydra.sql status codes)
 TRANSIENT_MESSAGE = "error: unexpected end-of-file"
 PRESSURE_AVG10 = 92.5  # %: above the builders' cpuPsiThreshold (75)

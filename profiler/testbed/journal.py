@@ -174,6 +174,12 @@ def cxx_copying_path(path: str, nar_bytes: int, compressed_bytes: int, ms: int) 
     return _cxx("nix", "output_copied", path, nar_bytes, f"{percent:.1f}", ms)
 
 
+def cxx_s3_uploaded(key: str, nbytes: int, ms: int) -> Line:
+    """Nix's S3 store after a PUT (2.0-2.32): ``key`` is ``bucket/object``."""
+    bucket, _, obj = key.partition("/")
+    return _cxx("nix", "s3_upload", bucket, obj, nbytes, ms)
+
+
 def cxx_marking_succeeded(build_id: int) -> Line:
     return _cxx("cxx-runner", "build_succeeded", build_id)
 
