@@ -176,8 +176,6 @@ def throughput(
     )
     full_t, free_t = p.runnable_full_share, p.runnable_free_share
     holders = {k: v for k, v in blame.items() if v > 0}
-    if math.isfinite(p.db_stalled_share) and p.db_stalled_share > 0:
-        holders["database"] = holders.get("database", 0.0) + p.db_stalled_share
     if math.isfinite(p.pressure_gated_share) and math.isfinite(full_t) and full_t > 0:
         gated = min(1.0, p.pressure_gated_share / full_t)
         holders = {k: v * (1 - gated) for k, v in holders.items()}
@@ -186,7 +184,9 @@ def throughput(
     if not (math.isfinite(full_t) and math.isfinite(free_t)):
         return Throughput(None, queued, math.nan, math.nan, holders, "no status samples")
     seen = full_t + free_t
-    f_full = full_t / seen if seen > 0 else 0.0
+    f_full = p.waiting_full_fraction
+    if not math.isfinite(f_full):
+        f_full = full_t / seen if seen > 0 else 0.0
     if not math.isfinite(queued):  # no queue wait: the samples' time shares stand in
         q_full, q_free = full_t, free_t
         source = "status samples' time shares (the queue wait itself is not observed)"
@@ -248,6 +248,8 @@ class Pressure:
     pressure_gated_share: float = math.nan
     free_from: str = ""  # how "a slot was free" was decided
     runner_cpu_cores: float = math.nan  # the runner process's CPU seconds per second (Rust)
+    # of the step-seconds spent waiting for a machine, the share with every usable slot taken
+    waiting_full_fraction: float = math.nan
 
 
 def _per_machine(samples: pd.DataFrame, metric: str) -> pd.Series:
@@ -265,6 +267,17 @@ def _machine_matrix(s: pd.DataFrame, metric: str, index: pd.Index) -> pd.DataFra
         return pd.DataFrame(index=index)
     wide = rows.pivot_table(index="ts", columns="machine", values="value", aggfunc="last")
     return wide.reindex(wide.index.union(index)).ffill().reindex(index)
+
+
+def _capacity(slots: int | None, per_machine: pd.Series, max_jobs: pd.Series) -> float:
+    """Build slots over the farm: ``slots`` per machine, else the Rust status's maxJobs."""
+    if slots is not None:
+        return float(slots * max(len(per_machine), len(max_jobs), 1))
+    if not max_jobs.empty:
+        return float(max_jobs.sum())
+    # C++ status has no maxJobs: the most each machine was seen running (at least 1: a machine
+    # in the status has a slot even if it was never seen using it)
+    return float(per_machine.clip(lower=1).sum()) if not per_machine.empty else math.nan
 
 
 def pressure(
@@ -294,13 +307,7 @@ def pressure(
     jobs = metric_series(s, "machine_current_jobs").reindex(runnable.index).ffill().fillna(0.0)
     per_machine = _per_machine(s, "machine_current_jobs")
     max_jobs = _per_machine(s, "machine_max_jobs")
-    if slots is not None:
-        capacity = float(slots * max(len(per_machine), len(max_jobs), 1))
-    elif not max_jobs.empty:
-        capacity = float(max_jobs.sum())
-    else:  # C++ status has no maxJobs: the most each machine was seen running (at least 1:
-        # a machine in the status has a slot even if it was never seen using it)
-        capacity = float(per_machine.clip(lower=1).sum()) if not per_machine.empty else math.nan
+    capacity = _capacity(slots, per_machine, max_jobs)
     r = runnable.to_numpy(float) > 0
     free = jobs.to_numpy(float) < capacity if math.isfinite(capacity) else np.zeros_like(r)
     p = Pressure(samples=len(runnable), interval_s=float(np.median(dt)), capacity=capacity)
@@ -311,6 +318,9 @@ def pressure(
         free = np.asarray((gate.fillna(0.0).to_numpy(float) > 0).any(axis=1), dtype=bool)
         p.free_from = "builders' hasCapacity (slots, CPU/memory/IO pressure, disk)"
         p.pressure_gated_share = float(weight[free_by_slots & ~free].sum() / total)
+    waiting_steps = weight * np.clip(runnable.to_numpy(float), 0, None)
+    if waiting_steps.sum() > 0:  # step-weighted: ten steps waiting count ten times
+        p.waiting_full_fraction = float(waiting_steps[~free].sum() / waiting_steps.sum())
     p.runnable_share = float(weight[r].sum() / total)
     p.runnable_free_share = float(weight[r & free].sum() / total)
     p.runnable_full_share = float(weight[r & ~free].sum() / total)
