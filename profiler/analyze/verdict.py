@@ -485,8 +485,8 @@ def decide(
     if coarse < 1:
         median = float(steps["wall_s"].median())
         evidence.append(
-            f"steps were timed to {resolution_s:g} s but the median step lasts {median:.2g} s: "
-            "the shares are coarse (confidence lowered)"
+            f"steps were timed (or their phases sampled) every {resolution_s:.2g} s but the "
+            f"median step lasts {median:.2g} s: the shares are coarse (confidence lowered)"
         )
     evidence.insert(0, thr.sentence())
     evidence.insert(1, lat.sentence())

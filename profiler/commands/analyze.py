@@ -11,10 +11,17 @@ from profiler.errors import UsageError
 from profiler.units import format_share
 
 HELP = """\
-RUN is a run directory written by `collect` (any mix of status, metrics, logs, db). The
-copy phase Hydra records (receive + compress + write + upload) is split with a codec
+RUN is a run directory written by `collect` (any mix of status, metrics, logs, db; status
+and metrics alone give a farm-level answer from the gauges). The copy phase Hydra records
+(receive + compress + write + upload; the Rust builder's upload) is split with a codec
 profile: from --profiles (a `hydra-profiler bench` result on your NARs), else calibrated
-here on the built-in corpus; those shares are marked estimated.
+here on the built-in corpus (cached per machine); those shares are marked estimated.
+
+Two answers, then the headline: throughput (is the farm saturated: did steps wait for a
+machine with every usable slot taken, and what held the slots) and latency (what adds most
+to step wall time besides the build). The headline is what held the slots when saturated,
+else the largest latency cause (or idle); a close runner-up is named with the data that
+would settle it. Shares the run cannot observe are marked partial, never shown as 0%.
 
 what-if (--whatif, repeatable; one change each, compared with a replay of the run):
   codec=zstd:19        compression time and size from the codec profiles
@@ -112,8 +119,9 @@ def _print_table(a: Any, whatifs: list[Any]) -> None:
             cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
                     "build_share", "slot_not_building_share"]  # fmt: skip
             print("\nby machine:\n" + a.by_machine[cols].round(3).to_string(), file=out)
-        use = a.use.drop(columns="measures")
-        print("\nUSE (utilisation, saturation, errors):\n" + use.round(3).to_string(), file=out)
+        use = a.use.drop(columns="measures").round(3)
+        use = use.astype(object).where(use.notna(), "not seen")  # absent, not zero
+        print("\nUSE (utilisation, saturation, errors):\n" + use.to_string(), file=out)
         for name, text in a.use["measures"].items():
             print(f"  {name}: {text}", file=out)
         for w in whatifs:

@@ -205,7 +205,8 @@ def _verdict_section(a: Analysis) -> Section:
                       {"step_seconds": _num(1), "share": format_share},
                       {"step_seconds": "step-seconds"}),
             TableItem("table-scores", "Bottleneck scores", scores,
-                      "How strongly each candidate bottleneck is supported (0..1).",
+                      "The headline's candidates: when the farm is saturated, the share of "
+                      "slot time each held; otherwise each one's share of step wall time.",
                       {"score": _num(2)}),
         ],
     )  # fmt: skip

@@ -30,6 +30,7 @@ MIXES = {
     "c": "short-format journal + status",
     "d": "database history only (collect db --once)",
     "e": "status + metrics only",
+    "e-files": "status + metrics only, imported from captured snapshot files",
 }
 
 
@@ -161,8 +162,10 @@ def worker_change(s: Scenario) -> tuple[str, dict[str, Any]]:
 def build_mixes(testbed_dir: str, full_run: str, out: str, dsn: str | None) -> dict[str, str]:
     """Run directories for each mix of :data:`MIXES` from one observed testbed run.
 
-    ``full_run`` is mix (a), collected live; the others are collected from the testbed's
-    files (status snapshots, metrics, journals) and database by the CLI, as an operator would.
+    ``full_run`` is mix (a), collected live; the others take its live status and metrics
+    samples (what ``collect status --url`` and ``collect metrics --url`` keep) and collect the
+    journals and the database with the CLI, as an operator would; ``e-files`` imports the
+    testbed's snapshot files instead (C++ status documents are stamped in whole seconds).
     """
     from profiler.cli import main
 
@@ -179,9 +182,7 @@ def build_mixes(testbed_dir: str, full_run: str, out: str, dsn: str | None) -> d
 
     for mix, logs in (("b", json_logs), ("c", short_logs)):
         run = os.path.join(out, mix)
-        cli("collect", "status", "--file", statuses, "--once", "--out", run)
-        if mix == "b":
-            cli("collect", "metrics", "--file", metrics, "--once", "--out", run)
+        copy_samples(full_run, run, metrics=mix == "b")
         if logs:
             cli("collect", "logs", *[a for p in logs for a in ("--file", p)], "--out", run)
         runs[mix] = run
@@ -190,7 +191,34 @@ def build_mixes(testbed_dir: str, full_run: str, out: str, dsn: str | None) -> d
         cli("collect", "db", "--pg", dsn, "--since", "1d", "--once", "--out", run)
         runs["d"] = run
     run = os.path.join(out, "e")
+    copy_samples(full_run, run, metrics=True)
+    runs["e"] = run
+    # the same status as an operator importing captured snapshot files would have it
+    run = os.path.join(out, "e-files")
     cli("collect", "status", "--file", statuses, "--once", "--out", run)
     cli("collect", "metrics", "--file", metrics, "--once", "--out", run)
-    runs["e"] = run
+    runs["e-files"] = run
     return runs
+
+
+def copy_samples(full_run: str, run: str, *, metrics: bool) -> None:
+    """The live-collected status (and metrics) samples of ``full_run`` into ``run``: what an
+    operator polling ``/queue-runner-status`` or ``/status`` (and ``/metrics``) has."""
+    import math
+
+    from profiler.store import Run, compact, read_run
+
+    reader = read_run(full_run)
+    if "samples" not in reader.tables():
+        return
+    samples = reader.table("samples")
+    if not metrics and "source" in samples:
+        samples = samples[~samples["source"].astype(str).str.endswith("/metrics")]
+    records = [
+        {str(k): (None if isinstance(v, float) and not math.isfinite(v) else v)
+         for k, v in row.items()}
+        for row in samples.to_dict(orient="records")
+    ]  # fmt: skip
+    with Run.open(run, command="status and metrics samples collected live") as r:
+        r.write_part("samples", records)
+    compact(run)

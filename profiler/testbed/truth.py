@@ -118,11 +118,27 @@ def _ranked(shares: dict[str, float]) -> list[tuple[str, float]]:
     return sorted(shares.items(), key=lambda kv: -kv[1])
 
 
+def _permit_use(
+    permits: list[tuple[float, float, str]], start: float, end: float
+) -> dict[str, float]:
+    """While a step waited for a local worker permit (start..end), what the permit holders
+    were doing: shares of compressing vs moving bytes (receive, write, upload)."""
+    count = {"compression": 0.0, "io": 0.0}
+    for t in (start + (end - start) * (i + 0.5) / 8 for i in range(8)):
+        for a, b, c in permits:
+            if a <= t < b:
+                count[c] += 1
+    total = sum(count.values())
+    return {k: v / total for k, v in count.items()} if total else {"compression": 1.0}
+
+
 def answers(doc: dict[str, Any]) -> dict[str, Any]:
     """The true answers of a run: makespan and p50 step wall time, whether the farm was
     saturated (steps queued while every usable slot was taken) and what held the slots,
     what added most latency besides the build, and the headline (the one thing to fix first)
-    with the runner-up when it is a close call.
+    with the runner-up when it is a close call. A C++ step waiting for a local worker permit
+    holds its machine slot because of what the permit holders are doing (compressing, or
+    receiving and uploading bytes): its wait is shared between those.
     """
     import numpy as np
 
@@ -157,7 +173,17 @@ def answers(doc: dict[str, Any]) -> dict[str, Any]:
             queued_free += span * (1 - full)
     total = float(wall.sum()) or 1.0
     held: dict[str, float] = {}
+    permits = [  # C++ local worker permits: what each holder was doing, when
+        (p["start"], p["end"], "compression" if p["phase"] == "compressing" else "io")
+        for s in steps
+        for p in s["phases"]
+        if p["phase"] in ("receiving-outputs", "compressing", "writing-cache", "uploading")
+    ]
     for a, b, c in slots:
+        if c == "compression" and gen == "cxx" and permits:  # a wait for a permit: held by
+            for resource, share in _permit_use(permits, a, b).items():  # what holders did
+                held[resource] = held.get(resource, 0.0) + (b - a) * share
+            continue
         held[RESOURCE[c]] = held.get(RESOURCE[c], 0.0) + (b - a)
     held_total = sum(held.values()) or 1.0
     holders = {r: v / held_total for r, v in held.items()}
