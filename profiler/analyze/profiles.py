@@ -71,7 +71,7 @@ def from_bench(directory: str) -> dict[str, CodecProfile]:
     return out
 
 
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 SMALL_NAR_BYTES = 4096  # a call this small costs the codec's set-up and nearly nothing else
 
 
@@ -131,10 +131,9 @@ def calibrate(spec_text: str, per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS
         except TypeError:
             pass
     from profiler.corpus import default_corpus
-    from profiler.nar.dump import dump_bytes
 
     codec = make_codec(spec)
-    sample = b"".join(dump_bytes(p.root)[:per_class_bytes] for p in default_corpus())
+    sample = b"".join(p.read()[:per_class_bytes] for p in default_corpus())
     if not sample:
         raise ProfilerError("calibration: no corpus data on this machine; pass --profiles")
     small = []
