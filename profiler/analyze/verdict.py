@@ -71,6 +71,7 @@ class Verdict:
 
 
 SATURATED_SHARE = 0.10  # of step wall time queued while every usable slot was taken
+SATURATED_MARGIN = 0.05  # closer than this to the line: saturation itself is a close call
 LATENCY_SHARE = 0.12  # a non-build share this large is worth fixing
 CLOSE = 0.8  # runner-up / headline above this: a close call, said so
 RESOURCE_OF = {"scheduling": "scheduling", "io": "io", "compression": "compression",
@@ -176,10 +177,6 @@ def throughput(
     )
     full_t, free_t = p.runnable_full_share, p.runnable_free_share
     holders = {k: v for k, v in blame.items() if v > 0}
-    if math.isfinite(p.pressure_gated_share) and math.isfinite(full_t) and full_t > 0:
-        gated = min(1.0, p.pressure_gated_share / full_t)
-        holders = {k: v * (1 - gated) for k, v in holders.items()}
-        holders["builder-capacity"] = holders.get("builder-capacity", 0.0) + gated
     del stalls
     if not (math.isfinite(full_t) and math.isfinite(free_t)):
         return Throughput(None, queued, math.nan, math.nan, holders, "no status samples")
@@ -217,8 +214,13 @@ def headline_ranking(thr: Throughput, lat: Latency) -> tuple[list[tuple[str, flo
     when nothing but the build is large."""
     if thr.saturated and thr.holders:
         return sorted(thr.holders.items(), key=lambda kv: -kv[1]), "throughput"
-    ranking = [kv for kv in lat.ranking if kv[1] >= LATENCY_SHARE] or [("idle", 1.0)]
-    return ranking, "latency"
+    # "idle" competes at the threshold: a cause just above it is a close call with idle, and
+    # idle with a cause just below it is a close call with that cause
+    above = [kv for kv in lat.ranking if kv[1] >= LATENCY_SHARE]
+    below = [kv for kv in lat.ranking if kv[1] < LATENCY_SHARE]
+    if above:
+        return [*above, ("idle", LATENCY_SHARE)], "latency"
+    return [("idle", LATENCY_SHARE), *below[:1]], "latency"
 
 
 def latency(attribution: Attribution) -> Latency:
@@ -443,6 +445,9 @@ def decide(
     close = [second_name] if top_score > 0 and second >= CLOSE * top_score else []
     margin = (top_score - second) / top_score if top_score > 0 else 0.0
     confidence = min(1.0, 0.3 + 0.7 * margin) * _quality(top, thr, attribution, unsplit)
+    if math.isfinite(thr.queued_full_share):  # saturated or not: how near the line
+        near = abs(thr.queued_full_share - SATURATED_SHARE) / SATURATED_MARGIN
+        confidence *= 0.5 + 0.5 * min(1.0, near)
     coarse = _coarseness(steps, resolution_s)
     confidence *= coarse
     scores = dict.fromkeys(BOTTLENECKS, 0.0)
