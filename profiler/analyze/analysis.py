@@ -177,10 +177,8 @@ def analyze(
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
     p = pressure(samples, table.window, slots, gen)
-    resolution = _resolution(steps)
-    if table.estimated and math.isfinite(p.interval_s):  # phases split by sampled gauges
-        resolution = max(resolution, p.interval_s)
-    verdict = decide(att, steps, gen, p, logs, resolution)
+    sampled = p.interval_s if table.estimated and math.isfinite(p.interval_s) else 0.0
+    verdict = decide(att, steps, gen, p, logs, _resolution(steps), sampled)
     steps = steps.assign(system=steps["system"].fillna("unknown"))
     jobsets = (
         steps.assign(jobset=steps["jobset"].fillna("unknown"))

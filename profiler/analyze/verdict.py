@@ -376,14 +376,14 @@ def _slot_blame(steps: pd.DataFrame, generation: str) -> dict[str, float]:
     return {k: v / total for k, v in blame.items()} if total > 0 else blame
 
 
-def _coarseness(steps: pd.DataFrame, resolution_s: float) -> float:
-    """1 when steps last far longer than their timing resolution, down to 0.2 when not."""
+def _coarseness(steps: pd.DataFrame, resolution_s: float, needed: float) -> float:
+    """1 when steps last ``needed`` times their timing resolution or more, down to 0.2."""
     if resolution_s <= 0 or steps.empty or "wall_s" not in steps:
         return 1.0
     median = float(steps["wall_s"].median())
     if not math.isfinite(median):
         return 1.0
-    return float(min(1.0, max(0.2, median / (10 * resolution_s))))
+    return float(min(1.0, max(0.2, median / (needed * resolution_s))))
 
 
 def _farm_blame(attribution: Attribution) -> dict[str, float]:
@@ -421,11 +421,14 @@ def decide(
     p: Pressure,
     log_events: pd.DataFrame | None = None,
     resolution_s: float = 0.0,
+    sampled_s: float = 0.0,
 ) -> Verdict:
     """Score every bottleneck from the evidence and name the strongest.
 
     ``resolution_s`` is how finely the steps were timed (1 for whole-second rows): steps not
-    much longer than it make every share coarse, and the confidence says so."""
+    much longer than it make every share coarse, and the confidence says so; ``sampled_s`` is
+    the sample interval of the gauges that split phases (an integral over many samples: a
+    step need only outlast a couple of them)."""
     sh = attribution.shares
     blame = _slot_blame(steps, generation) if len(steps) else _farm_blame(attribution)
     stalls = 0
@@ -448,7 +451,7 @@ def decide(
     if math.isfinite(thr.queued_full_share):  # saturated or not: how near the line
         near = abs(thr.queued_full_share - SATURATED_SHARE) / SATURATED_MARGIN
         confidence *= 0.5 + 0.5 * min(1.0, near)
-    coarse = _coarseness(steps, resolution_s)
+    coarse = min(_coarseness(steps, resolution_s, 10), _coarseness(steps, sampled_s, 2))
     confidence *= coarse
     scores = dict.fromkeys(BOTTLENECKS, 0.0)
     scores.update({name: float(v) for name, v in ranking})
@@ -489,8 +492,9 @@ def decide(
         )
     if coarse < 1:
         median = float(steps["wall_s"].median())
+        every = max(resolution_s, sampled_s)
         evidence.append(
-            f"steps were timed (or their phases sampled) every {resolution_s:.2g} s but the "
+            f"steps were timed (or their phases sampled) every {every:.2g} s but the "
             f"median step lasts {median:.2g} s: the shares are coarse (confidence lowered)"
         )
     evidence.insert(0, thr.sentence())

@@ -28,6 +28,8 @@ CXX_FORMATS = [  # reference hydra.md §2.2, as printed at -v
     rf"performing step {TYPO} \d+ times on {TYPO} \(needed by build \d+ and \d+ others\)",
     rf"copying path '{STORE}' \(\d+ bytes, compressed -?\d+\.\d% in \d+ ms\) to binary cache",
     r"marking build \d+ as succeeded",
+    # Nix's S3 store after each PUT (2.0-2.32, s3-binary-cache-store.cc), after the copy line
+    r"uploaded 's3://[^/']+/nar/[0-9a-df-np-sv-z]{52}\.nar(?:\.\w+)?' \(\d+ bytes\) in \d+ ms",
     r"warning: \d+ concurrent database updates; PostgreSQL may be stalled",
 ]
 # tracing-subscriber 0.3.23 compact layout (Hydra's subprojects/crates/tracing/src/lib.rs):
@@ -54,6 +56,7 @@ PRIORITY = {
     "performing": "5",
     "copying": "6",
     "marking": "5",
+    "uploaded": "5",  # Nix's info level
     "warning:": "3",
 }
 
