@@ -15,9 +15,11 @@ from profiler.analyze.evidence import CodecChoice, choose_codec
 from profiler.analyze.farm import FarmTotals, farm_totals, shares
 from profiler.analyze.profiles import CodecProfile, from_bench, profile_for
 from profiler.analyze.steps import (
+    DURATIONS,
     StepTable,
     build_step_table,
     local_worker_slots,
+    waited_for_worker,
     waiting_series,
     workers_from_samples,
 )
@@ -234,8 +236,7 @@ def _local_workers(
             "nrStepsCopyingFrom while nrStepsWaitingForDownloadSlot > 0; hydra a40d4286 "
             "build-remote.cc:560-584)"
         )
-    waited = "slot_wait_s" in steps and bool((steps["slot_wait_s"].fillna(0) > 0.05).any())
-    if waited:
+    if waited_for_worker(steps):
         return None, "not known: steps waited for a slot but no source shows how many there are"
     return None, "no step waited for a local worker slot: the limit was never reached"
 
@@ -249,8 +250,6 @@ STEP_COLUMNS = (
 def _farm_table(table: StepTable, samples: pd.DataFrame | None) -> StepTable:
     """The step table of a run without per-step rows: no rows, every column, the samples'
     time span as its window."""
-    from profiler.analyze.steps import DURATIONS
-
     columns = list(dict.fromkeys([*STEP_COLUMNS, *DURATIONS]))
     empty = pd.DataFrame({c: pd.Series(dtype=object if c in ("step", "machine", "system",
                           "jobset") else float) for c in columns})  # fmt: skip

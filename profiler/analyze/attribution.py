@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,11 +69,28 @@ ASSUMED_UPLOAD_BYTES_PER_SECOND = 100e6  # a builder or runner to its cache, sam
 ASSUMED_LINK_BYTES_PER_SECOND = 125e6  # a builder to the runner over SSH, 1 Gbit/s
 
 
-def _compress_share(profile: CodecProfile) -> float:
-    """The share of a compress-and-upload phase spent compressing, per NAR byte."""
-    upload = profile.ratio / ASSUMED_UPLOAD_BYTES_PER_SECOND
-    total = profile.seconds_per_byte + upload
+RECEIVE_SECONDS_PER_BYTE = 1 / ASSUMED_LINK_BYTES_PER_SECOND  # a NAR byte over the link
+
+
+def put_seconds_per_byte(profile: CodecProfile) -> float:
+    """What uploading costs per NAR byte: its compressed bytes at the assumed upload rate."""
+    return profile.ratio / ASSUMED_UPLOAD_BYTES_PER_SECOND
+
+
+def compress_share(profile: CodecProfile, other_seconds_per_byte: float) -> float:
+    """Of a phase that compresses NARs and moves bytes costing ``other_seconds_per_byte`` a
+    NAR byte, the share spent compressing (0 when the profile has no rate)."""
+    total = profile.seconds_per_byte + other_seconds_per_byte
     return float(profile.seconds_per_byte / total) if total > 0 else 0.0
+
+
+def compression_in_phase(phase: Any, expected: Any, other_seconds: Any, share: Any) -> Any:
+    """Compression seconds of a phase (per step, or a farm's total): the profile's
+    ``expected`` time, plus ``share`` of what the phase holds beyond it and the assumed
+    transfers (``other_seconds``): a busy machine compresses slower than the calibration
+    did, a slow link moves bytes slower than assumed. At most the phase."""
+    excess = np.clip(phase - expected - other_seconds, 0.0, None)
+    return np.minimum(expected + excess * share, phase)
 
 
 def split_copy(
@@ -98,18 +116,13 @@ def split_copy(
         # what else a NAR byte costs in the phase: the Rust builder's upload phase is compress
         # + PUT; a C++ pipeline (Nix's copy line) is receive + compress + write; a C++ copy
         # phase without it is receive + compress + write + PUT
-        put = profile.ratio / ASSUMED_UPLOAD_BYTES_PER_SECOND
-        receive = 1 / ASSUMED_LINK_BYTES_PER_SECOND
+        put, receive = put_seconds_per_byte(profile), RECEIVE_SECONDS_PER_BYTE
         if table.generation == "rust":
             other = pd.Series(put, s.index)
         else:
             other = pd.Series(np.where(has_pipe, receive, receive + put), s.index)
-        share = profile.seconds_per_byte / (profile.seconds_per_byte + other)
-        # what the phase holds beyond the profile's compression and the assumed transfers is
-        # shared by what a byte costs each way: a busy machine compresses slower than the
-        # calibration did; a slow link moves bytes slower than assumed
-        excess = (pipe - wanted - nar * other).clip(lower=0.0)
-        with_size = np.minimum(wanted + excess * share, pipe)
+        share = other.map(lambda o: compress_share(profile, o))
+        with_size = compression_in_phase(pipe, wanted, nar * other, share)
         compress = with_size.where(nar.notna(), pipe * share).fillna(0.0)
         s["compress_source"] = np.where(
             nar.notna(),

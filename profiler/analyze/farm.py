@@ -25,8 +25,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from profiler.analyze.attribution import (
+    ASSUMED_UPLOAD_BYTES_PER_SECOND,
+    RECEIVE_SECONDS_PER_BYTE,
+    compress_share,
+    compression_in_phase,
+    put_seconds_per_byte,
+)
 from profiler.analyze.profiles import CodecProfile
-from profiler.analyze.steps import CATEGORIES
+from profiler.analyze.steps import CATEGORIES, SERIES_KEYS, metric_series, series_integral
 
 
 @dataclass
@@ -49,20 +56,10 @@ def _one_source(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["source"] == best]
 
 
-def _series(samples: pd.DataFrame, metric: str) -> pd.Series:
-    rows = _one_source(samples[samples["metric"] == metric])
-    if rows.empty:
-        return pd.Series(dtype=float)
-    out: pd.Series = rows.groupby("ts")["value"].sum().sort_index()
-    return out
-
-
 def integral(samples: pd.DataFrame, metric: str) -> float:
     """Time integral of a gauge (step-seconds for a count of steps); NaN if unsampled."""
-    s = _series(samples, metric)
-    if len(s) < 2:
-        return math.nan
-    return float(np.sum(s.to_numpy(float)[:-1] * np.diff(s.index.to_numpy(float))))
+    rows = _one_source(samples[samples["metric"] == metric])
+    return series_integral(metric_series(rows, metric))
 
 
 def increase(samples: pd.DataFrame, metric: str) -> float:
@@ -70,7 +67,7 @@ def increase(samples: pd.DataFrame, metric: str) -> float:
     rows = _one_source(samples[samples["metric"] == metric])
     if rows.empty:
         return math.nan
-    keys = [k for k in ("machine", "machine_type", "jobset", "bucket") if k in rows]
+    keys = [k for k in SERIES_KEYS if k in rows]
     total, seen = 0.0, False
     groups = rows.groupby(keys, dropna=False) if keys else [((), rows)]
     for _, g in groups:
@@ -119,14 +116,11 @@ def _cxx(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | No
     compress = 0.0
     unsplit = 0.0
     if profile is not None and math.isfinite(nar) and nar > 0:
-        from profiler.analyze.attribution import ASSUMED_LINK_BYTES_PER_SECOND
-
         compress = float(profile.seconds(0) * _z(writes) + nar * profile.seconds_per_byte)
         if math.isfinite(pipeline):  # the rest of the pipeline shared by per-byte costs
-            receive = 1 / ASSUMED_LINK_BYTES_PER_SECOND
-            share = profile.seconds_per_byte / (profile.seconds_per_byte + receive)
-            compress += max(0.0, pipeline - compress - nar * receive) * share
-            compress = min(compress, pipeline)
+            receive = RECEIVE_SECONDS_PER_BYTE
+            share = compress_share(profile, receive)
+            compress = float(compression_in_phase(pipeline, compress, nar * receive, share))
         compress = min(compress, copy)
         notes.append(
             f"compression: {nar / 1e6:,.1f} MB of NARs written x the {profile.codec} profile"
@@ -154,8 +148,6 @@ def _cxx(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | No
 
 
 def _rust(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | None:
-    from profiler.analyze.attribution import ASSUMED_UPLOAD_BYTES_PER_SECOND, _compress_share
-
     total = increase(samples, "step_seconds_total")
     build = increase(samples, "step_build_seconds_total")
     if not (math.isfinite(total) and math.isfinite(build)):
@@ -163,7 +155,7 @@ def _rust(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | N
     imp = _z(increase(samples, "step_import_seconds_total"))
     upload = _z(increase(samples, "step_upload_seconds_total"))
     queue = increase(samples, "job_wait_seconds_sum")
-    share = _compress_share(profile) if profile is not None else 0.0
+    share = compress_share(profile, put_seconds_per_byte(profile)) if profile else 0.0
     seconds = {
         "scheduling": _z(queue),
         "io": imp + upload * (1 - share),

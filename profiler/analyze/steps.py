@@ -594,7 +594,11 @@ def gauge_integral(samples: pd.DataFrame | None, metric: str, window: tuple[floa
     """Time integral of a gauge (summed over series) inside ``window``; NaN if unsampled."""
     if samples is None or samples.empty or "metric" not in samples:
         return math.nan
-    series = metric_series(samples[samples["ts"].between(*window)], metric)
+    return series_integral(metric_series(samples[samples["ts"].between(*window)], metric))
+
+
+def series_integral(series: pd.Series) -> float:
+    """Time integral of a series held from each sample to the next; NaN under two samples."""
     if len(series) < 2:
         return math.nan
     return float(np.sum(series.to_numpy(float)[:-1] * np.diff(series.index.to_numpy(float))))
@@ -743,12 +747,15 @@ def workers_from_samples(samples: pd.DataFrame | None) -> int | None:
     return int(held.max()) if not held.empty and held.max() >= 1 else None
 
 
+def waited_for_worker(s: pd.DataFrame, above_s: float = 0.05) -> bool:
+    """Whether any step waited longer than ``above_s`` for a C++ local worker slot."""
+    return "slot_wait_s" in s and bool((s["slot_wait_s"].fillna(0) > above_s).any())
+
+
 def local_worker_slots(generation: str, s: pd.DataFrame) -> int | None:
     """C++ local worker slots: the most copy phases seen at once, if steps ever waited
     for one (None otherwise, and for Rust, which has none)."""
-    if generation != "cxx":
-        return None
-    if "slot_wait_s" not in s or not (s["slot_wait_s"].fillna(0) > 0.05).any():
+    if generation != "cxx" or not waited_for_worker(s):
         return None
     if "copy_start_ts" not in s or s["copy_start_ts"].isna().all():
         return None

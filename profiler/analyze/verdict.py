@@ -166,9 +166,7 @@ class Latency:
         }
 
 
-def throughput(
-    attribution: Attribution, p: Pressure, blame: dict[str, float], stalls: int
-) -> Throughput:
+def throughput(attribution: Attribution, p: Pressure, blame: dict[str, float]) -> Throughput:
     """Saturation from the queue wait (how long steps waited, when observed) split by the
     status samples' time with every slot taken vs a slot free."""
     wall = attribution.wall_seconds
@@ -177,7 +175,6 @@ def throughput(
     )
     full_t, free_t = p.runnable_full_share, p.runnable_free_share
     holders = {k: v for k, v in blame.items() if v > 0}
-    del stalls
     if not (math.isfinite(full_t) and math.isfinite(free_t)):
         return Throughput(None, queued, math.nan, math.nan, holders, "no status samples")
     seen = full_t + free_t
@@ -187,7 +184,6 @@ def throughput(
     if not math.isfinite(queued):  # no queue wait: the samples' time shares stand in
         q_full, q_free = full_t, free_t
         source = "status samples' time shares (the queue wait itself is not observed)"
-        queued = math.nan
     else:
         q_full, q_free = queued * f_full, queued * (1 - f_full)
         source = "queue wait split by status samples"
@@ -440,7 +436,7 @@ def decide(
         if attribution.seconds["io"] > 0
         else 0.0
     )
-    thr = throughput(attribution, p, blame, stalls)
+    thr = throughput(attribution, p, blame)
     lat = latency(attribution)
     ranking, basis = headline_ranking(thr, lat)
     top, top_score = ranking[0]

@@ -24,6 +24,7 @@ import pandas as pd
 
 from profiler.analyze import simulate as sim
 from profiler.analyze.profiles import CodecProfile, canonical, profile_for
+from profiler.analyze.steps import waited_for_worker
 from profiler.errors import ProfilerError, UsageError
 
 if TYPE_CHECKING:
@@ -350,8 +351,7 @@ def check_projectable(a: Analysis, change: Change) -> None:
                 "Rust builders compress themselves: there are no local worker slots "
                 "(try machines=+N)"
             )
-        waited = "slot_wait_s" in a.steps and bool((a.steps["slot_wait_s"].fillna(0) > 0).any())
-        if a.local_workers is None and waited:
+        if a.local_workers is None and waited_for_worker(a.steps, above_s=0.0):
             raise ProjectionError(
                 "steps waited for a local worker slot but the number of slots is not known "
                 "(give --local-workers N: hydra-queue-runner's max_local_worker_threads)"

@@ -57,6 +57,15 @@ def add_parser(sub: Any) -> None:
         metavar="DIR",
         help="the farm's binary cache directory: its narinfos' Compression: is evidence",
     )
+    add_farm_arguments(p)
+    p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
+    p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(run=run)
+
+
+def add_farm_arguments(p: argparse.ArgumentParser) -> None:
+    """What the operator knows of the farm better than the data, for `analyze` and `report`."""
     p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
     p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
     p.add_argument(
@@ -71,10 +80,6 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="CPU cores of the C++ runner's host (default: this machine's)",
     )
-    p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
-    p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.set_defaults(run=run)
 
 
 def sentence(a: Any) -> str:

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from profiler.commands.analyze import add_farm_arguments
 from profiler.errors import ProfilerError, UsageError
 
 HELP = """\
@@ -49,20 +50,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--trace", metavar="OUT.json", help="also (or only) write a Chrome trace")
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
     p.add_argument("--codec", help="the codec the farm used (default xz:6 C++, zstd:3 Rust)")
-    p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
-    p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
-    p.add_argument(
-        "--local-workers",
-        type=int,
-        metavar="N",
-        help="C++ max_local_worker_threads (default: inferred where steps waited for one)",
-    )
-    p.add_argument(
-        "--runner-cores",
-        type=int,
-        metavar="N",
-        help="CPU cores of the C++ runner's host (default: this machine's)",
-    )
+    add_farm_arguments(p)
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC",
                    help="a change to project (repeatable; see `analyze --help`)")  # fmt: skip
     p.add_argument("--window", help="time window of the over-time figure (default: automatic)")
@@ -110,7 +98,7 @@ def _default_changes(a: Any, profiles: str | None) -> list[str]:
 
 
 def _projections(a: Any, args: argparse.Namespace) -> tuple[list[Any], list[str]]:
-    """The what-ifs asked for (errors are the user's), else the defaults (errors noted)."""
+    """The what-ifs asked for, else the defaults; those the data cannot support, as notes."""
     from profiler.analyze import whatif as wi
 
     specs = args.whatif or _default_changes(a, args.profiles)

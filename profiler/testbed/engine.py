@@ -399,13 +399,12 @@ class Engine:
             raise
         finally:
             with self._cond:
-                if self._error is not None:
-                    pass
-                elif run.retrying:  # back to the queue after its back-off
-                    run.retrying = False
-                    self._dispatched.discard(run.spec.index)
-                else:
-                    self._step_done(run)
+                if self._error is None:  # else the run is over: every step counts as done
+                    if run.retrying:  # back to the queue after its back-off
+                        run.retrying = False
+                        self._dispatched.discard(run.spec.index)
+                    else:
+                        self._step_done(run)
                 self._update_queue_gauges()
                 self._cond.notify_all()
 

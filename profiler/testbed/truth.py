@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from profiler.analyze.verdict import CLOSE, LATENCY_SHARE, RESOURCE_OF, SATURATED_SHARE
 from profiler.testbed.engine import CATEGORIES, CATEGORY, Knobs, StepRun
 
 FORMAT_VERSION = 1
@@ -89,14 +90,6 @@ def write(path: str, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-# What each category's time means for the headline: the resource to fix first.
-RESOURCE = {
-    "scheduling": "scheduling",
-    "io": "io",
-    "compression": "compression",
-    "build": "builder-capacity",
-    "post": "database",
-}
 # Phases during which a step holds its machine slot (C++ releases it once it holds a local
 # worker permit, engine._step_cxx; Rust holds it through upload and post-processing).
 SLOT_PHASES = {
@@ -109,9 +102,10 @@ SLOT_PHASES = {
         "writing-cache", "uploading", "post-processing", "failed-attempt",
     },
 }  # fmt: skip
-SATURATED_SHARE = 0.10  # of step wall time queued while every slot was taken
-LATENCY_SHARE = 0.12  # a non-build category this large is worth naming
-CLOSE = 0.8  # runner-up / top above this: a close call
+# the questions are the analysis's (profiler.analyze.verdict): saturated at SATURATED_SHARE of
+# step wall time queued with every usable slot taken; a cause worth naming from LATENCY_SHARE;
+# a close call from CLOSE; RESOURCE_OF: what each category's time means for the headline
+RESOURCE = RESOURCE_OF
 
 
 def _ranked(shares: dict[str, float]) -> list[tuple[str, float]]:
