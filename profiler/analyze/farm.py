@@ -10,9 +10,11 @@ runner's own gauges and counters still say where the step-time went, summed over
   ``narWriteCompressionTimeMs`` and ``s3.putTimeMs`` counters split the copy back.
 - Rust (``/status``, ``/metrics``): ``totalStepTimeMs``, ``totalStepImportTimeMs``,
   ``totalStepBuildTimeMs``, ``totalStepUploadTimeMs`` (hydra 14332fbf
-  hydra-queue-runner/src/state/metrics.rs) and the ``job_wait_time_seconds`` histogram's sum
-  (runnable -> dispatch). The builder's upload phase holds compression and the PUT
-  together and no byte counter says how much was compressed: it stays unsplit.
+  subprojects/hydra-queue-runner/src/io/queue_runner.rs:136-139, from the counters of
+  state/metrics.rs:47-50) and the ``job_wait_time_seconds`` histogram's sum (runnable ->
+  dispatch; state/metrics.rs:115, :601-603). The builder's upload phase holds compression and
+  the PUT together and no byte counter says how much was compressed: it is shared by per-byte
+  costs (the codec profile vs an assumed upload rate) and marked estimated.
 
 Everything here is an estimate over the farm (marked so); there are no per-step rows.
 """

@@ -47,11 +47,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
-    p.add_argument(
-        "--codec",
-        help="the codec the farm used, short (xz:6) or its store URI query; default: from the "
-        "journal's evidence, else xz at its default level (both generations' default)",
-    )
+    p.add_argument("--codec", help=CODEC_HELP)
     p.add_argument(
         "--cache",
         metavar="DIR",
@@ -62,6 +58,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(run=run)
+
+
+CODEC_HELP = (
+    "the codec the farm used, short (xz:6) or its store URI query; default: from the "
+    "journal's evidence, else xz at its default level (both generations' default)"
+)
 
 
 def add_farm_arguments(p: argparse.ArgumentParser) -> None:
