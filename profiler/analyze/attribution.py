@@ -141,6 +141,8 @@ def split_copy(
     s["upload_s"] = (copy - pipe.fillna(copy)).clip(lower=0.0)
     s["receive_s"] = (pipe.fillna(copy) - compress).clip(lower=0.0)
     s["scheduling_s"] = s["connect_s"].fillna(0.0)
+    if "retry_wait_s" in s:
+        s["scheduling_s"] += s["retry_wait_s"].fillna(0.0)
     s["io_s"] = s["send_s"].fillna(0.0) + s["receive_s"] + s["upload_s"]
     s["compression_s"] = s["slot_wait_s"].fillna(0.0) + s["compress_s"]
     s["post_total_s"] = s["prepare_s"].fillna(0.0) + s["post_s"].fillna(0.0)

@@ -24,6 +24,7 @@ Every duration column is seconds; ``*_source`` columns say where a value came fr
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from profiler.hydra.catalogue import store_base
 from profiler.store import RunReader
 
 CATEGORIES = facts.CATEGORIES
+FINAL_BUSY = facts.FINAL_PHASE
 # Step-table column -> the Hydra phase its time is (the phase's category is its attribution;
 # the testbed's truth uses the same mapping). "copy_s" (busy 40 / Rust upload) is split into
 # receive, compress and upload before attribution.
@@ -47,6 +49,7 @@ COLUMN_PHASE = {
     "send_s": "sending-inputs",
     "build_s": "building",
     "slot_wait_s": "waiting-for-local-slot",
+    "retry_wait_s": "retry-wait",
     "receive_s": "receiving",
     "compress_s": "compressing",
     "upload_s": "uploading",
@@ -66,6 +69,7 @@ DURATIONS = (
     "send_s",
     "build_s",
     "slot_wait_s",
+    "retry_wait_s",
     "copy_s",
     "receive_s",
     "compress_s",
@@ -133,7 +137,7 @@ def _table(reader: RunReader, name: str) -> pd.DataFrame | None:
 
 def _phase_steps(phases: pd.DataFrame) -> pd.DataFrame:
     """Sum the tracker's phase intervals per step into duration columns."""
-    seen = phases[phases["phase"].isin(list(PHASE_COLUMN))].copy()
+    seen = _poll_midpoints(phases[phases["phase"].isin(list(PHASE_COLUMN))].copy())
     seen["column"] = seen["phase"].map(PHASE_COLUMN)
     seen["seconds"] = seen["end_ts"].astype(float) - seen["start_ts"].astype(float)
     wide = seen.pivot_table(
@@ -157,6 +161,44 @@ def _phase_steps(phases: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].fillna(0.0)
     out["timing_source"] = "tracker"
     return out
+
+
+def _poll_midpoints(seen: pd.DataFrame) -> pd.DataFrame:
+    """Boundaries the tracker saw at a poll happened at some time since the poll before
+    (``*_err_s`` earlier at most): the middle of that window is the unbiased estimate (the
+    poll time itself puts every transition late by half an interval, lengthening each
+    step's first phase and shortening its last). Boundaries seen by notification are exact.
+
+    A step whose end came by notification after an unseen phase (``end_err_s`` > 0: the last
+    phase seen may have ended any time since the last poll) ran one more phase in that window
+    when the last one seen was receiving-outputs: post-processing, the only phase after it in
+    both generations (C++ busy 40 then 50: a40d4286 builder.cc; Rust ``ReceivingOutputs`` then
+    ``PostProcessing``: 14332fbf hydra-builder/src/state.rs:625, :645). It gets the second
+    half of the window; after any other phase which phases ran is not known and the window
+    stays with the phase seen."""
+    unseen_post = pd.Series(False, index=seen.index)
+    if {"end_obs", "end_err_s"} <= set(seen.columns):
+        end_err = pd.to_numeric(seen["end_err_s"], errors="coerce").fillna(0.0)
+        unseen_post = (
+            (seen["end_obs"] == "notify") & (end_err > 0) & (seen["phase"] == "receiving-outputs")
+        )
+    post = seen[unseen_post].copy()
+    for side in ("start", "end"):
+        obs, err_column = f"{side}_obs", f"{side}_err_s"
+        if obs not in seen or err_column not in seen:
+            continue
+        err = pd.to_numeric(seen[err_column], errors="coerce")
+        half = err.fillna(0.0).clip(lower=0.0) / 2
+        moved = seen[obs] == "poll"
+        if side == "end":
+            moved |= unseen_post
+        seen[f"{side}_ts"] = seen[f"{side}_ts"].astype(float) - half.where(moved, 0.0)
+    if not post.empty:
+        post["phase"] = "post-processing"
+        post["busy"] = FINAL_BUSY
+        post["start_ts"] = seen.loc[unseen_post, "end_ts"]
+        seen = pd.concat([seen, post], ignore_index=True)
+    return seen
 
 
 def _db_steps(db: pd.DataFrame, generation: str) -> pd.DataFrame:
@@ -283,9 +325,10 @@ def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | Non
     ts = logs["ts"].astype(float)
     started = logs[logs["event"].isin(["step_started", "dispatch"])]
     started = started.assign(ts=ts, key=started["drv"].map(store_base))
-    first = started.groupby("key")["ts"].min()
     steps = steps.copy()
-    begin = steps["drv_path"].map(store_base).map(first)
+    # each step's own start line: the last one of its drv at or before the row's start (a
+    # retried drv has one per attempt)
+    begin = _preceding(started, steps["drv_path"].map(store_base), steps["start_ts"])
     early = tracked & begin.notna() & (begin < steps["start_ts"]) & (steps["start_ts"] - begin < 60)
     steps.loc[early, "prepare_s"] += steps.loc[early, "start_ts"] - begin[early]
     steps.loc[early, "start_ts"] = begin[early]
@@ -296,11 +339,67 @@ def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | Non
     top = builds.drop_duplicates("build", keep="last").set_index("build")["drv_path"]
     finish = steps["build"].map(last)
     is_top = steps["drv_path"] == steps["build"].map(top)
+    # the build's last step only (not an earlier attempt that failed and was retried)
+    is_top &= steps["end_ts"] >= steps.groupby("build")["end_ts"].transform("max")
     late = tracked & is_top & finish.notna() & (finish > steps["end_ts"])
     late &= finish - steps["end_ts"] < 60
     steps.loc[late, "post_s"] += finish[late] - steps.loc[late, "end_ts"]
     steps.loc[late, "end_ts"] = finish[late]
     return steps
+
+
+def _preceding(events: pd.DataFrame, keys: pd.Series, at: pd.Series) -> pd.Series:
+    """Per row, the time of the last event of its key at or before ``at`` (NaN if none)."""
+    times: dict[Any, np.ndarray] = {
+        k: np.sort(g.to_numpy(float)) for k, g in events.groupby("key")["ts"]
+    }
+    out = []
+    none = np.array([])
+    for key, t in zip(keys, at.astype(float), strict=True):
+        mine = times.get(key, none)
+        i = int(np.searchsorted(mine, t, side="right"))
+        out.append(float(mine[i - 1]) if i else math.nan)
+    return pd.Series(out, index=keys.index, dtype=float)
+
+
+def retry_waits(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per step, the back-off it waited after an earlier attempt of its drv failed (the gap
+    from that attempt's end to this one's start), and whether a step is such an attempt.
+
+    Both generations retry a transient failure after ``retryInterval x retryBackoff^(tries-1)``
+    seconds in a new BuildSteps row (hydra a40d4286 builder.cc:63-64; 14332fbf
+    state/mod.rs:2255-2257)."""
+    n = len(steps)
+    wait, retried = np.zeros(n), np.zeros(n, bool)
+    if n and "drv_path" in steps:
+        status = (
+            pd.to_numeric(steps["status"], errors="coerce").to_numpy(float)
+            if "status" in steps
+            else np.full(n, math.nan)
+        )
+        start = steps["start_ts"].to_numpy(float)
+        end = steps["end_ts"].to_numpy(float)
+        keys = steps["drv_path"].astype(str).to_numpy()
+        for a, b in itertools.pairwise(np.lexsort((start, keys))):
+            gap = start[b] - end[a]
+            # an attempt that did not succeed (NaN: unknown) and its drv's next attempt
+            if keys[a] == keys[b] and status[a] != 0 and 0 <= gap < 3600:
+                wait[b] += gap
+                retried[a] = True
+    return pd.Series(wait, index=steps.index), pd.Series(retried, index=steps.index)
+    status = pd.to_numeric(steps.get("status"), errors="coerce")
+    order = steps.assign(attempt_status=status).sort_values("start_ts")
+    for _, group in order.groupby(order["drv_path"].astype(str), sort=False):
+        if len(group) < 2:
+            continue
+        rows = list(group.itertuples())
+        for before, after in itertools.pairwise(rows):
+            gap = float(after.start_ts) - float(before.end_ts)
+            failed = not (before.attempt_status == 0)  # NaN (unknown) counts as failed
+            if failed and 0 <= gap < 3600:
+                wait[after.Index] += gap
+                retried[before.Index] = True
+    return wait, retried
 
 
 JOURNAL_CAVEAT = {
@@ -437,7 +536,8 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
             continue
         row = _base_row(r, r["build_id"], r["step_nr"], r["hostname"], end)
         row["status"] = status
-        if key in b_start and key in b_end:
+        row["builder_lines"] = key in b_start and key in b_end
+        if row["builder_lines"]:
             row["connect_s"] = max(0.0, b_start[key] - row["start_ts"])
             row["build_s"] = max(0.0, b_end[key] - b_start[key])
         row["copy_s"] = upload.get(key, 0.0)
@@ -446,6 +546,76 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
         row["post_s"] = max(0.0, end - row["start_ts"] - used)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Phase columns a Rust step's journal lines time (the rest of a tracked step is post).
+_RUST_JOURNAL_COLUMNS = ("connect_s", "build_s", "copy_s")
+
+
+def _rust_journal_refine(
+    steps: pd.DataFrame, logs: pd.DataFrame | None, generation: str
+) -> tuple[pd.DataFrame, str | None]:
+    """Rust steps the tracker timed, re-timed from the journal where it has the step's lines
+    to the microsecond (tracing's RFC 3339 timestamps, in both journal formats): the tracker
+    sees a transition only at its next poll and misses phases shorter than a poll (the
+    builder's upload, typically), the journal's lines bracket them.
+
+    Dispatch (``Submitting build``) to the builder's ``Building {drv}`` (job received) is
+    dispatch; from there to ``Finished building`` the input import and the build; then the
+    upload (its ``elapsed``); the rest to the step's end (tracker, by notification) post-
+    processing (hydra-builder/src/state.rs at 14332fbf: import, ``StepStatus::Building``
+    :564, build, "Finished building" :586, ``ReceivingOutputs`` :625, upload, ``PostProcessing``
+    :645). The import is BuildSteps.overhead (import + upload ms: build.rs:369) less the
+    upload, where the database has it."""
+    if generation != "rust" or logs is None or "event" not in logs or steps.empty:
+        return steps, None
+    tracked = (steps["timing_source"] == "tracker") & steps.get(
+        "drv_path", pd.Series(None, index=steps.index)
+    ).notna()
+    if not tracked.any():
+        return steps, None
+    journal = journal_steps(logs, "rust")
+    if journal.empty or "builder_lines" not in journal:
+        return steps, None
+    precise = (journal["start_ts"] % 1 != 0) & (journal["end_ts"] % 1 != 0)
+    journal = journal[journal["builder_lines"].astype(bool) & precise]
+    if journal.empty:
+        return steps, None
+    by_key: dict[str, list[dict[Any, Any]]] = {}
+    for j in journal.to_dict("records"):
+        by_key.setdefault(store_base(j["drv_path"]) or "", []).append(j)
+    steps = steps.copy()
+    refined = 0
+    for i in steps.index[tracked]:
+        row = steps.loc[i]
+        start, end = float(row["start_ts"]), float(row["end_ts"])
+        slack = max(1.0, float(row.get("resolution_s") or 0.0))
+        near = [
+            j for j in by_key.get(store_base(row["drv_path"]) or "", [])
+            if start - slack <= j["start_ts"] <= end and j["end_ts"] <= end + slack
+        ]  # fmt: skip
+        if not near:
+            continue
+        j = min(near, key=lambda j: abs(j["start_ts"] - start))
+        begin = min(start, float(j["start_ts"]))
+        parts = {c: float(j[c]) for c in _RUST_JOURNAL_COLUMNS}
+        overhead = float(row.get("overhead_ms", math.nan)) / 1000
+        if math.isfinite(overhead):  # import = overhead - upload, out of the build span
+            parts["send_s"] = min(parts["build_s"], max(0.0, overhead - parts["copy_s"]))
+            parts["build_s"] -= parts["send_s"]
+        for column in set(PHASE_COLUMN.values()):
+            steps.loc[i, column] = parts.get(column, 0.0)
+        steps.loc[i, "prepare_s"] = max(0.0, float(j["start_ts"]) - begin)
+        steps.loc[i, "post_s"] = max(0.0, end - begin - sum(parts.values()))
+        steps.loc[i, ["start_ts", "resolution_s"]] = [begin, 1e-3]
+        steps.loc[i, "timing_source"] = "tracker+journal"
+        refined += 1
+    if not refined:
+        return steps, None
+    return steps, (
+        f"{refined} Rust step(s) re-timed from the journal's microsecond lines (dispatch, the "
+        "builder's build and upload lines) within the tracker's span"
+    )
 
 
 def _uploads(logs: pd.DataFrame) -> tuple[dict[str, float], dict[str, str]]:
@@ -716,12 +886,17 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
             Source("log_events", len(logs), "queue-runner journal", "1 s (short) / 1 us (json)")
         )
     steps = _with_logs(steps, logs, builds)
+    steps, refine_note = _rust_journal_refine(steps, logs, gen)
+    if refine_note:
+        notes.append(refine_note)
     window = (float(steps["start_ts"].min()), float(steps["end_ts"].max()))
     samples = _table(reader, "samples")
     steps, split_note = _split_slot_wait(steps, samples, (window[0] - 1, window[1] + 1))
     if split_note:
         notes.append(split_note)
     queue_s, queue_src = queue_estimate(samples, gen, window)
+    steps["retry_wait_s"], retried = retry_waits(steps)
+    queue_s, queue_src = _without_retries(queue_s, queue_src, steps, retried, gen)
     if samples is not None:
         sources.append(Source("samples", len(samples), "status/metrics samples", queue_src))
     if math.isnan(queue_s):
@@ -729,6 +904,27 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     steps["queue_s"] = np.nan  # per step: not observed (the total is queue_seconds)
     estimated = frozenset(("build", "scheduling", "io")) if split_note else frozenset()
     return StepTable(steps, gen, queue_s, queue_src, sources, notes, window, estimated)
+
+
+def _without_retries(
+    queue_s: float, source: str, steps: pd.DataFrame, retried: pd.Series, generation: str
+) -> tuple[float, str]:
+    """The queue total less what the steps' retry waits hold (they are counted per step).
+
+    The runnable-steps gauges count a step through its back-off (C++ ``makeRunnable`` after
+    setting ``after``: a40d4286 builder.cc:64-67; Rust keeps the job queued with its
+    runnable flag). Rust's ``job_wait_time_seconds`` measures a retried step from the job's
+    ``runnable_since``, which the retry keeps (14332fbf state/queue.rs:514), so it also holds
+    the failed attempts' whole time."""
+    waits = float(steps["retry_wait_s"].sum())
+    if not math.isfinite(queue_s) or (waits <= 0 and not retried.any()):
+        return queue_s, source
+    held = waits
+    if generation == "rust" and source.startswith("Rust job_wait"):
+        spans = steps.loc[retried, "end_ts"].astype(float) - steps.loc[retried, "start_ts"]
+        held += float(spans.clip(lower=0).sum())
+    less = min(held, queue_s)
+    return queue_s - less, f"{source}, less {less:.3g} step-s of retries (counted per step)"
 
 
 def workers_from_samples(samples: pd.DataFrame | None) -> int | None:

@@ -47,6 +47,7 @@ PHASE_CATEGORY: Mapping[str, str] = MappingProxyType(
         "compressing": "compression",
         "uploading": "io",
         "post-processing": "post",
+        "retry-wait": "scheduling",  # a transient failure's back-off before the next attempt
     }
 )
 

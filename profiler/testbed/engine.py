@@ -291,14 +291,20 @@ class Engine:
             s.nr_unfinished_steps = len(self.runs)
             s.monitor_running_us += int((time.perf_counter() - t0) * 1e6)
 
-    def _runnable(self) -> list[StepRun]:
+    def _runnable(self, *, backing_off: bool = False) -> list[StepRun]:
+        """Steps the dispatcher may start now; with ``backing_off``, also those waiting out a
+        retry's back-off, which both generations keep among the runnable steps (C++
+        ``makeRunnable`` after setting ``after``, and the dispatcher skips them: hydra
+        a40d4286 builder.cc:64-67, dispatcher.cc:184; Rust ``set_after``, skipped by the
+        dispatch loop: 14332fbf state/mod.rs:2257, state/queue.rs:502-509)."""
+        now = time.time()
         return [
             r
             for r in self.runs
             if r.runnable_at
             and r.spec.index not in self._dispatched
             and all(d in self._done for d in r.spec.deps)
-            and r.not_before <= time.time()
+            and (backing_off or r.not_before <= now)
         ]
 
     def _dispatch_loop(self) -> None:
@@ -379,7 +385,7 @@ class Engine:
         return started
 
     def _update_queue_gauges(self) -> None:
-        runnable = self._runnable()
+        runnable = self._runnable(backing_off=True)
         with self.state.lock:
             s = self.state
             s.nr_runnable_steps = len(runnable)
