@@ -484,7 +484,11 @@ def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
         row["copy_s"] = min(pipeline + put, max(0.0, end - row["start_ts"] - row["build_s"]))
         row["post_s"] = max(0.0, end - row["start_ts"] - row["build_s"] - row["copy_s"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if not out.empty:  # a build's steps in the order they started ("performing step" lines)
+        out = out.sort_values("start_ts", kind="stable").reset_index(drop=True)
+        out["stepnr"] = out.groupby("build").cumcount() + 1
+    return out
 
 
 class _S3Uploads:
@@ -880,6 +884,10 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
         return StepTable(empty, gen, notes=["no per-step source in the run (db, tracker, journal)"])
     steps = _with_db(pd.concat(parts, ignore_index=True), db, builds)
     steps["step"] = steps["build"].astype(str) + "/" + steps["stepnr"].astype(str)
+    repeated = steps["step"].duplicated(keep="last")
+    if repeated.any():  # e.g. the database collected twice into one run: the last copy counts
+        notes.append(f"{int(repeated.sum())} repeated step row(s) (same build and step) dropped")
+        steps = steps[~repeated].reset_index(drop=True)
     steps["generation"] = gen
     if logs is not None:
         sources.append(

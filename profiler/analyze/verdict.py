@@ -17,7 +17,7 @@ the step table; the verdict follows where steps wait:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -217,6 +217,22 @@ def headline_ranking(thr: Throughput, lat: Latency) -> tuple[list[tuple[str, flo
     if above:
         return [*above, ("idle", LATENCY_SHARE)], "latency"
     return [("idle", LATENCY_SHARE), *below[:1]], "latency"
+
+
+def _across_the_line(thr: Throughput, lat: Latency) -> str:
+    """The headline had saturation gone the other way, when the queue share is within
+    :data:`SATURATED_MARGIN` of the line (else empty)."""
+    q = thr.queued_full_share
+    if (
+        thr.saturated is None
+        or not math.isfinite(q)
+        or abs(q - SATURATED_SHARE) >= SATURATED_MARGIN
+    ):
+        return ""
+    other = replace(thr, saturated=not thr.saturated)
+    if other.saturated and not other.holders:
+        return ""
+    return headline_ranking(other, lat)[0][0][0]
 
 
 def latency(attribution: Attribution) -> Latency:
@@ -442,6 +458,9 @@ def decide(
     top, top_score = ranking[0]
     second_name, second = ranking[1] if len(ranking) > 1 else ("", 0.0)
     close = [second_name] if top_score > 0 and second >= CLOSE * top_score else []
+    flipped = _across_the_line(thr, lat)
+    if flipped and flipped != top and flipped not in close:
+        close.append(flipped)
     margin = (top_score - second) / top_score if top_score > 0 else 0.0
     confidence = min(1.0, 0.3 + 0.7 * margin) * _quality(top, thr, attribution, unsplit)
     if math.isfinite(thr.queued_full_share):  # saturated or not: how near the line
@@ -495,15 +514,39 @@ def decide(
         )
     evidence.insert(0, thr.sentence())
     evidence.insert(1, lat.sentence())
-    if close:
-        evidence.insert(
-            2,
-            f"close call: {top} ({top_score:.2f}) vs {second_name} ({second:.2f}) on {basis}; "
-            f"what would settle it: {SETTLE.get(second_name, SETTLE.get(top, ''))}",
-        )
+    evidence[2:2] = _close_calls(
+        close, (top, top_score), (second_name, second), flipped, thr, basis
+    )
     return Verdict(
         top, max(0.0, confidence), evidence, scores, close, thr.as_dict(), lat.as_dict(), basis
     )
+
+
+def _close_calls(
+    close: list[str],
+    top: tuple[str, float],
+    second: tuple[str, float],
+    flipped: str,
+    thr: Throughput,
+    basis: str,
+) -> list[str]:
+    """The evidence lines of the close calls: a runner-up near the headline, and a farm near
+    the saturation line (the other side's answer)."""
+    lines = []
+    if second[0] in close:
+        lines.append(
+            f"close call: {top[0]} ({top[1]:.2f}) vs {second[0]} ({second[1]:.2f}) on {basis}; "
+            f"what would settle it: {SETTLE.get(second[0], SETTLE.get(top[0], ''))}"
+        )
+    if flipped in close:
+        side = "just over" if thr.saturated else "just under"
+        lines.append(
+            f"close call: the farm is {side} the saturation line (steps queued with every "
+            f"slot taken {_pct(thr.queued_full_share)} of their time, the line "
+            f"{_pct(SATURATED_SHARE)}); on the other side the answer would be {flipped}; what "
+            f"would settle it: {SETTLE['builder-capacity']}"
+        )
+    return lines
 
 
 def use_table(

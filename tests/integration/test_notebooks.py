@@ -183,7 +183,8 @@ def test_what_if() -> None:
 
 def _partial_demo(out: Path, kind: str) -> Path:
     """A demo directory whose run holds one source only: the status (a farm reported in a
-    Hydra issue: 85 runnable, nothing active) or a journal (the golden 2025 excerpt)."""
+    Hydra issue: 85 runnable, nothing active), a C++ journal (the golden 2025 excerpt) or a
+    Rust builder's journal (the golden excerpt)."""
     from profiler.cli import main
 
     run = out / "run"
@@ -196,6 +197,11 @@ def _partial_demo(out: Path, kind: str) -> Path:
             d = {**doc, "time": doc["time"] + 30 * i, "nrRunnableSteps": 85, "nrActiveSteps": 0}
             (snaps / f"{i:04d}.json").write_text(json.dumps(d), encoding="utf-8")
         args = ["collect", "status", "--file", str(snaps), "--once", "--out", str(run)]
+    elif kind == "rust":  # the runner's and a builder's journal, one run
+        for part in ("queue-runner", "builder"):
+            journal = data / "golden" / "rust" / f"{part}.journal.json"
+            assert main(["collect", "logs", "--file", str(journal), "--out", str(run)]) == 0
+        return out
     else:
         journal = data / "golden" / "cxx" / "2025-final.journal.json"
         args = ["collect", "logs", "--file", str(journal), "--out", str(run)]
@@ -213,3 +219,19 @@ def test_explore_a_partial_run(kind: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert re.search(r"^bottleneck: (\S+) \(confidence ([\d.]+)\)", text, re.M), text
     if kind == "status":
         assert "no per-step rows" in text
+
+
+@pytest.mark.usefixtures("kernel_env")
+@pytest.mark.parametrize("kind", ["status", "journal", "rust"])
+def test_what_if_on_a_partial_run(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The what-if notebook on a run with one source only: a projection the run cannot
+    support is said with its reason (status only: no per-step rows), never a traceback."""
+    monkeypatch.setenv("HYDRA_PROFILER_DEMO", str(_partial_demo(tmp_path / "demo", kind)))
+    _, text = execute("03-what-if", figures=None)
+    if kind == "status":
+        assert "no replay: the run has no per-step rows" in text, text
+        assert "no sweep to plot" in text
+    else:
+        assert re.search(r"queue runner, [1-9]\d* steps", text), text
