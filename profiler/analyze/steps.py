@@ -894,14 +894,9 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
             Source("log_events", len(logs), "queue-runner journal", "1 s (short) / 1 us (json)")
         )
     steps = _with_logs(steps, logs, builds)
-    steps, refine_note = _rust_journal_refine(steps, logs, gen)
-    if refine_note:
-        notes.append(refine_note)
     window = (float(steps["start_ts"].min()), float(steps["end_ts"].max()))
     samples = _table(reader, "samples")
-    steps, split_note = _split_slot_wait(steps, samples, (window[0] - 1, window[1] + 1))
-    if split_note:
-        notes.append(split_note)
+    steps, estimated = _refine(steps, logs, samples, gen, window, notes)
     queue_s, queue_src = queue_estimate(samples, gen, window)
     steps["retry_wait_s"], retried = retry_waits(steps)
     queue_s, queue_src = _without_retries(queue_s, queue_src, steps, retried, gen)
@@ -910,8 +905,73 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     if math.isnan(queue_s):
         notes.append(queue_src)
     steps["queue_s"] = np.nan  # per step: not observed (the total is queue_seconds)
-    estimated = frozenset(("build", "scheduling", "io")) if split_note else frozenset()
     return StepTable(steps, gen, queue_s, queue_src, sources, notes, window, estimated)
+
+
+def _refine(
+    steps: pd.DataFrame,
+    logs: pd.DataFrame | None,
+    samples: pd.DataFrame | None,
+    gen: str,
+    window: tuple[float, float],
+    notes: list[str],
+) -> tuple[pd.DataFrame, frozenset[str]]:
+    """Sharper times where the journal and the counters have them; which categories that
+    made estimates (notes appended to ``notes``)."""
+    steps, refine_note = _rust_journal_refine(steps, logs, gen)
+    steps, split_note = _split_slot_wait(steps, samples, (window[0] - 1, window[1] + 1))
+    steps, import_note = _rust_imports(steps, samples, gen)
+    notes.extend(n for n in (refine_note, split_note, import_note) if n)
+    return steps, frozenset(
+        (("build", "scheduling", "io") if split_note else ())
+        + (("build", "io") if import_note else ())
+    )
+
+
+def _rust_imports(
+    steps: pd.DataFrame, samples: pd.DataFrame | None, generation: str
+) -> tuple[pd.DataFrame, str | None]:
+    """Rust steps timed from the journal alone: the builder's ``Building {drv}`` line comes
+    when it receives the job, before it imports the inputs (hydra-builder/src/state.rs at
+    14332fbf: import, then ``StepStatus::Building`` :564), so their build span holds the
+    import. Each builder's import counter (``totalStepImportTimeMs`` / ``machine_total_step_
+    import_time_ms``: the builders' import_time_ms summed, state/metrics.rs) says how much:
+    it is taken out of that machine's journal steps in proportion to their build spans."""
+    if generation != "rust" or samples is None or samples.empty or "metric" not in samples:
+        return steps, None
+    journal = (steps["timing_source"] == "journal") & (steps["build_s"] > 0)
+    if not journal.any():
+        return steps, None
+    metric = "machine_step_import_seconds_total"
+    rows = samples[samples["metric"] == metric]
+    per_machine: dict[str, float] = {}
+    if "machine" in rows:
+        for machine, series in rows.groupby(rows["machine"].astype(str)):
+            per_machine[str(machine)] = _counter_increase(series, metric, "_none_")
+    steps = steps.copy()
+    moved = 0.0
+    groups = (
+        steps[journal].groupby(steps.loc[journal, "machine"].astype(str)).groups
+        if per_machine
+        else {"": steps.index[journal]}
+    )
+    farm = _counter_increase(samples, "step_import_seconds_total", "_none_")
+    for key, index in groups.items():
+        total = per_machine.get(str(key), math.nan) if per_machine else farm
+        if not math.isfinite(total) or total <= 0:
+            continue
+        spans = steps.loc[index, "build_s"].astype(float)
+        share = min(1.0, total / float(spans.sum())) if spans.sum() > 0 else 0.0
+        taken = spans * share
+        steps.loc[index, "send_s"] = steps.loc[index, "send_s"].astype(float) + taken
+        steps.loc[index, "build_s"] = spans - taken
+        moved += float(taken.sum())
+    if moved <= 0:
+        return steps, None
+    return steps, (
+        f"{moved:.3g} step-s of input imports taken out of the journal steps' build spans by "
+        "the builders' import counters, in proportion to each step's span (estimated)"
+    )
 
 
 def _without_retries(

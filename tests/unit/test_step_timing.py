@@ -94,9 +94,11 @@ def test_post_processing_missed_after_receiving_outputs_gets_half_the_window(
     assert row["build_s"] == near(0.45)
 
 
-def _rust_lines(name: str, at: dict[str, float], elapsed: float) -> list[dict[str, Any]]:
+def _rust_lines(
+    name: str, at: dict[str, float], elapsed: float, build: str = "uuid-1"
+) -> list[dict[str, Any]]:
     base = f"{H}-{name}.drv"
-    common = {"drv": base, "build_id": "uuid-1", "step_nr": 1, "hostname": "b1",
+    common = {"drv": base, "build_id": build, "step_nr": 1, "hostname": "b1",
               "generation": "rust"}  # fmt: skip
     rows = [
         {**common, "ts": T0 + at["dispatch"], "event": "dispatch", "host": "hydra"},
@@ -238,3 +240,26 @@ def test_rust_job_wait_less_the_retried_attempt_and_its_back_off(tmp_path: Path)
     table = build_step_table(read_run(run))
     assert table.queue_seconds == near(7.0 - 3.0 - 2.0)
     assert "retries" in table.queue_source
+
+
+def test_rust_journal_steps_take_the_import_out_of_the_build_span(tmp_path: Path) -> None:
+    """Without the database the Rust builder's ``Building`` line (job received, before the
+    import) starts the build span; the builder's import counter gives the import back to
+    I/O, shared by the machine's steps in proportion to their spans."""
+    lines = [
+        *_rust_lines("a-1", {"dispatch": 0.0, "building": 0.01, "built": 0.11, "done": 0.2},
+                     elapsed=0.02),
+        *_rust_lines("b-1", {"dispatch": 1.0, "building": 1.01, "built": 1.31, "done": 1.4},
+                     elapsed=0.02, build="uuid-2"),
+    ]  # fmt: skip
+    samples = [
+        {"ts": T0 + t, "metric": "machine_step_import_seconds_total", "machine": "b1",
+         "value": v, "generation": "rust"} for t, v in ((-1.0, 3.0), (2.0, 3.05))
+    ]  # fmt: skip
+    run = write_run(tmp_path / "r", {"log_events": lines, "samples": samples})
+    table = build_step_table(read_run(run))
+    s = table.steps.sort_values("start_ts")
+    assert s["send_s"].tolist() == [near(0.0125), near(0.0375)]
+    assert s["build_s"].tolist() == [near(0.1 - 0.0125), near(0.3 - 0.0375)]
+    assert {"build", "io"} <= table.estimated
+    assert any("import counters" in n for n in table.notes)
