@@ -119,6 +119,7 @@ class StepRun:
     not_before: float = 0.0  # a retry's back-off: not dispatched before this time
     retrying: bool = False
     async_compress_seconds: float = 0.0  # Rust direct mode: the runner's, after the step
+    busy_update: threading.Thread | None = None  # Rust: the last phase update in flight
     _open: tuple[str, float] | None = None
 
     def mark(self, phase: str, now: float) -> None:
@@ -226,6 +227,24 @@ class Engine:
 
     def _emit_builder(self, host: str, line: journal.Line) -> None:
         self.builder_logs[host].log(line, time.time())
+
+    def _busy_later(self, run: StepRun, busy: int) -> None:
+        """A Rust builder's phase update: the builder sends ``build_step_update`` and goes on;
+        the runner writes the row in a spawned task (hydra 14332fbf server/grpc.rs:472-487),
+        so the database's latency is not in the step's time. Each step's updates land in
+        order (a late one after the step finished is a no-op, as the real update's
+        ``busy != 0`` guard makes it)."""
+        before = run.busy_update
+
+        def write() -> None:
+            if before is not None:
+                before.join()
+            self._db("set_busy", run.build_id, run.step_nr, busy)
+
+        t = threading.Thread(target=write, name=f"busy~{run.build_id}/{run.step_nr}")
+        run.busy_update = t
+        self._threads.append(t)
+        t.start()
 
     def _db(self, call: str, *args: Any, **kwargs: Any) -> Any:
         """A database write: the latency knob applies, and concurrent writes are counted."""
@@ -726,15 +745,14 @@ class Engine:
         self._db("set_busy", run.build_id, run.step_nr, 10)
         time.sleep(self.k.connect_seconds)  # the job reaches the builder over gRPC
         self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path, job_uuid))
-        run.mark("importing", time.time())
-        self._db("set_busy", run.build_id, run.step_nr, 20)
+        run.mark("importing", time.time())  # no busy 20 in Rust: the next update is 30
         i0 = time.perf_counter()
         inputs = self._input_nars(run)
         if self.k.link_bytes_per_second:
             time.sleep(len(inputs) / self.k.link_bytes_per_second)
         import_ms = int((time.perf_counter() - i0) * 1000)
         run.mark("building", time.time())
-        self._db("set_busy", run.build_id, run.step_nr, 30)
+        self._busy_later(run, 30)  # hydra-builder state.rs:560-566, after the import
         self._gauge("nr_steps_building", 1)
         run.build_start = time.time()
         (agent.burn_cpu if self.k.burn else time.sleep)(run.spec.build_seconds)
@@ -750,7 +768,7 @@ class Engine:
         self._emit_builder(machine.hostname, journal.rust_finished_building(run.spec.drv_path))
         upload_ms = self._upload_rust(run, machine)
         run.mark("post-processing", time.time())
-        self._db("set_busy", run.build_id, run.step_nr, 50)
+        self._busy_later(run, 50)  # state.rs:641-647
         time.sleep(self.k.post_seconds)
         self._emit_builder(machine.hostname, journal.rust_completed(run.spec.drv_path))
         self._emit(journal.rust_marking_done(run.spec.drv_path, machine_id, job_uuid))
@@ -775,7 +793,7 @@ class Engine:
             machine.hostname, journal.rust_build_failed(run.spec.drv_path, FAILURE_MESSAGE)
         )
         run.mark("post-processing", time.time())
-        self._db("set_busy", run.build_id, run.step_nr, 50)
+        self._busy_later(run, 50)
         self._emit(journal.rust_removing_job(run.spec.drv_path, machine_id, job_uuid))
         self._emit(
             journal.rust_marking_failed(run.build_id, run.spec.drv_path, machine_id, job_uuid)
@@ -791,8 +809,8 @@ class Engine:
         uploader task compresses and uploads it later (uploader.rs:291-366), off the step."""
         presigned = self.k.upload_mode == "presigned"
         run.mark("reading-outputs" if presigned else "uploading", time.time())
+        self._busy_later(run, 40)  # state.rs:621-627, before the upload is timed
         u0 = time.perf_counter()
-        self._db("set_busy", run.build_id, run.step_nr, 40)
         ids = (run.spec.drv_path, _job_uuid(run), _machine_uuid(machine.hostname))
         self._emit_builder(machine.hostname, journal.rust_upload_start(presigned, *ids))
         with self.state.lock:
