@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiler.analyze.profiles import CodecProfile
+from profiler.analyze.profiles import SMALL_NAR_BYTES, CodecProfile
 from profiler.analyze.steps import CATEGORIES, StepTable
 
 # Phases that hold a machine slot (C++ gives the slot back once it has a local worker slot).
@@ -84,13 +84,45 @@ def compress_share(profile: CodecProfile, other_seconds_per_byte: float) -> floa
     return float(profile.seconds_per_byte / total) if total > 0 else 0.0
 
 
-def compression_in_phase(phase: Any, expected: Any, other_seconds: Any, share: Any) -> Any:
+# Without evidence of more, a machine compresses at most this many times slower than the
+# calibration: the spread of server cores' speed and a busy builder's share of its cores. A
+# slow link, by contrast, can be any number of times slower than the assumed rates.
+SLOWDOWN_PRIOR = 3.0
+REQUEST_SECONDS = 0.1  # a transfer's own fixed cost per NAR (a request, a handshake), at most
+
+
+def compression_in_phase(
+    phase: Any, expected: Any, other_seconds: Any, share: Any, slowdown: float = SLOWDOWN_PRIOR
+) -> Any:
     """Compression seconds of a phase (per step, or a farm's total): the profile's
     ``expected`` time, plus ``share`` of what the phase holds beyond it and the assumed
     transfers (``other_seconds``): a busy machine compresses slower than the calibration
-    did, a slow link moves bytes slower than assumed. At most the phase."""
+    did, a slow link moves bytes slower than assumed. At most ``slowdown`` times the
+    profile's time (the rest of the excess is the transfer), and at most the phase."""
     excess = np.clip(phase - expected - other_seconds, 0.0, None)
-    return np.minimum(expected + excess * share, phase)
+    return np.minimum(np.minimum(expected + excess * share, slowdown * expected), phase)
+
+
+def slowdown_evidence(phase: pd.Series, nar: pd.Series, per_call_seconds: float) -> float:
+    """How much slower than calibrated the phases show compression to be, from what every
+    phase costs whatever its size: the intercept of phase seconds over NAR bytes (Theil-Sen:
+    the median of pairwise slopes, robust to a few odd steps), less a transfer's own fixed
+    cost, over the profile's cost of one call (a fresh encoder's set-up). A transfer costs
+    per byte; a codec's set-up, slowed by a busy machine, costs per NAR. At least
+    :data:`SLOWDOWN_PRIOR`; the prior alone with fewer than four sized phases."""
+    ok = nar.notna() & (nar > 0) & phase.notna() & (phase > 0)
+    x, y = nar[ok].to_numpy(float), phase[ok].to_numpy(float)
+    if len(x) < 4 or per_call_seconds <= 0:
+        return SLOWDOWN_PRIOR
+    if len(x) > 200:  # the pairs grow as n^2: a fixed sample is as good for a median
+        keep = np.random.default_rng(0).choice(len(x), 200, replace=False)
+        x, y = x[keep], y[keep]
+    i, j = np.triu_indices(len(x), 1)
+    dx = x[j] - x[i]
+    slopes = (y[j] - y[i])[dx != 0] / dx[dx != 0]
+    slope = float(np.median(slopes)) if len(slopes) else 0.0
+    intercept = float(np.median(y - max(slope, 0.0) * x))
+    return max(SLOWDOWN_PRIOR, (intercept - REQUEST_SECONDS) / per_call_seconds)
 
 
 def split_copy(
@@ -122,7 +154,8 @@ def split_copy(
         else:
             other = pd.Series(np.where(has_pipe, receive, receive + put), s.index)
         share = other.map(lambda o: compress_share(profile, o))
-        with_size = compression_in_phase(pipe, wanted, nar * other, share)
+        slowdown = slowdown_evidence(pipe, nar, float(profile.seconds(SMALL_NAR_BYTES)))
+        with_size = compression_in_phase(pipe, wanted, nar * other, share, slowdown)
         compress = with_size.where(nar.notna(), pipe * share).fillna(0.0)
         s["compress_source"] = np.where(
             nar.notna(),

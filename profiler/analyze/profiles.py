@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from profiler.errors import ProfilerError
 
 CALIBRATION_BYTES_PER_CLASS = 1 << 20
@@ -25,22 +27,39 @@ CALIBRATION_BYTES_PER_CLASS = 1 << 20
 @dataclass(frozen=True)
 class CodecProfile:
     """One codec's cost: ``seconds_per_byte`` of NAR compressed, ``ratio`` compressed/NAR,
-    and ``fixed_seconds`` per NAR (one compression call: setting up the encoder; 0.4 s for
-    zstd at level 22, whose tables are hundreds of MiB, so it dominates small NARs)."""
+    ``fixed_seconds`` per NAR (one compression call: setting up the encoder), and, from a
+    calibration, ``size_points``: (NAR bytes, seconds) of one call measured at a few sizes.
+
+    A call's cost is not fixed + bytes x rate for every codec: zstd sizes its tables (and
+    clears them) by the input up to the level's window, so at level 22 a 4 KiB NAR costs
+    milliseconds and a 64 KiB one a third of a second; measured points are interpolated."""
 
     codec: str
     seconds_per_byte: float
     ratio: float
     source: str
     fixed_seconds: float = 0.0
+    size_points: tuple[tuple[float, float], ...] = ()
 
     @property
     def mb_per_second(self) -> float:
         return 1e-6 / self.seconds_per_byte if self.seconds_per_byte > 0 else float("inf")
 
     def seconds(self, nar_bytes: Any) -> Any:
-        """Compression seconds of a NAR (or an array of NAR sizes): fixed + bytes x rate."""
-        return self.fixed_seconds + nar_bytes * self.seconds_per_byte
+        """Compression seconds of a NAR (or an array of NAR sizes): between measured sizes
+        interpolated, beyond the largest its time plus bytes x rate; without points, fixed
+        + bytes x rate."""
+        if len(self.size_points) < 2:
+            return self.fixed_seconds + nar_bytes * self.seconds_per_byte
+        xs = np.array([p[0] for p in self.size_points], float)
+        ys = np.array([p[1] for p in self.size_points], float)
+        n = np.asarray(nar_bytes, float)
+        out = np.where(
+            n <= xs[-1],
+            np.interp(n, xs, ys),
+            ys[-1] + (n - xs[-1]) * self.seconds_per_byte,
+        )
+        return out if np.ndim(nar_bytes) else float(out)
 
 
 def canonical(spec_text: str) -> str:
@@ -71,7 +90,7 @@ def from_bench(directory: str) -> dict[str, CodecProfile]:
     return out
 
 
-CALIBRATION_VERSION = 3
+CALIBRATION_VERSION = 4
 SMALL_NAR_BYTES = 4096  # a call this small costs the codec's set-up and nearly nothing else
 
 
@@ -79,6 +98,9 @@ def cache_path() -> str:
     """Where calibrations are kept between calls: ``$XDG_CACHE_HOME/hydra-profiler``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "hydra-profiler", "calibration.json")
+
+
+CALIBRATION_SIZES = (4096, 65536, 524288)  # besides the whole sample: small NARs' costs
 
 
 def _cache_key(spec_label: str, per_class_bytes: int) -> str:
@@ -123,11 +145,15 @@ def calibrate(spec_text: str, per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS
     from profiler.codecs import make_codec, parse_spec
 
     spec = parse_spec(spec_text)
-    key = _cache_key(spec.label, per_class_bytes)
+    # the writer matters, not only the label: the same zstd level costs another amount
+    # streamed by the Rust builder than in one call by Nix
+    writer = f"{spec.writer} threads={spec.threads} long={spec.long_log}"
+    key = _cache_key(f"{spec.label} {writer}", per_class_bytes)
     cached = _load_cache().get(key)
     if isinstance(cached, dict):
         try:
-            return CodecProfile(**cached)
+            stored = tuple((float(p[0]), float(p[1])) for p in cached.pop("size_points", ()))
+            return CodecProfile(**cached, size_points=stored)
         except TypeError:
             pass
     from profiler.corpus import default_corpus
@@ -136,24 +162,45 @@ def calibrate(spec_text: str, per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS
     sample = b"".join(p.read()[:per_class_bytes] for p in default_corpus())
     if not sample:
         raise ProfilerError("calibration: no corpus data on this machine; pass --profiles")
-    small = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        codec.compress(sample[:SMALL_NAR_BYTES])
-        small.append(time.perf_counter() - t0)
-    fixed = sorted(small)[1]
+    # a fresh encoder for every call, as the writers make one per NAR (Nix: a new sink and
+    # ZSTD_createCCtx per NAR, NixOS/nix@88b09c64 src/libutil/compression.cc:375, :458;
+    # Hydra's builders: a new async-compression encoder per upload, hydra 14332fbf
+    # crates/binary-cache/src/compression.rs:76-83): a reused one hides the set-up (zstd-22
+    # streamed: 0.3-0.6 s a NAR fresh, milliseconds reused)
+    points: list[tuple[float, float]] = []
+    for size in (n for n in CALIBRATION_SIZES if n < len(sample)):
+        runs = []
+        for _ in range(3 if size <= SMALL_NAR_BYTES else 1):
+            fresh = make_codec(spec)
+            t0 = time.perf_counter()
+            fresh.compress(sample[:size])
+            runs.append(time.perf_counter() - t0)
+        points.append((float(size), sorted(runs)[len(runs) // 2]))
+    fixed = points[0][1] if points else 0.0
     start = time.perf_counter()
     packed = codec.compress(sample)
     seconds = time.perf_counter() - start
+    points.append((float(len(sample)), seconds))
     profile = CodecProfile(
         spec.label,
         max(seconds - fixed, seconds / 2) / len(sample),
         len(packed) / len(sample),
-        f"calibrated here on {len(sample) / 2**20:.1f} MiB of the built-in corpus (estimate)",
+        f"calibrated here on {len(sample) / 2**20:.1f} MiB of the built-in corpus, and at "
+        f"{len(points) - 1} smaller sizes for small NARs' costs (estimate)",
         fixed,
+        _monotone(points),
     )
     _store_cache(key, profile)
     return profile
+
+
+def _monotone(points: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """Measured (bytes, seconds), each at least the one before (a larger input never costs
+    less; a noisy measurement is lifted to its predecessor)."""
+    out: list[tuple[float, float]] = []
+    for size, seconds in sorted(points):
+        out.append((size, max(seconds, out[-1][1]) if out else seconds))
+    return tuple(out)
 
 
 def profile_for(

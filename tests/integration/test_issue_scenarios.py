@@ -90,7 +90,9 @@ def test_compression_bound_farm_with_one_local_worker(tmp_path: Path, db_dsn: st
         projected = p.table.set_index("metric")["change"]
         predicted = answers["makespan_seconds"] * (1 + projected["makespan_s"])
         actual = rerun["makespan_seconds"]
-        assert projected["makespan_s"] < -0.05, (change, p.table)  # not +0.0% everywhere
+        # the replay runs the inferred slot count (it once ran the default, so workers=4
+        # printed +0.0% everywhere); whether 4 slots help is the re-run's to say
+        assert whatif.sim_config(full, whatif.sim_steps(full)).local_workers == 1
         assert abs(predicted / actual - 1) <= 0.25, (change, predicted, actual, p.notes)
 
 
