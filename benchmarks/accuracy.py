@@ -268,6 +268,21 @@ def table(records: list[dict[str, Any]]) -> str:
             f"{whatif(rs, 'codec'):>12}  {whatif(rs, 'capacity'):>14}"
         )
     lines.append("")
+    lines.append(
+        "shares within their limits by step length (Hydra's own clocks: the tracker polls "
+        "every 0.1 s, the database and short journals keep whole seconds), median step:"
+    )
+    for mix in ("a", "b"):
+        cells = []
+        for lo, hi in RESOLVABLE:
+            rs = [
+                r for r in records
+                if r["mix"] == mix and "shares_within" in r
+                and lo <= r["truth"]["p50_wall_seconds"] < hi
+            ]  # fmt: skip
+            cells.append(f"{lo:g}-{hi:g} s: {rate(rs, 'shares_within')}")
+        lines.append(f"({mix})  " + ";  ".join(cells))
+    lines.append("")
     lines.append("calibration: stated confidence vs how often the headline was right")
     lines.append("mix  " + "  ".join(f"{lo:.1f}-{hi:.1f}" for lo, hi in BINS))
     for mix in sorted({r["mix"] for r in records}):
@@ -285,6 +300,7 @@ def table(records: list[dict[str, Any]]) -> str:
 
 
 BINS = ((0.0, 0.3), (0.3, 0.6), (0.6, 0.8), (0.8, 1.01))
+RESOLVABLE = ((0.0, 1.0), (1.0, 2.0), (2.0, math.inf))
 
 
 def _jsonable(x: Any) -> Any:
