@@ -11,7 +11,8 @@ import pytest
 
 from profiler.analyze.attribution import split_copy
 from profiler.analyze.steps import build_step_table, retry_waits
-from profiler.store import Run, read_run
+from profiler.store import read_run
+from tests.unit.test_analyze import write_run
 
 T0 = 1_795_900_000.0
 H = "0c2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn"
@@ -24,15 +25,6 @@ def near(x: float) -> Any:
 
 def drv(name: str) -> str:
     return f"/nix/store/{H}-{name}.drv"
-
-
-def write_run(path: Path, tables: dict[str, list[dict[str, Any]]]) -> str:
-    with Run.open(str(path)) as run:
-        for name, rows in tables.items():
-            writer = run.writer(name)
-            for row in rows:
-                writer.append(row)
-    return str(path)
 
 
 def tracked(
@@ -60,17 +52,20 @@ def db_step(build: int, stepnr: int, name: str, gen: str, **extra: Any) -> dict[
     return row
 
 
+def one_cxx_step(tmp_path: Path, phases: list[tuple[str, float, str, float, str, float]]) -> Any:
+    """The step table row of a one-step C++ run whose tracker saw ``phases``."""
+    tables = {"db_phases": tracked(1, 1, phases), "db_steps": [db_step(1, 1, "a", "cxx")]}
+    return build_step_table(read_run(write_run(tmp_path / "r", tables))).steps.iloc[0]
+
+
 def test_a_transition_seen_at_a_poll_is_placed_mid_window(tmp_path: Path) -> None:
     """The tracker saw 'building' at the poll at 0.3 s, 0.1 s after the poll before: the
     transition is estimated at 0.25 s, not 0.3 s (which lengthened every first phase)."""
-    phases = tracked(1, 1, [
+    row = one_cxx_step(tmp_path, [
         ("connecting", 0.0, "notify", 0.0, "poll", 0.1),
         ("building", 0.3, "poll", 0.1, "notify", 0.0),
         ("end", 1.0, "", 0.0, "", 0.0),
     ])  # fmt: skip
-    run = write_run(tmp_path / "r", {"db_phases": phases,
-                                     "db_steps": [db_step(1, 1, "a", "cxx")]})  # fmt: skip
-    row = build_step_table(read_run(run)).steps.iloc[0]
     assert row["connect_s"] == near(0.25)
     assert row["build_s"] == near(0.75)
     assert row["end_ts"] - row["start_ts"] == near(1.0)  # the step keeps its span
@@ -81,14 +76,11 @@ def test_post_processing_missed_after_receiving_outputs_gets_half_the_window(
 ) -> None:
     """The step ended (notification) 0.08 s after the last poll that still saw
     receiving-outputs: post-processing, the only phase after it, ran in between."""
-    phases = tracked(1, 1, [
+    row = one_cxx_step(tmp_path, [
         ("building", 0.0, "notify", 0.0, "poll", 0.1),
         ("receiving-outputs", 0.5, "poll", 0.1, "notify", 0.08),
         ("end", 0.9, "", 0.0, "", 0.0),
     ])  # fmt: skip
-    run = write_run(tmp_path / "r", {"db_phases": phases,
-                                     "db_steps": [db_step(1, 1, "a", "cxx")]})  # fmt: skip
-    row = build_step_table(read_run(run)).steps.iloc[0]
     assert row["post_s"] == near(0.04)
     assert row["copy_s"] == near(0.9 - 0.45 - 0.04)
     assert row["build_s"] == near(0.45)
