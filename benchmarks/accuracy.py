@@ -40,6 +40,9 @@ from profiler.testbed import scenarios as sc
 from profiler.testbed import truth as tr
 
 SHARE_LIMIT = {False: 0.05, True: 0.10}  # observed / estimated
+# the issue's targets: (a) 5 points observed, 10 estimated; (b) 10 points for every share;
+# the other mixes are held to (a)'s limits for information
+MIX_SHARE_LIMIT = {"b": {False: 0.10, True: 0.10}}
 WHATIF_LIMIT = 0.15
 
 
@@ -64,8 +67,9 @@ def database(server_dsn: str | None) -> Iterator[str | None]:
             admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
-def evaluate(run: str, s: sc.Scenario, answers: dict[str, Any]) -> dict[str, Any]:
-    """Analyse one mix's run and score it against the truth."""
+def evaluate(run: str, s: sc.Scenario, answers: dict[str, Any], mix: str = "a") -> dict[str, Any]:
+    """Analyse one mix's run and score it against the truth (shares within ``mix``'s
+    limits)."""
     from profiler.analyze.analysis import analyze
 
     codec = s.knobs.get("codec", "xz:6")
@@ -107,7 +111,7 @@ def evaluate(run: str, s: sc.Scenario, answers: dict[str, Any]) -> dict[str, Any
             err = abs(ours - true)
             est = c in doc["coverage"]["estimated"]
             errors[c] = err
-            within &= err <= SHARE_LIMIT[est]
+            within &= err <= MIX_SHARE_LIMIT.get(mix, SHARE_LIMIT)[est]
         rec["share_errors"] = errors
         rec["shares_within"] = within
         rec["estimated"] = doc["coverage"]["estimated"]
@@ -169,7 +173,7 @@ def one_scenario(
     say(f"  observed in {t_run - t0:.0f} s, mixes collected in {t_mixes - t_run:.0f} s")
     analyses = {}
     for mix, run in sorted(runs.items()):
-        rec = evaluate(run, s, answers)
+        rec = evaluate(run, s, answers, mix)
         a = rec.pop("analysis", None)
         if a is not None:
             analyses[mix] = a
