@@ -172,10 +172,10 @@ def _poll_midpoints(seen: pd.DataFrame) -> pd.DataFrame:
     A step whose end came by notification after an unseen phase (``end_err_s`` > 0: the last
     phase seen may have ended any time since the last poll) ran one more phase in that window
     when the last one seen was receiving-outputs: post-processing, the only phase after it in
-    both generations (C++ busy 40 then 50: a40d4286 builder.cc; Rust ``ReceivingOutputs`` then
-    ``PostProcessing``: 14332fbf hydra-builder/src/state.rs:625, :645). It gets the second
-    half of the window; after any other phase which phases ran is not known and the window
-    stays with the phase seen."""
+    both generations (C++ busy 40 then 50: a40d4286 build-remote.cc:582, builder.cc:226; Rust
+    ``ReceivingOutputs`` then ``PostProcessing``: 14332fbf hydra-builder/src/state.rs:625,
+    :645). It gets the second half of the window; after any other phase which phases ran is
+    not known and the window stays with the phase seen."""
     unseen_post = pd.Series(False, index=seen.index)
     if {"end_obs", "end_err_s"} <= set(seen.columns):
         end_err = pd.to_numeric(seen["end_err_s"], errors="coerce").fillna(0.0)
@@ -387,19 +387,6 @@ def retry_waits(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
                 wait[b] += gap
                 retried[a] = True
     return pd.Series(wait, index=steps.index), pd.Series(retried, index=steps.index)
-    status = pd.to_numeric(steps.get("status"), errors="coerce")
-    order = steps.assign(attempt_status=status).sort_values("start_ts")
-    for _, group in order.groupby(order["drv_path"].astype(str), sort=False):
-        if len(group) < 2:
-            continue
-        rows = list(group.itertuples())
-        for before, after in itertools.pairwise(rows):
-            gap = float(after.start_ts) - float(before.end_ts)
-            failed = not (before.attempt_status == 0)  # NaN (unknown) counts as failed
-            if failed and 0 <= gap < 3600:
-                wait[after.Index] += gap
-                retried[before.Index] = True
-    return wait, retried
 
 
 JOURNAL_CAVEAT = {
