@@ -104,11 +104,13 @@ def compression_in_phase(
 
 
 def slowdown_evidence(phase: pd.Series, nar: pd.Series, per_call_seconds: float) -> float:
-    """How much slower than calibrated the phases show compression to be, from what every
-    phase costs whatever its size: the intercept of phase seconds over NAR bytes (Theil-Sen:
-    the median of pairwise slopes, robust to a few odd steps), less a transfer's own fixed
-    cost, over the profile's cost of one call (a fresh encoder's set-up). A transfer costs
-    per byte; a codec's set-up, slowed by a busy machine, costs per NAR. At least
+    """How much slower than calibrated the phases show compression to be, from what phases
+    cost whatever their size: each phase less its bytes at the Theil-Sen slope of phase
+    seconds over NAR bytes (the median of pairwise slopes, robust to a few odd steps), the
+    90th percentile of that (a machine's load varies over a run: a per-NAR cost a tenth of
+    the phases show is one it reached), less a transfer's own fixed cost, over the
+    profile's cost of one call (a fresh encoder's set-up). A transfer costs per byte; a
+    codec's set-up, slowed by a busy machine, costs per NAR. At least
     :data:`SLOWDOWN_PRIOR`; the prior alone with fewer than four sized phases."""
     ok = nar.notna() & (nar > 0) & phase.notna() & (phase > 0)
     x, y = nar[ok].to_numpy(float), phase[ok].to_numpy(float)
@@ -121,8 +123,8 @@ def slowdown_evidence(phase: pd.Series, nar: pd.Series, per_call_seconds: float)
     dx = x[j] - x[i]
     slopes = (y[j] - y[i])[dx != 0] / dx[dx != 0]
     slope = float(np.median(slopes)) if len(slopes) else 0.0
-    intercept = float(np.median(y - max(slope, 0.0) * x))
-    return max(SLOWDOWN_PRIOR, (intercept - REQUEST_SECONDS) / per_call_seconds)
+    per_call = float(np.quantile(y - max(slope, 0.0) * x, 0.9))
+    return max(SLOWDOWN_PRIOR, (per_call - REQUEST_SECONDS) / per_call_seconds)
 
 
 def split_copy(
