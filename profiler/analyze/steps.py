@@ -362,6 +362,10 @@ def _preceding(events: pd.DataFrame, keys: pd.Series, at: pd.Series) -> pd.Serie
     return pd.Series(out, index=keys.index, dtype=float)
 
 
+def _is_text(x: Any) -> bool:
+    return isinstance(x, str) and bool(x)
+
+
 def retry_waits(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Per step, the back-off it waited after an earlier attempt of its drv failed (the gap
     from that attempt's end to this one's start), and whether a step is such an attempt.
@@ -379,11 +383,12 @@ def retry_waits(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         )
         start = steps["start_ts"].to_numpy(float)
         end = steps["end_ts"].to_numpy(float)
-        keys = steps["drv_path"].astype(str).to_numpy()
+        # one code per drv (-1: none, never paired); codes sort where strings and NaN cannot
+        keys = pd.factorize(steps["drv_path"].where(steps["drv_path"].map(_is_text)))[0]
         for a, b in itertools.pairwise(np.lexsort((start, keys))):
             gap = start[b] - end[a]
             # an attempt that did not succeed (NaN: unknown) and its drv's next attempt
-            if keys[a] == keys[b] and status[a] != 0 and 0 <= gap < 3600:
+            if keys[a] == keys[b] >= 0 and status[a] != 0 and 0 <= gap < 3600:
                 wait[b] += gap
                 retried[a] = True
     return pd.Series(wait, index=steps.index), pd.Series(retried, index=steps.index)

@@ -201,6 +201,11 @@ def test_retry_waits_only_after_a_failed_attempt() -> None:
     wait, retried = retry_waits(steps)
     assert wait.tolist() == [0.0, 3.0, 0.0, 0.0, 0.0]  # b's second run followed a success
     assert retried.tolist() == [True, False, False, False, False]
+    # rows without a drv (a string column with missing values, as Parquet gives it back)
+    # are never paired, with each other or anything (they once broke the sort)
+    steps["drv_path"] = pd.array([None, "a", None, "a", None], dtype="string")
+    wait, retried = retry_waits(steps)
+    assert wait.tolist() == [0.0, 0.0, 0.0, 0.0, 0.0] and not retried.any()
 
 
 def test_rust_job_wait_less_the_retried_attempt_and_its_back_off(tmp_path: Path) -> None:
