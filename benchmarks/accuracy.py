@@ -7,10 +7,11 @@ level, link and upload bandwidth, local workers, machines x jobs, dispatch delay
 latency, build scale, sizes, failures, retries, CPU pressure, DAG shape) runs once on the
 testbed, observed live by the collectors (mix a), and its files and database are collected
 again as each other mix (b-e). Every mix is analysed with the farm's codec given (an operator
-knows their store URI); the answers are compared with the run's truth
-(profiler.testbed.truth.answers). The same workload is then re-run with a codec change and
-with a capacity change (C++ local workers; Rust one more machine), and the what-if
-projections of mixes (a) and (b) are compared with those actual re-runs.
+knows their store URI) and its binary cache (`--cache`: codecs calibrated on its NARs); the
+answers are compared with the run's truth (profiler.testbed.truth.answers). The same
+workload is then re-run with a codec change and with a capacity change (C++ local workers;
+Rust one more machine), and the what-if projections of mixes (a) and (b) are compared with
+those actual re-runs.
 
 Prints, per mix and generation: verdict accuracy (headline, and the throughput and latency
 answers), share errors in points (median, p90, worst) and the share of runs with every share
@@ -67,15 +68,18 @@ def database(server_dsn: str | None) -> Iterator[str | None]:
             admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
-def evaluate(run: str, s: sc.Scenario, answers: dict[str, Any], mix: str = "a") -> dict[str, Any]:
+def evaluate(
+    run: str, s: sc.Scenario, answers: dict[str, Any], mix: str = "a", cache: str | None = None
+) -> dict[str, Any]:
     """Analyse one mix's run and score it against the truth (shares within ``mix``'s
-    limits)."""
+    limits). ``cache`` is the farm's binary cache (an operator has theirs at hand): codecs
+    are calibrated on its NARs."""
     from profiler.analyze.analysis import analyze
 
     codec = s.knobs.get("codec", "xz:6")
     rec: dict[str, Any] = {}
     try:
-        a = analyze(run, codec=codec)
+        a = analyze(run, codec=codec, cache_dir=cache)
     except Exception as exc:  # a crash is a result: counted, with its message
         rec["error"] = f"{type(exc).__name__}: {exc}"
         rec["crash"] = not _is_clean_refusal(exc)
@@ -173,7 +177,7 @@ def one_scenario(
     say(f"  observed in {t_run - t0:.0f} s, mixes collected in {t_mixes - t_run:.0f} s")
     analyses = {}
     for mix, run in sorted(runs.items()):
-        rec = evaluate(run, s, answers, mix)
+        rec = evaluate(run, s, answers, mix, os.path.join(observed.testbed_dir, "cache"))
         a = rec.pop("analysis", None)
         if a is not None:
             analyses[mix] = a

@@ -13,7 +13,7 @@ import pandas as pd
 from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
 from profiler.analyze.evidence import CodecChoice, choose_codec
 from profiler.analyze.farm import FarmTotals, farm_totals, shares
-from profiler.analyze.profiles import CodecProfile, from_bench, profile_for
+from profiler.analyze.profiles import CodecProfile, canonical, from_bench, profile_for
 from profiler.analyze.steps import (
     DURATIONS,
     StepTable,
@@ -58,6 +58,7 @@ class Analysis:
     codec_choice: CodecChoice | None = None  # where the codec (and Rust upload mode) came from
     local_workers_source: str = ""  # how local_workers was found (or why it is not known)
     runner_cores: tuple[int, str] = (0, "")  # the C++ runner host's cores, and their source
+    calibration_cache: str | None = None  # the binary cache codecs are calibrated on (else corpus)
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -140,7 +141,8 @@ def analyze(
         from the evidence (``cache_dir``'s narinfos, the journal), else xz at its default
         level, both generations' default (:mod:`profiler.analyze.evidence`).
     cache_dir
-        A ``file://`` binary cache the farm wrote, whose narinfos say the method.
+        A ``file://`` binary cache the farm wrote, whose narinfos say the method and whose
+        NARs (a sample of them) codecs are calibrated on when no bench result has them.
     slots
         Build slots per machine (default: Rust status maxJobs, else the most seen running).
     local_workers
@@ -160,7 +162,14 @@ def analyze(
     choice = choose_codec(logs, gen, codec, cache_dir)
     codec_name = choice.spec
     profiles = from_bench(profiles_dir) if profiles_dir else {}
-    profile = profile_for(codec_name, profiles, calibrate_missing=calibrate)
+    profile, calibration_cache, calibration_note = _profile(
+        codec_name, profiles, calibrate, cache_dir
+    )
+    cores_of = (
+        (runner_cores, "given by the operator (--runner-cores)")
+        if runner_cores
+        else (os.cpu_count() or 1, "this machine's; assumed to be the Hydra host")
+    )
     if table.steps.empty:
         totals = farm_totals(samples, gen, profile, choice.mode) if gen in ("cxx", "rust") else None
         if totals is None or sum(totals.seconds.values()) <= 0:
@@ -169,15 +178,17 @@ def analyze(
                 f"to answer from ({'; '.join(table.notes)})"
             )
         table = _farm_table(table, samples)
-        steps = split_copy(table, profile, choice.mode)
+        steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))
         att = farm_attribution(totals)
     else:
-        steps = split_copy(table, profile, choice.mode)
+        steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))
         att = attribute(table, steps)
     att.notes.append(f"codec {codec_name}: {choice.source}")
     if choice.mode is not None:
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
+    if calibration_note:
+        att.notes.append(calibration_note)
     p = pressure(samples, table.window, slots, gen)
     sampled = p.interval_s if table.estimated and math.isfinite(p.interval_s) else 0.0
     verdict = decide(att, steps, gen, p, logs, _resolution(steps), sampled)
@@ -200,10 +211,45 @@ def analyze(
         workers,
         choice,
         workers_source,
-        (runner_cores, "given by the operator (--runner-cores)")
-        if runner_cores
-        else (os.cpu_count() or 1, "this machine's; assumed to be the Hydra host"),
+        cores_of,
+        calibration_cache,
     )  # fmt: skip
+
+
+PSI_TOTAL = "machine_pressure_cpu_some_seconds_total"
+
+
+def builder_psi(samples: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Each Rust builder's PSI ``cpu some`` total over time (seconds some task waited for a
+    CPU: /proc/pressure/cpu, read by the builder, hydra 14332fbf hydra-builder/src/system.rs
+    :116, and passed on in the status's ``machines.*.stats.pressure.cpuSome.total``, µs),
+    as (times, totals) sorted by time; None when no sample has it."""
+    if samples is None or samples.empty or "metric" not in samples or "machine" not in samples:
+        return None
+    rows = samples[(samples["metric"] == PSI_TOTAL) & samples["machine"].notna()]
+    out = {}
+    for name, g in rows.groupby(rows["machine"].astype(str)):
+        g = g.assign(value=pd.to_numeric(g["value"], errors="coerce")).dropna(subset=["value"])
+        totals = g.groupby("ts")["value"].last().sort_index()
+        if len(totals) >= 2:
+            out[str(name)] = (totals.index.to_numpy(float), totals.to_numpy(float))
+    return out or None
+
+
+def _profile(
+    codec: str, profiles: dict[str, CodecProfile], calibrate: bool, cache_dir: str | None
+) -> tuple[CodecProfile | None, str | None, str]:
+    """The farm codec's profile: from the bench result, else calibrated on the farm's own
+    NARs when its cache is given (what the codec costs depends on the data: xz is half as
+    fast on some NARs as on others), else on the built-in corpus. Returns the profile, the
+    cache calibrations use, and a note when the cache could not be used."""
+    if cache_dir is None or not calibrate or canonical(codec) in profiles:
+        return profile_for(codec, profiles, calibrate_missing=calibrate), None, ""
+    try:
+        return profile_for(codec, profiles, cache_dir=cache_dir), cache_dir, ""
+    except ProfilerError as exc:
+        note = f"{exc}: calibrated on the built-in corpus instead"
+        return profile_for(codec, profiles), None, note
 
 
 def _resolution(steps: pd.DataFrame) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze.profiles import SMALL_NAR_BYTES, CodecProfile
-from profiler.analyze.steps import CATEGORIES, StepTable
+from profiler.analyze.steps import CATEGORIES, StepTable, peak_concurrency
 
 # Phases that hold a machine slot (C++ gives the slot back once it has a local worker slot).
 SLOT_COLUMNS = {
@@ -112,23 +112,175 @@ def slowdown_evidence(phase: pd.Series, nar: pd.Series, per_call_seconds: float)
     profile's cost of one call (a fresh encoder's set-up). A transfer costs per byte; a
     codec's set-up, slowed by a busy machine, costs per NAR. At least
     :data:`SLOWDOWN_PRIOR`; the prior alone with fewer than four sized phases."""
-    ok = nar.notna() & (nar > 0) & phase.notna() & (phase > 0)
-    x, y = nar[ok].to_numpy(float), phase[ok].to_numpy(float)
+    x, y = _sized(phase, nar)
     if len(x) < 4 or per_call_seconds <= 0:
         return SLOWDOWN_PRIOR
-    if len(x) > 200:  # the pairs grow as n^2: a fixed sample is as good for a median
-        keep = np.random.default_rng(0).choice(len(x), 200, replace=False)
-        x, y = x[keep], y[keep]
-    i, j = np.triu_indices(len(x), 1)
-    dx = x[j] - x[i]
-    slopes = (y[j] - y[i])[dx != 0] / dx[dx != 0]
-    slope = float(np.median(slopes)) if len(slopes) else 0.0
-    per_call = float(np.quantile(y - max(slope, 0.0) * x, 0.9))
+    slope = max(phase_slope(phase, nar), 0.0)
+    per_call = float(np.quantile(y - slope * x, 0.9))
     return max(SLOWDOWN_PRIOR, (per_call - REQUEST_SECONDS) / per_call_seconds)
 
 
+def _sized(phase: pd.Series, nar: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(NAR bytes, phase seconds) of the phases with both, at most 200 (a fixed sample: the
+    pairs of a Theil-Sen fit grow as n^2, and a median is as good from 200)."""
+    ok = nar.notna() & (nar > 0) & phase.notna() & (phase > 0)
+    x, y = nar[ok].to_numpy(float), phase[ok].to_numpy(float)
+    if len(x) > 200:
+        keep = np.random.default_rng(0).choice(len(x), 200, replace=False)
+        x, y = x[keep], y[keep]
+    return x, y
+
+
+def phase_slope(phase: pd.Series, nar: pd.Series) -> float:
+    """What a NAR byte costs the phases: the Theil-Sen slope of phase seconds over NAR bytes
+    (the median of pairwise slopes, robust to a few odd steps); NaN with fewer than 4."""
+    x, y = _sized(phase, nar)
+    if len(x) < 4:
+        return math.nan
+    i, j = np.triu_indices(len(x), 1)
+    dx = x[j] - x[i]
+    slopes = (y[j] - y[i])[dx != 0] / dx[dx != 0]
+    return float(np.median(slopes)) if len(slopes) else math.nan
+
+
+def _copy_window(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each step's copy phase (start, end): the tracker's where it saw one, else the copy
+    seconds before the step's post-processing."""
+    end = steps["end_ts"].astype(float)
+    zero = pd.Series(0.0, index=steps.index)
+    copy_end = end - steps.get("post_s", zero).astype(float).fillna(0.0)
+    copy_start = copy_end - steps.get("copy_s", zero).astype(float).fillna(0.0)
+    if "copy_start_ts" in steps and "copy_end_ts" in steps:
+        copy_start = steps["copy_start_ts"].astype(float).fillna(copy_start)
+        copy_end = steps["copy_end_ts"].astype(float).fillna(copy_end)
+    return copy_start, copy_end
+
+
+def compressing_peak(steps: pd.DataFrame, generation: str) -> int:
+    """How many steps' work at most shared one compressing host: a Rust builder compresses
+    its own steps' outputs beside its builds (its steps' spans, per machine); the C++ queue
+    runner compresses every step's outputs in its copy phases (hydra a40d4286
+    build-remote.cc:582, one host). 0 when the table does not say."""
+    if steps.empty or not {"start_ts", "end_ts"} <= set(steps.columns):
+        return 0
+    if generation == "rust":
+        if "machine" not in steps:
+            return 0
+        return peak_concurrency(steps["start_ts"], steps["end_ts"], steps["machine"])
+    return peak_concurrency(*_copy_window(steps))
+
+
+def _mean_level(starts: np.ndarray, ends: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How many of the intervals ``[starts, ends)`` were open, on average over each window
+    ``[a, b]`` (at ``a`` for an empty window): the step function's integral, searched."""
+    t = np.concatenate([ends, starts])
+    d = np.concatenate([-np.ones(len(ends)), np.ones(len(starts))])
+    order = np.lexsort((d, t))  # at one instant, ends before starts
+    t, level = t[order], np.cumsum(d[order])
+    area = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(t))])
+
+    def integral(x: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(t, x, side="right") - 1
+        kk = np.clip(k, 0, None)
+        return np.where(k < 0, 0.0, area[kk] + level[kk] * (x - t[kk]))
+
+    width = b - a
+    k = np.searchsorted(t, a, side="right") - 1
+    at_a = np.where(k < 0, 0.0, level[np.clip(k, 0, None)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (integral(b) - integral(a)) / width
+    return np.where(width > 0, mean, at_a)
+
+
+PSI_SOME_CAP = 0.9  # a host stalled 90% of the time: 10x slower, as far as PSI can tell
+
+
+def stall_share(psi: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The share of each window ``[a, b]`` in which some task on the host waited for a CPU:
+    the increase of the host's PSI ``cpu some`` total (stall seconds, a counter) over the
+    window, interpolated between samples (NaN outside them)."""
+    ts, total = psi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grown = np.interp(b, ts, total) - np.interp(a, ts, total)
+        share = grown / (b - a)
+    inside = (a >= ts[0]) & (b <= ts[-1]) & (b > a)
+    return np.where(inside, np.clip(share, 0.0, 1.0), np.nan)
+
+
+def cpu_contention(
+    steps: pd.DataFrame,
+    generation: str,
+    runner_cores: float | None,
+    psi: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> pd.Series:
+    """Per step, how many times slower than alone CPU contention can make its compression,
+    from what else its compressing host did during the step's copy phase (at least 1):
+
+    - a Rust builder compresses its own steps' outputs (presigned mode) beside its other
+      steps' builds, and a Nix build may use every core (Nix's ``cores`` setting, all of
+      them by default): the mean number of its steps running;
+    - the C++ runner compresses every step's outputs in its copy phases (hydra a40d4286
+      build-remote.cc:582) on its own cores: the mean number of copy phases over
+      ``runner_cores`` (NaN for every step when that is unknown).
+
+    A Rust builder also reports its CPU pressure (PSI ``cpu some``, hydra 14332fbf
+    hydra-builder/src/system.rs:116, the status's ``stats.pressure.cpuSome.total``): a host
+    whose tasks waited for a CPU a share ``p`` of the copy phase slowed a CPU-bound thread
+    about ``1 / (1 - p)``; the larger of the two figures counts (other work on the host, or
+    builders sharing one, show only there). A step alone on a calm host gets 1: what its
+    phase holds beyond the profile is then not CPU (a slow link, a request's latency), and a
+    codec change does not scale it."""
+    out = pd.Series(np.nan, index=steps.index)
+    if steps.empty or not {"start_ts", "end_ts"} <= set(steps.columns):
+        return out
+    copy_start, copy_end = _copy_window(steps)
+    if generation == "rust":
+        if "machine" not in steps:
+            return out
+        host, per_core = steps["machine"].astype(str), 1.0
+        busy_start, busy_end = steps["start_ts"].astype(float), steps["end_ts"].astype(float)
+    else:
+        if not runner_cores or runner_cores <= 0:
+            return out
+        host, per_core = pd.Series("runner", index=steps.index), float(runner_cores)
+        busy_start, busy_end = copy_start, copy_end
+    for idx in host.groupby(host).groups.values():
+        ok = busy_start[idx].notna() & busy_end[idx].notna() & (busy_end[idx] >= busy_start[idx])
+        win = copy_start[idx].notna() & copy_end[idx].notna() & (copy_end[idx] >= copy_start[idx])
+        if not ok.any() or not win.any():
+            continue
+        level = _mean_level(
+            busy_start[idx][ok].to_numpy(float), busy_end[idx][ok].to_numpy(float),
+            copy_start[idx][win].to_numpy(float), copy_end[idx][win].to_numpy(float),
+        )  # fmt: skip
+        contention = np.maximum(1.0, level / per_core)
+        pressure = (psi or {}).get(str(host[idx[0]])) if generation == "rust" else None
+        if pressure is not None:
+            p = stall_share(pressure, copy_start[idx][win].to_numpy(float),
+                            copy_end[idx][win].to_numpy(float))  # fmt: skip
+            slowed = 1.0 / (1.0 - np.minimum(np.nan_to_num(p, nan=0.0), PSI_SOME_CAP))
+            contention = np.maximum(contention, slowed)
+        out.loc[win[win].index] = contention
+    return out
+
+
+def _cpu_plausible(slope: float, expected_per_byte: pd.Series) -> pd.Series:
+    """How far a slower CPU can explain what a NAR byte costs the phases: 1 while the
+    phases' per-byte cost is within :data:`SLOWDOWN_PRIOR` of compressing and moving a
+    byte at the assumed rates, less as it grows beyond (a CPU 30 times slower than the
+    calibration's is not one; a link 30 times slower than assumed is common)."""
+    if not math.isfinite(slope) or slope <= 0:
+        return pd.Series(1.0, index=expected_per_byte.index)
+    implied = slope / expected_per_byte
+    return (SLOWDOWN_PRIOR / implied).clip(upper=1.0).fillna(1.0)
+
+
 def split_copy(
-    table: StepTable, profile: CodecProfile | None, upload_mode: str | None = None
+    table: StepTable,
+    profile: CodecProfile | None,
+    upload_mode: str | None = None,
+    runner_cores: float | None = None,
+    psi: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """Add ``compress_s``, ``receive_s``, ``upload_s`` and the category columns to the steps.
 
@@ -138,7 +290,12 @@ def split_copy(
     step time is compression. In presigned mode the builder's upload phase is compression and
     the PUT only: what it holds beyond the profile's compression time and the PUT at the
     assumed rate is shared between the two by what a byte costs each way (a busy builder
-    compresses slower than the calibration; a slow link uploads slower than assumed)."""
+    compresses slower than the calibration; a slow link uploads slower than assumed).
+    ``runner_cores`` and the builders' ``psi`` (see :func:`cpu_contention`) say how much of
+    a step's compression time is CPU work: ``compress_cpu_s``, the part a codec change
+    scales (the profile's time slowed by the contention seen, and of the rest the share the
+    split gave compression, less where the phases' per-byte cost is beyond what a slower
+    CPU could do); the rest (a slow link read as compression) stays."""
     s = table.steps.copy()
     copy = s["copy_s"].astype(float).fillna(0.0)
     pipeline = s["pipeline_s"].astype(float) if "pipeline_s" in s else pd.Series(np.nan, s.index)
@@ -157,6 +314,9 @@ def split_copy(
             other = pd.Series(np.where(has_pipe, receive, receive + put), s.index)
         share = other.map(lambda o: compress_share(profile, o))
         slowdown = slowdown_evidence(pipe, nar, float(profile.seconds(SMALL_NAR_BYTES)))
+        peak = compressing_peak(s, table.generation)
+        if peak > 0:  # k single-threaded compressions share at least one core
+            slowdown = min(slowdown, SLOWDOWN_PRIOR * peak)
         with_size = compression_in_phase(pipe, wanted, nar * other, share, slowdown)
         compress = with_size.where(nar.notna(), pipe * share).fillna(0.0)
         s["compress_source"] = np.where(
@@ -173,6 +333,18 @@ def split_copy(
         compress = pd.Series(0.0, s.index)
         s["compress_source"] = "direct upload mode: the runner compresses after the step"
     s["compress_s"] = compress
+    s["compress_cpu_s"] = compress
+    if profile is not None and math.isfinite(profile.seconds_per_byte):
+        # the profile's time slowed by the contention seen is CPU work; of the rest, the
+        # share a byte's cost gives compression (as the split itself weighed it): a CPU
+        # slower than the calibration's, or a slow link the split could not tell apart
+        contention = cpu_contention(s, table.generation, runner_cores, psi)
+        explained = np.minimum(compress, profile.seconds(nar) * contention)
+        explained = explained + (compress - explained) * share * _cpu_plausible(
+            phase_slope(pipe, nar), profile.seconds_per_byte + other
+        )
+        known = nar.notna() & contention.notna()
+        s["compress_cpu_s"] = explained.where(known, compress).fillna(compress)
     s["upload_s"] = (copy - pipe.fillna(copy)).clip(lower=0.0)
     s["receive_s"] = (pipe.fillna(copy) - compress).clip(lower=0.0)
     s["scheduling_s"] = s["connect_s"].fillna(0.0)

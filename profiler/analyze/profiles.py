@@ -103,13 +103,13 @@ def cache_path() -> str:
 CALIBRATION_SIZES = (4096, 65536, 524288)  # besides the whole sample: small NARs' costs
 
 
-def _cache_key(spec_label: str, per_class_bytes: int) -> str:
+def _cache_key(spec_label: str, sample: str) -> str:
     import zstandard
 
     from profiler.bench.environment import cpu_model, liblzma_version
 
     return (
-        f"v{CALIBRATION_VERSION}|{spec_label}|{per_class_bytes}|{platform.node()}|"
+        f"v{CALIBRATION_VERSION}|{spec_label}|{sample}|{platform.node()}|"
         f"{cpu_model()}|{os.cpu_count()}|lzma {liblzma_version()}|zstd {zstandard.ZSTD_VERSION}"
     )
 
@@ -137,18 +137,67 @@ def _store_cache(key: str, profile: CodecProfile) -> None:
         pass  # a read-only home: calibrate again next time
 
 
+CACHE_SAMPLE_BYTES = 8 << 20  # of the farm's own NARs, when its binary cache is at hand
+
+
+def cache_sample(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[bytes, str]:
+    """Up to ``max_bytes`` of a binary cache's NARs, whole, decompressed and checked against
+    their narinfos: in narinfo name order, which is the store-path hash's (a fair sample),
+    skipping NARs that cannot be read. Returns the bytes and what they are."""
+    from profiler.binary_cache import cache_payloads
+    from profiler.payloads import PayloadError
+
+    try:
+        payloads = cache_payloads(cache_dir)
+    except PayloadError as exc:
+        raise ProfilerError(f"calibration on the farm's NARs: {exc}") from None
+    parts: list[bytes] = []
+    total = skipped = 0
+    for payload in payloads:
+        if total >= max_bytes:
+            break
+        try:
+            data = payload.read()
+        except PayloadError:
+            skipped += 1
+            continue
+        parts.append(data)
+        total += len(data)
+    if not parts:
+        raise ProfilerError(f"calibration on the farm's NARs: {cache_dir}: no readable NAR")
+    what = f"{len(parts)} NARs of the farm's cache {cache_dir}" + (
+        f" ({skipped} unreadable skipped)" if skipped else ""
+    )
+    return b"".join(parts), what
+
+
 @functools.lru_cache(maxsize=32)
-def calibrate(spec_text: str, per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS) -> CodecProfile:
-    """Compress up to ``per_class_bytes`` of each built-in corpus class's NAR once, here, and
-    a small NAR three times for the per-call set-up cost. Kept per codec, machine and library
-    versions in :func:`cache_path`, so later calls (and later runs) reuse it."""
+def calibrate(
+    spec_text: str,
+    per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS,
+    cache_dir: str | None = None,
+) -> CodecProfile:
+    """Compress up to ``per_class_bytes`` of each built-in corpus class's NAR once, here (or,
+    with ``cache_dir``, a sample of the farm's own NARs: :func:`cache_sample`), and a small
+    NAR three times for the per-call set-up cost. Kept per codec, sample, machine and
+    library versions in :func:`cache_path`, so later calls (and later runs) reuse it."""
+    import hashlib
+
     from profiler.codecs import make_codec, parse_spec
 
     spec = parse_spec(spec_text)
     # the writer matters, not only the label: the same zstd level costs another amount
     # streamed by the Rust builder than in one call by Nix
     writer = f"{spec.writer} threads={spec.threads} long={spec.long_log}"
-    key = _cache_key(f"{spec.label} {writer}", per_class_bytes)
+    if cache_dir is None:
+        from profiler.corpus import default_corpus
+
+        sample = b"".join(p.read()[:per_class_bytes] for p in default_corpus())
+        what, digest = "the built-in corpus", str(per_class_bytes)
+    else:
+        sample, what = cache_sample(cache_dir)
+        digest = hashlib.sha256(sample).hexdigest()[:16]
+    key = _cache_key(f"{spec.label} {writer}", digest)
     cached = _load_cache().get(key)
     if isinstance(cached, dict):
         try:
@@ -156,10 +205,7 @@ def calibrate(spec_text: str, per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS
             return CodecProfile(**cached, size_points=stored)
         except TypeError:
             pass
-    from profiler.corpus import default_corpus
-
     codec = make_codec(spec)
-    sample = b"".join(p.read()[:per_class_bytes] for p in default_corpus())
     if not sample:
         raise ProfilerError("calibration: no corpus data on this machine; pass --profiles")
     # a fresh encoder for every call, as the writers make one per NAR (Nix: a new sink and
@@ -185,7 +231,7 @@ def calibrate(spec_text: str, per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS
         spec.label,
         max(seconds - fixed, seconds / 2) / len(sample),
         len(packed) / len(sample),
-        f"calibrated here on {len(sample) / 2**20:.1f} MiB of the built-in corpus, and at "
+        f"calibrated here on {len(sample) / 2**20:.1f} MiB of {what}, and at "
         f"{len(points) - 1} smaller sizes for small NARs' costs (estimate)",
         fixed,
         _monotone(points),
@@ -204,10 +250,17 @@ def _monotone(points: list[tuple[float, float]]) -> tuple[tuple[float, float], .
 
 
 def profile_for(
-    spec_text: str, profiles: dict[str, CodecProfile] | None, *, calibrate_missing: bool = True
+    spec_text: str,
+    profiles: dict[str, CodecProfile] | None,
+    *,
+    calibrate_missing: bool = True,
+    cache_dir: str | None = None,
 ) -> CodecProfile | None:
-    """The profile of ``spec_text`` from ``profiles``, else calibrated (or None)."""
+    """The profile of ``spec_text`` from ``profiles``, else calibrated (on the NARs of
+    ``cache_dir`` when given, else on the built-in corpus), or None."""
     label = canonical(spec_text)
     if profiles and label in profiles:
         return profiles[label]
-    return calibrate(spec_text) if calibrate_missing else None
+    if not calibrate_missing:
+        return None
+    return calibrate(spec_text, CALIBRATION_BYTES_PER_CLASS, cache_dir)

@@ -1008,6 +1008,26 @@ def waited_for_worker(s: pd.DataFrame, above_s: float = 0.05) -> bool:
     return "slot_wait_s" in s and bool((s["slot_wait_s"].fillna(0) > above_s).any())
 
 
+def peak_concurrency(
+    start: pd.Series, end: pd.Series, host: pd.Series | None = None, margin: float = 0.0
+) -> int:
+    """The most of the intervals ``[start, end)`` open at once on one host (0 when none has
+    both ends). Each interval is shrunk by ``margin`` at both ends (the boundaries'
+    uncertainty: back-to-back intervals do not overlap); one ending as another starts does
+    not overlap it."""
+    ok = start.notna() & end.notna() & (end >= start)
+    if not ok.any():
+        return 0
+    groups = host[ok].astype(str) if host is not None else pd.Series("", index=start[ok].index)
+    peak = 0
+    for idx in groups.groupby(groups).groups.values():
+        t = np.concatenate([end[idx].to_numpy(float) - margin, start[idx].to_numpy(float) + margin])
+        d = np.concatenate([-np.ones(len(idx)), np.ones(len(idx))])
+        order = np.lexsort((d, t))  # at one instant, ends before starts
+        peak = max(peak, int(np.cumsum(d[order]).max()))
+    return peak
+
+
 def local_worker_slots(generation: str, s: pd.DataFrame) -> int | None:
     """C++ local worker slots: the most copy phases seen at once, if steps ever waited
     for one (None otherwise, and for Rust, which has none)."""
@@ -1017,13 +1037,6 @@ def local_worker_slots(generation: str, s: pd.DataFrame) -> int | None:
         return None
     tracked = s.dropna(subset=["copy_start_ts", "copy_end_ts"])
     margin = float(tracked["resolution_s"].max()) if "resolution_s" in tracked else 0.0
-    # shrink each interval by the boundary uncertainty: back-to-back copies do not overlap
-    events = sorted(
-        [(t + margin, 1) for t in tracked["copy_start_ts"]]
-        + [(t - margin, -1) for t in tracked["copy_end_ts"]]
-    )
-    level = peak = 0
-    for _, d in events:
-        level += d
-        peak = max(peak, level)
-    return max(1, peak)
+    margin = margin if math.isfinite(margin) else 0.0
+    start, end = tracked["copy_start_ts"], tracked["copy_end_ts"]
+    return max(1, peak_concurrency(start, end, margin=margin))

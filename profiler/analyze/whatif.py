@@ -123,7 +123,10 @@ def release_triggers(
     Hydra records no dependencies, but a step that became runnable within ``tolerance_s``
     after another step ended (and not with the first wave) was, most likely, waiting for it:
     the simulator then releases it when that step ends in the simulation, so a change that
-    finishes steps sooner also starts their dependants sooner.
+    finishes steps sooner also starts their dependants sooner. A release time known to
+    within a resolution (``tolerance_s`` is twice it and a margin) may lie before the
+    trigger's end by up to half the tolerance: Rust's whole-second ``startTime`` is truncated
+    (the step became runnable up to a second later), the inverted gauge is mid-interval.
     """
     if not np.isfinite(release).any():
         return [[] for _ in release]
@@ -135,7 +138,7 @@ def release_triggers(
         if not np.isfinite(r) or r <= first_wave:
             out.append([])
             continue
-        j = int(np.searchsorted(ends, r + tolerance_s / 4, side="right")) - 1
+        j = int(np.searchsorted(ends, r + tolerance_s / 2, side="right")) - 1
         # only a step that ended before this one can have released it: every inferred edge
         # points to an earlier end, so the inferred dependencies can never form a cycle
         while j >= 0 and (order[j] == i or not ends[j] < end[i]):
@@ -168,6 +171,8 @@ def sim_steps(a: Analysis) -> pd.DataFrame:
                    "compress_s", "upload_s", "post_s"):  # fmt: skip
         out[column] = s[column].astype(float).fillna(0.0) if column in s else 0.0
     out["write_s"] = 0.0
+    if "compress_cpu_s" in s:  # what a codec change scales (_recompressed)
+        out["compress_cpu_s"] = s["compress_cpu_s"].astype(float).fillna(out["compress_s"])
     resolution = releases.resolution_s
     if resolution > 0 and math.isfinite(resolution):
         out["deps"] = release_triggers(
@@ -277,7 +282,7 @@ def _changes(
     if change.kind == "codec":
         if a.profile is None:
             raise UsageError("--whatif codec=...: the run's codec has no profile (give --profiles)")
-        new_profile = profile_for(change.value, a.profiles)
+        new_profile = profile_for(change.value, a.profiles, cache_dir=a.calibration_cache)
         assert new_profile is not None
         notes.append(
             f"{a.profile.codec}: {a.profile.source}; {new_profile.codec}: {new_profile.source}"
@@ -322,7 +327,9 @@ def _changes(
 
 def _recompressed(steps: pd.DataFrame, old: CodecProfile, new: CodecProfile) -> pd.DataFrame:
     """The steps with each compression time scaled by what the two codecs cost at its NAR
-    size (steps without a size: by the per-byte rates)."""
+    size (steps without a size: by the per-byte rates). Only the part CPU work explains
+    (``compress_cpu_s``: the profile's time, slowed by the contention its host saw) scales;
+    the rest of the estimate (a slow link or a per-call overhead) is kept as it is."""
     nar = steps["nar_bytes"].to_numpy(float)
     per_byte = new.seconds_per_byte / old.seconds_per_byte
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -330,7 +337,9 @@ def _recompressed(steps: pd.DataFrame, old: CodecProfile, new: CodecProfile) -> 
             np.isfinite(nar) & (nar > 0), new.seconds(nar) / old.seconds(nar), per_byte
         )
     out = steps.copy()
-    out["compress_s"] = out["compress_s"] * np.nan_to_num(factor, nan=per_byte)
+    cpu = out["compress_cpu_s"] if "compress_cpu_s" in out else out["compress_s"]
+    cpu = cpu.fillna(out["compress_s"])
+    out["compress_s"] = out["compress_s"] - cpu + cpu * np.nan_to_num(factor, nan=per_byte)
     return out
 
 

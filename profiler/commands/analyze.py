@@ -15,7 +15,8 @@ RUN is a run directory written by `collect` (any mix of status, metrics, logs, d
 and metrics alone give a farm-level answer from the gauges). The copy phase Hydra records
 (receive + compress + write + upload; the Rust builder's upload) is split with a codec
 profile: from --profiles (a `hydra-profiler bench` result on your NARs), else calibrated
-here on the built-in corpus (cached per machine); those shares are marked estimated.
+here on a sample of --cache's NARs, else on the built-in corpus (cached per machine and
+sample); those shares are marked estimated.
 
 Two answers, then the headline: throughput (is the farm saturated: did steps wait for a
 machine with every usable slot taken, and what held the slots) and latency (what adds most
@@ -51,7 +52,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--cache",
         metavar="DIR",
-        help="the farm's binary cache directory: its narinfos' Compression: is evidence",
+        help="the farm's binary cache directory: its narinfos' Compression: is evidence, "
+        "and codecs are calibrated on a sample of its NARs (not the built-in corpus)",
     )
     add_farm_arguments(p)
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC")

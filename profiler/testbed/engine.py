@@ -20,6 +20,7 @@ A step's wall time runs from when it became runnable to its end; the phases (wit
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
@@ -56,6 +57,7 @@ CATEGORY = {
     "retry-wait": "scheduling",
 }
 CATEGORIES = facts.CATEGORIES
+SWITCH_INTERVAL_SECONDS = 0.0005  # the GIL's, while a run is emulated (Engine.run)
 
 
 @dataclass(frozen=True)
@@ -270,11 +272,20 @@ class Engine:
         for spec in self.wl.steps:  # the builders' outputs exist before anything is timed
             output_selection(spec.output)
         self._load_queue()
-        dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
-        dispatcher.start()
-        dispatcher.join()
-        for t in self._threads:
-            t.join()
+        # Hydra's threads run C++ or Rust: a compression or a hash returns at once, while a
+        # Python thread waits up to the GIL's switch interval (5 ms) to resume after the C
+        # call released it, which turns a 1 ms zstd call into 6. A short interval keeps the
+        # emulator's phases near what the real programs take.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        try:
+            dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
+            dispatcher.start()
+            dispatcher.join()
+            for t in self._threads:
+                t.join()
+        finally:
+            sys.setswitchinterval(interval)
         for a in self.agents.values():
             a.close()
         if self._error is not None:
@@ -742,6 +753,9 @@ class Engine:
                 run.spec.drv_path, machine_id, machine.hostname, run.build_id, run.step_nr
             )
         )
+        # Rust's steps_building counts a step from its dispatch to its end (success or
+        # failure), not its build phase: hydra 14332fbf state/mod.rs:1180, metrics.rs:1191,1200
+        self._gauge("nr_steps_building", 1)
         self._db("set_busy", run.build_id, run.step_nr, 10)
         time.sleep(self.k.connect_seconds)  # the job reaches the builder over gRPC
         self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path, job_uuid))
@@ -753,15 +767,14 @@ class Engine:
         import_ms = int((time.perf_counter() - i0) * 1000)
         run.mark("building", time.time())
         self._busy_later(run, 30)  # hydra-builder state.rs:560-566, after the import
-        self._gauge("nr_steps_building", 1)
         run.build_start = time.time()
         (agent.burn_cpu if self.k.burn else time.sleep)(run.spec.build_seconds)
         run.build_stop = time.time()
-        self._gauge("nr_steps_building", -1)
         if run.spec.index in self.k.fail_steps:
             self._fail_rust(run, machine, t_start, import_ms, machine_id, job_uuid)
             return
         if run.spec.index in self.k.retry_steps and run.tries == 0:
+            self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure
             self._release(machine, run)
             self._retry(run, machine, int(run.runnable_at))
             return
@@ -772,6 +785,7 @@ class Engine:
         time.sleep(self.k.post_seconds)
         self._emit_builder(machine.hostname, journal.rust_completed(run.spec.drv_path))
         self._emit(journal.rust_marking_done(run.spec.drv_path, machine_id, job_uuid))
+        self._gauge("nr_steps_building", -1)  # track_build_success, before the database
         self._release(machine, run)
         self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms + upload_ms)
         run.end(time.time())
@@ -798,6 +812,7 @@ class Engine:
         self._emit(
             journal.rust_marking_failed(run.build_id, run.spec.drv_path, machine_id, job_uuid)
         )
+        self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure (:2243)
         self._release(machine, run)
         self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms)
         run.end(time.time())

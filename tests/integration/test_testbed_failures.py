@@ -93,7 +93,9 @@ def test_rust_direct_uploads_compress_on_the_runner_after_the_step(tmp_path: Pat
     hydra-builder/src/state.rs:1027-1062, hydra-queue-runner/src/state/uploader.rs)."""
     wl = workload.generate(5, seed=3, build_scale=0.2)
     tb = tmp_path / "tb"
+    interval = sys.getswitchinterval()
     truth = run_testbed(wl, Knobs("rust", "compression=zstd", upload_mode="direct"), str(tb))
+    assert sys.getswitchinterval() == interval  # shortened for the run only (Engine.run)
     phases = {p["phase"] for s in truth["steps"] for p in s["phases"]}
     assert "compressing" not in phases  # the step does not compress
     assert len(list((tb / "cache").glob("*.narinfo"))) == len(wl.steps)
@@ -160,3 +162,32 @@ def test_a_transient_failure_is_retried_after_a_back_off(
     db = ["collect", "db", "--pg", db_dsn, "--once", "--since", "1700000000"]
     doc = _collect_and_analyze(tmp_path / "run", tb, db)
     assert doc["steps"] == len(wl.steps) + 1  # the aborted attempt is a step row of its own
+
+
+def test_rust_steps_building_counts_a_step_from_dispatch_to_its_end(tmp_path: Path) -> None:
+    """The Rust runner adds to steps_building when a dispatch succeeds and takes it off in
+    track_build_success/failure (hydra 14332fbf state/mod.rs:1180, metrics.rs:1191, :1200):
+    a step uploading its NAR still counts, unlike C++'s nrStepsBuilding."""
+    from datetime import datetime
+
+    wl = workload.generate(4, seed=9, build_scale=0.1, size_scale=2.0)
+    knobs = Knobs("rust", "compression=zstd", upload_bytes_per_second=2_000_000)
+    tb = tmp_path / "tb"
+    truth = run_testbed(wl, knobs, str(tb), snapshot_seconds=0.05)
+    seen = []
+    for path in sorted((tb / "status").glob("*.json")):
+        doc = json.loads(path.read_text())["queueRunner"]
+        at = datetime.fromisoformat(doc["time"].replace("Z", "+00:00")).timestamp()
+        seen.append((at, doc["nrStepsBuilding"]))
+    phases = [p for s in truth["steps"] for p in s["phases"]]
+    building = [(p["start"], p["end"]) for p in phases if p["phase"] == "building"]
+    quiet = [  # uploads while no step was in its build phase
+        (p["start"] + 0.05, p["end"] - 0.05)
+        for p in phases
+        if p["phase"] == "uploading"
+        and not any(x < p["end"] and y > p["start"] for x, y in building)
+    ]
+    during = [n for at, n in seen if any(a < at < b for a, b in quiet)]
+    assert during, "some snapshot fell in an upload that ran while nothing built"
+    assert min(during) >= 1
+    assert seen[-1][1] == 0  # every step taken off at its end
