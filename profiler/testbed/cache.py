@@ -81,6 +81,14 @@ class BinaryCache:
         self._atomic(self.narinfo_path(store_path), text.encode())
         return Written(url, nar_hash, len(nar), file_hash, len(blob))
 
+    def query_path_info(self, store_path: str) -> int:
+        """``queryPathInfo`` on the cache: its narinfo read and parsed; the NAR size."""
+        with open(self.narinfo_path(store_path), encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("NarSize: "):
+                    return int(line.split(": ", 1)[1])
+        raise ValueError(f"{store_path}: narinfo without NarSize")
+
     def read_nar(self, store_path: str) -> tuple[bytes, int]:
         """The NAR of a cached path (decompressed and checked) and its compressed size."""
         from profiler import binary_cache

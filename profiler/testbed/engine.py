@@ -671,7 +671,7 @@ class Engine:
         run.mark("post-processing", time.time())
         self._db("set_busy", run.build_id, run.step_nr, 50)
         if run.status == 0:
-            self.cache.read_nar(run.spec.output.path)  # closure size / products: read it back
+            self._closure_size(run)
         time.sleep(self.k.post_seconds)
         self._finish_db(run, int(run.build_start), int(run.build_stop), copy_ms)
         if run.status == 0:
@@ -680,6 +680,15 @@ class Engine:
             self._emit(journal.cxx_marking_failed(run.build_id))
         run.end(time.time())
         self._account_cxx(run, machine, t_start)
+
+    def _closure_size(self, run: StepRun) -> int:
+        """busy=50, ``getBuildOutput``: the closure size from ``queryPathInfo`` on the
+        destination store, one narinfo read per path (hydra f17273f3
+        src/hydra-queue-runner/build-result.cc:19-29). The NAR is not read back: its members
+        were captured while it was received (build-remote.cc:308, ``extractNarData``), so
+        "fetching NAR contents" (build-result.cc:36-42) does not happen on this path."""
+        paths = [run.spec.output.path, *(self.wl.steps[d].output.path for d in run.spec.deps)]
+        return sum(self.cache.query_path_info(p) for p in paths)
 
     def _receive_cxx(self, run: StepRun, conn: agent.Connection) -> int:
         run.mark("receiving-outputs", time.time())

@@ -191,3 +191,35 @@ def test_rust_steps_building_counts_a_step_from_dispatch_to_its_end(tmp_path: Pa
     assert during, "some snapshot fell in an upload that ran while nothing built"
     assert min(during) >= 1
     assert seen[-1][1] == 0  # every step taken off at its end
+
+
+def test_cxx_post_processing_reads_narinfos_not_the_nar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C++ getBuildOutput computes the closure size from narinfos and re-reads a NAR only
+    when its members were not captured during the copy (hydra f17273f3
+    build-result.cc:19-42, build-remote.cc:308): a NAR is read back from the cache only as
+    some later step's input (exportPaths from the destination store), once per dependant."""
+    from collections import Counter
+
+    from profiler.testbed.cache import BinaryCache
+
+    reads: Counter[str] = Counter()
+    infos: Counter[str] = Counter()
+    read_nar, query = BinaryCache.read_nar, BinaryCache.query_path_info
+
+    def counting_read(self: BinaryCache, path: str) -> tuple[bytes, int]:
+        reads[path] += 1
+        return read_nar(self, path)
+
+    def counting_query(self: BinaryCache, path: str) -> int:
+        infos[path] += 1
+        return query(self, path)
+
+    monkeypatch.setattr(BinaryCache, "read_nar", counting_read)
+    monkeypatch.setattr(BinaryCache, "query_path_info", counting_query)
+    wl = workload.generate(6, seed=3, build_scale=0.05)
+    run_testbed(wl, Knobs("cxx", "xz:6"), str(tmp_path / "tb"))
+    dependants = Counter(wl.steps[d].output.path for s in wl.steps for d in s.deps)
+    assert reads == dependants
+    assert all(infos[s.output.path] >= 1 for s in wl.steps)  # each step's own narinfo

@@ -152,3 +152,20 @@ def test_a_per_byte_cost_far_beyond_a_slower_cpu_is_the_link() -> None:
     assert _cpu_plausible(2e-8, expected).tolist() == [1.0, 1.0]  # 2x: a slower CPU may
     assert _cpu_plausible(30e-8, expected).tolist() == pytest.approx([SLOWDOWN_PRIOR / 30] * 2)
     assert _cpu_plausible(float("nan"), expected).tolist() == [1.0, 1.0]
+
+
+def test_a_step_ending_after_a_dispatch_did_not_release_it() -> None:
+    """A dependency has ended before its dependant is dispatched: a step that ended 60 ms
+    after the dependant started is not its trigger, though it ended within the release's
+    resolution; of the steps that ended by the dispatch, the one nearest it is."""
+    keys = pd.Series(["early", "dep", "late", "x"])
+    end = np.array([3.0, 3.398, 3.46, 4.0])
+    release = np.array([0.0, 0.0, 0.0, 3.25])  # the gauge says: between 3.0 and 3.5
+    start = np.array([0.0, 0.0, 0.0, 3.40])
+    got = release_triggers(keys, release, end, 2 * 0.25 + 0.2, start)
+    assert got[3] == ["dep"]
+    # without the dispatch times the latest end within the resolution is taken
+    assert release_triggers(keys, release, end, 0.7)[3] == ["late"]
+    # a trigger a clock skew (a few ms) after the dispatch still counts
+    start_skewed = np.array([0.0, 0.0, 0.0, 3.396])
+    assert release_triggers(keys, release, end, 0.7, start_skewed)[3] == ["dep"]
