@@ -201,7 +201,10 @@ def sim_steps(a: Analysis) -> pd.DataFrame:
     resolution = releases.resolution_s
     if resolution > 0 and math.isfinite(resolution):
         out["deps"] = release_triggers(
-            out["step"], release, out["end_ts"].to_numpy(float), 2 * resolution + 0.2,
+            out["step"],
+            release,
+            out["end_ts"].to_numpy(float),
+            2 * resolution + 0.2,
             out["start_ts"].to_numpy(float),
         )
     out.attrs["release_source"] = releases.source
