@@ -792,14 +792,30 @@ def _with_db(
     return steps
 
 
+COUNTED_WRITES_PER_STEP = 2
+"""C++ transactions under ``startDbUpdate`` (counted in ``nrActiveDbUpdates``) per step:
+creating its row and finishing it with its builds (hydra f17273f3
+src/hydra-queue-runner/builder.cc:195, :327-337)."""
+
+
+_ROW_WRITES = "creating the step's row"
+
+
 def _split_slot_wait(
     steps: pd.DataFrame, samples: pd.DataFrame | None, window: tuple[float, float]
 ) -> tuple[pd.DataFrame, str | None]:
-    """C++ journal-only steps: 'before the copy' (connecting, sending inputs, building,
-    waiting for a worker slot) split by the integrals of the status's phase gauges
-    (nrStepsCopyingTo, nrStepsBuilding, nrStepsWaitingForDownloadSlot: step-seconds in each
-    phase over the farm), shared in proportion to each step's time before the copy; the rest
-    is connecting and preparing."""
+    """C++ journal-only steps: 'before the copy' (creating the step's row, connecting,
+    sending inputs, building, waiting for a worker slot) split by the integrals of the
+    status's phase gauges (nrStepsCopyingTo, nrStepsBuilding, nrStepsWaitingForDownloadSlot:
+    step-seconds in each phase over the farm), shared in proportion to each step's time
+    before the copy; the rest is connecting.
+
+    The gauges cover the work of a phase, not the database write that starts it
+    (``updateStep``, builder.cc:201-205, before ``MaintainCount`` in build-remote.cc:512-
+    537): with ``nrActiveDbUpdates`` sampled, a write's latency is its integral over the
+    counted transactions (:data:`COUNTED_WRITES_PER_STEP`), and each step's time before the
+    copy holds one for creating the row (preparing), one each at the starts of sending and
+    receiving (I/O) and one at the build's."""
     if "pre_copy_s" not in steps or steps["pre_copy_s"].isna().all():
         return steps, None
     pre = steps["pre_copy_s"].fillna(0.0)
@@ -810,22 +826,36 @@ def _split_slot_wait(
     send = gauge_integral(samples, "steps_copying_to", window)
     building = gauge_integral(samples, "steps_building", window)
     parts = {"slot_wait_s": wait}
+    n = int(pre.gt(0).sum())
+    db = gauge_integral(samples, "db_updates_active", window)
+    write_s = db / (COUNTED_WRITES_PER_STEP * n) if math.isfinite(db) and n else 0.0
     if math.isfinite(send) and math.isfinite(building) and building > 0:
-        parts.update(send_s=send, build_s=building)
+        parts.update(send_s=send + 2 * n * write_s, build_s=building + n * write_s)
+        if write_s > 0:  # creating the row; connecting begins with a write too (:431)
+            parts.update(prepare_s=n * write_s, connect_s=n * write_s)
     used = sum(parts.values())
     scale = min(1.0, total / used) if used > 0 else 1.0
     steps = steps.copy()
+    if "connect_s" not in steps:
+        steps["connect_s"] = 0.0
     shares = {c: v * scale / total for c, v in parts.items()}
     for column, share in shares.items():
         steps[column] = pre * share
     rest = max(0.0, 1.0 - sum(shares.values()))
     if "build_s" in parts:
-        connect = steps["connect_s"].fillna(0.0) if "connect_s" in steps else 0.0
-        steps["connect_s"] = connect + pre * rest
+        steps["connect_s"] = steps["connect_s"].fillna(0.0) + pre * rest
         how = (
             f"sending inputs {100 * shares['send_s']:.0f}%, building "
             f"{100 * shares['build_s']:.0f}%, waiting for a worker slot "
-            f"{100 * shares['slot_wait_s']:.0f}%, connecting and preparing {100 * rest:.0f}%"
+            f"{100 * shares['slot_wait_s']:.0f}%, "
+            + (
+                f"{_ROW_WRITES} {100 * shares['prepare_s']:.0f}% (database writes "
+                f"of {write_s * 1000:.0f} ms from nrActiveDbUpdates, one more at each phase's "
+                "start), "
+                if "prepare_s" in shares
+                else ""
+            )
+            + f"connecting {100 * (rest + shares.get('connect_s', 0.0)):.0f}%"
         )
     else:
         steps["build_s"] = pre * (1 - shares["slot_wait_s"])
@@ -916,6 +946,7 @@ def _refine(
     notes.extend(n for n in (refine_note, split_note, import_note) if n)
     return steps, frozenset(
         (("build", "scheduling", "io") if split_note else ())
+        + (("post",) if split_note and _ROW_WRITES in split_note else ())
         + (("build", "io") if import_note else ())
     )
 

@@ -57,6 +57,7 @@ CATEGORY = {
     "retry-wait": "scheduling",
 }
 CATEGORIES = facts.CATEGORIES
+_COUNTED_WRITES = frozenset({"start_step", "finish_step"})  # Engine._txn
 SWITCH_INTERVAL_SECONDS = 0.0005  # the GIL's, while a run is emulated (Engine.run)
 
 
@@ -249,21 +250,35 @@ class Engine:
         t.start()
 
     def _db(self, call: str, *args: Any, **kwargs: Any) -> Any:
-        """A database write: the latency knob applies, and concurrent writes are counted."""
-        with self.state.lock:
-            self._db_active += 1
-            self.state.nr_active_db_updates = self._db_active
-            stalled = self._db_active
-        if stalled > facts.DB_STALL_THRESHOLD and self.k.generation == "cxx":
-            self._emit(journal.cxx_db_stalled(stalled))
+        """One database write in a transaction of its own (see :meth:`_txn`)."""
+        return self._txn((call, args, kwargs))[0]
+
+    def _txn(self, *calls: tuple[str, tuple[Any, ...], dict[str, Any]]) -> list[Any]:
+        """Database writes in one transaction: the latency knob applies once. Transactions
+        made under C++'s ``startDbUpdate`` are counted in ``nrActiveDbUpdates``: creating the
+        step, a retry, finishing the step with its builds (hydra f17273f3
+        src/hydra-queue-runner/builder.cc:195, :270, :327-337, :439); ``updateStep``'s busy
+        transitions are not (builder.cc:201-205, a plain transaction), nor the evaluator's
+        inserts of jobsets and builds."""
+        counted = any(call in _COUNTED_WRITES for call, _, _ in calls)
+        if counted:
+            with self.state.lock:
+                self._db_active += 1
+                self.state.nr_active_db_updates = self._db_active
+                stalled = self._db_active
+            if stalled > facts.DB_STALL_THRESHOLD and self.k.generation == "cxx":
+                self._emit(journal.cxx_db_stalled(stalled))
         try:
             if self.k.db_latency_seconds:
                 time.sleep(self.k.db_latency_seconds)
-            return getattr(self.db, call)(*args, **kwargs) if self.db is not None else None
+            if self.db is None:
+                return [None for _ in calls]
+            return [getattr(self.db, call)(*args, **kw) for call, args, kw in calls]
         finally:
-            with self.state.lock:
-                self._db_active -= 1
-                self.state.nr_active_db_updates = self._db_active
+            if counted:
+                with self.state.lock:
+                    self._db_active -= 1
+                    self.state.nr_active_db_updates = self._db_active
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -566,28 +581,22 @@ class Engine:
     def _finish_db(self, run: StepRun, start: int, stop: int, overhead_ms: int) -> None:
         run.mark("db-update", time.time())
         ok = run.status == 0
-        self._db(
-            "finish_step",
-            run.build_id,
-            run.step_nr,
-            run.status,
-            start,
-            stop,
-            self._machine_name(run),
-            overhead_ms,
-            error_msg=None if ok else FAILURE_MESSAGE,
-        )
-        # only the success path writes sizes (C++ hydra-queue-runner.cc:458 at a40d4286)
-        self._db(
-            "finish_build",
-            run.build_id,
-            run.status,
-            start,
-            stop,
-            run.nar_bytes if ok else None,
+        # C++: one transaction, the step's row and its builds (builder.cc:327-337,
+        # markSucceededBuild); only the success path writes sizes (C++
+        # hydra-queue-runner.cc:458 at a40d4286)
+        step_args = (run.build_id, run.step_nr, run.status, start, stop,
+                     self._machine_name(run), overhead_ms)  # fmt: skip
+        build_args = (
+            run.build_id, run.status, start, stop, run.nar_bytes if ok else None,
             run.nar_bytes + run.input_bytes if ok else None,
             {"out": run.spec.output.path} if ok else {},
-        )
+        )  # fmt: skip
+        finish_step = ("finish_step", step_args, {"error_msg": None if ok else FAILURE_MESSAGE})
+        if self.k.generation == "cxx":
+            self._txn(finish_step, ("finish_build", build_args, {}))
+        else:  # the Rust runner's writes as the emulator has always made them: two
+            self._txn(finish_step)
+            self._txn(("finish_build", build_args, {}))
 
     def _machine_name(self, run: StepRun) -> str:
         return f"ssh://build@{run.machine}" if self.k.generation == "cxx" else run.machine

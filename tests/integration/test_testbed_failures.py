@@ -4,6 +4,7 @@ and the analysis take the run without a traceback and count the failures."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -223,3 +224,23 @@ def test_cxx_post_processing_reads_narinfos_not_the_nar(
     dependants = Counter(wl.steps[d].output.path for s in wl.steps for d in s.deps)
     assert reads == dependants
     assert all(infos[s.output.path] >= 1 for s in wl.steps)  # each step's own narinfo
+
+
+def test_cxx_active_db_updates_count_startdbupdate_transactions_only(tmp_path: Path) -> None:
+    """nrActiveDbUpdates counts the transactions made under startDbUpdate: creating a step
+    and finishing it with its builds (hydra f17273f3 builder.cc:195, :327-337), not
+    updateStep's busy transitions (builder.cc:201-205). With 80 ms a write, the gauge's
+    integral is two writes a step, not seven."""
+    wl = workload.generate(6, seed=4, build_scale=0.1)
+    latency = 0.08
+    tb = tmp_path / "tb"
+    truth = run_testbed(wl, Knobs("cxx", "zstd:1", db_latency_seconds=latency), str(tb),
+                        snapshot_seconds=0.01)  # fmt: skip
+    # C++ documents carry whole seconds: the files' write times place the snapshots
+    seen = [
+        (path.stat().st_mtime, json.loads(path.read_text())["nrActiveDbUpdates"])
+        for path in sorted((tb / "status").glob("*.json"))
+    ]
+    integral = sum(v * (t2 - t1) for (t1, v), (t2, _) in itertools.pairwise(seen))
+    expected = 2 * len(truth["steps"]) * latency
+    assert 0.6 * expected < integral < 1.5 * expected, (integral, expected)

@@ -203,3 +203,34 @@ def test_calibration_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr("profiler.codecs.make_codec", refuse)
     assert profiles.calibrate("zstd:3", 1 << 16) == first
     profiles.calibrate.cache_clear()
+
+
+def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
+    """C++ journal-only steps: the phase gauges cover each phase's work, not the updateStep
+    write that starts it; nrActiveDbUpdates (two counted transactions a step) gives a
+    write's latency, so creating the row (preparing) and the writes at the starts of
+    connecting, sending, receiving and building are placed, not all taken as connecting."""
+    from profiler.analyze.steps import _split_slot_wait
+
+    n, write_s = 4, 0.1
+    steps = pd.DataFrame({"pre_copy_s": [2.0] * n, "connect_s": 0.0, "build_s": 2.0})
+    # over 10 s: building 4 step-s, sending 0.4, no waits, 2 x 4 x 0.1 = 0.8 in counted writes
+    rows = (
+        _series("steps_building", [(0, 0.4), (10, 0.4)])
+        + _series("steps_copying_to", [(0, 0.04), (10, 0.04)])
+        + _series("steps_waiting_for_download_slot", [(0, 0), (10, 0)])
+        + _series("db_updates_active", [(0, 0.08), (10, 0.08)])
+    )
+    out, note = _split_slot_wait(steps, _samples(rows), (0.0, 10.0))
+    assert note is not None and "creating the step's row" in note
+    per_step = out.iloc[0]
+    assert per_step["prepare_s"] == pytest.approx(write_s)
+    assert per_step["send_s"] == pytest.approx(0.1 + 2 * write_s)  # sending, receiving
+    assert per_step["build_s"] == pytest.approx(1.0 + write_s)
+    # connecting: its write (0.1) and what no gauge covers (2.0 - 0.1 - 0.3 - 1.1 - 0.1)
+    assert per_step["connect_s"] == pytest.approx(0.5)
+    parts = ("prepare_s", "send_s", "build_s", "connect_s")
+    assert sum(per_step[c] for c in parts) == pytest.approx(2.0)
+    # without the database gauge the writes stay in connecting, as before
+    plain, _ = _split_slot_wait(steps, _samples(rows[:-2]), (0.0, 10.0))
+    assert plain.iloc[0]["connect_s"] == pytest.approx(2.0 - 0.1 - 1.0)
