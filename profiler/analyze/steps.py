@@ -521,6 +521,9 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
     failed = _last(_events(logs, "job_removed"), "key")
     b_start = _last(_events(logs, "build_started"), "key")
     b_end = _last(_events(logs, "build_finished"), "key")
+    # a failed job's process ends with "Build of {drv} failed with: ..." (hydra 14332fbf
+    # subprojects/hydra-builder/src/state.rs:310), not "Finished building"
+    b_failed = _last(_events(logs, "build_step_failed"), "key")
     upload, modes = _uploads(logs)
     rows = []
     for r in dispatched.to_dict("records"):
@@ -532,10 +535,13 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
             continue
         row = _base_row(r, r["build_id"], r["step_nr"], r["hostname"], end)
         row["status"] = status
-        row["builder_lines"] = key in b_start and key in b_end
-        if row["builder_lines"]:
+        b_stop = b_end.get(key)
+        if status == 1 and key in b_failed and (b_stop is None or b_failed[key] > b_stop):
+            b_stop = b_failed[key]
+        row["builder_lines"] = key in b_start and b_stop is not None
+        if b_stop is not None and key in b_start:
             row["connect_s"] = max(0.0, b_start[key] - row["start_ts"])
-            row["build_s"] = max(0.0, b_end[key] - b_start[key])
+            row["build_s"] = max(0.0, min(b_stop, end) - b_start[key])
         row["copy_s"] = upload.get(key, 0.0)
         row["upload_mode"] = modes.get(key)
         used = row["connect_s"] + row["build_s"] + row["copy_s"]

@@ -260,3 +260,23 @@ def test_rust_journal_steps_take_the_import_out_of_the_build_span(tmp_path: Path
     assert s["build_s"].tolist() == [near(0.1 - 0.0125), near(0.3 - 0.0375)]
     assert {"build", "io"} <= table.estimated
     assert any("import counters" in n for n in table.notes)
+
+
+def test_rust_journal_failed_build_ends_at_the_builder_s_failure_line(tmp_path: Path) -> None:
+    """A failed Rust job has no "Finished building" line: the builder logs "Build of {drv}
+    failed with: ..." when its build process fails (hydra 14332fbf
+    subprojects/hydra-builder/src/state.rs:310), which ends its build span; the time after
+    it is the runner's (it was all taken as post-processing)."""
+    common = {"drv": f"{H}-bad-1.drv", "build_id": "uuid-9", "step_nr": 1, "hostname": "b1",
+              "generation": "rust"}  # fmt: skip
+    lines = [
+        {**common, "ts": T0, "event": "dispatch", "host": "hydra"},
+        {**common, "ts": T0 + 0.05, "event": "build_started", "host": "b1"},
+        {**common, "ts": T0 + 2.05, "event": "build_step_failed", "host": "b1"},
+        {**common, "ts": T0 + 2.1, "event": "job_removed", "host": "hydra"},
+    ]
+    table = build_step_table(read_run(write_run(tmp_path / "r", {"log_events": lines})))
+    step = table.steps.iloc[0]
+    assert step["status"] == 1
+    assert step["build_s"] == near(2.0)
+    assert step["post_s"] == near(0.05)
