@@ -539,7 +539,7 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
         if status == 1 and key in b_failed and (b_stop is None or b_failed[key] > b_stop):
             b_stop = b_failed[key]
         row["builder_lines"] = key in b_start and b_stop is not None
-        if b_stop is not None and key in b_start:
+        if key in b_start and b_stop is not None:
             row["connect_s"] = max(0.0, b_start[key] - row["start_ts"])
             row["build_s"] = max(0.0, min(b_stop, end) - b_start[key])
         row["copy_s"] = upload.get(key, 0.0)
@@ -804,12 +804,9 @@ creating its row and finishing it with its builds (hydra f17273f3
 src/hydra-queue-runner/builder.cc:195, :327-337)."""
 
 
-_ROW_WRITES = "creating the step's row"
-
-
 def _split_slot_wait(
     steps: pd.DataFrame, samples: pd.DataFrame | None, window: tuple[float, float]
-) -> tuple[pd.DataFrame, str | None]:
+) -> tuple[pd.DataFrame, str | None, tuple[str, ...]]:
     """C++ journal-only steps: 'before the copy' (creating the step's row, connecting,
     sending inputs, building, waiting for a worker slot) split by the integrals of the
     status's phase gauges (nrStepsCopyingTo, nrStepsBuilding, nrStepsWaitingForDownloadSlot:
@@ -821,14 +818,15 @@ def _split_slot_wait(
     537): with ``nrActiveDbUpdates`` sampled, a write's latency is its integral over the
     counted transactions (:data:`COUNTED_WRITES_PER_STEP`), and each step's time before the
     copy holds one for creating the row (preparing), one each at the starts of sending and
-    receiving (I/O) and one at the build's."""
+    receiving (I/O) and one at the build's. Returns the steps, a note and the categories
+    estimated."""
     if "pre_copy_s" not in steps or steps["pre_copy_s"].isna().all():
-        return steps, None
+        return steps, None, ()
     pre = steps["pre_copy_s"].fillna(0.0)
     total = float(pre.sum())
     wait = gauge_integral(samples, "steps_waiting_for_download_slot", window)
     if not math.isfinite(wait) or total <= 0:
-        return steps, None
+        return steps, None, ()
     send = gauge_integral(samples, "steps_copying_to", window)
     building = gauge_integral(samples, "steps_building", window)
     parts = {"slot_wait_s": wait}
@@ -855,7 +853,7 @@ def _split_slot_wait(
             f"{100 * shares['build_s']:.0f}%, waiting for a worker slot "
             f"{100 * shares['slot_wait_s']:.0f}%, "
             + (
-                f"{_ROW_WRITES} {100 * shares['prepare_s']:.0f}% (database writes "
+                f"creating the step's row {100 * shares['prepare_s']:.0f}% (database writes "
                 f"of {write_s * 1000:.0f} ms from nrActiveDbUpdates, one more at each phase's "
                 "start), "
                 if "prepare_s" in shares
@@ -866,9 +864,14 @@ def _split_slot_wait(
     else:
         steps["build_s"] = pre * (1 - shares["slot_wait_s"])
         how = f"waiting for a worker slot {100 * shares['slot_wait_s']:.0f}%, the rest building"
-    return steps, (
-        "the journal steps' time before the copy split by the status's phase gauges "
-        f"(step-seconds per phase over the farm; estimated): {how}"
+    estimated = ("build", "scheduling", "io") + (("post",) if "prepare_s" in shares else ())
+    return (
+        steps,
+        (
+            "the journal steps' time before the copy split by the status's phase gauges "
+            f"(step-seconds per phase over the farm; estimated): {how}"
+        ),
+        estimated,
     )
 
 
@@ -947,14 +950,12 @@ def _refine(
     """Sharper times where the journal and the counters have them; which categories that
     made estimates (notes appended to ``notes``)."""
     steps, refine_note = _rust_journal_refine(steps, logs, gen)
-    steps, split_note = _split_slot_wait(steps, samples, (window[0] - 1, window[1] + 1))
+    steps, split_note, split_estimated = _split_slot_wait(
+        steps, samples, (window[0] - 1, window[1] + 1)
+    )
     steps, import_note = _rust_imports(steps, samples, gen)
     notes.extend(n for n in (refine_note, split_note, import_note) if n)
-    return steps, frozenset(
-        (("build", "scheduling", "io") if split_note else ())
-        + (("post",) if split_note and _ROW_WRITES in split_note else ())
-        + (("build", "io") if import_note else ())
-    )
+    return steps, frozenset(split_estimated + (("build", "io") if import_note else ()))
 
 
 def _rust_imports(

@@ -83,11 +83,11 @@ class BinaryCache:
 
     def query_path_info(self, store_path: str) -> int:
         """``queryPathInfo`` on the cache: its narinfo read and parsed; the NAR size."""
-        with open(self.narinfo_path(store_path), encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("NarSize: "):
-                    return int(line.split(": ", 1)[1])
-        raise ValueError(f"{store_path}: narinfo without NarSize")
+        from profiler import binary_cache
+
+        path = self.narinfo_path(store_path)
+        with open(path, encoding="utf-8") as f:
+            return binary_cache.parse_narinfo(f.read(), path).nar_size
 
     def read_nar(self, store_path: str) -> tuple[bytes, int]:
         """The NAR of a cached path (decompressed and checked) and its compressed size."""

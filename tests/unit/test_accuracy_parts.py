@@ -221,8 +221,9 @@ def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
         + _series("steps_waiting_for_download_slot", [(0, 0), (10, 0)])
         + _series("db_updates_active", [(0, 0.08), (10, 0.08)])
     )
-    out, note = _split_slot_wait(steps, _samples(rows), (0.0, 10.0))
+    out, note, estimated = _split_slot_wait(steps, _samples(rows), (0.0, 10.0))
     assert note is not None and "creating the step's row" in note
+    assert "post" in estimated  # preparing is now an estimate
     per_step = out.iloc[0]
     assert per_step["prepare_s"] == pytest.approx(write_s)
     assert per_step["send_s"] == pytest.approx(0.1 + 2 * write_s)  # sending, receiving
@@ -232,5 +233,6 @@ def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
     parts = ("prepare_s", "send_s", "build_s", "connect_s")
     assert sum(per_step[c] for c in parts) == pytest.approx(2.0)
     # without the database gauge the writes stay in connecting, as before
-    plain, _ = _split_slot_wait(steps, _samples(rows[:-2]), (0.0, 10.0))
+    plain, _, plain_estimated = _split_slot_wait(steps, _samples(rows[:-2]), (0.0, 10.0))
+    assert "post" not in plain_estimated
     assert plain.iloc[0]["connect_s"] == pytest.approx(2.0 - 0.1 - 1.0)
