@@ -8,6 +8,7 @@ nix32, base16, base64 or SRI. A malformed narinfo is reported with its file and 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from profiler.errors import PayloadError
@@ -136,3 +137,21 @@ def cache_payloads(cache_dir: str) -> list[NarFilePayload]:
     if not names:
         raise PayloadError(f"{cache_dir}: binary cache holds no .narinfo files")
     return [narinfo_payload(os.path.join(cache_dir, n)) for n in names]
+
+
+def path_sizes(cache_dir: str, bases: Iterable[str]) -> dict[str, tuple[int, int | None]]:
+    """(NarSize, FileSize) of each store path (base name ``<hash>-<name>``) whose narinfo
+    the cache holds (``<hash>.narinfo``, Nix's ``narInfoFileFor``); paths the cache lacks,
+    or whose narinfo is unreadable or names another path, are left out."""
+    out: dict[str, tuple[int, int | None]] = {}
+    for base in bases:
+        digest = base[:32]
+        path = os.path.join(cache_dir, f"{digest}.narinfo")
+        try:
+            with open(path, encoding="utf-8") as f:
+                info = parse_narinfo(f.read(), path)
+        except (OSError, UnicodeDecodeError, PayloadError):
+            continue
+        if os.path.basename(info.store_path) == base:
+            out[base] = (info.nar_size, info.file_size)
+    return out

@@ -21,6 +21,7 @@ from profiler.analyze.steps import (
     local_worker_slots,
     waited_for_worker,
     waiting_series,
+    with_cache_sizes,
     workers_from_samples,
 )
 from profiler.analyze.verdict import (
@@ -155,7 +156,7 @@ def analyze(
     if not os.path.isdir(run_dir):
         raise ProfilerError(f"{run_dir}: no such run directory")
     reader = read_run(run_dir)
-    table = build_step_table(reader, generation=generation)
+    table = with_cache_sizes(build_step_table(reader, generation=generation), cache_dir)
     gen = table.generation
     logs = reader.table("log_events") if "log_events" in reader.tables() else None
     samples = reader.table("samples") if "samples" in reader.tables() else None

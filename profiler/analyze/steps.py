@@ -24,6 +24,7 @@ Every duration column is seconds; ``*_source`` columns say where a value came fr
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiler.binary_cache import path_sizes
 from profiler.hydra import facts
 from profiler.hydra.catalogue import store_base
 from profiler.store import RunReader
@@ -524,7 +526,7 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
     # a failed job's process ends with "Build of {drv} failed with: ..." (hydra 14332fbf
     # subprojects/hydra-builder/src/state.rs:310), not "Finished building"
     b_failed = _last(_events(logs, "build_step_failed"), "key")
-    upload, modes = _uploads(logs)
+    upload, modes, outputs = _uploads(logs)
     rows = []
     for r in dispatched.to_dict("records"):
         key = r["key"]
@@ -544,6 +546,7 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
             row["build_s"] = max(0.0, min(b_stop, end) - b_start[key])
         row["copy_s"] = upload.get(key, 0.0)
         row["upload_mode"] = modes.get(key)
+        row["outputs"] = outputs.get(key)
         used = row["connect_s"] + row["build_s"] + row["copy_s"]
         row["post_s"] = max(0.0, end - row["start_ts"] - used)
         rows.append(row)
@@ -620,14 +623,16 @@ def _rust_journal_refine(
     )
 
 
-def _uploads(logs: pd.DataFrame) -> tuple[dict[str, float], dict[str, str]]:
-    """Rust builders' upload time and mode per drv (base name). The real lines run inside
+def _uploads(logs: pd.DataFrame) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """Rust builders' upload time, mode and uploaded store paths (``outputs``, base names,
+    from the upload spans' fields) per drv (base name). The real lines run inside
     ``process_build{drv=...}``, so they name their drv; a line without one (an excerpt cut
     before its span fields) belongs to the build that finished on the same builder most
     recently before it."""
     lines = _events(logs, "build_finished", "upload_finished").sort_values("ts")
     out: dict[str, float] = {}
     modes: dict[str, str] = {}
+    outputs: dict[str, str] = {}
     waiting: dict[Any, list[str]] = {}
     for r in lines.to_dict("records"):
         queue = waiting.setdefault(r["host"], [])
@@ -645,7 +650,49 @@ def _uploads(logs: pd.DataFrame) -> tuple[dict[str, float], dict[str, str]]:
         out[key] = out.get(key, 0.0) + float(r["elapsed"])
         if isinstance(r.get("mode"), str):
             modes[key] = r["mode"]
-    return out, modes
+        if isinstance(r.get("outputs"), str) and r["outputs"]:
+            outputs[key] = r["outputs"]
+    return out, modes, outputs
+
+
+def with_cache_sizes(table: StepTable, cache_dir: str | None) -> StepTable:
+    """Steps without a NAR size get it from the farm's binary cache: the narinfos of the
+    paths their builder uploaded (``outputs``: the Rust builder's upload spans name them),
+    NarSize summed, FileSize summed as the compressed size. The journal has no sizes for a
+    Rust step, and without them the compression split and a codec what-if fall back on
+    per-byte rates, blind to a small NAR's set-up cost."""
+    s = table.steps
+    if not cache_dir or s.empty or "outputs" not in s:
+        return table
+    want = s["nar_bytes"].isna() & s["outputs"].map(lambda o: isinstance(o, str) and bool(o))
+    if not want.any():
+        return table
+    lists = s.loc[want, "outputs"].str.split()
+    sizes = path_sizes(cache_dir, {b for paths in lists for b in paths})
+    nar: dict[Any, float] = s["nar_bytes"].astype(float).to_dict()
+    packed: dict[Any, float] = s["compressed_bytes"].astype(float).to_dict()
+    found = 0
+    for i, paths in lists.items():
+        known = [sizes[b] for b in paths if b in sizes]
+        if len(known) != len(paths):
+            continue  # a path the cache lacks: a partial sum would understate the NAR
+        nar[i] = float(sum(n for n, _ in known))
+        files = [f for _, f in known if f is not None]
+        if len(files) == len(known):
+            packed[i] = float(sum(files))
+        found += 1
+    if not found:
+        table.notes.append(
+            f"no NAR sizes for {int(want.sum())} step(s) in the cache {cache_dir} (their "
+            "uploaded paths have no narinfo there)"
+        )
+        return table
+    steps = s.assign(nar_bytes=pd.Series(nar), compressed_bytes=pd.Series(packed))
+    table.notes.append(
+        f"NAR sizes of {found} of {int(want.sum())} journal-timed step(s) from the cache's "
+        "narinfos (NarSize of the paths their builder uploaded)"
+    )
+    return dataclasses.replace(table, steps=steps)
 
 
 def _generation(reader: RunReader, db: pd.DataFrame | None) -> str:

@@ -90,11 +90,25 @@ _FAST_SHORT = re.compile(
 
 def _span_fields(out: dict[str, Any], tail: str) -> None:
     """Fields the spans in scope carry after a Rust message: the step's drv when the message
-    itself has none (e.g. the builder's upload lines run inside ``process_build{drv=...}``)."""
+    itself has none (e.g. the builder's upload lines run inside ``process_build{drv=...}``),
+    and the store paths a builder uploads (``outputs``, space-separated base names): its
+    upload spans record them, ``upload_nars_presigned`` as ``output_paths`` and
+    ``upload_nars_regular`` as ``nars`` (neither is skipped by their ``#[instrument]``:
+    hydra 14332fbf subprojects/hydra-builder/src/state.rs:985-991, :1072-1079), a
+    ``Vec<StorePath>`` printed with ``Debug``: ``[StorePath(<base>), ...]`` (harmonia
+    b438172 harmonia-store-path/src/path.rs:102-107)."""
     if "drv" not in out and "drv=" in tail:
         drv = store_base(tail[tail.find("drv=") + 4 :].split(" ", 1)[0])
         if drv is not None:
             out["drv"] = drv
+    if "outputs" not in out:
+        m = _UPLOADED_PATHS.search(tail)
+        if m is not None:
+            out["outputs"] = " ".join(_DEBUG_BASE.findall(m.group(1)))
+
+
+_UPLOADED_PATHS = re.compile(r"(?:^|\s)(?:output_paths|nars)=\[([^\]]*)\]")
+_DEBUG_BASE = re.compile(r"StorePath\(([0-9a-df-np-sv-z]{32}-[^)\s,]+)\)")
 
 
 def normalise(message: str) -> str:

@@ -845,7 +845,10 @@ class Engine:
         self._busy_later(run, 40)  # state.rs:621-627, before the upload is timed
         u0 = time.perf_counter()
         ids = (run.spec.drv_path, _job_uuid(run), _machine_uuid(machine.hostname))
-        self._emit_builder(machine.hostname, journal.rust_upload_start(presigned, *ids))
+        outputs = (run.spec.output.path,)
+        self._emit_builder(
+            machine.hostname, journal.rust_upload_start(presigned, *ids, outputs=outputs)
+        )
         with self.state.lock:
             machine.uploading_paths += 1
         data = self.output_nar(run.spec.index)
@@ -859,7 +862,9 @@ class Engine:
         with self.state.lock:
             machine.uploading_paths -= 1
         elapsed = time.perf_counter() - u0
-        self._emit_builder(machine.hostname, journal.rust_upload_done(presigned, elapsed, *ids))
+        self._emit_builder(
+            machine.hostname, journal.rust_upload_done(presigned, elapsed, *ids, outputs=outputs)
+        )
         if not presigned:
             uploader = threading.Thread(
                 target=self._guard_uploader, args=(run, data), name="uploader", daemon=True

@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import threading
+from collections.abc import Sequence
 from typing import TextIO
 
 from profiler import hydra
@@ -246,31 +247,47 @@ def rust_finished_building(drv: str) -> Line:
     return _rust("rust-builder", "build_finished", (span_drv(drv),), drv=base(drv))
 
 
-def _upload_spans(drv: str, job_uuid: str, machine_id: str, presigned: bool) -> tuple[str, ...]:
+def _upload_spans(
+    drv: str, job_uuid: str, machine_id: str, presigned: bool, outputs: Sequence[str]
+) -> tuple[str, ...]:
+    """The spans of a builder's upload lines and their fields (``#[instrument]`` records
+    every argument not skipped: hydra 14332fbf subprojects/hydra-builder/src/state.rs:691
+    ``upload_nars``, :985 ``upload_nars_regular`` (``nars``), :1072 ``upload_nars_presigned``
+    (``output_paths``, ``opts``, ``build_id``, ``machine_id``); a ``Vec<StorePath>`` prints
+    as ``[StorePath(<base>), ...]``, harmonia b438172 harmonia-store-path/src/path.rs:102)."""
     opts = "Some(PresignedUploadOpts { upload_debug_info: false })" if presigned else "None"
     ids = f'build_id="{job_uuid}" machine_id="{machine_id}"'
+    paths = "[" + ", ".join(f"StorePath({base(p)})" for p in outputs) + "]"
     inner = (
-        f"output_paths=[StorePath({base(drv).removesuffix('.drv')})] "
-        f"opts=PresignedUploadOpts {{ upload_debug_info: false }} {ids}"
+        f"output_paths={paths} opts=PresignedUploadOpts {{ upload_debug_info: false }} {ids}"
         if presigned
-        else ""
+        else f"nars={paths}"
     )
     return (span_drv(drv), f"{ids} presigned_url_opts={opts}", inner)
 
 
 def rust_upload_start(
-    presigned: bool, drv: str = "", job_uuid: str = "", machine_id: str = ""
+    presigned: bool,
+    drv: str = "",
+    job_uuid: str = "",
+    machine_id: str = "",
+    outputs: Sequence[str] = (),
 ) -> Line:
     how = "presigned" if presigned else "directly"
-    spans = _upload_spans(drv, job_uuid, machine_id, presigned) if drv else ()
+    spans = _upload_spans(drv, job_uuid, machine_id, presigned, outputs) if drv else ()
     return _rust("rust-builder", "upload_started", spans, containing=how)
 
 
 def rust_upload_done(
-    presigned: bool, seconds: float, drv: str = "", job_uuid: str = "", machine_id: str = ""
+    presigned: bool,
+    seconds: float,
+    drv: str = "",
+    job_uuid: str = "",
+    machine_id: str = "",
+    outputs: Sequence[str] = (),
 ) -> Line:
     how = "presigned" if presigned else "directly"
-    spans = _upload_spans(drv, job_uuid, machine_id, presigned) if drv else ()
+    spans = _upload_spans(drv, job_uuid, machine_id, presigned, outputs) if drv else ()
     return _rust("rust-builder", "upload_finished", spans, rust_duration_text(seconds),
                  containing=how)  # fmt: skip
 

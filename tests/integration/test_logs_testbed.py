@@ -61,8 +61,14 @@ def test_testbed_journal_matches_truth(tmp_path: Path, generation: str) -> None:
         assert all(e["elapsed"] >= 0 for e in finished)
         built = Counter(e["drv"] for e in _by_event(builder, "build_completed"))
         assert built == Counter(store_base(s["drv_path"]) for s in steps)
-        # the upload lines name their step through process_build's span fields
+        # the upload lines name their step through process_build's span fields, and the
+        # paths they upload through upload_nars_presigned's (each with its narinfo)
         assert Counter(e["drv"] for e in finished) == built
+        uploaded = {e["drv"]: e["outputs"] for e in finished}
+        for s in steps:
+            out = uploaded[store_base(s["drv_path"])]
+            assert out == store_base(s["output_path"]) != store_base(s["drv_path"])[:-4]
+            assert os.path.isfile(os.path.join(str(tmp_path), "cache", f"{out[:32]}.narinfo"))
 
 
 def _check_cxx(events: list[dict[str, Any]], steps: list[dict[str, Any]]) -> None:

@@ -169,3 +169,58 @@ def test_a_step_ending_after_a_dispatch_did_not_release_it() -> None:
     # a trigger a clock skew (a few ms) after the dispatch still counts
     start_skewed = np.array([0.0, 0.0, 0.0, 3.396])
     assert release_triggers(keys, release, end, 0.7, start_skewed)[3] == ["dep"]
+
+
+def test_journal_steps_take_nar_sizes_from_the_cache_narinfos(tmp_path: Path) -> None:
+    from profiler.analyze.steps import StepTable, with_cache_sizes
+
+    cache = tmp_path / "cache"
+    _cache_with_nars(cache, 3)
+    sizes = {}
+    for name in os.listdir(cache):
+        if name.endswith(".narinfo"):
+            fields = dict(
+                line.split(": ", 1) for line in (cache / name).read_text().splitlines() if line
+            )
+            sizes[os.path.basename(fields["StorePath"])] = (
+                int(fields["NarSize"]),
+                int(fields["FileSize"]),
+            )
+    a, b, c = sorted(sizes)
+    missing = "z" * 32 + "-not-in-the-cache"
+    steps = pd.DataFrame(
+        {
+            "outputs": [f"{a} {b}", c, f"{c} {missing}", None, a],
+            "nar_bytes": [np.nan, np.nan, np.nan, np.nan, 123.0],
+            "compressed_bytes": [np.nan] * 4 + [45.0],
+        }
+    )
+    out = with_cache_sizes(StepTable(steps, "rust"), str(cache))
+    s = out.steps
+    assert s["nar_bytes"][0] == sizes[a][0] + sizes[b][0]
+    assert s["compressed_bytes"][0] == sizes[a][1] + sizes[b][1]
+    assert s["nar_bytes"][1] == sizes[c][0]
+    # a path the cache lacks: no partial sum; no outputs: nothing; a known size is kept
+    assert np.isnan(s["nar_bytes"][2]) and np.isnan(s["nar_bytes"][3])
+    assert (s["nar_bytes"][4], s["compressed_bytes"][4]) == (123.0, 45.0)
+    assert any("NAR sizes of 2 of 3" in n for n in out.notes)
+    # a narinfo naming another path (a hash collision in a damaged cache) is not taken
+    (cache / f"{c[:32]}.narinfo").write_text((cache / f"{a[:32]}.narinfo").read_text())
+    again = with_cache_sizes(StepTable(steps, "rust"), str(cache)).steps
+    assert np.isnan(again["nar_bytes"][1])
+    assert with_cache_sizes(StepTable(steps, "rust"), None).steps is steps
+
+
+def test_a_codec_change_without_nar_sizes_keeps_the_set_up_cost() -> None:
+    from profiler.analyze.whatif import implied_nar_bytes
+
+    # zstd: 0.1 ms a call + 2 ns a byte; xz: 2 ms a call + 300 ns a byte
+    old = CodecProfile("zstd:3", 2e-9, 0.3, "test", fixed_seconds=1e-4)
+    new = CodecProfile("xz:6", 3e-7, 0.25, "test", fixed_seconds=2e-3)
+    assert implied_nar_bytes(old, np.array([1e-4 + 2e-3, 5e-5, 0.0])) == pytest.approx(
+        [1e6, 0.0, 0.0], rel=1e-3, abs=1.0
+    )
+    steps = pd.DataFrame({"nar_bytes": [np.nan, 1e6], "compress_s": [2.1e-3, 2.1e-3]})
+    out = _recompressed(steps, old, new)
+    # both a 1 MB NAR: xz 2 ms + 0.3 s; per-byte scaling alone said 2.1 ms x 150
+    assert out["compress_s"].tolist() == pytest.approx([0.302, 0.302], rel=1e-3)

@@ -85,6 +85,9 @@ CXX_CASES = [
 
 BASE = "0c2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn-hello-2.12.1.drv"  # Rust prints base names
 SPAN_DRV = f"drv=Some(ProtoStorePath(StorePath({BASE})))"
+# what a builder uploads: the outputs, in the upload spans' fields (state.rs:985, :1072)
+OUT1 = "9w1k0zjaw5c716d8jga0g9hnjfsb6igy-hello-2.12.1"
+OUT2 = "sh5dfsm7nyhfrs9nfqnnyxgr4xg51pjh-hello-2.12.1-man"
 # (spans, target, message, span fields, event, fields): lines as tracing-subscriber 0.3.23's
 # compact formatter writes them (hydra 14332fbf subprojects/crates/tracing/src/lib.rs)
 RUST_CASES = [
@@ -112,8 +115,11 @@ RUST_CASES = [
     (
         "process_build:upload_nars:upload_nars_presigned:", "hydra_builder::state",
         "Start uploading paths using presigned urls",
-        f'{SPAN_DRV} build_id="{UUID}" machine_id="{UUID}"',
-        "upload_started", {"mode": "presigned", "drv": BASE},
+        f'{SPAN_DRV} build_id="{UUID}" machine_id="{UUID}" presigned_url_opts=Some('
+        "PresignedUploadOpts { upload_debug_info: false }) "
+        f"output_paths=[StorePath({OUT1}), StorePath({OUT2})] "
+        f'opts=PresignedUploadOpts {{ upload_debug_info: false }} build_id="{UUID}"',
+        "upload_started", {"mode": "presigned", "drv": BASE, "outputs": f"{OUT1} {OUT2}"},
     ),
     (
         "process_build:upload_nars:upload_nars_regular:", "hydra_builder::state",
@@ -129,9 +135,10 @@ RUST_CASES = [
     ),
     (
         "process_build:upload_nars:upload_nars_regular:", "hydra_builder::state",
-        "Finished uploading paths to queue runner directly. elapsed=850.123456ms", SPAN_DRV,
+        "Finished uploading paths to queue runner directly. elapsed=850.123456ms",
+        f"{SPAN_DRV} presigned_url_opts=None nars=[StorePath({OUT1})]",
         "upload_finished", {"mode": "direct", "elapsed": pytest.approx(0.850123456),
-                            "drv": BASE},
+                            "drv": BASE, "outputs": OUT1},
     ),
     (
         "", "hydra_builder::state", f"Successfully completed build process for {BASE}", "",
