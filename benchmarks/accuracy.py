@@ -11,7 +11,8 @@ knows their store URI) and its binary cache (`--cache`: codecs calibrated on its
 answers are compared with the run's truth (profiler.testbed.truth.answers). The same
 workload is then re-run with a codec change and with a capacity change (C++ local workers;
 Rust one more machine), and the what-if projections of mixes (a) and (b) are compared with
-those actual re-runs.
+those actual re-runs; and once unchanged, to show how far two runs of one workload differ
+(the floor under any projection's error).
 
 Prints, per mix and generation: verdict accuracy (headline, and the throughput and latency
 answers), share errors in points (median, p90, worst) and the share of runs with every share
@@ -220,6 +221,19 @@ def one_scenario(
                 f"  re-run {change}: makespan {answers['makespan_seconds']:.1f} -> "
                 f"{actual['makespan_seconds']:.1f} s ({time.monotonic() - t0:.0f} s so far)"
             )
+        # the floor under every what-if error: the same workload and knobs, run again
+        same = rerun(s, wl, os.path.join(out, "rerun-same"))
+        noise = {
+            m: same[key] / answers[key] - 1
+            for m, key in (("makespan", "makespan_seconds"), ("p50", "p50_wall_seconds"))
+        }
+        for rec in records:
+            rec["rerun_noise"] = noise
+        say(
+            f"  re-run unchanged: makespan {answers['makespan_seconds']:.1f} -> "
+            f"{same['makespan_seconds']:.1f} s, p50 {answers['p50_wall_seconds']:.2f} -> "
+            f"{same['p50_wall_seconds']:.2f} s"
+        )
     del whatif
     return records
 
@@ -233,6 +247,28 @@ def _stats(values: list[float]) -> str:
         return "-"
     arr = np.abs(np.array(values, float)) * 100
     return f"{np.median(arr):.1f}/{np.percentile(arr, 90):.1f}/{arr.max():.1f}"
+
+
+def noise_lines(records: list[dict[str, Any]]) -> list[str]:
+    """How far an unchanged re-run of each scenario landed from its first run."""
+    noise = {(r["seed"], r["generation"]): r["rerun_noise"] for r in records if "rerun_noise" in r}
+    if not noise:
+        return []
+    lines = [
+        "",
+        "re-run noise (the same workload and knobs run again; the floor under the what-if "
+        "errors): within 15% makespan / p50",
+    ]
+    for gen in ("all", "cxx", "rust"):
+        vals = [v for (_, g), v in noise.items() if gen in ("all", g)]
+        if vals:
+            span = sum(abs(v["makespan"]) <= WHATIF_LIMIT for v in vals) / len(vals)
+            p50 = sum(abs(v["p50"]) <= WHATIF_LIMIT for v in vals) / len(vals)
+            med = np.median([abs(v["p50"]) for v in vals]) * 100
+            lines.append(
+                f"  {gen:<4} {_pct(span)}/{_pct(p50)} of {len(vals)} (median p50 change {med:.0f}%)"
+            )
+    return lines
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -275,6 +311,7 @@ def table(records: list[dict[str, Any]]) -> str:
             f"{_pct(float(np.median(replay))) if replay else '-':>14}  "
             f"{whatif(rs, 'codec'):>12}  {whatif(rs, 'capacity'):>14}"
         )
+    lines.extend(noise_lines(records))
     lines.append("")
     lines.append(
         "shares within their limits by step length (Hydra's own clocks: the tracker polls "

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze import simulate as sim
+from profiler.analyze.attribution import cpu_contention
 from profiler.analyze.profiles import CodecProfile, canonical, profile_for
 from profiler.analyze.steps import waited_for_worker
 from profiler.errors import ProfilerError, UsageError
@@ -247,6 +248,26 @@ def effective_workers(a: Analysis, wanted: int) -> tuple[int, str]:
     )
 
 
+def uncontended(a: Analysis, workers: int) -> np.ndarray | None:
+    """Per step (table order), the factor fewer local workers scale its compression's CPU
+    part by: a C++ copy phase compresses on the runner's cores (hydra a40d4286
+    build-remote.cc:582), shared by the copy phases running beside it, so a step's observed
+    compression is slowed by ``max(1, level / cores)`` (``level``: the mean number of copy
+    phases during it, :func:`profiler.analyze.attribution.cpu_contention`); with ``workers``
+    slots at most that many run at once, so the slowdown becomes
+    ``max(1, min(level, workers) / cores)``. None when the cores are unknown or no step was
+    slowed; more workers than were ever busy change nothing here."""
+    cores = a.runner_cores[0]
+    if a.generation != "cxx" or not cores or a.steps.empty:
+        return None
+    observed = cpu_contention(a.steps, "cxx", cores).to_numpy(float)
+    observed = np.where(np.isfinite(observed) & (observed >= 1), observed, 1.0)
+    if not (observed > 1).any():
+        return None
+    level = observed * cores
+    return np.maximum(1.0, np.minimum(level, workers) / cores) / observed
+
+
 @dataclass
 class Projection:
     """A what-if: the replay's validation, the comparison table and the fleet cost."""
@@ -342,7 +363,19 @@ def _changes(
     if change.kind == "workers":
         workers, note = effective_workers(a, change.value)
         notes.append(note)
-        return {"local_workers": workers}, new_profile, notes
+        out: dict[str, Any] = {"local_workers": workers}
+        factor = uncontended(a, workers)
+        if factor is not None:
+            out["compress_scale"] = factor
+            slowed = float((factor < 1).mean())
+            notes.append(
+                f"with {workers} local workers the runner's cores are shared by fewer copy "
+                f"phases: the CPU part of {100 * slowed:.0f}% of steps' compression scaled by "
+                f"{float(factor[factor < 1].mean()):.2f} on average (its contention then / now)"
+                if slowed
+                else "the runner's cores were not oversubscribed: compression times kept"
+            )
+        return out, new_profile, notes
     if change.kind == "upload":
         return {"upload_bytes_per_second": change.value}, new_profile, notes
     sign, n = change.value
@@ -381,6 +414,15 @@ def _recompressed(steps: pd.DataFrame, old: CodecProfile, new: CodecProfile) -> 
     per_byte = new.seconds_per_byte / old.seconds_per_byte
     factor = np.where(np.isfinite(factor), factor, per_byte)
     out["compress_s"] = out["compress_s"] - cpu + cpu * np.nan_to_num(factor, nan=1.0)
+    return out
+
+
+def _rescaled(steps: pd.DataFrame, factor: np.ndarray) -> pd.DataFrame:
+    """The steps with the CPU part of each compression time (``compress_cpu_s``) scaled."""
+    out = steps.copy()
+    cpu = out["compress_cpu_s"] if "compress_cpu_s" in out else out["compress_s"]
+    cpu = cpu.fillna(out["compress_s"]).astype(float)
+    out["compress_s"] = out["compress_s"] - cpu + cpu * factor
     return out
 
 
@@ -451,11 +493,15 @@ def _project(a: Analysis, change: Change, slots: int | None) -> Projection:
     config = sim_config(a, steps, slots)
     changes, new_profile, notes = _changes(a, change, config)
     profiles = changes.pop("compress_per_step", None)
-    if profiles is None:
+    scale = changes.pop("compress_scale", None)
+    if profiles is None and scale is None:
         result = sim.what_if(steps, config, **changes)
     else:
         baseline = sim.replay(steps, config)
-        result = sim.what_if(_recompressed(steps, *profiles), config, baseline=baseline, **changes)
+        changed = (
+            _recompressed(steps, *profiles) if profiles is not None else _rescaled(steps, scale)
+        )
+        result = sim.what_if(changed, config, baseline=baseline, **changes)
     triggered = sum(1 for d in steps.get("deps", []) if d)
     notes.append(
         f"release times: {steps.attrs['release_source']}; {triggered} of {len(steps)} steps "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -224,3 +225,24 @@ def test_a_codec_change_without_nar_sizes_keeps_the_set_up_cost() -> None:
     out = _recompressed(steps, old, new)
     # both a 1 MB NAR: xz 2 ms + 0.3 s; per-byte scaling alone said 2.1 ms x 150
     assert out["compress_s"].tolist() == pytest.approx([0.302, 0.302], rel=1e-3)
+
+
+def test_fewer_local_workers_share_the_runners_cores_among_fewer_copies() -> None:
+    from types import SimpleNamespace
+
+    from profiler.analyze.whatif import _rescaled, uncontended
+
+    # four copy phases at once on a 2-core runner: each compressed at half speed
+    s = _steps([("b1", 0, 10, 4), ("b2", 0, 10, 4), ("b3", 0, 10, 4), ("b4", 0, 10, 4)])
+    a: Any = SimpleNamespace(generation="cxx", runner_cores=(2, "test"), steps=s)
+    assert uncontended(a, 1) == pytest.approx([0.5] * 4)  # alone: full speed
+    assert uncontended(a, 2) == pytest.approx([0.5] * 4)  # two on two cores: full speed
+    assert uncontended(a, 3) == pytest.approx([0.75] * 4)
+    assert uncontended(a, 8) == pytest.approx([1.0] * 4)  # never more than were busy
+    # cores unknown, or never oversubscribed: nothing to scale
+    assert uncontended(SimpleNamespace(generation="cxx", runner_cores=(0, ""), steps=s), 1) is None
+    assert uncontended(SimpleNamespace(generation="cxx", runner_cores=(8, ""), steps=s), 1) is None
+    assert uncontended(SimpleNamespace(generation="rust", runner_cores=(2, ""), steps=s), 1) is None
+    timed = pd.DataFrame({"compress_s": [2.0, 2.0], "compress_cpu_s": [1.0, np.nan]})
+    # only the CPU part scales (without it, the whole estimate)
+    assert _rescaled(timed, np.array([0.5, 0.5]))["compress_s"].tolist() == [1.5, 1.0]
