@@ -252,7 +252,10 @@ def _copied_outputs(logs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _join_outputs(steps: pd.DataFrame, copied: pd.DataFrame) -> pd.DataFrame:
-    """Attach each step's copied outputs, matched by name and the time of the copy."""
+    """Attach each step's copied outputs, matched by name and the time of the copy: the
+    step of that name whose span holds the copy (give or take a second: short-format
+    journals keep whole seconds), else the one whose start or end is nearest. Linear in the
+    lines and steps (a farm rebuilds the same names all day: ``source``, ``hook``...)."""
     steps = steps.copy()
     steps["nar_bytes"] = np.nan
     steps["compressed_bytes"] = np.nan
@@ -260,12 +263,7 @@ def _join_outputs(steps: pd.DataFrame, copied: pd.DataFrame) -> pd.DataFrame:
     if copied.empty or "drv_path" not in steps:
         return steps
     names = steps["drv_path"].map(store_name)
-    start = steps["start_ts"].astype(float).to_dict()
-    end = steps["end_ts"].astype(float).to_dict()
-    by_name: dict[str, list[int]] = {}
-    for i, name in zip(steps.index, names, strict=True):
-        if name:
-            by_name.setdefault(name, []).append(i)
+    index = {str(k): v for k, v in _SpanIndex.by_name(steps, names).items()}
     nar = steps["nar_bytes"].to_dict()
     packed = steps["compressed_bytes"].to_dict()
     pipe = steps["pipeline_s"].to_dict()
@@ -273,11 +271,10 @@ def _join_outputs(steps: pd.DataFrame, copied: pd.DataFrame) -> pd.DataFrame:
         copied["name"], copied["ts"], copied["nar_bytes"], copied["compressed_bytes"],
         copied["pipeline_s"], strict=True,
     ):  # fmt: skip
-        candidates = by_name.get(str(name or ""), [])
-        if not candidates:
+        spans = index.get(str(name or ""))
+        best = spans.nearest(float(ts)) if spans is not None else None
+        if best is None:
             continue
-        # the step whose span holds the copy (else the nearest end)
-        best = min(candidates, key=lambda i: _distance(start[i], end[i], float(ts)))
         for column, value in ((nar, n), (packed, c), (pipe, p)):
             old = column[best]
             column[best] = float(value) if math.isnan(old) else old + float(value)
@@ -287,12 +284,55 @@ def _join_outputs(steps: pd.DataFrame, copied: pd.DataFrame) -> pd.DataFrame:
     return steps
 
 
-def _distance(start: float, end: float, ts: float) -> float:
-    if pd.isna(start) or pd.isna(end):
-        return math.inf
-    if start - 1 <= ts <= end + 1:  # log times are whole seconds in short-format journals
-        return 0.0
-    return min(abs(ts - start), abs(ts - end))
+SPAN_SLACK_S = 1.0  # log times are whole seconds in short-format journals
+
+
+class _SpanIndex:
+    """The steps of one name, sorted by start, to find the one a copy line belongs to in
+    O(log n): the spans holding a time are among those started by then, and of those the
+    one ending last reaches furthest (a running maximum of ends); otherwise the nearest
+    start or end is next to that position."""
+
+    def __init__(self, rows: list[tuple[float, float, Any]]) -> None:
+        rows.sort(key=lambda r: r[0])
+        self.starts = np.array([r[0] for r in rows], float)
+        self.ends = np.array([r[1] for r in rows], float)
+        self.keys = [r[2] for r in rows]
+        reach = np.maximum.accumulate(self.ends) if rows else self.ends
+        self.reach = reach
+        self.reach_at = np.zeros(len(rows), int)
+        for i in range(1, len(rows)):
+            self.reach_at[i] = i if self.ends[i] >= reach[i - 1] else self.reach_at[i - 1]
+
+    @classmethod
+    def by_name(cls, steps: pd.DataFrame, names: pd.Series) -> dict[str, _SpanIndex]:
+        groups: dict[str, list[tuple[float, float, Any]]] = {}
+        start = steps["start_ts"].astype(float)
+        end = steps["end_ts"].astype(float)
+        for i, name, a, b in zip(steps.index, names, start, end, strict=True):
+            if name and not (pd.isna(a) or pd.isna(b)):
+                groups.setdefault(str(name), []).append((float(a), float(b), i))
+        return {name: cls(rows) for name, rows in groups.items()}
+
+    def nearest(self, ts: float) -> Any:
+        n = len(self.keys)
+        if not n:
+            return None
+        hi = int(np.searchsorted(self.starts, ts + SPAN_SLACK_S, side="right"))
+        # a span holding ts: the earliest-started one among the few just before hi, else
+        # the one reaching furthest among all started by then
+        window = range(max(0, hi - 8), hi)
+        holding = [j for j in window if self.ends[j] + SPAN_SLACK_S >= ts]
+        if holding:
+            return self.keys[min(holding, key=lambda j: self.keys[j])]
+        if hi > 0 and self.reach[hi - 1] + SPAN_SLACK_S >= ts:
+            return self.keys[int(self.reach_at[hi - 1])]
+        near = [j for j in (hi - 1, hi) if 0 <= j < n]
+        if hi > 0:
+            near.append(int(self.reach_at[hi - 1]))
+        return self.keys[
+            min(near, key=lambda j: min(abs(ts - self.starts[j]), abs(ts - self.ends[j])))
+        ]
 
 
 def _with_logs(
@@ -451,30 +491,39 @@ def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
         return _rust_journal_steps(logs)
     started = _events(logs, "step_started").drop_duplicates("drv", keep="last")
     done = _last(_events(logs, "build_succeeded", "build_failed"), "build_id")
-    copied = _copied_outputs(logs)
-    pipe: dict[Any, float] = {}
-    first_copy: dict[Any, float] = {}
-    if not copied.empty:
-        pipe = {k: float(v) for k, v in copied.groupby("name")["pipeline_s"].sum().items()}
-        first_copy = {k: float(v) for k, v in copied.groupby("name")["ts"].max().items()}
-    uploads = _S3Uploads(logs)
-    rows = []
+    spans = []
     for r in started.to_dict("records"):
         end = done.get(r["build_id"])
-        if end is None or end < r["ts"]:
-            continue
+        if end is not None and end >= r["ts"]:
+            spans.append((r, float(end)))
+    # each copy line goes to the step of its name whose span holds it (a farm rebuilds the
+    # same names: matching by name alone gave every step all their copies, quadratically)
+    copied = _copied_outputs(logs)
+    names = pd.Series([store_name(r["drv"]) or "" for r, _ in spans], dtype=object)
+    frame = pd.DataFrame(
+        {"start_ts": [float(r["ts"]) for r, _ in spans], "end_ts": [e for _, e in spans]}
+    )
+    index = _SpanIndex.by_name(frame, names)
+    mine: dict[Any, list[int]] = {}
+    for j, (name, ts) in enumerate(zip(copied["name"], copied["ts"], strict=True)):
+        owner = index[name].nearest(float(ts)) if name in index else None
+        if owner is not None:
+            mine.setdefault(owner, []).append(j)
+    pipeline_s = copied["pipeline_s"].to_numpy(float)
+    copy_ts = copied["ts"].to_numpy(float)
+    packed_bytes = copied["compressed_bytes"].to_numpy(float)
+    uploads = _S3Uploads(logs)
+    rows = []
+    for k, (r, end) in enumerate(spans):
         row = _base_row(r, r["build_id"], 1, r["machine"], end)
-        name = store_name(r["drv"]) or ""
-        pipeline = min(pipe.get(name, 0.0), end - row["start_ts"])
+        lines = mine.get(k, [])
+        pipeline = min(float(pipeline_s[lines].sum()), end - row["start_ts"])
+        last_copy = float(copy_ts[lines].max()) if lines else end
         # before the copy: connecting, sending, building and waiting for a worker slot
-        copy_start = first_copy.get(name, end) - pipeline
+        copy_start = last_copy - pipeline
         row["build_s"] = row["pre_copy_s"] = max(0.0, copy_start - row["start_ts"])
         # after Nix's copy line, the S3 store uploads the NAR (its own line, Nix <= 2.32)
-        put = 0.0
-        if name in first_copy:
-            mine = copied[copied["name"] == name]
-            for packed in mine["compressed_bytes"]:
-                put += uploads.take(first_copy[name], end, float(packed))
+        put = sum(uploads.take(last_copy, end, float(packed_bytes[j])) for j in lines)
         row["copy_s"] = min(pipeline + put, max(0.0, end - row["start_ts"] - row["build_s"]))
         row["post_s"] = max(0.0, end - row["start_ts"] - row["build_s"] - row["copy_s"])
         rows.append(row)
@@ -493,24 +542,30 @@ class _S3Uploads:
     def __init__(self, logs: pd.DataFrame) -> None:
         lines = logs[logs["event"] == "s3_upload"] if "event" in logs else logs.iloc[:0]
         lines = lines[lines["url"].astype(str).str.contains("/nar/")] if "url" in lines else lines
-        self.ts = lines["ts"].astype(float).to_numpy() if "ts" in lines else np.array([])
-        self.bytes = lines["bytes"].astype(float).to_numpy() if "bytes" in lines else self.ts
-        self.seconds = lines["ms"].astype(float).to_numpy() / 1000 if "ms" in lines else self.ts
+        ts = lines["ts"].astype(float).to_numpy() if "ts" in lines else np.array([])
+        order = np.argsort(ts, kind="stable")
+        self.ts = ts[order]
+        self.bytes = (lines["bytes"].astype(float).to_numpy() if "bytes" in lines else ts)[order]
+        seconds = lines["ms"].astype(float).to_numpy() / 1000 if "ms" in lines else ts
+        self.seconds = seconds[order]
         self.used = np.zeros(len(self.ts), bool)
 
     def take(self, after: float, before: float, packed: float) -> float:
-        """Upload seconds of the output of ``packed`` compressed bytes (0 if none matches)."""
+        """Upload seconds of the output of ``packed`` compressed bytes (0 if none matches):
+        among the unused lines between ``after`` and ``before`` (give or take a second),
+        the one whose size is nearest."""
         if not len(self.ts) or not math.isfinite(packed):
             return 0.0
-        ok = (~self.used) & (self.ts >= after - 1) & (self.ts <= before + 1)
-        if not ok.any():
+        lo = int(np.searchsorted(self.ts, after - 1, side="left"))
+        hi = int(np.searchsorted(self.ts, before + 1, side="right"))
+        if hi <= lo:
             return 0.0
-        error = np.where(ok, np.abs(self.bytes - packed), np.inf)
+        error = np.where(self.used[lo:hi], np.inf, np.abs(self.bytes[lo:hi] - packed))
         i = int(np.argmin(error))
-        if error[i] > max(1024.0, 0.05 * packed):
+        if not error[i] <= max(1024.0, 0.05 * packed):
             return 0.0
-        self.used[i] = True
-        return float(self.seconds[i]) if math.isfinite(self.seconds[i]) else 0.0
+        self.used[lo + i] = True
+        return float(self.seconds[lo + i]) if math.isfinite(self.seconds[lo + i]) else 0.0
 
 
 def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
