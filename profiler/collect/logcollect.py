@@ -22,10 +22,8 @@ newline has arrived.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
-import lzma
 import os
 import select
 import shutil
@@ -37,8 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import zstandard
-
+from profiler.collect.compressed import Guarded, decompressed
 from profiler.collect.logs import MONTHS, LogSummary, _Parser
 from profiler.errors import CollectorError
 from profiler.store import Run
@@ -304,7 +301,7 @@ class _FileBatches:
         self.path = path
         self.size = os.path.getsize(path)
         self._raw = open(path, "rb")
-        self._guard = _Guarded(decompressed(self._raw))
+        self._guard = Guarded(decompressed(self._raw))
         self._text = io.TextIOWrapper(
             io.BufferedReader(self._guard, 1 << 20),
             encoding="utf-8",
@@ -328,9 +325,14 @@ class _FileBatches:
         try:
             batch = self._head
             while batch:
+                following = self._text.readlines(1 << 20)  # one ahead: is this the last?
+                if not following and self._guard.error is not None and batch:
+                    if not batch[-1].endswith("\n"):  # cut by the damage: not a whole line
+                        batch = batch[:-1]
                 self.lines += len(batch)
-                yield batch
-                batch = self._text.readlines(1 << 20)
+                if batch:
+                    yield batch
+                batch = following
             if self._guard.error is not None:  # truncated or corrupt: what came before stays
                 raise CollectorError(
                     f"{self.path}: unreadable after line {self.lines}: {self._guard.error}"
@@ -338,76 +340,6 @@ class _FileBatches:
         finally:
             self._text.close()
             self._raw.close()
-
-
-def decompressed(raw: IO[bytes]) -> Any:
-    """The bytes of a binary file that may be gzip, xz or zstd (by its magic bytes)."""
-    magic = raw.read(6)
-    raw.seek(0)
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if magic == b"\xfd7zXZ\x00":
-        return lzma.LZMAFile(raw)
-    if magic[:4] == b"\x28\xb5\x2f\xfd":
-        return _ZstdFrames(raw)
-    return raw
-
-
-class _Guarded(io.RawIOBase):
-    """Reads ``inner`` until it fails; the failure is kept in :attr:`error` and reads as EOF.
-
-    So a truncated or corrupt compressed log yields every line before the damage.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.error: BaseException | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.error is not None:
-            return 0
-        try:
-            data = self.inner.read(len(buffer))
-        except (EOFError, OSError, ValueError, lzma.LZMAError, zstandard.ZstdError) as exc:
-            self.error = exc
-            return 0
-        buffer[: len(data)] = data
-        return len(data)
-
-
-class _ZstdFrames(io.RawIOBase):
-    """Concatenated zstd frames; unlike ``stream_reader``, a truncated last frame is an error."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.dctx = zstandard.ZstdDecompressor()
-        self.dobj = self.dctx.decompressobj()
-        self.pending = b""
-        self.started = False  # the current frame has had input
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self.pending:
-            chunk = self.raw.read(1 << 20)
-            if not chunk:
-                if self.started and not self.dobj.eof:
-                    raise EOFError("compressed input ended before the end of a zstd frame")
-                return 0
-            while chunk:
-                if self.dobj.eof:  # the next frame
-                    self.dobj = self.dctx.decompressobj()
-                self.started = True
-                self.pending += self.dobj.decompress(chunk)
-                chunk = self.dobj.unused_data if self.dobj.eof else b""
-        n = min(len(buffer), len(self.pending))
-        buffer[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
 
 
 class _Lines:

@@ -12,7 +12,6 @@ event (``continuation``); a new PID for a unit yields a ``runner_restart`` event
 from __future__ import annotations
 
 import calendar
-import io
 import json
 import re
 from collections import Counter
@@ -472,23 +471,11 @@ def parse_lines(
 
 
 def open_log(path: str) -> TextIO:
-    """Open a log for reading text, whether plain, gzip, xz or zstd (by magic bytes)."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic[:2] == b"\x1f\x8b":
-        import gzip
+    """Open a log for reading text, whether plain, gzip, xz or zstd (by magic bytes); a
+    damaged compressed log gives every line before the damage, then raises."""
+    from profiler.collect.compressed import open_text
 
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    if magic == b"\xfd7zXZ\x00":
-        import lzma
-
-        return lzma.open(path, "rt", encoding="utf-8", errors="replace")
-    if magic[:4] == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
-        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
-        return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+    return open_text(path)
 
 
 def parse_file(
