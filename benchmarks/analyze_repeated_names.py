@@ -83,7 +83,9 @@ def generate(source: list[str], lines: int, distinct: bool, out: str) -> int:
 
 def timed(argv: list[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()[-2000:]}")
     return time.perf_counter() - t0
 
 
@@ -98,11 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     exe = [sys.executable, "-m", "profiler"]
     tb = os.path.join(work, "tb")
     if not os.path.isfile(os.path.join(tb, "hydra-queue-runner.journal.txt")):
-        subprocess.run(
-            [*exe, "testbed", "--generation", "cxx", "--steps", str(args.steps),
-             "--build-scale", "0.05", "--out", tb],
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        timed([*exe, "testbed", "--generation", "cxx", "--steps", str(args.steps),
+               "--build-scale", "0.05", "--out", tb])  # fmt: skip
     with open(os.path.join(tb, "hydra-queue-runner.journal.txt"), encoding="utf-8") as f:
         source = f.readlines()
     print(f"{'variant':<9} {'lines':>9} {'collect s':>10} {'analyze s':>10}")
