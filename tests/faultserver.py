@@ -103,6 +103,7 @@ class Route:
     requests: int = 0
     in_flight: int = 0
     headers: list[dict[str, str]] = field(default_factory=list)  # of each request
+    targets: list[str] = field(default_factory=list)  # the request lines' targets
 
 
 class FaultServer:
@@ -187,6 +188,7 @@ class FaultServer:
                     route.requests += 1
                     route.in_flight += 1
                     route.headers.append(headers)
+                    route.targets.append(target)
             if route is None:
                 _answer(conn, 404, b"no such route\n")
                 return

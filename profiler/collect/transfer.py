@@ -323,19 +323,31 @@ def _connection(url: Url, timeout: float) -> tuple[http.client.HTTPConnection, s
     )
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    reason: str
+    location: str | None  # of a redirect (then there is no body)
+    body: bytes
+
+
 def _exchange(
     url: Url, headers: Mapping[str, str], max_bytes: int, timeout: float, abort: _Abort
-) -> tuple[http.client.HTTPResponse, bytes | None]:
-    """One request; the response, and its body unless it is a redirect."""
+) -> _Answer:
+    """One request and its answer; the connection closed whatever happens."""
     conn, target, extra = _connection(url, timeout)
     try:
         conn.connect()
         abort.track(conn.sock)
         conn.request("GET", target, headers={**headers, **extra})
         resp = conn.getresponse()
-        if resp.status in _REDIRECTS and resp.getheader("Location"):
-            return resp, None
-        return resp, _read_body(resp, max_bytes)
+        try:
+            location = resp.getheader("Location")
+            if resp.status in _REDIRECTS and location:
+                return _Answer(resp.status, resp.reason, location, b"")
+            return _Answer(resp.status, resp.reason, None, _read_body(resp, max_bytes))
+        finally:
+            resp.close()
     finally:
         conn.close()
 
@@ -369,16 +381,16 @@ def _follow(
         if url.authorization and "authorization" not in {k.lower() for k in sent}:
             sent["Authorization"] = url.authorization
         try:
-            resp, body = _exchange(url, sent, max_bytes, timeout, abort)
+            answer = _exchange(url, sent, max_bytes, timeout, abort)
         except CollectorError as exc:
             raise CollectorError(f"{first.display}: {exc}") from None
         except (http.client.HTTPException, OSError, ValueError) as exc:
             raise CollectorError(f"{first.display}: {_failure(exc)}") from None
-        if body is not None:
-            if resp.status >= 400:
-                raise CollectorError(f"{first.display}: {_status_text(resp)}")
-            return Response(resp.status, resp.reason, body)
-        url, headers = _redirect(first, url, resp, headers)
+        if answer.location is None:
+            if answer.status >= 400:
+                raise CollectorError(f"{first.display}: {_status_text(answer)}")
+            return Response(answer.status, answer.reason, answer.body)
+        url, headers = _redirect(first, url, answer, headers)
     raise CollectorError(f"{first.display}: more than {MAX_REDIRECTS} redirects (a loop?)")
 
 
@@ -392,7 +404,7 @@ def _failure(exc: BaseException) -> str:
     return f"unreachable: {describe(exc)}"
 
 
-def _status_text(resp: http.client.HTTPResponse) -> str:
+def _status_text(resp: _Answer) -> str:
     text = f"HTTP {resp.status} {one_line(resp.reason or '', 80)}".rstrip()
     if resp.status == 401:
         text += " (credentials missing or wrong: user:password@ in the URL, or --header)"
@@ -400,9 +412,9 @@ def _status_text(resp: http.client.HTTPResponse) -> str:
 
 
 def _redirect(
-    first: Url, url: Url, resp: http.client.HTTPResponse, headers: Mapping[str, str]
+    first: Url, url: Url, resp: _Answer, headers: Mapping[str, str]
 ) -> tuple[Url, Mapping[str, str]]:
-    location = resp.getheader("Location") or ""
+    location = resp.location or ""
     try:
         nxt = parse_url(urllib.parse.urljoin(url.absolute(), location.strip()), "redirect")
     except UsageError as exc:
