@@ -56,7 +56,7 @@ _USER_ALONE = re.compile(rf"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<user>[^:/?
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_.~+/=-]{20,}")
 _QUERY = re.compile(
     rf"(?P<head>[?&;](?P<name>[^=&;#{_END}]*(?:{_SECRET_WORDS})[^=&;#{_END}]*)=)"
-    rf"(?P<value>[^&;#{_END}]+)",
+    rf"(?P<value>[^&;#{_END}]*[^&;#{_END}:,)])",  # not a colon or comma after the URL
     re.IGNORECASE,
 )
 _KEY_VALUE = re.compile(
