@@ -11,7 +11,8 @@ text still says what was contacted and how:
   last ``@`` of the URL is taken as userinfo); a user name alone is
   a token (``https://TOKEN@host``, GitHub/GitLab style) -> ``https://***@host``, except for
   schemes whose user is an account name (ssh, PostgreSQL, ...); a user name that looks like
-  a token (20 or more token characters) is masked along with its password;
+  a token (20 or more token characters), or whose password is empty or GitHub's
+  ``x-oauth-basic``, is masked along with the password;
 * query parameters whose name contains token, key, secret, pass, pwd, auth, sig, credential,
   session, cookie, jwt, otp or private: ``?access_token=abc`` -> ``?access_token=***``;
 * ``key=value`` settings whose key names a password, token, secret or key (libpq DSNs,
@@ -90,8 +91,9 @@ _HEADER_ARG = re.compile(r"-H|--header", re.IGNORECASE)
 
 def _mask_userinfo(match: re.Match[str]) -> str:
     user = match["user"]
-    if _TOKEN_LIKE.fullmatch(user) and user != MASK:
-        user = MASK
+    # GitHub's https://TOKEN:x-oauth-basic@, an empty password: the user is the credential
+    if _TOKEN_LIKE.fullmatch(user) or match["pw"] in ("", "x-oauth-basic"):
+        user = MASK if user else user
     return f"{match['scheme']}://{user}:{MASK}@"
 
 
