@@ -104,6 +104,7 @@ class Route:
     in_flight: int = 0
     headers: list[dict[str, str]] = field(default_factory=list)  # of each request
     targets: list[str] = field(default_factory=list)  # the request lines' targets
+    first_at: float | None = None  # time.monotonic() of the first request
 
 
 class FaultServer:
@@ -185,6 +186,7 @@ class FaultServer:
                 route = self.routes.get(name[0]) if name else None
                 if route is not None:
                     n = route.requests
+                    route.first_at = route.first_at or time.monotonic()
                     route.requests += 1
                     route.in_flight += 1
                     route.headers.append(headers)
@@ -405,6 +407,7 @@ class Outcome:
     seconds: float  # from start (duration) or from SIGTERM (sigterm) to the process's end
     run_dir: Path
     requests: int
+    late: float | None = None  # duration: end - (first request + --duration), start-up aside
 
     @property
     def traceback(self) -> bool:
@@ -517,9 +520,12 @@ def run_case(
     route = server.route(url)
     start = time.monotonic()
     proc = _Process(argv, out / f"{case.name}.stderr", launcher, ctx)
+    late = None
     if case.mode == "duration":
         code = proc.wait(duration + hang_seconds)
         seconds = time.monotonic() - start
+        if route.first_at is not None:
+            late = time.monotonic() - (route.first_at + duration)
     else:
         while route.requests < route.valid_first + 1 and time.monotonic() - start < 10:
             if proc.wait(0.02) is not None:
@@ -533,7 +539,7 @@ def run_case(
     if code is None:
         proc.kill()
     stderr = (out / f"{case.name}.stderr").read_text(errors="replace")
-    return Outcome(case, code, stderr, seconds, run_dir, route.requests)
+    return Outcome(case, code, stderr, seconds, run_dir, route.requests, late)
 
 
 def run_matrix(
