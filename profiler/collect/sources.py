@@ -223,6 +223,8 @@ class PgSource:
             self.close()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CollectorError(f"{self.target}: {redact(first)}") from None
+        except RecursionError:  # psycopg parses a json column itself
+            raise CollectorError(f"{self.target}: SystemStatus JSON nested too deeply") from None
         if row is None:
             return [
                 Fetched(

@@ -185,3 +185,16 @@ def test_secrets_in_bad_or_unreachable_urls_never_reach_stderr(tmp_path: Path, u
     for path in (tmp_path / "run").rglob("*") if (tmp_path / "run").exists() else []:
         if path.is_file():
             assert b"NEEDLE" not in path.read_bytes()
+
+
+def test_argument_errors_that_echo_a_secret_are_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from profiler.cli import main
+
+    argv = ["collect", "status", "--url", "http://h/", "--out", "r"]
+    argv += ["--bogus", "http://t0k3nNEEDLE@h/?pwd=x"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --bogus http://***@h/?pwd=***" in err
+    assert "NEEDLE" not in err
