@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import select
 import signal
@@ -458,6 +459,12 @@ _PRELOAD = [
 ]
 
 
+# multiprocessing is not thread-safe here: Process.start() polls every child's sentinel
+# (multiprocessing.process._cleanup) while another thread may be reading its own, and the
+# loser reads EOF (exit code 255). Starts and polls take turns; waits only watch the fds.
+_MP_LOCK = threading.Lock()
+
+
 class _Process:
     """A collector process: started by subprocess, or forked from a preloaded server."""
 
@@ -471,7 +478,8 @@ class _Process:
             self.pid = self._popen.pid
         else:
             self._proc = ctx.Process(target=_child, args=(argv, str(err_path)), daemon=False)
-            self._proc.start()
+            with _MP_LOCK:
+                self._proc.start()
             self._popen = None
             self.pid = self._proc.pid
 
@@ -481,8 +489,10 @@ class _Process:
                 return int(self._popen.wait(timeout))
             except subprocess.TimeoutExpired:
                 return None
-        self._proc.join(timeout)
-        return None if self._proc.exitcode is None else int(self._proc.exitcode)
+        multiprocessing.connection.wait([self._proc.sentinel], timeout)
+        with _MP_LOCK:
+            code = self._proc.exitcode
+        return None if code is None else int(code)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -490,10 +500,18 @@ class _Process:
         self.wait(10)
 
 
+def _noop() -> None:
+    pass
+
+
 def fork_context() -> Any:
-    """A multiprocessing fork server with the collector's imports done once."""
+    """A multiprocessing fork server with the collector's imports done once (now, not
+    during the first runs: their times would include it)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
+    warm = ctx.Process(target=_noop)
+    warm.start()
+    warm.join()
     return ctx
 
 

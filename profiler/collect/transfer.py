@@ -385,7 +385,7 @@ def _follow(
         except CollectorError as exc:
             raise CollectorError(f"{first.display}: {exc}") from None
         except (http.client.HTTPException, OSError, ValueError) as exc:
-            raise CollectorError(f"{first.display}: {_failure(exc)}") from None
+            raise CollectorError(f"{first.display}: {_failure(exc, timeout)}") from None
         if answer.location is None:
             if answer.status >= 400:
                 raise CollectorError(f"{first.display}: {_status_text(answer)}")
@@ -394,13 +394,13 @@ def _follow(
     raise CollectorError(f"{first.display}: more than {MAX_REDIRECTS} redirects (a loop?)")
 
 
-def _failure(exc: BaseException) -> str:
+def _failure(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, http.client.RemoteDisconnected):
         return "bad HTTP answer: connection closed without a response"
     if isinstance(exc, http.client.HTTPException | ValueError):
         return f"bad HTTP answer: {describe(exc)}"
-    if isinstance(exc, socket.timeout | TimeoutError):
-        return "timed out"
+    if isinstance(exc, socket.timeout | TimeoutError):  # as _bounded says it
+        return f"timed out after {timeout:g} s (no complete answer)"
     return f"unreachable: {describe(exc)}"
 
 

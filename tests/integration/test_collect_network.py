@@ -54,7 +54,7 @@ def test_a_slow_server_is_cut_at_the_total_deadline(server: FaultServer, behavio
     start = time.monotonic()
     with pytest.raises(CollectorError, match=r"timed out after 0\.6 s") as err:
         _get(url, timeout=0.6)
-    assert 0.55 <= time.monotonic() - start <= 1.0
+    assert 0.55 <= time.monotonic() - start <= 1.5
     assert str(err.value).startswith(url)
 
 
@@ -65,11 +65,11 @@ def test_a_stop_or_the_end_of_the_run_cuts_a_request_short(server: FaultServer) 
     start = time.monotonic()
     with pytest.raises(Cancelled, match=r"request cut short \(stopped\)"):
         _get(url, timeout=30, budget=Budget(stop))
-    assert time.monotonic() - start <= 0.6
+    assert time.monotonic() - start <= 1.0
     start = time.monotonic()
     with pytest.raises(Cancelled, match=r"cut short \(--duration reached\)"):
         _get(url, timeout=30, budget=Budget(None, time.monotonic() + 0.3))
-    assert time.monotonic() - start <= 0.6
+    assert time.monotonic() - start <= 1.0
     with pytest.raises(Cancelled, match="not sent"):
         _get(url, budget=Budget(stop))
 
@@ -280,11 +280,17 @@ def test_command_output_is_capped_and_deadlined(tmp_path: Path) -> None:
             timeout=0.5,
             max_bytes=1 << 20,
         )
-    assert time.monotonic() - start < 1.5
-    child = pidfile.read_text().strip()
-    time.sleep(0.1)
-    stat = Path(f"/proc/{child}/stat")  # the whole process group was killed: gone, or a zombie
-    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert time.monotonic() - start < 2.0
+    stat = Path(f"/proc/{pidfile.read_text().strip()}/stat")
+    for _ in range(100):  # the whole process group was killed: gone, or a zombie
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            state = "gone"
+        if state in ("Z", "gone"):
+            break
+        time.sleep(0.02)
+    assert state in ("Z", "gone")
     stop = threading.Event()
     threading.Timer(0.2, stop.set).start()
     with pytest.raises(Cancelled, match="command cut short"):
@@ -309,7 +315,7 @@ def test_duration_is_honoured_while_a_source_hangs(server: FaultServer, tmp_path
     collector, reader = _collect(
         tmp_path, [src], interval_seconds=30, duration_seconds=4.0, retries=2, backoff_seconds=0.5
     )
-    assert time.monotonic() - start <= 4.5
+    assert time.monotonic() - start <= 5.0
     events = reader.table("events")
     assert "cut short (--duration reached)" in events["detail"].iloc[-1]
     assert collector.errors == 0  # retried until the end: a gap, not an error
@@ -327,7 +333,7 @@ def test_a_stop_ends_the_loop_during_a_request(server: FaultServer, tmp_path: Pa
     stopped = time.monotonic()
     collector.stop.set()
     loop.join(5)
-    assert not loop.is_alive() and time.monotonic() - stopped <= 0.5
+    assert not loop.is_alive() and time.monotonic() - stopped <= 1.0
     run.close()
     assert read_run(str(tmp_path / "run")).manifest["sources"][0]["ended_utc"]
 
