@@ -7,10 +7,10 @@ inside its tick; a source that stays broken is reported in one line per failure 
 collector goes on. The end of ``duration_seconds`` and SIGINT/SIGTERM also cut a request or
 a backoff short (within about 0.1 s): segments are flushed, the manifest closed.
 
-Each document's rows are written with one ``append_many`` (one ``os.write``), so a kill
-leaves a sample whole or absent, never a part of it that reads like a whole one. Everything
-written to the events table, the samples' ``source`` column and the log goes through
-:func:`~profiler.store.redact`.
+Each document's rows go to the store in one ``append_many`` call (one ``os.write`` unless
+the sample crosses a segment's size limit), not row by row, so a kill cannot stop the
+collector between two rows of a sample. Everything written to the events table, the samples'
+``source`` column and the log goes through :func:`~profiler.store.redact`.
 
 Tables written: ``samples`` (tidy samples, see :mod:`profiler.collect.normalize`) and
 ``events`` (``ts``, ``source``, ``event``: error | restart | gap | note | stale | absent,
