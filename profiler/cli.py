@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except ProfilerError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        from profiler.store.redact import redact  # messages may echo a URL or an argument
+
+        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

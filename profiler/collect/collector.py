@@ -2,30 +2,39 @@
 
 Ticks are scheduled on a monotonic clock at ``start + k * interval``, so sampling does not
 drift; a tick that comes due while the previous one is still running is skipped and
-recorded as a gap. Each fetch has a timeout and is retried with backoff inside its tick; a
-source that stays broken is reported in one line per failure and the collector goes on.
-SIGINT and SIGTERM stop it between samples: segments are flushed, the manifest closed.
+recorded as a gap. Each fetch has a total deadline (the timeout) and is retried with backoff
+inside its tick; a source that stays broken is reported in one line per failure and the
+collector goes on. The end of ``duration_seconds`` and SIGINT/SIGTERM also cut a request or
+a backoff short (within about 0.1 s): segments are flushed, the manifest closed.
+
+Each document's rows go to the store in one ``append_many`` call (one ``os.write`` unless
+the sample crosses a segment's size limit), not row by row, so a kill cannot stop the
+collector between two rows of a sample. Everything written to the events table, the samples'
+``source`` column and the log goes through :func:`~profiler.store.redact`.
 
 Tables written: ``samples`` (tidy samples, see :mod:`profiler.collect.normalize`) and
-``events`` (``ts``, ``source``, ``event``: error | restart | gap | note, ``detail``).
+``events`` (``ts``, ``source``, ``event``: error | restart | gap | note | stale | absent,
+``detail``).
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from profiler.collect import normalize
 from profiler.collect.sources import Fetched, Source
+from profiler.collect.transfer import Budget, Cancelled, one_line
 from profiler.errors import CollectorError, ProfilerError
-from profiler.store import Run
+from profiler.store import Run, redact
 
 Log = Callable[[str], object]
+_LONGEST_WAIT = 3600.0  # Event.wait overflows past threading.TIMEOUT_MAX: wait in slices
 
 
 @dataclass
@@ -56,6 +65,8 @@ class Collector:
     samples_written: int = 0
     errors: int = 0
     _identity: dict[str, _Identity] = field(default_factory=dict)
+    _until: float = math.inf  # time.monotonic() at which the run's duration ends
+    _names: dict[str, str] = field(default_factory=dict)  # source -> redacted, for the rows
 
     def __post_init__(self) -> None:
         self.samples = self.run.writer("samples")
@@ -64,18 +75,40 @@ class Collector:
             self.run.add_source(s.kind, s.target, self.options.generation) for s in self.sources
         ]
 
-    def event(self, source: str, kind: str, detail: str) -> None:
-        self.events.append({"ts": time.time(), "source": source, "event": kind, "detail": detail})
+    def say(self, message: str) -> None:
+        """One line to the log, secrets redacted."""
+        self.log(redact(message))
+
+    def event(self, source: str, kind: str, detail: str, ts: float | None = None) -> None:
+        self.events.append(
+            {
+                "ts": time.time() if ts is None else ts,
+                "source": redact(source),
+                "event": kind,
+                "detail": redact(detail),
+            }
+        )
+
+    def _failed(self, source: str, message: str) -> None:
+        self.errors += 1
+        self.event(source, "error", message)
+        self.say(f"collect: {message}")
 
     def _fetch(self, src: Source) -> list[Fetched]:
+        budget = Budget(self.stop, self._until)
         delay = self.options.backoff_seconds
         for attempt in range(self.options.retries + 1):
+            why = budget.ended()
+            if why is not None:
+                raise Cancelled(f"{src.target}: not sampled ({why})")
             try:
-                return src.fetch()
+                return src.fetch(budget)
+            except Cancelled:
+                raise
             except CollectorError as exc:
-                if attempt == self.options.retries or self.stop.is_set():
+                if attempt == self.options.retries or time.monotonic() + delay >= self._until:
                     raise
-                self.log(f"collect: {exc}; retrying in {delay:g} s")
+                self.say(f"collect: {exc}; retrying in {delay:g} s")
                 if self.stop.wait(delay):
                     raise
                 delay *= 2
@@ -85,46 +118,76 @@ class Collector:
         """Fetch and store one round of ``src``; return the number of samples written."""
         try:
             items = self._fetch(src)
-        except CollectorError as exc:
-            self.errors += 1
-            self.event(src.target, "error", str(exc))
-            self.log(f"collect: {exc}")
+        except Cancelled as exc:
+            self.event(src.target, "gap", str(exc))
+            self.say(f"collect: {exc}")
             return 0
-        n = 0
-        for item in items:
-            if item.note:
-                self.event(item.origin, "absent" if item.doc is None else "stale", item.note)
-                self.log(f"collect: {item.origin}: {item.note}")
-            if item.doc is None:
-                continue  # nothing to sample
-            try:
-                rows = self._normalise(src, item)
-            except ProfilerError as exc:
-                self.errors += 1
-                self.event(item.origin, "error", str(exc))
-                self.log(f"collect: {exc}")
-                continue
-            self._check_restart(src.target, rows)
-            for row in rows:
-                self.samples.append(row)
-            n += len(rows)
+        except CollectorError as exc:
+            self._failed(src.target, str(exc))
+            return 0
+        except Exception as exc:  # a bug must not end a week of collection: said, and on
+            self._failed(src.target, f"{src.target}: internal error: {_bug(exc)}")
+            return 0
+        n = sum(self._store(src, item) for item in items)
         self.samples.flush()
         self.samples_written += n
         return n
 
+    def _store(self, src: Source, item: Fetched) -> int:
+        """Normalise and write one document; the number of rows written."""
+        if item.note:
+            kind = item.event or ("absent" if item.doc is None else "stale")
+            if kind == "error":
+                self.errors += 1
+            self.event(item.origin, kind, item.note)
+            self.say(
+                f"collect: {item.origin}: {item.note}"
+                if kind != "error"
+                else f"collect: {item.note}"
+            )
+        if item.doc is None:
+            return 0  # nothing to sample
+        try:
+            rows = self._normalise(src, item)
+        except ProfilerError as exc:
+            self._failed(item.origin, str(exc))
+            return 0
+        except Exception as exc:  # as in sample(): one document lost, not the collection
+            self._failed(item.origin, f"{item.origin}: internal error: {_bug(exc)}")
+            return 0
+        self._check_restart(src.target, rows, item.ts)
+        self.samples.append_many(self._named(rows))  # the whole sample in one write
+        return len(rows)
+
+    def _named(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` with their ``source`` redacted (a no-op for the sources' own targets)."""
+        for row in rows:
+            name = row["source"]
+            safe = self._names.get(name)
+            if safe is None:
+                safe = self._names.setdefault(name, redact(name))
+            if safe != name:
+                row["source"] = safe
+        return rows
+
     def _normalise(self, src: Source, item: Fetched) -> list[dict[str, Any]]:
         if src.kind == "metrics":
             return normalize.from_prometheus(item.doc, item.ts, src.target, self.options.generation)
-        url = urllib.parse.urlsplit(item.origin)
-        if url.scheme in ("http", "https") and url.path.startswith("/status/"):
+        path = getattr(src, "path", "")
+        if getattr(src, "url", None) is not None and path.startswith("/status/"):
             # a Rust /status/<endpoint>: machines, jobsets, queues...
-            return normalize.from_rust_endpoint(url.path, item.doc, item.ts, src.target)
+            return normalize.from_rust_endpoint(path, item.doc, item.ts, src.target)
         gen = self.options.generation or normalize.detect(item.doc)
         if gen == "rust":
             return normalize.from_rust_status(item.doc, item.ts, src.target)
         return normalize.from_cxx_status(item.doc, item.ts, src.target)
 
-    def _check_restart(self, source: str, rows: list[dict[str, Any]]) -> None:
+    def _check_restart(self, source: str, rows: list[dict[str, Any]], ts: float) -> None:
+        """A restart event when the runner's pid changed or its uptime went down.
+
+        Either value may be missing from a document (old eras, damaged or hand-made ones):
+        the last one known is compared, and a restart starts over from what it showed.
+        """
         values = {
             r["metric"]: r["value"]
             for r in rows
@@ -134,28 +197,33 @@ class Collector:
             return
         seen = self._identity.setdefault(source, _Identity())
         pid, uptime = values.get("process_id"), values.get("uptime_seconds")
-        restarted = (seen.pid is not None and pid is not None and pid != seen.pid) or (
-            seen.uptime is not None and uptime is not None and uptime < seen.uptime
-        )
-        if restarted:
-            detail = (
-                f"queue runner restarted (pid {seen.pid:g} -> {pid:g}, uptime "
-                f"{seen.uptime} -> {uptime}); counters reset"
-            )
-            self.event(source, "restart", detail)
-            self.log(f"collect: {source}: {detail}")
-        seen.pid, seen.uptime = pid, uptime
+        pid_changed = seen.pid is not None and pid is not None and pid != seen.pid
+        went_down = seen.uptime is not None and uptime is not None and uptime < seen.uptime
+        if pid_changed or went_down:
+            changes = [f"pid {_number(seen.pid)} -> {_number(pid)}"] if pid_changed else []
+            if seen.uptime is not None and uptime is not None:
+                changes.append(f"uptime {_number(seen.uptime)} -> {_number(uptime)}")
+            detail = f"queue runner restarted ({', '.join(changes)}); counters reset"
+            self.event(source, "restart", detail, ts)
+            self.say(f"collect: {source}: {detail}")
+            seen.pid, seen.uptime = pid, uptime
+            return
+        if pid is not None:
+            seen.pid = pid
+        if uptime is not None:
+            seen.uptime = uptime
 
     def run_loop(self) -> None:
         """Sample until stopped, for ``duration_seconds``, or once."""
         opts = self.options
         start = time.monotonic()
-        deadline = None if opts.duration_seconds is None else start + opts.duration_seconds
+        if opts.duration_seconds is not None:
+            self._until = start + opts.duration_seconds
         tick = 0
         try:
             while not self.stop.is_set():
                 for src in self.sources:
-                    if self.stop.is_set():
+                    if self.stop.is_set() or time.monotonic() >= self._until:
                         break
                     self.sample(src)
                 if opts.once or all(not s.live for s in self.sources):
@@ -163,7 +231,7 @@ class Collector:
                 tick += 1
                 due = start + tick * opts.interval_seconds
                 now = time.monotonic()
-                if now > due:  # overran: skip the ticks that are already past
+                if now > due and now < self._until:  # overran: skip the ticks already past
                     missed = int((now - due) // opts.interval_seconds) + 1
                     self.event(
                         "collector",
@@ -172,11 +240,18 @@ class Collector:
                     )
                     tick += missed
                     due = start + tick * opts.interval_seconds
-                if deadline is not None and due > deadline:
+                if due > self._until:
                     break
-                self.stop.wait(due - time.monotonic())
+                self._sleep_until(due)
         finally:
             self.close()
+
+    def _sleep_until(self, due: float) -> None:
+        while not self.stop.is_set():
+            left = due - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, _LONGEST_WAIT))
 
     def close(self) -> None:
         for i in self._indexes:
@@ -189,11 +264,28 @@ class Collector:
                 closer()
 
 
+def _number(value: float | None) -> str:
+    """A pid or an uptime as text: integers in full (pids are not 4.1943e+06)."""
+    if value is None:
+        return "?"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _bug(exc: Exception) -> str:
+    return one_line(f"{type(exc).__name__}: {exc} (a bug in hydra-profiler: please report it)")
+
+
 def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGINT/SIGTERM end the collector cleanly after the sample in progress."""
+    """SIGINT/SIGTERM end the collector cleanly: any wait or request in flight is cut short
+    within about 0.1 s. A second signal while it closes the run ends the process at once
+    (the run stays readable, as after a kill)."""
 
     def handler(signum: int, _frame: object) -> None:
         stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

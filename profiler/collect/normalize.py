@@ -114,7 +114,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
     """``text`` parsed as a JSON object, or None."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     return value if isinstance(value, dict) else None
 

@@ -245,20 +245,31 @@ def _labels(sample: Any, factor: float, family: str, out: Emitter) -> dict[str, 
     return labels
 
 
+def _finite(value: Any) -> float | None:
+    """A sample's value as a finite float; None for NaN, infinities and integers beyond the
+    range of a double (the parser gives ``10**400`` as an int)."""
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _known(fam: Any, spec: Field, out: Emitter) -> None:
     """Samples of a mapped family, histograms split into _bucket/_count/_sum."""
     for sample in fam.samples:
         suffix = sample.name[len(fam.name) :]
-        if suffix in _SKIPPED_SUFFIXES or not math.isfinite(sample.value):
+        value = _finite(sample.value)
+        if suffix in _SKIPPED_SUFFIXES or value is None:
             continue
         labels = _labels(sample, spec.factor, fam.name, out)
         if fam.type == "histogram" and suffix in _HISTOGRAM:
             ours, unit = _HISTOGRAM[suffix]
             factor = spec.factor if unit is None else 1.0
             row = Field(spec.metric + ours, "counter", 1.0, unit or spec.unit)
-            out.add(row, scale(sample.value, factor), labels)
+            out.add(row, scale(value, factor), labels)
         elif suffix in ("", "_total"):
-            out.add(spec, scale(sample.value, spec.factor), labels)
+            out.add(spec, scale(value, spec.factor), labels)
         else:
             out.unknown(sample.name)
 
@@ -268,12 +279,13 @@ def _unknown(fam: Any, out: Emitter) -> None:
     out.unknown(fam.name)
     for sample in fam.samples:
         suffix = sample.name[len(fam.name) :]
-        if suffix in _SKIPPED_SUFFIXES or not math.isfinite(sample.value):
+        value = _finite(sample.value)
+        if suffix in _SKIPPED_SUFFIXES or value is None:
             continue
         cumulative = fam.type == "counter" or suffix in _HISTOGRAM
         kind = "counter" if cumulative else "gauge"
         row = Field(f"prom_{sample.name}", kind, 1.0, "")
-        out.add(row, sample.value, _labels(sample, 1.0, fam.name, out))
+        out.add(row, value, _labels(sample, 1.0, fam.name, out))
 
 
 def from_prometheus(text: str, ts: float, source: str, generation: str | None = None) -> Samples:

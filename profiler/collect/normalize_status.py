@@ -73,19 +73,23 @@ def rfc3339_seconds(text: str) -> float | None:
     """Epoch seconds of an RFC 3339 / ISO 8601 time (UTC when it has no offset)."""
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def number(raw: Any) -> float | None:
-    """A finite float from a JSON value (bools 1/0, RFC 3339 strings), else None."""
+    """A finite float from a JSON value (bools 1/0, RFC 3339 strings), else None (also for an
+    integer beyond the range of a double)."""
     if isinstance(raw, bool):
         return 1.0 if raw else 0.0
     if isinstance(raw, int | float):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:
+            return None
         return value if math.isfinite(value) else None
     if isinstance(raw, str):
         return rfc3339_seconds(raw)

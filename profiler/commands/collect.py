@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -62,7 +63,19 @@ def add_parser(sub: Any) -> None:
         stop = q.add_mutually_exclusive_group()
         stop.add_argument("--duration", help="stop after this long, e.g. 10m")
         stop.add_argument("--once", action="store_true", help="take one sample and stop")
-        q.add_argument("--timeout", default="10s", help="per-request timeout (10s)")
+        q.add_argument(
+            "--timeout",
+            default="10s",
+            help="total time a request may take, however slowly the server answers (10s)",
+        )
+        q.add_argument(
+            "--header",
+            action="append",
+            default=[],
+            metavar="'NAME: VALUE'",
+            help="an HTTP header sent to every --url, e.g. 'Authorization: Bearer TOKEN' "
+            "(stored redacted); user:password@ in a URL is sent as basic authentication",
+        )
         q.add_argument(
             "--generation",
             choices=("cxx", "rust"),
@@ -73,20 +86,39 @@ def add_parser(sub: Any) -> None:
     collect_db.add_parser(what)
 
 
+# beyond these, waits and socket timeouts overflow (and nobody means them)
+_LONGEST = {
+    "--interval": (3650 * 86400.0, "3650 days"),
+    "--duration": (3650 * 86400.0, "3650 days"),
+}
+_LONGEST_TIMEOUT = (86400.0, "1 day")
+
+
 def _seconds(text: str, flag: str) -> float:
+    """A positive, finite time span no longer than the flag allows (one-line usage errors)."""
     from profiler.units import parse_seconds
 
     try:
         value = parse_seconds(text)
     except ValueError as exc:
         raise UsageError(f"{flag}: {exc}") from None
+    longest, said = _LONGEST.get(flag, _LONGEST_TIMEOUT)
+    if not math.isfinite(value) or value > longest:
+        raise UsageError(f"{flag} {text!r}: too long (at most {said})")
+    if value <= 0:
+        raise UsageError(f"{flag} must be positive" + (" (or use --once)" * (flag == "--duration")))
     return value
 
 
 def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:
     from profiler.collect import sources as src
+    from profiler.collect.transfer import parse_header
 
-    out: list[Any] = [src.HttpSource(u, kind=args.kind, timeout_seconds=timeout) for u in args.url]
+    headers = dict(parse_header(h) for h in args.header)
+    out: list[Any] = [
+        src.HttpSource(u, kind=args.kind, timeout_seconds=timeout, headers=headers)
+        for u in args.url
+    ]
     out += [src.FileSource(f, kind=args.kind) for f in args.file]
     if args.kind == "status":
         out += [src.CommandSource(c, timeout_seconds=timeout) for c in args.command]
@@ -96,20 +128,20 @@ def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:
             f"collect {args.kind}: give at least one source (--url, --file"
             f"{', --command, --pg' if args.kind == 'status' else ''})"
         )
+    if headers and not args.url:
+        raise UsageError("--header: only --url sources send headers")
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     from profiler.collect.collector import Collector, CollectorOptions, install_signal_handlers
-    from profiler.store import Run, compact, redact
+    from profiler.store import Run, compact, redact, redact_argv
 
     interval = _seconds(args.interval, "--interval")
-    if interval <= 0:
-        raise UsageError("--interval must be positive")
     timeout = _seconds(args.timeout, "--timeout")
     duration = _seconds(args.duration, "--duration") if args.duration else None
     sources = build_sources(args, timeout)
-    run_dir = Run.open(args.out, command=redact(" ".join(sys.argv)))
+    run_dir = Run.open(args.out, command=redact_argv(sys.argv))
 
     def log(message: str) -> None:
         print(redact(message), file=sys.stderr, flush=True)
