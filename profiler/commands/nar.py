@@ -67,7 +67,7 @@ def run_dump(args: argparse.Namespace) -> int:
             "redirect stdout to a file or a pipe"
         )
     sys.stdout.flush()
-    nar.dump_to_fd(args.path, sys.stdout.fileno())
+    nar.dump_to_fd(args.path, sys.stdout.fileno(), name="stdout")
     return 0
 
 
