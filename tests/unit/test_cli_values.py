@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -213,3 +214,25 @@ def test_fuzzed_samples_say_what_is_wrong(
 
 def test_no_output_was_left(tmp_path: Path) -> None:
     assert os.listdir(OUT) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--codec", "xz:19:threads=2"],
+        ["bench", "--codec", "compression=xz&compression-level=12&parallel-compression=true"],
+        ["testbed", "--codec", "xz:-1:threads=2", "--out", f"{OUT}/t"],
+        ["analyze", "/nonexistent-run", "--codec", "xz:19:threads=2"],
+        ["analyze", "/nonexistent-run", "--whatif", "codec=xz:19:threads=2"],
+        ["report", "/nonexistent-run", "-o", f"{OUT}/r.html", "--codec", "xz:19:threads=2"],
+        ["report", "/nonexistent-run", "-o", f"{OUT}/r.html", "--whatif", "codec=xz:19:parallel"],
+    ],
+)
+def test_an_xz_level_out_of_range_is_one_line_everywhere(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(r"level (19|12|-1) out of range for xz \(valid: xz 0-9, zstd 1-22", err)
+    assert not os.listdir(OUT)
