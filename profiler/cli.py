@@ -10,9 +10,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from profiler import __version__
-from profiler.errors import ProfilerError, UsageError
+from profiler.errors import OutputError, ProfilerError, UsageError
 
 PROG = "hydra-profiler"
 EXAMPLES = """\
@@ -69,19 +70,81 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _GuardedOutput:
+    """stdout as the commands see it: a failed write (a full disk, ``> /dev/full``, an I/O
+    error) becomes one-line ``OutputError`` instead of a traceback; a closed pipe stays
+    ``BrokenPipeError`` (the reader's choice, handled quietly by :func:`main`)."""
+
+    def __init__(self, stream: Any, name: str = "stdout") -> None:
+        self._stream = stream
+        self._name = name
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{self._name}: cannot write: {exc.strerror or exc}") from None
+
+    def write(self, data: Any) -> Any:
+        return self._guard(self._stream.write, data)
+
+    def writelines(self, lines: Any) -> Any:
+        return self._guard(self._stream.writelines, lines)
+
+    def flush(self) -> Any:
+        return self._guard(self._stream.flush)
+
+    @property
+    def buffer(self) -> _GuardedOutput:
+        return _GuardedOutput(self._stream.buffer, self._name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so that the interpreter's last flush of what could not be
+    written does not print a second error at exit."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real fd (a test's captured stdout)
+        pass
+
+
+def _one_line(exc: object) -> str:
+    """The message on one line whatever it quotes (a file name or value with a newline)."""
+    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    real_stdout = sys.stdout
+    sys.stdout = _GuardedOutput(real_stdout)
     try:
         args = build_parser().parse_args(argv)
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a write error shows here, not at exit
+        return code
+    except OutputError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        _silence_stdout()
+        return exc.exit_code
     except ProfilerError as exc:
         from profiler.store.redact import redact  # messages may echo a URL or an argument
 
-        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(redact(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly, like the coreutils do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 1
+    finally:
+        sys.stdout = real_stdout
+        try:  # what an error left in the buffer must not fail again at exit
+            real_stdout.flush()
+        except OSError:
+            _silence_stdout()

@@ -62,6 +62,9 @@ XZ_DICT_BYTES = {
     9: 64 * MiB,
 }
 NIX235_FRAME_BYTES = 16 * MiB
+MIN_FRAME_BYTES = 64 << 10  # smaller frames are all headers and lost matches: nothing writes them
+MAX_FRAME_BYTES = 4 << 30
+MAX_THREADS = 256  # libzstd's limit on workers (ZSTDMT_NBWORKERS_MAX on 64-bit)
 CLIENT_MAX_WINDOW_LOG = 27  # Nix clients fail to decode larger zstd windows (§3.4)
 _EXTENSIONS = {"xz": ".xz", "zstd": ".zst", "br": ".br", "bzip2": ".bz2"}
 
@@ -95,7 +98,7 @@ class CodecSpec:
         if self.long_log:
             parts.append(f"long={self.long_log}")
         if self.frame_bytes:
-            parts.append(f"frames={self.frame_bytes // MiB}M")
+            parts.append(f"frames={_size_label(self.frame_bytes)}")
         if self.threads != 1:
             parts.append(f"threads={self.threads}")
         return ":".join(parts)
@@ -128,11 +131,27 @@ def _int(text: str, what: str, spec: str) -> int:
         raise UsageError(f"codec {spec!r}: {what} must be an integer, got {text!r}") from None
 
 
+_SIZE_UNITS = {"K": 1 << 10, "M": MiB, "G": 1 << 30}
+
+
 def _size(text: str, spec: str) -> int:
-    units = {"K": 1 << 10, "M": MiB, "G": 1 << 30}
-    mult = units.get(text[-1:].upper(), 1)
-    number = text[:-1] if text[-1:].upper() in units else text
-    return _int(number, "frames", spec) * mult
+    mult = _SIZE_UNITS.get(text[-1:].upper(), 1)
+    number = text[:-1] if text[-1:].upper() in _SIZE_UNITS else text
+    size = _int(number, "frames", spec) * mult
+    if not MIN_FRAME_BYTES <= size <= MAX_FRAME_BYTES:
+        raise UsageError(
+            f"codec {spec!r}: frames={text} out of range: a frame holds 64K to 4G of input "
+            "(Nix 2.35 writes 16M)"
+        )
+    return size
+
+
+def _size_label(size: int) -> str:
+    """``16M``, ``1536K``, ``65537``: exact, so that distinct frame sizes never share a label
+    (and the label parses back to the same size)."""
+    if size % MiB == 0:
+        return f"{size // MiB}M"
+    return f"{size // 1024}K" if size % 1024 == 0 else str(size)
 
 
 @dataclass
@@ -230,7 +249,7 @@ def _parse_query(text: str) -> _Request:
     req.level = None if level == "-1" else _int(level, "compression-level", text)
     parallel = pairs.pop("parallel-compression", None)
     if parallel is not None:
-        req.parallel = parallel.lower() in ("true", "1", "yes")
+        req.parallel = _bool(parallel, "parallel-compression", text)
     ignored = sorted(k for k in pairs if k in _QUERY_IGNORED)
     unknown = sorted(k for k in pairs if k not in _QUERY_IGNORED)
     if unknown:
@@ -241,6 +260,14 @@ def _parse_query(text: str) -> _Request:
     if ignored:
         req.notes.append(f"store settings not about NAR compression ignored: {', '.join(ignored)}")
     return req
+
+
+def _bool(value: str, what: str, text: str) -> bool:
+    """A Nix boolean setting's value (``true``/``false``, also ``yes``/``no``, ``1``/``0``)."""
+    word = value.strip().lower()
+    if word not in ("true", "1", "yes", "false", "0", "no"):
+        raise UsageError(f"codec {text!r}: {what} must be true or false, got {value!r}")
+    return word in ("true", "1", "yes")
 
 
 def _check_method(method: str, text: str) -> None:
@@ -259,30 +286,39 @@ def _resolve(req: _Request, text: str) -> CodecSpec:
         "rust": _as_rust,
         "rust-presigned": _as_rust_presigned,
     }[req.writer]
+    if req.writer in ("nix", "nix235") and req.level is not None:
+        # Nix passes the level on as given (the Rust writers clamp or map it): check it
+        # before anything looks a level up in a table
+        _check_level(req.method, req.level, text)
+    if req.frame_bytes is not None and req.method != "zstd":
+        raise UsageError(f"codec {text!r}: frames=SIZE is a zstd option")
+    if req.threads is not None and not 1 <= req.threads <= MAX_THREADS:
+        raise UsageError(
+            f"codec {text!r}: threads must be at least 1 and at most {MAX_THREADS}, "
+            f"got {req.threads}"
+        )
     spec = resolve(req, text)
-    _check_level(spec, text)
+    if spec.level is not None:
+        _check_level(spec.method, spec.level, text)
     if spec.long_log is not None and not 10 <= spec.long_log <= 31:
         raise UsageError(f"codec {text!r}: long={spec.long_log} out of range (10-31)")
     if spec.long_log is not None and spec.method != "zstd":
         raise UsageError(f"codec {text!r}: long=N is a zstd option")
     if spec.extreme and spec.method != "xz":
         raise UsageError(f"codec {text!r}: extreme is an xz option")
-    if spec.threads < 1:
-        raise UsageError(f"codec {text!r}: threads must be at least 1")
     notes = [*req.notes, *spec.notes]
     if not spec.client_compatible:
         notes.append(f"window 2^{spec.long_log} exceeds what Nix clients decode (2^27)")
     return replace(spec, notes=tuple(notes))
 
 
-def _check_level(spec: CodecSpec, text: str) -> None:
-    if spec.method == "none" or spec.level is None:
-        return
-    lo, hi = LEVELS[spec.method]
-    if not lo <= spec.level <= hi:
+def _check_level(method: str, level: int, text: str) -> None:
+    if method not in LEVELS:
+        return  # none: no level
+    lo, hi = LEVELS[method]
+    if not lo <= level <= hi:
         raise UsageError(
-            f"codec {text!r}: level {spec.level} out of range for {spec.method} "
-            f"(valid: {_valid_levels()})"
+            f"codec {text!r}: level {level} out of range for {method} (valid: {_valid_levels()})"
         )
 
 
@@ -337,6 +373,8 @@ def _as_rust(req: _Request, text: str) -> CodecSpec:
     notes = []
     if req.parallel and req.method != "xz":
         notes.append("the Rust runner has parallel compression only for xz")
+    if req.frame_bytes:
+        notes.append("the Rust runner writes one zstd frame; frames=SIZE ignored")
     block = max(3 * XZ_DICT_BYTES[level], MiB) if threads > 1 and level is not None else 0
     return CodecSpec(
         req.method,
@@ -368,6 +406,8 @@ def _as_rust_presigned(req: _Request, text: str) -> CodecSpec:
         notes.append(f"presigned upload maps level {n} to {level}")
     if req.parallel:
         notes.append("presigned uploads compress single-threaded per NAR")
+    if req.frame_bytes:
+        notes.append("the Rust builder writes one zstd frame; frames=SIZE ignored")
     return CodecSpec(req.method, level, 1, False, req.long_log, 0, 0, req.writer, tuple(notes))
 
 

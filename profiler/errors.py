@@ -56,3 +56,7 @@ class CollectorError(ProfilerError):
 
 class StoreError(ProfilerError):
     """A run directory cannot be created, read or written (the message names the path)."""
+
+
+class OutputError(ProfilerError):
+    """Output cannot be written (stdout on a full disk, a closed or failing device)."""

@@ -392,11 +392,22 @@ def resolve(specs: Iterable[str]) -> list[Payload]:
 
 
 def _sample(spec: str, arg: str) -> list[str]:
-    count, _, seed = arg.partition(":")
+    count_text, _, seed_text = arg.partition(":")
     try:
-        return store_sample(int(count), int(seed or 0))
+        count = int(count_text)
     except ValueError:
-        raise UsageError(f"{spec}: expected sample:N[:SEED] with integers") from None
+        raise UsageError(
+            f"{spec!r}: expected sample:N[:SEED]: N must be a whole number, got {count_text!r}"
+        ) from None
+    try:
+        seed = int(seed_text or 0)
+    except ValueError:
+        raise UsageError(
+            f"{spec!r}: expected sample:N[:SEED]: SEED must be a whole number, got {seed_text!r}"
+        ) from None
+    if count < 1:
+        raise UsageError(f"{spec!r}: N must be positive (how many store paths), got {count}")
+    return store_sample(count, seed)
 
 
 def _unique_names(payloads: list[Payload]) -> list[Payload]:

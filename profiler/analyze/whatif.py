@@ -43,39 +43,88 @@ class Change:
     label: str
 
 
-def parse_change(text: str) -> Change:
-    """``codec=zstd:19``, ``compress=0.8``, ``workers=8``, ``machines=+2``, ``upload=100MB/s``."""
-    from profiler.units import parse_bits_per_second, parse_bytes
+MAX_COMPRESS_FACTOR = 100.0
+MAX_MACHINES = 10_000
+MAX_WORKERS = 100_000
 
+
+def parse_change(text: str) -> Change:
+    """``codec=zstd:19``, ``compress=0.8``, ``workers=8``, ``machines=+2``, ``upload=100MB/s``.
+
+    Every value is checked here, so a change the simulator cannot run is a usage error
+    before any analysis, with the reason."""
     key, sep, value = text.partition("=")
     key, value = key.strip(), value.strip()
     if not sep or not value:
         raise UsageError(f"--whatif {text!r}: expected KEY=VALUE (see --help)")
+    parse = _PARSERS.get(key)
+    if parse is None:
+        raise UsageError(
+            f"--whatif {text!r}: unknown change {key!r} (codec, compress, workers, machines, "
+            "upload)"
+        )
     try:
-        if key == "codec":
-            return Change("codec", canonical(value), f"codec {canonical(value)}")
-        if key == "compress":
-            factor = float(value)
-            if not 0 <= factor:
-                raise ValueError("a factor >= 0")
-            return Change("compress", factor, f"compression time x{factor:g}")
-        if key == "workers":
-            return Change("workers", int(value), f"{int(value)} local worker slots")
-        if key == "machines":
-            m = re.fullmatch(r"([+-]?)(\d+)", value)
-            if m is None:
-                raise ValueError("+N, -N or N")
-            return Change("machines", (m.group(1), int(m.group(2))), f"machines {value}")
-        if key == "upload":
-            rate = value.removesuffix("/s")
-            bits = "bit" in rate.lower() or rate.lower().endswith("bps")
-            per_s = parse_bits_per_second(rate) / 8 if bits else float(parse_bytes(rate))
-            return Change("upload", per_s, f"upload {per_s / 1e6:g} MB/s")
+        return parse(value)
     except (ValueError, UsageError) as exc:
         raise UsageError(f"--whatif {text!r}: {exc}") from None
-    raise UsageError(
-        f"--whatif {text!r}: unknown change {key!r} (codec, compress, workers, machines, upload)"
-    )
+
+
+def _codec_change(value: str) -> Change:
+    label = canonical(value)
+    return Change("codec", label, f"codec {label}")
+
+
+def _compress_change(value: str) -> Change:
+    try:
+        factor = float(value)
+    except ValueError:
+        raise ValueError("compress=FACTOR needs a number, e.g. 0.8") from None
+    if not 0 <= factor <= MAX_COMPRESS_FACTOR:  # also false for nan
+        raise ValueError(f"the factor must be from 0 to {MAX_COMPRESS_FACTOR:g}, got {value}")
+    return Change("compress", factor, f"compression time x{factor:g}")
+
+
+def _workers_change(value: str) -> Change:
+    if not re.fullmatch(r"\+?\d+", value):
+        raise ValueError("workers=N needs a whole number of local worker slots, e.g. 8")
+    n = int(value)
+    if not 1 <= n <= MAX_WORKERS:
+        raise ValueError(f"local worker slots must be from 1 to {MAX_WORKERS:,}, got {n}")
+    return Change("workers", n, f"{n} local worker slots")
+
+
+def _machines_change(value: str) -> Change:
+    m = re.fullmatch(r"([+-]?)(\d+)", value)
+    if m is None:
+        raise ValueError("machines= needs +N, -N or N (whole numbers)")
+    sign, n = m.group(1), int(m.group(2))
+    if n == 0:
+        raise ValueError(
+            "machines=0 would leave no machines" if not sign else "adds or removes no machine"
+        )
+    if n > MAX_MACHINES:
+        raise ValueError(f"at most {MAX_MACHINES:,} machines")
+    return Change("machines", (sign, n), f"machines {sign}{n}")
+
+
+def _upload_change(value: str) -> Change:
+    from profiler.units import parse_bits_per_second, parse_bytes
+
+    rate = value.removesuffix("/s")
+    bits = "bit" in rate.lower() or rate.lower().endswith("bps")
+    per_s = parse_bits_per_second(rate) / 8 if bits else float(parse_bytes(rate))
+    if not (math.isfinite(per_s) and per_s > 0):
+        raise ValueError("the upload bandwidth must be a positive, finite rate, e.g. 100MB/s")
+    return Change("upload", per_s, f"upload {per_s / 1e6:g} MB/s")
+
+
+_PARSERS = {
+    "codec": _codec_change,
+    "compress": _compress_change,
+    "workers": _workers_change,
+    "machines": _machines_change,
+    "upload": _upload_change,
+}
 
 
 @dataclass(frozen=True)

@@ -193,11 +193,21 @@ def write_plots(rows: pd.DataFrame, directory: str) -> list[str]:
     """
     if successful(rows).empty:
         return []
-    os.makedirs(directory, exist_ok=True)
+    import io
+
+    from profiler import atomic
+    from profiler.errors import BenchmarkError
+
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise atomic.cannot_write(directory, exc, BenchmarkError) from None
     paths = []
     for name, draw in zip(FILES, (plot_tradeoff, plot_decompress, plot_class_ratios), strict=True):
         path = os.path.join(directory, name)
-        draw(rows).savefig(path, dpi=DPI, bbox_inches="tight")
+        png = io.BytesIO()
+        draw(rows).savefig(png, format="png", dpi=DPI, bbox_inches="tight")
+        atomic.write_bytes(path, png.getvalue(), error=BenchmarkError)  # whole or not at all
         paths.append(path)
     return paths
 

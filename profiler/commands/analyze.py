@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
+from profiler.commands.argtypes import integer
 from profiler.errors import UsageError
 from profiler.units import format_share
 
@@ -71,16 +73,18 @@ CODEC_HELP = (
 def add_farm_arguments(p: argparse.ArgumentParser) -> None:
     """What the operator knows of the farm better than the data, for `analyze` and `report`."""
     p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
-    p.add_argument("--slots", type=int, help="build slots per machine (default: observed)")
+    p.add_argument(
+        "--slots", type=integer(1, 100_000), help="build slots per machine (default: observed)"
+    )
     p.add_argument(
         "--local-workers",
-        type=int,
+        type=integer(1, 100_000),
         metavar="N",
         help="C++ max_local_worker_threads (default: inferred where steps waited for one)",
     )
     p.add_argument(
         "--runner-cores",
-        type=int,
+        type=integer(1, 100_000),
         metavar="N",
         help="CPU cores of the C++ runner's host (default: this machine's)",
     )
@@ -165,11 +169,15 @@ def run(args: argparse.Namespace) -> int:
         window = parse_seconds(args.window)
     except ValueError as exc:
         raise UsageError(f"--window: {exc}") from None
-    if args.slots is not None and args.slots < 1:
-        raise UsageError("--slots must be at least 1")
+    if not (math.isfinite(window) and window > 0):
+        raise UsageError(f"--window must be a positive duration, got {args.window!r}")
     from profiler.analyze import whatif as wi
 
     changes = [wi.parse_change(text) for text in args.whatif]
+    if args.codec is not None:
+        from profiler.analyze.profiles import canonical
+
+        canonical(args.codec)  # a bad spec fails before the run is read
     a = analyze(
         args.run_dir,
         profiles_dir=args.profiles,

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import math
 import os
 import sys
 import tomllib
 from typing import Any
 
+from profiler.commands.argtypes import integer, number
 from profiler.errors import UsageError
 
+MAX_RUNS = 10_000
+MAX_MIN_TIME = 86_400.0
 SUITES_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench", "suites")
 
 HELP = """\
@@ -52,11 +57,24 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--codec", action="append", metavar="SPEC", help="codec spec (repeatable)")
     p.add_argument("--suite", default="quick", help="quick, hydra, full, or a .toml file")
-    p.add_argument("--repeat", type=int, metavar="N", help="at least N timed runs per phase")
     p.add_argument(
-        "--min-time", type=float, metavar="SECONDS", help="at least this much timed work per phase"
+        "--repeat",
+        type=integer(1, MAX_RUNS),
+        metavar="N",
+        help="at least N timed runs per phase",
+    )
+    p.add_argument(
+        "--min-time",
+        type=number(0, MAX_MIN_TIME),
+        metavar="SECONDS",
+        help="at least this much timed work per phase",
     )
     p.add_argument("--out", metavar="DIR", help="result directory (default: ./bench-<UTC time>)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the bench result already in --out (refused without it)",
+    )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument(
         "--daily-nar",
@@ -66,7 +84,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--storage-price",
-        type=float,
+        type=number(0, 1e9),
         default=23.0,
         metavar="USD",
         help="storage price in $ per TB-month (default 23, S3 Standard)",
@@ -89,7 +107,7 @@ def add_parser(sub: Any) -> None:
 
 
 def load_suite(name: str) -> dict[str, Any]:
-    """A suite by name (quick, hydra, full) or path to a TOML file."""
+    """A suite by name (quick, hydra, full) or path to a TOML file, checked."""
     path = name if name.endswith(".toml") else os.path.join(SUITES_DIR, f"{name}.toml")
     try:
         with open(path, "rb") as f:
@@ -101,25 +119,53 @@ def load_suite(name: str) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    for key in ("payloads", "codecs"):
-        if not isinstance(suite.get(key), list) or not suite[key]:
-            raise UsageError(f"{path}: suite needs a non-empty list {key!r}")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: invalid TOML: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the suite: {exc.strerror or exc}") from None
+    _check_suite(suite, path)
     return suite
+
+
+def _check_suite(suite: dict[str, Any], path: str) -> None:
+    for key in ("payloads", "codecs"):
+        items = suite.get(key)
+        if not isinstance(items, list) or not items:
+            raise UsageError(f"{path}: suite needs a non-empty list {key!r}")
+        bad = [item for item in items if not isinstance(item, str) or not item.strip()]
+        if bad:
+            raise UsageError(f"{path}: {key!r} must list strings; got {bad[0]!r}")
+    runs = suite.get("min_runs", 2)
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
+        raise UsageError(f"{path}: min_runs must be a whole number from 1 to {MAX_RUNS}")
+    seconds = suite.get("min_time_seconds", 0.5)
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= MAX_MIN_TIME  # also false for nan
+    ):
+        raise UsageError(f"{path}: min_time_seconds must be a number from 0 to {MAX_MIN_TIME:g}")
 
 
 def assumptions(args: argparse.Namespace) -> Any:
     from profiler.bench.derive import Assumptions
     from profiler.units import parse_bits_per_second, parse_bytes
 
-    try:
-        return Assumptions(
-            parse_bytes(args.daily_nar),
-            args.storage_price,
-            parse_bits_per_second(args.client_link),
-            parse_bits_per_second(args.uplink),
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    figures = []
+    for option, text, parse in (
+        ("--daily-nar", args.daily_nar, parse_bytes),
+        ("--client-link", args.client_link, parse_bits_per_second),
+        ("--uplink", args.uplink, parse_bits_per_second),
+    ):
+        try:
+            value = float(parse(text))
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{option}: must be a positive, finite amount, got {text!r}")
+        figures.append(value)
+    daily, client, uplink = figures
+    return Assumptions(daily, args.storage_price, client, uplink)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,11 +177,20 @@ def run(args: argparse.Namespace) -> int:
         parse_spec(spec)  # a typo fails before any payload is read
     a = assumptions(args)
     out = args.out or f"bench-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    if args.profile:
-        from profiler.bench.profile import run_profiled
+    from profiler.bench.results import check_out
 
-        return run_profiled(sys.argv[1:], out)
-    return _measure(args, suite, specs, a, out)
+    created = check_out(out, force=args.force)  # before any work: refusals, unwritable
+    try:
+        if args.profile:
+            from profiler.bench.profile import run_profiled
+
+            return run_profiled(sys.argv[1:], out)
+        return _measure(args, suite, specs, a, out)
+    except BaseException:
+        if created:  # leave no empty directory behind a bench that failed
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        raise
 
 
 def _measure(
@@ -147,13 +202,11 @@ def _measure(
     chosen = args.payloads or suite["payloads"]
     found = payloads.resolve(chosen)
     options = harness.BenchOptions(
-        min_runs=args.repeat or int(suite.get("min_runs", 2)),
+        min_runs=args.repeat if args.repeat is not None else int(suite.get("min_runs", 2)),
         min_time_seconds=args.min_time
         if args.min_time is not None
         else float(suite.get("min_time_seconds", 0.5)),
     )
-    if options.min_runs < 1 or options.min_time_seconds < 0:
-        raise UsageError("--repeat must be at least 1 and --min-time not negative")
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from profiler.commands.argtypes import number
+
 HELP = """\
 Compares timed runs of the codecs both results measured, over the payloads both measured
 (checked by NarHash: payloads whose bytes differ are left out), with a Mann-Whitney U test.
@@ -26,7 +28,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("baseline", help="result directory A (the reference)")
     p.add_argument("candidate", help="result directory B")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    p.add_argument(
+        "--alpha",
+        type=number(above=0, below=1),
+        default=0.05,
+        help="significance level, between 0 and 1 (0.05)",
+    )
     p.set_defaults(run=run)
 
 

@@ -87,11 +87,10 @@ def _write_text(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        with open(output, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-    except OSError as exc:
-        raise StoreError(f"{output}: cannot write: {exc.strerror}") from None
+    from profiler import atomic
+
+    with atomic.replacing(output, "w", newline="", error=StoreError) as f:
+        f.write(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     elif fmt == "json":
         _write_text(json_text(df), args.output)
     else:
-        try:
-            df.to_parquet(args.output, index=False)
-        except OSError as exc:
-            raise StoreError(f"{args.output}: cannot write: {exc}") from None
+        from profiler import atomic
+
+        with atomic.replacing(args.output, "wb", error=StoreError) as f:
+            df.to_parquet(f, index=False)
     return 0

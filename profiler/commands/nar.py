@@ -67,7 +67,7 @@ def run_dump(args: argparse.Namespace) -> int:
             "redirect stdout to a file or a pipe"
         )
     sys.stdout.flush()
-    nar.dump_to_fd(args.path, sys.stdout.fileno())
+    nar.dump_to_fd(args.path, sys.stdout.fileno(), name="stdout")
     return 0
 
 
@@ -102,19 +102,25 @@ def run_ls(args: argparse.Namespace) -> int:
     from profiler.payloads import decode_errors
 
     inner = os.fsencode(args.inner.strip("/"))
+    wanted = inner.split(b"/") if inner else []
     out = sys.stdout.buffer
     found = False
     try:
         with _open(args.file) as stream:
             for entry in nar.iter_entries(stream, source=args.file):
-                rel = _relative(entry.path, inner)
-                if rel is None:
+                # by depth first: a deep NAR costs nothing for the levels not listed
+                depth = entry.depth
+                if depth < len(wanted) or (not args.recursive and depth > len(wanted) + 1):
+                    continue
+                names = entry.components()
+                if names[: len(wanted)] != wanted:
                     continue
                 found = True
-                if rel and (args.recursive or b"/" not in rel):
-                    out.write(_line(entry, b"./" + rel, args.long))
-                elif not rel and entry.type != "directory":
-                    out.write(_line(entry, inner.rsplit(b"/", 1)[-1], args.long))
+                rel = names[len(wanted) :]
+                if rel:
+                    out.write(_line(entry, b"./" + b"/".join(rel), args.long))
+                elif entry.type != "directory":
+                    out.write(_line(entry, wanted[-1], args.long))
     except BrokenPipeError:
         raise
     except decode_errors() as exc:
@@ -122,14 +128,6 @@ def run_ls(args: argparse.Namespace) -> int:
     if not found:
         raise PayloadError(f"{args.file}: no path {args.inner!r} in this NAR")
     return 0
-
-
-def _relative(path: bytes, inner: bytes) -> bytes | None:
-    if not inner:
-        return path
-    if path == inner:
-        return b""
-    return path[len(inner) + 1 :] if path.startswith(inner + b"/") else None
 
 
 def _line(entry: nar.NarEntry, shown: bytes, long: bool) -> bytes:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from profiler import corpus, payloads
+from profiler import atomic, corpus, payloads
 from profiler.units import format_bytes
 
 HELP = """\
@@ -41,6 +41,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.manifest:
+        atomic.check_writable(args.manifest)  # before reading every payload
     found = payloads.resolve(args.specs)
     rows = []
     for i, p in enumerate(found, 1):
@@ -48,9 +50,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(corpus.manifest_row(p, p.read()))
     doc = {"corpus": " ".join(args.specs), "payloads": rows}
     if args.manifest:
-        with open(args.manifest, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        atomic.write_text(args.manifest, json.dumps(doc, indent=2) + "\n")
     if args.format == "json":
         json.dump(doc, sys.stdout, indent=2)
         print()

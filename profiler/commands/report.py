@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -74,16 +75,14 @@ def _check_args(args: argparse.Namespace) -> float | None:
         _format(out)
     if args.trace and not args.trace.lower().endswith(".json"):
         raise UsageError(f"--trace {args.trace}: a Chrome trace is a .json file")
-    if args.slots is not None and args.slots < 1:
-        raise UsageError("--slots must be at least 1")
     if args.window is None:
         return None
     try:
         window = parse_seconds(args.window)
     except ValueError as exc:
         raise UsageError(f"--window: {exc}") from None
-    if not window > 0:
-        raise UsageError("--window must be positive")
+    if not (math.isfinite(window) and window > 0):
+        raise UsageError("--window must be a positive, finite duration")
     return window
 
 
@@ -97,25 +96,29 @@ def _default_changes(a: Any, profiles: str | None) -> list[str]:
     return specs
 
 
-def _projections(a: Any, args: argparse.Namespace) -> tuple[list[Any], list[str]]:
-    """The what-ifs asked for, else the defaults; those the data cannot support, as notes."""
+def _projections(
+    a: Any, args: argparse.Namespace, asked: list[Any] | None = None
+) -> tuple[list[Any], list[str]]:
+    """The what-ifs asked for (``asked``: parsed already, else ``args.whatif``), else the
+    defaults; those the data cannot support, as notes."""
     from profiler.analyze import whatif as wi
 
-    specs = args.whatif or _default_changes(a, args.profiles)
-    done, failed = wi.project_all(a, [wi.parse_change(text) for text in specs], slots=args.slots)
+    if asked is None:
+        asked = [wi.parse_change(t) for t in args.whatif]
+    changes = asked or [wi.parse_change(t) for t in _default_changes(a, args.profiles)]
+    done, failed = wi.project_all(a, changes, slots=args.slots)
     return done, [f"what-if {label} not projected: {reason}" for label, reason in failed]
 
 
 def _write(path: str, text: str) -> None:
+    from profiler import atomic
+
     parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
     except OSError as exc:
-        raise ProfilerError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise atomic.cannot_write(path, exc) from None
+    atomic.write_text(path, text)
 
 
 def figure_dir(out: str) -> str:
@@ -144,9 +147,14 @@ def _write_report(report: Any, out: str, note: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from profiler.analyze import whatif as wi
     from profiler.analyze.analysis import analyze
+    from profiler.analyze.profiles import canonical
 
     window = _check_args(args)
+    asked = [wi.parse_change(text) for text in args.whatif]  # bad values fail before the work
+    if args.codec is not None:
+        canonical(args.codec)
     print(f"analysing {args.run_dir}...", file=sys.stderr)
     a = analyze(
         args.run_dir,
@@ -166,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from profiler.report import build
 
-    whatifs, failed = _projections(a, args)
+    whatifs, failed = _projections(a, args, asked)
     print("drawing figures...", file=sys.stderr)
     report = build.build_report(
         a, bench_dir=args.profiles, whatifs=whatifs, window_seconds=window, failed_whatifs=failed

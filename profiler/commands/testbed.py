@@ -10,10 +10,19 @@ true phase times in DIR/truth.json. Use it to test collectors and analysis, and 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
-from profiler.errors import UsageError
+from profiler.commands.argtypes import integer, number
+from profiler.errors import ProfilerError, UsageError
+
+MAX_STEPS = 100_000
+MAX_MACHINES = 1_000
+MAX_JOBS = 1_000
+MAX_WORKERS = 1_024  # Hydra caps max_local_worker_threads' default there too
+MAX_DELAY = 3_600.0
+MAX_BUILD_SCALE = 1_000.0
 
 HELP = """\
 examples:
@@ -44,22 +53,27 @@ def add_parser(sub: Any) -> None:
         default="compression=xz",
         help="store-URI query or short spec (default compression=xz)",
     )
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--steps", type=integer(1, MAX_STEPS), default=40)
+    p.add_argument("--seed", type=integer(), default=1)
     p.add_argument("--workload", metavar="FILE", help="replay a saved workload.json")
-    p.add_argument("--machines", type=int, default=2)
-    p.add_argument("--max-jobs", type=int, default=2)
+    p.add_argument("--machines", type=integer(1, MAX_MACHINES), default=2)
+    p.add_argument("--max-jobs", type=integer(1, MAX_JOBS), default=2)
     p.add_argument(
         "--local-workers",
-        type=int,
+        type=integer(1, MAX_WORKERS),
         metavar="N",
         help="C++ max_local_worker_threads (default: Hydra's, max(4, cores)-2)",
     )
     p.add_argument("--link", metavar="RATE", help="builder link bandwidth, e.g. 200Mbit")
     p.add_argument("--upload", metavar="RATE", help="cache upload bandwidth, e.g. 100Mbit")
-    p.add_argument("--dispatch-delay", type=float, default=0.0, metavar="SECONDS")
-    p.add_argument("--db-latency", type=float, default=0.0, metavar="SECONDS")
-    p.add_argument("--build-scale", type=float, default=1.0, help="scale build durations")
+    p.add_argument("--dispatch-delay", type=number(0, MAX_DELAY), default=0.0, metavar="SECONDS")
+    p.add_argument("--db-latency", type=number(0, MAX_DELAY), default=0.0, metavar="SECONDS")
+    p.add_argument(
+        "--build-scale",
+        type=number(0, MAX_BUILD_SCALE),
+        default=1.0,
+        help="scale build durations",
+    )
     p.add_argument("--burn", action="store_true", help="builds burn CPU instead of waiting")
     p.add_argument(
         "--upload-mode",
@@ -70,7 +84,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--pressure-machines",
-        type=int,
+        type=integer(0, MAX_MACHINES),
         default=0,
         metavar="N",
         help="Rust: N builders report CPU pressure over their threshold (machineFreeFn "
@@ -78,7 +92,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--retry",
-        type=int,
+        type=integer(0, MAX_STEPS),
         default=0,
         metavar="N",
         help="N steps fail transiently on their first attempt and are retried after a "
@@ -86,27 +100,60 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--fail",
-        type=int,
+        type=integer(0, MAX_STEPS),
         default=0,
         metavar="N",
         help="N steps that nothing depends on fail to build (chosen with --seed): the build "
         "is marked failed, no outputs, NULL sizes, as on a real farm",
     )
     p.add_argument("--pg", metavar="DSN", help="write Hydra's tables into this PostgreSQL")
-    p.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
+    p.add_argument(
+        "--port", type=integer(0, 65535), default=0, help="HTTP port (default: a free one)"
+    )
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(run=run)
 
 
-def _rate(text: str | None) -> float | None:
+def _rate(option: str, text: str | None) -> float | None:
+    import math
+
     from profiler.units import parse_bits_per_second
 
     if text is None:
         return None
     try:
-        return parse_bits_per_second(text) / 8
+        rate = parse_bits_per_second(text) / 8
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"{option}: {exc}") from None
+    if not (math.isfinite(rate) and rate > 0):
+        raise UsageError(f"{option}: must be a positive, finite rate, got {text!r}")
+    return rate
+
+
+def check_out(out: str) -> None:
+    """``--out`` must be a new or empty directory, or an earlier testbed run (its files are
+    replaced); never a file or an unrelated directory, and it must be writable."""
+    from profiler import atomic
+
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    if os.path.isdir(out):
+        try:
+            names = os.listdir(out)
+        except OSError as exc:
+            raise ProfilerError(f"--out {out}: cannot read: {exc.strerror or exc}") from None
+        earlier = "workload.json" in names or "truth.json" in names
+        if names and not earlier:
+            raise UsageError(
+                f"--out {out}: a non-empty directory that is not a testbed run; "
+                "give a new or empty directory"
+            )
+        atomic.check_writable(os.path.join(out, "truth.json"))
+        return
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise ProfilerError(f"--out {out}: cannot create: no directory {parent}")
+    atomic.check_writable(os.path.join(parent, os.path.basename(os.path.abspath(out))))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,10 +166,6 @@ def run(args: argparse.Namespace) -> int:
     from profiler.testbed.run import run_testbed
 
     parse_spec(args.codec)
-    if args.machines < 1 or args.max_jobs < 1:
-        raise UsageError("--machines and --max-jobs must be at least 1")
-    if args.fail < 0 or args.retry < 0:
-        raise UsageError("--fail and --retry must not be negative")
     if args.pressure_machines and (
         args.generation != "rust" or not 0 < args.pressure_machines < args.machines
     ):
@@ -133,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
         args.machines,
         args.max_jobs,
         args.local_workers,
-        _rate(args.link),
-        _rate(args.upload),
+        _rate("--link", args.link),
+        _rate("--upload", args.upload),
         args.dispatch_delay,
         args.db_latency,
         burn=args.burn,
@@ -146,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         if args.workload
         else workload.generate(args.steps, args.seed, build_scale=args.build_scale)
     )
+    check_out(args.out)
     if args.fail:
         knobs = replace(knobs, fail_steps=workload.failing_leaves(wl, args.fail, args.seed))
     if args.retry:

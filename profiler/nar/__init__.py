@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from profiler.nar.dump import dump, dump_bytes, dump_to_fd, hash_path, nar_str
 from profiler.nar.hashes import Hash, parse_hash
-from profiler.nar.read import NarEntry, NarSummary, iter_entries, validate
+from profiler.nar.read import NarDir, NarEntry, NarSummary, iter_entries, validate
 
 __all__ = [
     "Hash",
+    "NarDir",
     "NarEntry",
     "NarSummary",
     "dump",

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from profiler.errors import NarError
+from profiler.errors import NarError, OutputError
 from profiler.nar.hashes import Hash
 
 Select = Callable[[bytes], bool]
@@ -128,16 +128,32 @@ class _SinkOutput(_BatchedOutput):
         self.nar_size += size
 
 
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EBADF})
+
+
+def _output_failed(exc: OSError, name: str) -> OutputError:
+    return OutputError(f"{name}: cannot write: {exc.strerror or exc}")
+
+
 class _FdOutput(_BatchedOutput):
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, name: str = "output") -> None:
         super().__init__()
         self.fd = fd
+        self.name = name
         self.can_sendfile = True
 
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # the output failed, not the tree being read
+            raise _output_failed(exc, self.name) from None
+
     def flush(self) -> None:
-        view = memoryview(self.buf)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        self._write(self.buf)
         self.nar_size += len(self.buf)
         self.buf = bytearray()
 
@@ -150,7 +166,11 @@ class _FdOutput(_BatchedOutput):
                     if not sent:
                         raise _changed(path)
                     offset += sent
+            except BrokenPipeError:
+                raise
             except OSError as exc:
+                if exc.errno in _OUTPUT_ERRNOS:
+                    raise _output_failed(exc, self.name) from None
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 self.can_sendfile = False  # e.g. a socket type or fs that refuses it
@@ -159,9 +179,7 @@ class _FdOutput(_BatchedOutput):
             data = os.read(fd, min(size - offset, CHUNK_BYTES))
             if not data:
                 raise _changed(path)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            self._write(data)
             offset += len(data)
         self.nar_size += size
 
@@ -259,7 +277,7 @@ def _run(path: str | bytes | os.PathLike[str], out: _Output, select: Select | No
     try:
         _walk(root, out, select)
         out.finish()
-    except (NarError, BrokenPipeError):
+    except (NarError, OutputError, BrokenPipeError):
         raise  # a closed pipe is the reader's choice, not an error of the tree
     except OSError as exc:
         where = os.fsdecode(exc.filename) if exc.filename else os.fsdecode(root)
@@ -308,10 +326,16 @@ def dump(
 
 
 def dump_to_fd(
-    path: str | bytes | os.PathLike[str], fd: int, *, select: Select | None = None
+    path: str | bytes | os.PathLike[str],
+    fd: int,
+    *,
+    select: Select | None = None,
+    name: str = "output",
 ) -> int:
-    """Write the NAR of ``path`` to file descriptor ``fd`` (pipe, file); return NarSize."""
-    return _run(path, _FdOutput(fd), select)
+    """Write the NAR of ``path`` to file descriptor ``fd`` (pipe, file); return NarSize.
+
+    A failed write raises ``OutputError`` naming the output ``name`` (not the tree)."""
+    return _run(path, _FdOutput(fd, name), select)
 
 
 def dump_bytes(path: str | bytes | os.PathLike[str], *, select: Select | None = None) -> bytes:

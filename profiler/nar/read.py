@@ -26,19 +26,56 @@ class _Hasher(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class NarDir:
+    """A directory on the way from the root to an entry: its name, its parent (``None``
+    under the root) and its depth (1 for the root's children). Entries share these links, so
+    a reader holds one name per open directory, whatever the depth: memory linear in it."""
+
+    parent: NarDir | None
+    name: bytes
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
 class NarEntry:
     """One node of a NAR.
 
-    ``path`` is relative to the root, ``/``-joined raw bytes (``b""`` for the root).
+    ``name`` is its own name (``b""`` for the root), ``parent`` the directory holding it
+    (``None`` for the root and its children); :attr:`path` joins the names on demand.
     ``offset`` is where a regular file's contents start in the NAR stream.
     """
 
-    path: bytes
+    name: bytes
+    parent: NarDir | None
     type: str  # "regular" | "symlink" | "directory"
     size: int = 0
     executable: bool = False
     target: bytes = b""
     offset: int = 0
+
+    @property
+    def depth(self) -> int:
+        """0 for the root, 1 for its children, ..."""
+        if not self.name:
+            return 0
+        return self.parent.depth + 1 if self.parent is not None else 1
+
+    def components(self) -> list[bytes]:
+        """The names from the root down to this entry (``[]`` for the root)."""
+        if not self.name:
+            return []
+        names = [self.name]
+        up = self.parent
+        while up is not None:
+            names.append(up.name)
+            up = up.parent
+        names.reverse()
+        return names
+
+    @property
+    def path(self) -> bytes:
+        """Relative to the root, ``/``-joined raw bytes (``b""`` for the root)."""
+        return b"/".join(self.components())
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +194,14 @@ def _check_name(s: _Stream, name: bytes, prev: bytes | None, at: int) -> None:
         raise s.error(f"{word} directory entry {name!r} after {prev!r}", at)
 
 
-def _node(s: _Stream, path: bytes, sink: ContentSink | None) -> NarEntry:
+def _node(s: _Stream, name: bytes, parent: NarDir | None, sink: ContentSink | None) -> NarEntry:
     """Parse a node up to its body; a directory's entries are left to the caller."""
     s.expect(b"(")
     s.expect(b"type")
     at = s.offset
     kind = s.string(TAG_MAX_BYTES, "node type")
     if kind == b"directory":
-        return NarEntry(path, "directory")
+        return NarEntry(name, parent, "directory")
     if kind == b"symlink":
         s.expect(b"target")
         at = s.offset
@@ -172,7 +209,7 @@ def _node(s: _Stream, path: bytes, sink: ContentSink | None) -> NarEntry:
         if not target or b"\0" in target:
             raise s.error(f"invalid symlink target {target!r}", at)
         s.expect(b")")
-        return NarEntry(path, "symlink", target=target)
+        return NarEntry(name, parent, "symlink", target=target)
     if kind != b"regular":
         raise s.error(f"unknown node type {kind!r}", at)
     at = s.offset
@@ -185,7 +222,7 @@ def _node(s: _Stream, path: bytes, sink: ContentSink | None) -> NarEntry:
     if tag != b"contents":
         raise s.error(f"expected 'contents', found {tag!r}", at)
     size = s.u64("file size")
-    entry = NarEntry(path, "regular", size=size, executable=executable, offset=s.offset)
+    entry = NarEntry(name, parent, "regular", size=size, executable=executable, offset=s.offset)
     s.contents(size, entry, sink)
     s.expect(b")")
     return entry
@@ -208,11 +245,15 @@ def iter_entries(
     at = s.offset
     if s.string(TAG_MAX_BYTES, "magic") != b"nix-archive-1":
         raise s.error("bad magic: not a NAR (expected 'nix-archive-1')", at)
-    root = _node(s, b"", sink)
+    root = _node(s, b"", None, sink)
     yield root
-    stack: list[tuple[bytes, bytes | None]] = [(b"", None)] if root.type == "directory" else []
+    # per open directory: its link (None for the root) and the last name read in it; never
+    # a whole path, so memory stays linear in the depth
+    stack: list[tuple[NarDir | None, bytes | None]] = (
+        [(None, None)] if root.type == "directory" else []
+    )
     while stack:
-        dir_path, prev = stack[-1]
+        here, prev = stack[-1]
         at = s.offset
         tag = s.string(TAG_MAX_BYTES, "tag")
         if tag == b")":
@@ -227,12 +268,12 @@ def iter_entries(
         at = s.offset
         name = s.string(NAME_MAX_BYTES, "file name")
         _check_name(s, name, prev, at)
-        stack[-1] = (dir_path, name)
+        stack[-1] = (here, name)
         s.expect(b"node")
-        entry = _node(s, dir_path + b"/" + name if dir_path else name, sink)
+        entry = _node(s, name, here, sink)
         yield entry
         if entry.type == "directory":
-            stack.append((entry.path, None))
+            stack.append((NarDir(here, name, here.depth + 1 if here else 1), None))
         else:
             s.expect(b")")
     end = s.offset

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from profiler import __version__
+from profiler import __version__, atomic
 from profiler.report.build import FigureItem, Report, TableItem
 
 _CSS = """
@@ -155,8 +155,7 @@ def _md_figure(f: FigureItem, figure_dir: str, link_dir: str) -> list[str]:
         return [f"### {f.title}", "", f"> Not shown: {f.missing}", ""]
     os.makedirs(figure_dir, exist_ok=True)
     path = os.path.join(figure_dir, f"{f.id}.png")
-    with open(path, "wb") as fh:
-        fh.write(f.png)
+    atomic.write_bytes(path, f.png)
     link = os.path.relpath(path, link_dir).replace(os.sep, "/")
     alt = f.alt.replace("[", "(").replace("]", ")")
     return [f"### {f.title}", "", f"![{alt}]({link})", "", f"*{f.caption}*", ""]

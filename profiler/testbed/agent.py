@@ -8,6 +8,7 @@ bandwidth, in both directions, by the sending side.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -82,7 +83,21 @@ class Agent:
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as f:
+        """Serve one runner connection; a failure here is sent to the runner as one
+        ``ERROR`` line (its step then fails with the reason), never a thread traceback."""
+        try:
+            self._requests(conn)
+        except OSError:
+            pass  # the runner went away (its step failed or the run ended)
+        except Exception as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            with contextlib.suppress(OSError):
+                conn.sendall(f"ERROR {self.hostname}: {reason}\n".encode())
+        finally:
+            conn.close()
+
+    def _requests(self, conn: socket.socket) -> None:
+        with conn.makefile("rb") as f:
             while line := f.readline():
                 verb, *args = line.decode().split()
                 if verb == "IMPORT":
@@ -112,18 +127,27 @@ class Connection:
         self.file.close()
         self.sock.close()
 
+    def _reply(self, what: str) -> str:
+        """The machine's next line; its ``ERROR`` line, or none, is a ``ConnectionError``."""
+        line = self.file.readline().decode(errors="replace").strip()
+        if line.startswith("ERROR "):
+            raise ConnectionError(f"{what}: {line[6:]}")
+        if not line:
+            raise ConnectionError(f"{what}: the machine closed the connection")
+        return line
+
     def send_inputs(self, nar: bytes) -> None:
         self.sock.sendall(f"IMPORT {len(nar)}\n".encode())
         send_capped(self.sock, nar, self.rate)
-        if self.file.readline() != b"OK\n":
+        if self._reply("import") != "OK":
             raise ConnectionError("remote machine failed to import closure")
 
     def build(self, seconds: float, burn: bool) -> tuple[float, float]:
         self.sock.sendall(f"BUILD {seconds} {'burn' if burn else 'wait'}\n".encode())
-        _, start, stop = self.file.readline().decode().split()
+        _, start, stop = self._reply("build").split()
         return float(start), float(stop)
 
     def receive_output(self, index: int) -> bytes:
         self.sock.sendall(f"EXPORT {index}\n".encode())
-        size = int(self.file.readline())
+        size = int(self._reply("export"))
         return recv_exact(self.file, size)

@@ -25,14 +25,18 @@ the top-level step's result times (cached builds: start = stop = now).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.rows import TupleRow
+
+from profiler.errors import ProfilerError
 
 # Busy phases (reference §3; C++ StepState / Rust StepStatus). 0 = not busy.
 BUSY_PREPARING = 1
@@ -166,6 +170,22 @@ create index if not exists IndexBuildsOnNotificationPendingSince
 """
 
 Cursor = psycopg.Cursor[TupleRow]
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _reconnecting(method: _F) -> _F:
+    """A write method that survives a lost connection (see :meth:`HydraDb._retry`)."""
+
+    @functools.wraps(method)
+    def call(self: HydraDb, *args: Any, **kwargs: Any) -> Any:
+        return self._retry(lambda: method(self, *args, **kwargs))
+
+    return cast(_F, call)
 
 
 class HydraDb:
@@ -177,11 +197,46 @@ class HydraDb:
     lock, like a slow database reached through Hydra's connection pool.
     """
 
-    def __init__(self, dsn: str, *, latency_seconds: float = 0.0) -> None:
+    def __init__(
+        self, dsn: str, *, latency_seconds: float = 0.0, reconnect_seconds: float = 30.0
+    ) -> None:
         self.dsn = dsn
         self.latency_seconds = latency_seconds
+        self.reconnect_seconds = reconnect_seconds
+        self.reconnects = 0
         self._conn: psycopg.Connection[TupleRow] = psycopg.connect(dsn, autocommit=True)
         self._lock = threading.Lock()
+
+    @classmethod
+    def connect(cls, dsn: str, **kwargs: Any) -> HydraDb:
+        """:class:`HydraDb` on ``dsn``; an unreachable server is a one-line error."""
+        try:
+            return cls(dsn, **kwargs)
+        except psycopg.Error as exc:
+            raise ProfilerError(f"testbed: --pg: cannot connect: {_one_line(exc)}") from None
+
+    def _reconnect(self, broken: psycopg.Connection[TupleRow], exc: Exception) -> None:
+        """Replace a lost connection (a PostgreSQL restart), retrying with back-off for up to
+        ``reconnect_seconds``; then a one-line ``ProfilerError``."""
+        deadline = time.monotonic() + self.reconnect_seconds
+        delay = 0.1
+        with self._lock:
+            if self._conn is not broken:
+                return  # another thread has reconnected already
+            while True:
+                try:
+                    self._conn = psycopg.connect(self.dsn, autocommit=True)
+                    self.reconnects += 1
+                    return
+                except psycopg.OperationalError as again:
+                    exc = again
+                if time.monotonic() + delay > deadline:
+                    raise ProfilerError(
+                        f"testbed: the database connection was lost and not back within "
+                        f"{self.reconnect_seconds:g} s: {_one_line(exc)}"
+                    ) from None
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     def close(self) -> None:
         """Close the connection."""
@@ -207,15 +262,30 @@ class HydraDb:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
             yield cur
 
+    def _retry(self, write: Callable[[], _T]) -> _T:
+        """Run one write transaction; when the connection was lost, reconnect and run it
+        again (the transaction was rolled back with the connection; only a loss while COMMIT
+        was in flight could leave it done twice, as with any client)."""
+        while True:
+            conn = self._conn
+            try:
+                return write()
+            except psycopg.OperationalError as exc:
+                if not (conn.broken or conn.closed):
+                    raise  # a statement's own failure (a timeout, a cancel): not a lost link
+                self._reconnect(conn, exc)
+
     @staticmethod
     def _notify(cur: Cursor, channel: str, payload: str = "") -> None:
         cur.execute("select pg_notify(%s, %s)", (channel, payload))
 
+    @_reconnecting
     def create_schema(self) -> None:
         """Create the tables and indexes of :data:`DDL` (idempotent)."""
         with self._write() as cur:
             cur.execute(DDL)
 
+    @_reconnecting
     def add_jobset(self, project: str, name: str) -> int:
         """The id of jobset ``project:name``, creating the project and jobset if missing."""
         with self._write() as cur:
@@ -229,6 +299,7 @@ class HydraDb:
             )
             return _one_int(cur)
 
+    @_reconnecting
     def add_build(
         self,
         jobset_id: int,
@@ -251,6 +322,7 @@ class HydraDb:
             self._notify(cur, "builds_added")
             return build_id
 
+    @_reconnecting
     def start_step(
         self,
         build_id: int,
@@ -298,6 +370,7 @@ class HydraDb:
                 self._notify(cur, "build_started", str(build_id))
             return stepnr
 
+    @_reconnecting
     def set_busy(self, build_id: int, stepnr: int, busy: int) -> bool:
         """Move a running step to phase ``busy``; a no-op once it finished. Whether it did."""
         with self._write() as cur:
@@ -308,6 +381,7 @@ class HydraDb:
             )
             return cur.rowcount > 0
 
+    @_reconnecting
     def finish_step(
         self,
         build_id: int,
@@ -353,6 +427,7 @@ class HydraDb:
             )
             self._notify(cur, "step_finished", f"{build_id}\t{stepnr}\t{log_file}")
 
+    @_reconnecting
     def finish_build(
         self,
         build_id: int,
@@ -398,6 +473,7 @@ class HydraDb:
             payload = "\t".join(str(b) for b in (build_id, *dependents))
             self._notify(cur, "build_finished", payload)
 
+    @_reconnecting
     def write_system_status(self, json_text: str) -> None:
         """Replace the ``'queue-runner'`` status row; ``NOTIFY status_dumped`` (C++ §1.1)."""
         with self._write() as cur:
@@ -408,6 +484,7 @@ class HydraDb:
             )
             self._notify(cur, "status_dumped")
 
+    @_reconnecting
     def clear_busy(self, stop_time: int) -> int:
         """Runner startup: every busy step becomes busy=0, status=3 (aborted). How many."""
         with self._write() as cur:
@@ -417,6 +494,7 @@ class HydraDb:
             )
             return cur.rowcount
 
+    @_reconnecting
     def add_failed_paths(self, paths: Sequence[str]) -> None:
         """Record output paths of a failed step (the cached-failure mechanism)."""
         with self._write() as cur:

@@ -30,6 +30,7 @@ from typing import Any
 
 from profiler import nar
 from profiler.codecs import Codec, make_codec, parse_spec
+from profiler.errors import ProfilerError
 from profiler.hydra import facts
 from profiler.testbed import agent, journal, status
 from profiler.testbed.cache import BinaryCache
@@ -207,6 +208,7 @@ class Engine:
         self.runs = [StepRun(s) for s in wl.steps]
         self.runner_store: dict[str, bytes] = {}  # Rust direct mode: NARs the runner holds
         self._error: BaseException | None = None
+        self._error_where = ""
         self._cond = threading.Condition()
         self._done: set[int] = set()
         self._dispatched: set[int] = set()
@@ -244,7 +246,10 @@ class Engine:
                 before.join()
             self._db("set_busy", run.build_id, run.step_nr, busy)
 
-        t = threading.Thread(target=write, name=f"busy~{run.build_id}/{run.step_nr}")
+        t = threading.Thread(
+            target=self.guarded(f"the phase update of step {run.spec.name}", write),
+            name=f"busy~{run.build_id}/{run.step_nr}",
+        )
         run.busy_update = t
         self._threads.append(t)
         t.start()
@@ -294,7 +299,9 @@ class Engine:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
-            dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
+            dispatcher = threading.Thread(
+                target=self.guarded("the dispatcher", self._dispatch_loop), name="dispatcher"
+            )
             dispatcher.start()
             dispatcher.join()
             for t in self._threads:
@@ -303,9 +310,39 @@ class Engine:
             sys.setswitchinterval(interval)
         for a in self.agents.values():
             a.close()
-        if self._error is not None:
-            raise RuntimeError(f"testbed step failed: {self._error}") from self._error
+        self.check()
         return self.runs
+
+    def check(self) -> None:
+        """Raise the first failure of any of the emulator's threads, in one line."""
+        if self._error is not None:
+            exc = self._error
+            reason = str(exc) if isinstance(exc, ProfilerError) else f"{type(exc).__name__}: {exc}"
+            raise ProfilerError(
+                f"testbed: {self._error_where} failed, so the run is void (no truth.json): "
+                + " ".join(reason.split())
+            )
+
+    def fail(self, where: str, exc: BaseException) -> None:
+        """A thread of the emulator died: keep the first failure and end the run (every step
+        counts as done, so the dispatcher stops); :meth:`run` then raises it in one line."""
+        with self._cond:
+            if self._error is None:
+                self._error, self._error_where = exc, where
+            self._done.update(r.spec.index for r in self.runs)
+            self._cond.notify_all()
+
+    def guarded(self, where: str, fn: Callable[..., object], *args: Any) -> Callable[[], None]:
+        """``fn(*args)`` for a thread: an exception fails the run instead of printing a
+        traceback and letting the run go on without the thread."""
+
+        def body() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:
+                self.fail(where, exc)
+
+        return body
 
     def _load_queue(self) -> None:
         t0 = time.perf_counter()
@@ -443,11 +480,7 @@ class Engine:
         try:
             fn(run, machine)
         except BaseException as exc:  # the emulator broke: stop the run, report it
-            with self._cond:
-                self._error = exc
-                self._done.update(r.spec.index for r in self.runs)
-                self._cond.notify_all()
-            raise
+            self.fail(f"step {run.spec.name} on {machine.hostname}", exc)
         finally:
             with self._cond:
                 if self._error is None:  # else the run is over: every step counts as done
@@ -867,7 +900,11 @@ class Engine:
         )
         if not presigned:
             uploader = threading.Thread(
-                target=self._guard_uploader, args=(run, data), name="uploader", daemon=True
+                target=self.guarded(
+                    f"the runner's upload of {run.spec.name}", self._guard_uploader, run, data
+                ),
+                name="uploader",
+                daemon=True,
             )
             self._threads.append(uploader)
             uploader.start()

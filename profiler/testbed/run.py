@@ -14,6 +14,7 @@ Every ``snapshot_seconds`` it also writes ``status/NNNN.json`` and ``metrics/NNN
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from profiler.errors import ProfilerError
 from profiler.testbed import status, truth
 from profiler.testbed.engine import Engine, Knobs, timelines_with_queue
 from profiler.testbed.workload import Workload
@@ -90,6 +92,16 @@ def _handler(snap: Snapshots) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            try:
+                self._get()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away: its business
+            except Exception as exc:  # the emulator's own bug: the run is void
+                snap.engine.fail(f"the HTTP endpoint {self.path}", exc)
+                with contextlib.suppress(OSError):
+                    self._send(500, json.dumps({"error": "testbed failure"}), "application/json")
+
+        def _get(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/") or "/"
             if path == "/metrics":
                 self._send(200, snap.metrics(), "text/plain; version=0.0.4")
@@ -126,10 +138,13 @@ def _snapshot(snap: Snapshots, out: str, n: int) -> None:
             f.write(line + "\n")
 
 
-def _dump_status_on_request(snap: Snapshots, dsn: str, stop: threading.Event) -> None:
+def _dump_status_on_request(
+    snap: Snapshots, dsn: str, stop: threading.Event, *, reconnect_seconds: float = 30.0
+) -> None:
     """The C++ runner's main thread: the SystemStatus row is written at startup and then only
     when someone sends ``NOTIFY dump_status`` (hydra-queue-runner.cc dumpStatus/showStatus at
-    a40d4286), so between requests it goes stale, as on a real farm."""
+    a40d4286), so between requests it goes stale, as on a real farm. A lost connection (a
+    PostgreSQL restart) is reopened, with LISTEN again, for up to ``reconnect_seconds``."""
     import psycopg
 
     from profiler.testbed.db import HydraDb
@@ -139,12 +154,75 @@ def _dump_status_on_request(snap: Snapshots, dsn: str, stop: threading.Event) ->
         if doc is not None:
             db.write_system_status(status.cxx_status_text(doc, pretty=False))
 
-    with psycopg.connect(dsn, autocommit=True) as conn, HydraDb(dsn) as db:
-        conn.execute("listen dump_status")
+    with HydraDb(dsn, reconnect_seconds=reconnect_seconds) as db:
         dump(db)  # at startup
+        lost_since: float | None = None
         while not stop.is_set():
-            for _ in conn.notifies(timeout=0.2, stop_after=1):
-                dump(db)
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute("listen dump_status")
+                    lost_since = None
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=0.2, stop_after=1):
+                            dump(db)
+            except psycopg.OperationalError as exc:
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > reconnect_seconds:
+                    raise ProfilerError(
+                        f"the database connection was lost and not back within "
+                        f"{reconnect_seconds:g} s: {' '.join(str(exc).split())}"
+                    ) from None
+                stop.wait(0.5)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that misbehaves or goes away: no traceback on the testbed's stderr
+
+
+class _NotYet(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_error(503)
+
+
+def _serve(port: int) -> ThreadingHTTPServer:
+    """The HTTP server bound to 127.0.0.1:``port`` (0: a free one); a one-line error when
+    the port is taken or not allowed."""
+    try:
+        return _Server(("127.0.0.1", port), _NotYet)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ProfilerError(f"testbed: cannot serve on 127.0.0.1:{port}: {reason}") from None
+
+
+def _start(
+    wl: Workload, knobs: Knobs, out: str, pg_dsn: str | None, port: int, progress: Progress
+) -> tuple[ThreadingHTTPServer, Any, Engine]:
+    """The server's port and the database first (nothing is written if they fail), then the
+    output directory and the engine; every failure in one line."""
+    server = _serve(port)
+    db = None
+    try:
+        if pg_dsn:
+            from profiler.testbed.db import HydraDb
+
+            db = HydraDb.connect(pg_dsn)
+            db.create_schema()
+        for sub in ("", "status", "metrics"):
+            os.makedirs(os.path.join(out, sub), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out, "truth.json"))  # an earlier run's truth is not this one's
+        wl.save(os.path.join(out, "workload.json"))
+        return server, db, Engine(wl, knobs, out, db=db, progress=progress)
+    except BaseException as exc:
+        server.server_close()
+        if db is not None:
+            db.close()
+        if isinstance(exc, OSError):
+            raise ProfilerError(f"testbed: {out}: cannot write: {exc.strerror or exc}") from None
+        raise
 
 
 def run_testbed(
@@ -164,18 +242,9 @@ def run_testbed(
     ``linger_seconds`` keeps the endpoints up after the last step, so that a collector
     polling them sees the final state.
     """
-    for sub in ("", "status", "metrics"):
-        os.makedirs(os.path.join(out, sub), exist_ok=True)
-    wl.save(os.path.join(out, "workload.json"))
-    db = None
-    if pg_dsn:
-        from profiler.testbed.db import HydraDb
-
-        db = HydraDb(pg_dsn)
-        db.create_schema()
-    engine = Engine(wl, knobs, out, db=db, progress=progress)
+    server, db, engine = _start(wl, knobs, out, pg_dsn, port, progress)
     snap = Snapshots(engine)
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(snap))
+    server.RequestHandlerClass = _handler(snap)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     bound = server.server_address[1]
     if on_serving:
@@ -188,11 +257,14 @@ def run_testbed(
             count[0] += 1
             _snapshot(snap, out, count[0])
 
-    ticker = threading.Thread(target=snapshots, daemon=True)
+    ticker = threading.Thread(target=engine.guarded("the status snapshots", snapshots), daemon=True)
     dumper = None
     if pg_dsn and knobs.generation == "cxx":
         dumper = threading.Thread(
-            target=_dump_status_on_request, args=(snap, pg_dsn, stop), daemon=True
+            target=engine.guarded(
+                "the SystemStatus writer", _dump_status_on_request, snap, pg_dsn, stop
+            ),
+            daemon=True,
         )
         dumper.start()
     started = time.time()
@@ -205,7 +277,7 @@ def run_testbed(
         if dumper is not None:
             dumper.join()
         count[0] += 1
-        _snapshot(snap, out, count[0])  # the final state
+        engine.guarded("the status snapshots", _snapshot, snap, out, count[0])()  # the end
         time.sleep(linger_seconds)
         server.shutdown()
         server.server_close()
@@ -214,6 +286,7 @@ def run_testbed(
             j.close()
         if db is not None:
             db.close()
+    engine.check()  # a thread that failed while the run ended
     doc = truth.document(
         runs,
         knobs,

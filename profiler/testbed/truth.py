@@ -9,7 +9,6 @@ compression: the wait exists only because every compression permit is taken.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from profiler.analyze.verdict import CLOSE, LATENCY_SHARE, RESOURCE_OF, SATURATED_SHARE
@@ -83,11 +82,9 @@ def document(
 
 
 def write(path: str, doc: dict[str, Any]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    from profiler import atomic
+
+    atomic.write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
 # Phases during which a step holds its machine slot (C++ releases it once it holds a local

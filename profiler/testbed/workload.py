@@ -16,6 +16,7 @@ import math
 import os
 import random
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from profiler import corpus
 from profiler.errors import UsageError
@@ -122,24 +123,80 @@ class Workload:
             f.write("\n")
 
 
+SYSTEM = "x86_64-linux"  # the system of every emulated machine (engine.Engine)
+MAX_BUILD_SECONDS = 86_400.0
+
+
 def load(path: str) -> Workload:
-    """A workload saved by :meth:`Workload.save`."""
+    """A workload saved by :meth:`Workload.save`, checked field by field: anything the
+    emulator could not run (a null or negative build time, a dependency on a later step, a
+    root that is not a directory here) is a one-line ``UsageError`` naming the step."""
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
-        steps = [
-            StepSpec(
-                **{
-                    **s,
-                    "deps": tuple(s["deps"]),
-                    "output": Output(**{**s["output"], "include": tuple(s["output"]["include"])}),
-                }
-            )
-            for s in doc["steps"]
-        ]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(f"{path}: not a testbed workload: {exc}") from None
-    return Workload(doc["seed"], steps, doc.get("project", "testbed"), doc.get("jobset", "main"))
+    try:
+        return _workload(doc)
+    except _Bad as exc:
+        raise UsageError(f"{path}: not a testbed workload: {exc}") from None
+
+
+class _Bad(Exception):
+    pass
+
+
+def _field(obj: object, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise _Bad(f"{where}: no {key!r}")
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise _Bad(f"{where}: {key!r} is {value!r}")
+    return value
+
+
+def _workload(doc: object) -> Workload:
+    steps_doc = _field(doc, "steps", list, "workload")
+    if not steps_doc:
+        raise _Bad("no steps")
+    steps = [_step(i, s) for i, s in enumerate(steps_doc)]
+    assert isinstance(doc, dict)
+    project, jobset = doc.get("project", "testbed"), doc.get("jobset", "main")
+    if not (isinstance(project, str) and project and isinstance(jobset, str) and jobset):
+        raise _Bad("project and jobset must be names")
+    return Workload(_field(doc, "seed", int, "workload"), steps, project, jobset)
+
+
+def _step(i: int, s: object) -> StepSpec:
+    where = f"step {i}"
+    if _field(s, "index", int, where) != i:
+        raise _Bad(f"{where}: index is {_field(s, 'index', int, where)}, expected {i}")
+    texts = {k: _field(s, k, str, where) for k in ("name", "drv_path", "system", "job")}
+    if not all(texts.values()):
+        raise _Bad(f"{where}: empty name, drv_path, system or job")
+    if texts["system"] != SYSTEM:
+        raise _Bad(f"{where}: system {texts['system']!r}; the testbed's machines are {SYSTEM}")
+    seconds = float(_field(s, "build_seconds", (int, float), where))
+    if not 0 <= seconds <= MAX_BUILD_SECONDS:  # also false for nan
+        raise _Bad(f"{where}: build_seconds {seconds!r} (0 to {MAX_BUILD_SECONDS:g})")
+    deps = _field(s, "deps", list, where)
+    if any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < i for d in deps):
+        raise _Bad(f"{where}: deps must be indexes of earlier steps, got {deps!r}")
+    o = _field(s, "output", dict, where)
+    out = f"{where} output"
+    root = _field(o, "root", str, out)
+    if not os.path.isdir(root):
+        raise _Bad(f"{out}: root {root!r} is not a directory on this machine")
+    include = _field(o, "include", list, out)
+    if not all(isinstance(g, str) for g in include):
+        raise _Bad(f"{out}: include must list glob patterns")
+    budget, skip = _field(o, "budget_bytes", int, out), _field(o, "skip_bytes", int, out)
+    if budget < 1 or skip < 0:
+        raise _Bad(f"{out}: budget_bytes must be positive and skip_bytes not negative")
+    path = _field(o, "path", str, out)
+    output = Output(path, root, tuple(include), budget, skip)
+    return StepSpec(i, texts["name"], texts["drv_path"], SYSTEM, seconds, tuple(sorted(set(deps))),
+                    output, texts["job"])  # fmt: skip
 
 
 def store_path(seed: int, name: str, suffix: str = "") -> str:

@@ -300,7 +300,7 @@ def _args(*argv: str) -> argparse.Namespace:
         (["run", "-o", "report"], "unknown report format '(none)'"),
         (["run", "--trace", "t.txt"], "a Chrome trace is a .json file"),
         (["run", "-o", "r.html", "--window", "soon"], "--window"),
-        (["run", "-o", "r.html", "--slots", "0"], "--slots must be at least 1"),
+        (["run", "-o", "r.html", "--window", "0"], "--window must be a positive"),
     ],
 )
 def test_command_usage_errors(argv: list[str], message: str) -> None:
