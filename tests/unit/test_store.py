@@ -388,8 +388,10 @@ def test_crash_after_parquet_before_manifest_neither_loses_nor_duplicates(
     monkeypatch.setattr(tables_module, "_record_compaction", crash)
     with pytest.raises(KeyboardInterrupt):
         compact(tmp_path)
-    assert len(_parquets(tmp_path, "events") + _parquets(tmp_path, "samples")) == 1  # orphan
-    assert "compacted" not in _manifest(tmp_path)
+    [orphan] = _parquets(tmp_path, "events") + _parquets(tmp_path, "samples")
+    entries = _manifest(tmp_path)["compacted"]  # the orphan was named before it was written
+    assert [e["parquet"] for e in entries.values()] == [None]
+    assert [e["pending"] for e in entries.values()] == [[orphan]]
     for table, df in before.items():
         pd.testing.assert_frame_equal(read_run(tmp_path).table(table), df)
     monkeypatch.undo()
