@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 
 NUMBER = "number"
 TEXT = "text"
@@ -82,28 +81,19 @@ _DB_CURSOR = Contract(
 )
 
 
-@cache
-def _log_events() -> Contract:
-    """``log_events``: the journal envelope, and every catalogue field typed as a number."""
-    from profiler.hydra import CATALOGUE
-
-    kinds: dict[str, set[str]] = {}
-    for message in CATALOGUE:
-        for name, kind in message.types.items():
-            kinds.setdefault(name, set()).add(kind)
-    numbers = sorted(n for n, k in kinds.items() if k <= {"int", "float", "duration"})
-    return Contract(
-        {
-            **_kinds("ts pid priority old_pid", "event host unit program level target source"),
-            **dict.fromkeys(numbers, NUMBER),
-        },
-        required=("event",),
-    )
+_LOG_EVENTS = Contract(  # the numbers analysis computes with; ids stay free (Rust: UUIDs)
+    _kinds(
+        "ts pid priority old_pid nar_bytes compressed_percent ms bytes elapsed seconds",
+        "event host unit program level target source",
+    ),
+    required=("event",),
+)
 
 
 _CONTRACTS: dict[str, Contract] = {
     "samples": _SAMPLES,
     "events": _EVENTS,
+    "log_events": _LOG_EVENTS,
     "log_summary": _LOG_SUMMARY,
     "db_steps": _DB_STEPS,
     "db_builds": _DB_BUILDS,
@@ -114,8 +104,6 @@ _CONTRACTS: dict[str, Contract] = {
 
 def contract(table: str) -> Contract:
     """The contract of ``table`` (:data:`DEFAULT` for a table the store does not know)."""
-    if table == "log_events":
-        return _log_events()
     return _CONTRACTS.get(table, DEFAULT)
 
 
