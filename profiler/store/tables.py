@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from profiler.store.run import (
     MANIFEST,
     CompactedEntry,
     Manifest,
+    check_accounted,
     compacted_entry,
     is_compacted_file,
     load_manifest,
@@ -195,14 +197,19 @@ def _arrow_type(kind: str) -> Any:
 
 
 def _as_text(column: Any) -> Any:
-    """A column as JSON text, as :func:`records_to_arrow` stores a column of mixed kinds."""
+    """A column as JSON text, as :func:`records_to_arrow` stores a column of mixed kinds
+    (a NaN is missing, as in pandas)."""
     import pyarrow as pa
 
-    values = column.to_pylist()
-    return pa.array(
-        [v if v is None or isinstance(v, str) else json.dumps(v, default=str) for v in values],
-        pa.string(),
-    )
+    return pa.array([_text(v) for v in column.to_pylist()], pa.string())
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return json.dumps(value, default=str)
 
 
 def _check_schema(path: str, schema: Any, rows: int | None, rules: Contract) -> None:
@@ -650,6 +657,7 @@ def compact(path: str | os.PathLike[str]) -> dict[str, int]:
     load_manifest(path)
     done: dict[str, int] = {}
     with locked(path, ".compact.lock"):
+        check_accounted(path, load_manifest(path))  # a damaged run: change nothing at all
         for table in table_names(path):
             try:
                 moved = _compact_table(path, table)
