@@ -105,8 +105,7 @@ class Collector:
                 self.log(f"collect: {exc}")
                 continue
             self._check_restart(src.target, rows)
-            for row in rows:
-                self.samples.append(row)
+            self.samples.append_many(rows)  # one write: the sample lands whole or not at all
             n += len(rows)
         self.samples.flush()
         self.samples_written += n
