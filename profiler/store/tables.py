@@ -405,6 +405,24 @@ def _conform(table: Any, schema: Any) -> Any:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _strays(table_dir: str) -> list[str]:
+    """Entries of a table directory that are no segment, part, compacted file or temporary."""
+    try:
+        names = os.listdir(table_dir)
+    except OSError:
+        return []
+    return sorted(
+        n
+        for n in names
+        if not (
+            (n.endswith(segments.SEGMENT_SUFFIX) and not n.startswith("."))
+            or (n.startswith(PART_PREFIX) and n.endswith(".parquet"))
+            or is_compacted_file(n)
+            or (n.startswith(".") and n.endswith(".tmp"))
+        )
+    )
+
+
 def _check_accounted(path: str, table_dir: str, table: str, entry: CompactedEntry | None) -> None:
     names = unaccounted(table_dir, entry)
     if not names:
@@ -426,7 +444,7 @@ def load_table(path: str, table: str, manifest: Manifest) -> tuple[Any, list[str
     entry = compacted_entry(manifest, table)
     _check_accounted(path, table_dir, table, entry)
     rules = contract(table)
-    warnings: list[str] = []
+    warnings = [f"tables/{table}/{n}: not a file of the store; ignored" for n in _strays(table_dir)]
     batches = [
         b
         for s in _sources(table_dir, entry)
@@ -491,6 +509,7 @@ def read_run(path: str | os.PathLike[str]) -> RunReader:
             for table in table_names(path):
                 data[table], warns = load_table(path, table, manifest)
                 warnings += warns
+            warnings += _stray_tables(path)
         except FileNotFoundError as exc:
             if load_manifest(path).get("compacted") == manifest.get("compacted"):
                 raise StoreError(f"{exc.filename}: listed in the run but missing") from None
@@ -498,6 +517,16 @@ def read_run(path: str | os.PathLike[str]) -> RunReader:
         if load_manifest(path).get("compacted") == manifest.get("compacted"):
             return RunReader(path, manifest, warnings, data)
     raise StoreError(f"{path}: the run kept being compacted while it was read; try again")
+
+
+def _stray_tables(path: str) -> list[str]:
+    root = os.path.join(path, "tables")
+    tables = set(table_names(path))
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    return [f"tables/{n}: not a table directory; ignored" for n in sorted(set(names) - tables)]
 
 
 # --- compaction ----------------------------------------------------------------------------

@@ -7,14 +7,12 @@ account for is ever deleted or overwritten.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -22,60 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from profiler.cli import main
 from profiler.errors import StoreError
 from profiler.store import Run, compact, read_run
 from profiler.store import segments as segments_module
+from tests.runhelp import ROOT, STATUS, cli, one_line_error, snapshot
 
-ROOT = Path(__file__).resolve().parents[2]
-JOURNAL = ROOT / "tests/data/golden/cxx/2025-final.journal.txt"
-STATUS = ROOT / "tests/data/status/cxx-2025.json"
 SEGMENT = "20990101T000000.000000Z-1-000001.jsonl"
-
-
-def cli(*args: str | Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def one_line_error(err: str, *names: str | Path) -> str:
-    """The error line of a failed command: exactly one line, naming ``names``."""
-    lines = [ln for ln in err.splitlines() if not ln.startswith(("analysing", "drawing"))]
-    errors = [ln for ln in lines if ln.startswith("hydra-profiler: error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err
-    for name in names:
-        assert str(name) in errors[0], (name, errors[0])
-    return errors[0]
-
-
-def snapshot(path: Path) -> dict[str, bytes]:
-    """Every file under ``path`` (lock files aside) and its bytes."""
-    return {
-        str(p.relative_to(path)): p.read_bytes()
-        for p in sorted(path.rglob("*"))
-        if p.is_file() and not p.name.endswith(".lock")
-    }
-
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small real run: a golden journal and a status document, compacted; then one more
-    status sample and two events still in segments."""
-    run = tmp_path_factory.mktemp("base") / "run"
-    assert cli("collect", "logs", "--file", JOURNAL, "--out", run)[0] == 0
-    assert cli("collect", "status", "--file", STATUS, "--once", "--out", run)[0] == 0
-    rows = [
-        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
-        for row in read_run(run).table("samples").to_dict(orient="records")
-    ]
-    with Run.open(run, command="test") as r:
-        r.writer("samples").append_many([{**x, "ts": x["ts"] + 30} for x in rows])
-        with r.writer("events") as w:
-            w.append({"ts": rows[0]["ts"], "source": "test", "event": "note", "detail": "a"})
-            w.append({"ts": rows[0]["ts"] + 1, "source": "test", "event": "gap", "detail": "b"})
-    return run
 
 
 @pytest.fixture
@@ -419,9 +369,16 @@ def test_non_finite_values_are_null_in_json_and_nan_times_do_not_break_reports(
     assert (tmp_path / "r.md").exists()
 
 
-def test_a_table_directory_entry_that_is_a_file_is_not_a_table(run: Path) -> None:
+def test_files_that_are_not_the_store_s_are_ignored_with_a_warning(run: Path) -> None:
     (run / "tables" / "stray").write_text("x")
-    assert "stray" not in read_run(run).tables()
+    (run / "tables" / "samples" / "samples.parquet").write_bytes(b"PAR1")
+    (run / "tables" / "samples" / ".compacted-x.parquet.tmp").write_bytes(b"PAR1")  # crash
+    reader = read_run(run)
+    assert "stray" not in reader.tables()
+    assert reader.warnings == [
+        "tables/samples/samples.parquet: not a file of the store; ignored",
+        "tables/stray: not a table directory; ignored",
+    ]
 
 
 # --- D9: compaction memory does not grow with the run ----------------------------------------
