@@ -193,7 +193,9 @@ def _check_entry(mpath: str, table: Any, entry: Any) -> None:
     where = f"compacted.{table}"
     if not isinstance(entry, dict):
         raise _Malformed(mpath, where, entry, "is not an object")
-    parquet = entry.get("parquet")
+    if "parquet" not in entry:
+        raise _Malformed(mpath, where, entry, "has no 'parquet'")
+    parquet = entry["parquet"]
     if parquet is not None and not _is_compacted_name(parquet):
         raise _Malformed(mpath, f"{where}.parquet", parquet, "is not a compacted file name")
     _check_names(mpath, f"{where}.segments", entry.get("segments"), _is_segment_or_part, "segment")
@@ -201,6 +203,8 @@ def _check_entry(mpath: str, table: Any, entry: Any) -> None:
     rows = entry.get("rows", 0)
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
         raise _Malformed(mpath, f"{where}.rows", rows, "is not a row count")
+    if parquet is None and (entry["segments"] or rows):  # absorbed into which file?
+        raise _Malformed(mpath, f"{where}.parquet", parquet, "but segments were absorbed")
 
 
 def _check_manifest(doc: Manifest, mpath: str) -> None:

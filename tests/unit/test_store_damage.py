@@ -259,6 +259,10 @@ def _set_column(column: str, values: Any) -> Any:
 ERRORS = {
     "compacted null": (lambda r: edit_manifest(r, lambda d: d.update(compacted=None)), "manifest"),
     "compacted [1]": (lambda r: edit_manifest(r, lambda d: d.update(compacted=[1])), "manifest"),
+    "entry without its parquet": (
+        lambda r: edit_manifest(r, lambda d: d["compacted"]["samples"].update(parquet=None)),
+        "manifest",
+    ),
     "nested manifest": (lambda r: (r / "manifest.json").write_text("[" * 100000), "manifest"),
     "segment is a directory": (
         lambda r: (r / "tables/samples" / SEGMENT).mkdir(),
