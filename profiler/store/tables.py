@@ -540,15 +540,15 @@ def _new_name(table_dir: str, entry: CompactedEntry | None) -> str:
             return name
 
 
-def _mark_pending(path: str, table: str, name: str) -> None:
-    """Before writing ``name``: list it in the manifest, so a crash leaves no file the
-    manifest does not account for."""
+def _mark_pending(path: str, table: str, names: list[str]) -> None:
+    """Before writing ``names[-1]``: list it (and a format-1 entry's orphans) as pending in
+    the manifest, so a crash leaves no file the manifest does not account for."""
 
     def change(doc: Manifest) -> None:
         entry = doc.setdefault("compacted", {}).setdefault(
             table, {"parquet": None, "segments": [], "pending": [], "rows": 0}
         )
-        entry["pending"] = [*entry.get("pending", []), name]
+        entry["pending"] = [*entry.get("pending", []), *names]
 
     update_manifest(path, change)
 
@@ -652,7 +652,8 @@ def _compact_table(path: str, table: str) -> int:
         remove_files(table_dir, _stale(table_dir, entry, entry.parquet if entry else None))
         return 0
     name = _new_name(table_dir, entry)
-    _mark_pending(path, table, name)
+    orphans = [] if entry is None or entry.pending is not None else _stale(table_dir, entry, None)
+    _mark_pending(path, table, [n for n in orphans if is_compacted_file(n)] + [name])
     sources = [s for s in _sources(table_dir, entry) if s.kind == "compacted"]
     sources += [_Source("part", n) for n in parts] + [_Source("segment", n) for n in todo]
     try:

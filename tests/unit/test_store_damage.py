@@ -103,8 +103,13 @@ def test_a_compacted_file_the_manifest_does_not_list_is_kept(run: Path) -> None:
     assert stranger.exists() and listed.exists()
 
 
-def test_a_format_1_orphan_is_still_cleaned_up(run: Path) -> None:
-    """Format-1 entries have no 'pending': their other compacted files are crash orphans."""
+def test_a_format_1_orphan_is_still_cleaned_up_even_after_a_crash(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Format-1 entries have no 'pending': their other compacted files are crash orphans,
+    which become pending (accounted for) once a compaction of this version starts."""
+    from profiler.store import tables
+
     edit_manifest(run, lambda doc: [e.pop("pending", None) for e in doc["compacted"].values()])
     listed = compacted_file(run, "log_events")
     orphan = listed.with_name("compacted-20000101T000000.000000Z.parquet")
@@ -112,6 +117,20 @@ def test_a_format_1_orphan_is_still_cleaned_up(run: Path) -> None:
     rows = len(read_run(run).table("log_events"))
     with Run.open(run, command="test") as r:
         r.writer("log_events").append({"ts": 1.0, "event": "late"})
+
+    real = tables._write_compacted
+
+    def crash(table_dir: str, table: str, *args: Any) -> Any:
+        if table == "log_events":
+            raise KeyboardInterrupt("power cut")
+        return real(table_dir, table, *args)
+
+    monkeypatch.setattr(tables, "_write_compacted", crash)
+    with pytest.raises(KeyboardInterrupt):
+        compact(run)
+    monkeypatch.undo()
+    assert orphan.name in manifest(run)["compacted"]["log_events"]["pending"]
+    assert len(read_run(run).table("log_events")) == rows + 1
     compact(run)
     assert not orphan.exists() and len(read_run(run).table("log_events")) == rows + 1
 
