@@ -50,16 +50,19 @@ def add_parser(sub: Any) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """A DataFrame cell as a JSON value: missing (None, NaN, NA) -> None, numpy -> Python."""
+    """A DataFrame cell as a JSON value: missing (None, NaN, NA) and infinite -> None,
+    numpy -> Python."""
     if value is None or isinstance(value, str | bool | int):
         return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    import pandas as pd
+    if not isinstance(value, float):
+        import pandas as pd
 
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
+        if pd.api.types.is_scalar(value) and pd.isna(value):
+            return None
+        value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None  # JSON has no NaN or infinity
+    return value
 
 
 def json_text(df: pd.DataFrame) -> str:
@@ -99,9 +102,13 @@ def run(args: argparse.Namespace) -> int:
     fmt = _choose_format(args)
     reader = read_run(args.run_dir)
     if args.table == "rates" and "rates" not in reader.tables():
-        from profiler.collect.rates import counter_rates  # derived from samples on the fly
+        from profiler.collect.rates import KEYS, counter_rates  # derived from samples on the fly
 
-        df = counter_rates(reader.table("samples"))
+        samples = reader.table("samples")
+        for key in ("kind", *KEYS):  # records may lack a key: that is a null value
+            if key not in samples:
+                samples[key] = None
+        df = counter_rates(samples)
     else:
         df = reader.table(args.table)
     for warning in reader.warnings:

@@ -1,12 +1,17 @@
 """Append-only JSON-lines segments: writing them, and reading them back line by line.
 
-A table is a directory ``RUN/tables/<table>/`` of segments ``<utc-stamp>-<pid>-<n>.jsonl``
-(one JSON object per line), Parquet parts of bulk imports, and at most one compacted
-Parquet file (see tables.py). Each
-record is appended with one ``os.write`` of the whole line to a file opened ``O_APPEND``,
-so a process killed at any moment leaves at most one partial last line, and a writer never
-reopens a segment (a restarted process starts a new one). A writer holds an exclusive
-``flock`` on its open segment: compaction skips segments that are still locked.
+A table is a directory ``RUN/tables/<table>/`` of segments ``<utc-stamp>-<pid>-<n>.jsonl``,
+Parquet parts of bulk imports, and at most one compacted Parquet file (see tables.py).
+
+A segment line is either one record (a JSON object, :meth:`SegmentWriter.append`) or a
+*group*: a JSON array of records written by one :meth:`SegmentWriter.append_many` call
+(format 2), e.g. every row of one status sample. Each line is appended with one
+``os.write`` to a file opened ``O_APPEND``, a group never spans two segments, and a writer
+never reopens a segment (a restarted process starts a new one), so a process killed at any
+moment leaves at most one partial last line. A partial line never parses as JSON (an
+object or array lacks its closing bracket), so readers and compaction drop a torn group
+whole: a sample is stored entirely or not at all. A writer holds an exclusive ``flock`` on
+its open segment: compaction skips segments that are still locked.
 
 Nothing here imports pandas or pyarrow, so collectors stay light.
 """
@@ -18,8 +23,9 @@ import fcntl
 import itertools
 import json
 import os
+import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +36,8 @@ SEGMENT_SUFFIX = ".jsonl"
 _DECODE = json.JSONDecoder().raw_decode
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _COUNTER = itertools.count(1)  # per process: with the pid, makes segment names unique
+STAMP = r"\d{8}T\d{6}\.\d{6}Z"
+SEGMENT_NAME = re.compile(rf"{STAMP}-\d+-\d{{6,}}\.jsonl")
 
 
 def utc_stamp() -> str:
@@ -40,6 +48,15 @@ def utc_stamp() -> str:
 def fsync_dir(directory: str) -> None:
     """Make a created, renamed or removed directory entry durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str) -> None:
+    """Make a written file's contents durable."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -102,24 +119,31 @@ class SegmentWriter:
         self._write(_encode(record, self.directory), 1)
 
     def append_many(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Append records with one ``os.write`` per segment's worth (a bulk import's path).
+        """Append records as one group: one line, one ``os.write``, all in one segment.
 
-        A process killed mid-call leaves whole lines and at most one partial last line,
-        as with :meth:`append`.
+        Readers see the group whole or not at all: a process killed mid-write leaves a
+        partial last line, which never parses and is dropped (see the module docstring). A
+        group larger than the room left in the current segment starts a new segment, and
+        one larger than ``max_segment_bytes`` makes that segment larger than the limit.
         """
         if not records:
             return
         if self.closed:
             raise StoreError(f"{self.directory}: append to a closed writer")
-        lines = [_encode(r, self.directory) for r in records]
-        start = 0
-        while start < len(lines):  # cut where a segment would pass its size limit
-            room, end = self.max_segment_bytes - self._size, start
-            while end < len(lines) and (end == start or room >= len(lines[end])):
-                room -= len(lines[end])
-                end += 1
-            self._write(b"".join(lines[start:end]), end - start)
-            start = end
+        if len(records) == 1:
+            self._write(_encode(records[0], self.directory), 1)
+            return
+        for record in records:
+            if not isinstance(record, Mapping):
+                kind = type(record).__name__
+                raise StoreError(f"{self.directory}: a record must be a dict, not {kind}")
+        try:
+            line = (_ENCODE(list(records)) + "\n").encode()
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{self.directory}: record is not JSON-serialisable: {exc}") from None
+        if self._fd is not None and self._size and self._size + len(line) > self.max_segment_bytes:
+            self._close_segment(sync=True)  # the group goes whole into a new segment
+        self._write(line, len(records))
 
     def _write(self, data: bytes, count: int) -> None:
         fd = self._open() if self._fd is None else self._fd
@@ -244,32 +268,79 @@ def compactable(table_dir: str, absorbed: set[str]) -> list[str]:
     return out
 
 
+CHUNK_RECORDS = 8192  # records per chunk when a segment is read in bounded pieces
+
+
+def _parse(line: str) -> list[dict[str, Any]] | None:
+    """The records of one line (a record or a group), or None if it is not one."""
+    try:
+        value, end = _DECODE(line)  # json.loads without its per-call overhead
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        return None
+    if end != len(line):
+        return None
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        return value
+    return None
+
+
+def iter_segment(
+    path: str, label: str, warnings: list[str]
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Parse one segment in chunks of about :data:`CHUNK_RECORDS` ``(line number, record)``
+    pairs, so memory stays bounded whatever the segment's size; skip unparsable lines and
+    append one warning per skipped line to ``warnings`` (``label`` names the file).
+
+    A partial last line is dropped whole (a torn record or group); it is reported unless a
+    live writer holds the segment (a line in flight is not damage).
+
+    Raises
+    ------
+    StoreError
+        The segment cannot be read (a directory, no permission, an I/O error).
+    """
+    try:
+        f = open(path, "rb")  # closed in the finally below
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read segment: {exc.strerror or exc}") from None
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    bad: int | None = None  # the last unparsable line, reported once we know if it is last
+    try:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.decode("utf-8", "replace").strip()  # damaged bytes: an unparsable line
+            if not line:
+                continue
+            if bad is not None:
+                warnings.append(f"{label}:{bad}: skipped an unparsable record")
+                bad = None
+            records = _parse(line)
+            if records is None:
+                bad = lineno
+                continue
+            chunk += [(lineno, r) for r in records]
+            if len(chunk) >= CHUNK_RECORDS:
+                yield chunk
+                chunk = []
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read segment: {exc.strerror or exc}") from None
+    finally:
+        f.close()
+    if bad is not None and not in_use(path):
+        warnings.append(f"{label}: skipped a partial last record (crash during write)")
+    if chunk:
+        yield chunk
+
+
 def read_segment(path: str, label: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Parse one segment; skip unparsable lines and say which, never raise for them.
+    """Parse one segment whole; skip unparsable lines and say which, never raise for them.
 
     Returns
     -------
     records, warnings
         The records in file order, and one line per skipped line (``label`` names the file).
     """
-    with open(path, "rb") as f:  # damaged bytes just make their line unparsable
-        lines = [line.strip() for line in f.read().decode("utf-8", "replace").split("\n")]
-    last = max((i for i, line in enumerate(lines) if line), default=-1)
-    records: list[dict[str, Any]] = []
     warnings: list[str] = []
-    for i, line in enumerate(lines[: last + 1]):
-        if not line:
-            continue
-        try:
-            record, end = _DECODE(line)  # json.loads without its per-call overhead
-        except ValueError:
-            record, end = None, 0
-        if end != len(line):
-            record = None
-        if isinstance(record, dict):
-            records.append(record)
-        elif i < last:
-            warnings.append(f"{label}:{i + 1}: skipped an unparsable record")
-        elif not in_use(path):  # a live writer's line in flight is not damage
-            warnings.append(f"{label}: skipped a partial last record (crash during write)")
+    records = [r for chunk in iter_segment(path, label, warnings) for _, r in chunk]
     return records, warnings

@@ -48,7 +48,7 @@ def test_open_creates_the_directory_and_a_complete_manifest(tmp_path: Path) -> N
     path = tmp_path / "a" / "run"
     run = Run.open(path)
     doc = _manifest(path)
-    assert doc["format_version"] == FORMAT_VERSION == 1
+    assert doc["format_version"] == FORMAT_VERSION == 2
     assert doc["kind"] == "hydra-profiler-run"
     assert _utc(doc["created_utc"]) <= _utc(doc["updated_utc"])
     assert doc["ended_utc"] is None
@@ -172,9 +172,10 @@ def test_a_frozen_format_1_run_is_read_and_extended(tmp_path: Path) -> None:
 
 def test_a_newer_format_is_refused_in_one_line(tmp_path: Path) -> None:
     path = _frozen_v1(tmp_path)
-    text = FROZEN_V1_MANIFEST.replace('"format_version": 1', '"format_version": 2')
+    newer = FORMAT_VERSION + 1
+    text = FROZEN_V1_MANIFEST.replace('"format_version": 1', f'"format_version": {newer}')
     (path / "manifest.json").write_text(text)
-    expected = f"{path}: written by a newer hydra-profiler (format 2); upgrade"
+    expected = f"{path}: written by a newer hydra-profiler (format {newer}); upgrade"
     for attempt in (read_run, Run.open, compact):
         with pytest.raises(FormatVersionError) as info:
             attempt(path)
@@ -184,13 +185,14 @@ def test_a_newer_format_is_refused_in_one_line(tmp_path: Path) -> None:
 def test_older_formats_are_migrated_step_by_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def to_2(doc: dict[str, Any]) -> dict[str, Any]:
-        return {**doc, "format_version": 2, "notes": [{"text": n} for n in doc["notes"]]}
+    def to_3(doc: dict[str, Any]) -> dict[str, Any]:
+        assert doc["format_version"] == 2  # after format 1 -> 2
+        return {**doc, "format_version": 3, "notes": [{"text": n} for n in doc["notes"]]}
 
-    monkeypatch.setattr(run_module, "FORMAT_VERSION", 2)
-    monkeypatch.setattr(run_module, "_MIGRATIONS", {2: to_2})
+    monkeypatch.setattr(run_module, "FORMAT_VERSION", 3)
+    monkeypatch.setattr(run_module, "_MIGRATIONS", {**run_module._MIGRATIONS, 3: to_3})
     doc = read_run(_frozen_v1(tmp_path)).manifest
-    assert doc["format_version"] == 2
+    assert doc["format_version"] == 3
     assert doc["notes"] == [{"text": "status: no machines section"}]
 
 
@@ -386,8 +388,10 @@ def test_crash_after_parquet_before_manifest_neither_loses_nor_duplicates(
     monkeypatch.setattr(tables_module, "_record_compaction", crash)
     with pytest.raises(KeyboardInterrupt):
         compact(tmp_path)
-    assert len(_parquets(tmp_path, "events") + _parquets(tmp_path, "samples")) == 1  # orphan
-    assert "compacted" not in _manifest(tmp_path)
+    [orphan] = _parquets(tmp_path, "events") + _parquets(tmp_path, "samples")
+    entries = _manifest(tmp_path)["compacted"]  # the orphan was named before it was written
+    assert [e["parquet"] for e in entries.values()] == [None]
+    assert [e["pending"] for e in entries.values()] == [[orphan]]
     for table, df in before.items():
         pd.testing.assert_frame_equal(read_run(tmp_path).table(table), df)
     monkeypatch.undo()
@@ -546,18 +550,20 @@ def test_a_listed_parquet_that_is_missing_is_an_error_not_a_loop(tmp_path: Path)
         compact(tmp_path)
 
 
-def test_append_many_writes_batches_across_segments_in_order(tmp_path: Path) -> None:
+def test_append_many_writes_one_group_line_never_split_across_segments(tmp_path: Path) -> None:
     with Run.open(str(tmp_path / "r")) as run:
         writer = run.writer("t", max_segment_bytes=400)
-        writer.append_many([{"i": i, "pad": "x" * 20} for i in range(50)])
+        for k in range(5):  # groups of ~300 bytes: two never fit in one segment
+            writer.append_many([{"i": 10 * k + i, "pad": "x" * 20} for i in range(10)])
         writer.append_many([])
-        writer.append({"i": 50, "pad": ""})
-        assert writer.records == 51
-        assert len(writer.segments) > 3  # cut at the size limit, never mid-record
-    for path in writer.segments:
-        text = Path(path).read_text()
-        assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())
-    assert read_run(str(tmp_path / "r")).table("t")["i"].tolist() == list(range(51))
+        writer.append({"i": 50, "pad": ""})  # fits after the last group
+        writer.append_many([{"i": 51 + i, "pad": "x" * 100} for i in range(10)])  # > 400 bytes
+        assert writer.records == 61
+        assert len(writer.segments) == 6
+    lines = [[json.loads(ln) for ln in Path(p).read_text().splitlines()] for p in writer.segments]
+    assert [len(seg) for seg in lines] == [1, 1, 1, 1, 2, 1]  # lines per segment
+    assert lines[4][1] == {"i": 50, "pad": ""} and len(lines[5][0]) == 10
+    assert read_run(str(tmp_path / "r")).table("t")["i"].tolist() == list(range(61))
 
 
 def test_nested_and_mixed_columns_still_become_json_text(tmp_path: Path) -> None:
