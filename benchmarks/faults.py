@@ -14,9 +14,14 @@ run gave a traceback, hung, or exited other than 0.
 ``--launcher subprocess`` (the default) starts ``python -m profiler`` for each run, as a
 user would; ``--launcher fork`` forks them from a preloaded server (ten times less CPU).
 
+With ``--kills N`` it then runs N SIGKILL trials (benchmarks/kill_trials.py: a collector
+killed at random moments, each run then checked readable, with no sample lost, torn or
+duplicated), so one command gives both halves of the fault figures.
+
 Usage::
 
     python3 benchmarks/faults.py [--repeat 1] [--parallel 8] [--launcher subprocess|fork]
+                                 [--kills 60]
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=0.8, help="--timeout of runs (0.8)")
     parser.add_argument("--kinds", default="status,metrics")
     parser.add_argument("--behaviours", default=",".join(BEHAVIOURS))
+    parser.add_argument("--kills", type=int, default=0, help="SIGKILL trials after (0)")
     args = parser.parse_args()
     cases = [
         Case(kind, behaviour, mode)
@@ -109,6 +115,11 @@ def main() -> int:
             f"{args.duration:g}s (from the first request), "
             f"{max(o.seconds for o in outcomes if o.case.mode == 'sigterm'):.2f} s after SIGTERM"
         )
+    if args.kills > 0:
+        import kill_trials
+
+        print(f"\n{args.kills} SIGKILL trials (benchmarks/kill_trials.py):", flush=True)
+        bad += kill_trials.main(["--trials", str(args.kills)])
     return 1 if bad else 0
 
 

@@ -185,6 +185,7 @@ def analyze(
         steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))
         att = attribute(table, steps)
     att.notes.append(f"codec {codec_name}: {choice.source}")
+    att.notes.extend(f"run store: {w}" for w in reader.warnings)  # skipped damaged records
     if choice.mode is not None:
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
