@@ -314,6 +314,9 @@ class _SpanIndex:
                 groups.setdefault(str(name), []).append((float(a), float(b), i))
         return {name: cls(rows) for name, rows in groups.items()}
 
+    def _holds(self, j: int, ts: float) -> bool:
+        return bool(self.starts[j] - SPAN_SLACK_S <= ts <= self.ends[j] + SPAN_SLACK_S)
+
     def nearest(self, ts: float) -> Any:
         n = len(self.keys)
         if not n:
@@ -322,10 +325,11 @@ class _SpanIndex:
         # a span holding ts: the earliest-started one among the few just before hi, else
         # the one reaching furthest among all started by then
         window = range(max(0, hi - 8), hi)
-        holding = [j for j in window if self.ends[j] + SPAN_SLACK_S >= ts]
+        # (each tested as the distance is: ts + 1 may round where start - 1 does not)
+        holding = [j for j in window if self._holds(j, ts)]
         if holding:
             return self.keys[min(holding, key=lambda j: self.keys[j])]
-        if hi > 0 and self.reach[hi - 1] + SPAN_SLACK_S >= ts:
+        if hi > 0 and self._holds(int(self.reach_at[hi - 1]), ts):
             return self.keys[int(self.reach_at[hi - 1])]
         near = [j for j in (hi - 1, hi) if 0 <= j < n]
         if hi > 0:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from profiler.analyze.steps import SPAN_SLACK_S, _join_outputs
@@ -29,6 +29,7 @@ copies = st.lists(st.tuples(st.sampled_from("abcd"), st.floats(-10, 130)), max_s
 
 @settings(max_examples=200, deadline=None)
 @given(spans, copies)
+@example([("a", 1.0, 0.0), ("a", 0.0, 0.0)], [("a", -2.2250738585e-313)])  # ts + 1 rounds
 def test_each_copy_goes_to_a_nearest_step_of_its_name(
     rows: list[tuple[str, float, float]], lines: list[tuple[str, float]]
 ) -> None:
