@@ -262,17 +262,13 @@ def _join_outputs(steps: pd.DataFrame, copied: pd.DataFrame) -> pd.DataFrame:
     steps["pipeline_s"] = np.nan
     if copied.empty or "drv_path" not in steps:
         return steps
-    names = steps["drv_path"].map(store_name)
-    index = {str(k): v for k, v in _SpanIndex.by_name(steps, names).items()}
+    owners = copy_owners(steps, steps["drv_path"].map(store_name), copied)
     nar = steps["nar_bytes"].to_dict()
     packed = steps["compressed_bytes"].to_dict()
     pipe = steps["pipeline_s"].to_dict()
-    for name, ts, n, c, p in zip(
-        copied["name"], copied["ts"], copied["nar_bytes"], copied["compressed_bytes"],
-        copied["pipeline_s"], strict=True,
-    ):  # fmt: skip
-        spans = index.get(str(name or ""))
-        best = spans.nearest(float(ts)) if spans is not None else None
+    for best, n, c, p in zip(
+        owners, copied["nar_bytes"], copied["compressed_bytes"], copied["pipeline_s"], strict=True
+    ):
         if best is None:
             continue
         for column, value in ((nar, n), (packed, c), (pipe, p)):
@@ -282,6 +278,17 @@ def _join_outputs(steps: pd.DataFrame, copied: pd.DataFrame) -> pd.DataFrame:
     steps["compressed_bytes"] = pd.Series(packed)
     steps["pipeline_s"] = pd.Series(pipe)
     return steps
+
+
+def copy_owners(steps: pd.DataFrame, names: pd.Series, copied: pd.DataFrame) -> list[Any]:
+    """Per copy line (``copied``: name, ts), the index of the step of that name (``names``,
+    aligned with ``steps``) whose span holds it, else the nearest; None for a name no step
+    has."""
+    index = _SpanIndex.by_name(steps, names)
+    return [
+        index[key].nearest(float(ts)) if (key := str(name or "")) in index else None
+        for name, ts in zip(copied["name"], copied["ts"], strict=True)
+    ]
 
 
 SPAN_SLACK_S = 1.0  # log times are whole seconds in short-format journals
@@ -507,10 +514,8 @@ def journal_steps(logs: pd.DataFrame, generation: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {"start_ts": [float(r["ts"]) for r, _ in spans], "end_ts": [e for _, e in spans]}
     )
-    index = _SpanIndex.by_name(frame, names)
     mine: dict[Any, list[int]] = {}
-    for j, (name, ts) in enumerate(zip(copied["name"], copied["ts"], strict=True)):
-        owner = index[name].nearest(float(ts)) if name in index else None
+    for j, owner in enumerate(copy_owners(frame, names, copied)):
         if owner is not None:
             mine.setdefault(owner, []).append(j)
     pipeline_s = copied["pipeline_s"].to_numpy(float)

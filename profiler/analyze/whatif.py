@@ -451,26 +451,26 @@ def _recompressed(steps: pd.DataFrame, old: CodecProfile, new: CodecProfile) -> 
     needs for its compression time (:func:`implied_nar_bytes`): scaling by the per-byte
     rates alone would give a small NAR the new codec's per-byte cost without the old one's
     set-up cost (xz's 2 ms a call against zstd's 0.07 ms made a 0.1 s step 30 s)."""
-    out = steps.copy()
-    cpu = out["compress_cpu_s"] if "compress_cpu_s" in out else out["compress_s"]
-    cpu = cpu.fillna(out["compress_s"]).astype(float)
     nar = steps["nar_bytes"].to_numpy(float)
     sized = np.isfinite(nar) & (nar > 0)
-    nar = np.where(sized, nar, implied_nar_bytes(old, cpu.to_numpy(float)))
+    nar = np.where(sized, nar, implied_nar_bytes(old, _cpu_seconds(steps).to_numpy(float)))
     before = np.asarray(old.seconds(nar), float)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(before > 0, np.asarray(new.seconds(nar), float) / before, np.nan)
     per_byte = new.seconds_per_byte / old.seconds_per_byte
-    factor = np.where(np.isfinite(factor), factor, per_byte)
-    out["compress_s"] = out["compress_s"] - cpu + cpu * np.nan_to_num(factor, nan=1.0)
-    return out
+    return _rescaled(steps, np.nan_to_num(np.where(np.isfinite(factor), factor, per_byte), nan=1.0))
+
+
+def _cpu_seconds(steps: pd.DataFrame) -> pd.Series:
+    """The CPU part of each step's compression estimate (the whole estimate without it)."""
+    cpu = steps["compress_cpu_s"] if "compress_cpu_s" in steps else steps["compress_s"]
+    return cpu.fillna(steps["compress_s"]).astype(float)
 
 
 def _rescaled(steps: pd.DataFrame, factor: np.ndarray) -> pd.DataFrame:
     """The steps with the CPU part of each compression time (``compress_cpu_s``) scaled."""
     out = steps.copy()
-    cpu = out["compress_cpu_s"] if "compress_cpu_s" in out else out["compress_s"]
-    cpu = cpu.fillna(out["compress_s"]).astype(float)
+    cpu = _cpu_seconds(out)
     out["compress_s"] = out["compress_s"] - cpu + cpu * factor
     return out
 
