@@ -217,7 +217,9 @@ def _db_steps(db: pd.DataFrame, generation: str) -> pd.DataFrame:
     )
     span = db["stop_time"].astype(float) - db["start_time"].astype(float)
     overhead = db["overhead_ms"].astype(float).fillna(0.0) / 1000
-    if generation == "rust":  # stop - start is the whole step (from runnable) incl. overhead
+    # Rust: stop - start is the whole step from its dispatch (set_start_time_now when the
+    # job is created, hydra 14332fbf state/mod.rs:880) incl. overhead; no queue wait in it
+    if generation == "rust":
         out["start_ts"] = db["start_time"].astype(float)
         out["end_ts"] = db["stop_time"].astype(float)
         out["copy_s"] = overhead

@@ -1,15 +1,17 @@
 """What-if: replay an analysed run in the simulator, change one thing, compare.
 
-The step table becomes the simulator's input (:mod:`profiler.analyze.simulate`): observed
-phase durations, machines and their slots, local worker slots, and release times. Hydra
-records no step's release (runnable) time, so it is reconstructed: Rust's ``startTime`` is
-it (whole seconds); for C++ the runnable-steps gauge is inverted (steps become runnable in
-the order they are dispatched, so the k-th dispatched step was released when released-so-far
-= runnable + dispatched first reached k), to within a sample interval; without samples a
-step is taken as released when it was dispatched. Dependencies are not recorded either: a
-step released just after another ended is taken to depend on it (:func:`release_triggers`),
-so in the simulation it starts when that step ends there; other steps keep their observed
-release, so gains from changes that would release them sooner are not projected.
+The step table becomes the simulator's input (:mod:`profiler.analyze.simulate`): observed phase
+durations, machines and their slots, local worker slots, and release times. Hydra records no
+step's release (runnable) time, so it is reconstructed: the gauge of steps waiting for a machine
+is inverted (steps become runnable in the order they are dispatched, so the k-th dispatched step
+was released when released-so-far = waiting + dispatched first reached k), to within a sample
+interval; without samples a step is taken as released when it was dispatched. Both generations'
+``startTime`` is the dispatch, not the release (Rust sets it when the job is created: hydra
+14332fbf subprojects/hydra-queue-runner/src/state/mod.rs:880). Dependencies are not recorded
+either: a step released just after another ended is taken to depend on it
+(:func:`release_triggers`), so in the simulation it starts when that step ends there; other
+steps keep their observed release, so gains from changes that would release them sooner are not
+projected.
 """
 
 from __future__ import annotations
@@ -141,11 +143,6 @@ def release_times(a: Analysis) -> Releases:
     """Per step (table order), when it became runnable (see the module docstring)."""
     steps = a.steps
     start = steps["start_ts"].to_numpy(float)
-    if a.generation == "rust" and "start_time" in steps:
-        runnable = steps["start_time"].to_numpy(float)
-        ok = np.isfinite(runnable)
-        times = np.where(ok, np.minimum(runnable, start), start)
-        return Releases(times, "Rust startTime (whole seconds)", 1.0)
     gauge = a.pressure_series
     if gauge is None or len(gauge[0]) < 2:
         return Releases(start.copy(), "dispatch times (no runnable-steps samples)", 0.0)
@@ -185,8 +182,7 @@ def release_triggers(
     the simulator then releases it when that step ends in the simulation, so a change that
     finishes steps sooner also starts their dependants sooner. A release time known to
     within a resolution (``tolerance_s`` is twice it and a margin) may lie before the
-    trigger's end by up to half the tolerance: Rust's whole-second ``startTime`` is truncated
-    (the step became runnable up to a second later), the inverted gauge is mid-interval.
+    trigger's end by up to half the tolerance: the inverted gauge is mid-interval.
     A dependency has ended before its dependant is dispatched, so with ``start`` (dispatch
     times) only a step that ended by then (give or take :data:`CLOCK_SLACK_S`, the skew
     between two steps' records) can be the trigger, and of those the one that ended nearest

@@ -9,9 +9,10 @@ waiting-for-local-slot [35] (only when ``max_local_worker_threads`` permits are 
 the machine slot is released once a permit is held) -> receiving-outputs, compressing,
 writing-cache, uploading [40] -> post-processing [50] -> db-update.
 
-Rust: dispatch [10] -> importing [20] (the builder fetches inputs from the cache) ->
-building [30] -> compressing, writing-cache, uploading [40] (the builder compresses, as with
-presigned uploads; the slot stays held) -> post-processing [50] -> db-update.
+Rust: preparing (the step's row) -> dispatch [10] -> importing [20] (the builder fetches inputs
+from the cache) -> building [30] -> compressing, writing-cache, uploading [40] (the builder
+compresses, as with presigned uploads; the slot stays held) -> post-processing [50] ->
+finishing-step (the step row, slot still held) -> db-update (the builds' rows, slot free).
 
 A step's wall time runs from when it became runnable to its end; the phases (with
 ``queued`` first) tile it exactly, so the attribution in ``truth.json`` sums to 1.
@@ -52,6 +53,7 @@ CATEGORY = {
     "writing-cache": "io",
     "uploading": "io",
     "post-processing": "post",
+    "finishing-step": "post",  # Rust: the step row, written while the slot is held
     "db-update": "post",
     # a failed attempt and the back-off before its retry: time the step did not progress
     "failed-attempt": "build",
@@ -109,6 +111,7 @@ class StepRun:
     build_id: int = 0
     step_nr: int = 0
     runnable_at: float = 0.0
+    dispatched_at: float = 0.0  # the latest dispatch (a retried step is dispatched again)
     machine: str = ""
     phases: list[tuple[str, float, float]] = field(default_factory=list)
     finished_at: float = 0.0
@@ -448,7 +451,11 @@ class Engine:
             self._dispatched.add(run.spec.index)
             run.machine = machine.hostname
             now = time.time()
-            run.mark("dispatch" if self.k.generation == "rust" else "preparing", now)
+            # both generations start a step with its row: C++ createBuildStep (builder.cc:195),
+            # Rust create_build_step and notify_build_started before "Submitting build"
+            # (hydra 14332fbf state/mod.rs:1094-1133)
+            run.mark("preparing", now)
+            run.dispatched_at = now
             if self.k.generation == "rust":
                 # job_wait_time_seconds is observed at dispatch: runnable -> dispatch
                 # (hydra 14332fbf hydra-queue-runner/src/state/queue.rs:514-515)
@@ -577,10 +584,18 @@ class Engine:
             s3.put_time_ms += put_ms
         return int(run.compress_seconds * 1000), put_ms
 
-    def _retry(self, run: StepRun, machine: MachineState, start: int) -> None:
+    def _retry(
+        self,
+        run: StepRun,
+        machine: MachineState,
+        start: int,
+        release: Callable[[], None] | None = None,
+    ) -> None:
         """A transient failure: the step row ends aborted (status 3) with its error, the
         runner logs it and the retry, and the step goes back to the queue after a back-off
-        (retryInterval x 3^(tries-1), scaled down for the emulator)."""
+        (retryInterval x 3^(tries-1), scaled down for the emulator). ``release`` frees the
+        machine slot once the row is written (Rust fail_step writes the row, then removes
+        the job: hydra 14332fbf state/mod.rs:2263-2275)."""
         run.tries += 1
         delay = self.k.retry_seconds * 3 ** (run.tries - 1)
         run.mark("failed-attempt", time.time())
@@ -588,6 +603,8 @@ class Engine:
             "finish_step", run.build_id, run.step_nr, STATUS_ABORTED, start, int(time.time()),
             self._machine_name(run), 0, error_msg=TRANSIENT_MESSAGE,
         )  # fmt: skip
+        if release is not None:
+            release()
         if self.k.generation == "cxx":
             self._emit(
                 journal.cxx_transient_failure(
@@ -611,8 +628,19 @@ class Engine:
         run.not_before = time.time() + delay
         run.retrying = True
 
-    def _finish_db(self, run: StepRun, start: int, stop: int, overhead_ms: int) -> None:
-        run.mark("db-update", time.time())
+    def _finish_db(
+        self,
+        run: StepRun,
+        start: int,
+        stop: int,
+        overhead_ms: int,
+        release: Callable[[], None] | None = None,
+    ) -> None:
+        """The step's and its builds' rows. With ``release`` (Rust succeed_step), the step
+        row is written while the machine still holds the job ("finishing-step": hydra
+        14332fbf state/mod.rs:1927-1936), the job is removed, freeing the slot (:1940), and
+        the builds' rows follow (:2095-2108); without it the slot is already free."""
+        run.mark("db-update" if release is None else "finishing-step", time.time())
         ok = run.status == 0
         # C++: one transaction, the step's row and its builds (builder.cc:327-337,
         # markSucceededBuild); only the success path writes sizes (C++
@@ -627,8 +655,11 @@ class Engine:
         finish_step = ("finish_step", step_args, {"error_msg": None if ok else FAILURE_MESSAGE})
         if self.k.generation == "cxx":
             self._txn(finish_step, ("finish_build", build_args, {}))
-        else:  # the Rust runner's writes as the emulator has always made them: two
+        else:  # Rust: two transactions, the step row's (finish_build_step) and the builds'
             self._txn(finish_step)
+            if release is not None:
+                release()
+                run.mark("db-update", time.time())
             self._txn(("finish_build", build_args, {}))
 
     def _machine_name(self, run: StepRun) -> str:
@@ -794,11 +825,12 @@ class Engine:
                 run.spec.system,
                 machine.hostname,
                 {"out": run.spec.output.path},
-                int(run.runnable_at),
+                int(run.dispatched_at),  # set_start_time_now at dispatch (state/mod.rs:880)
             )
             or 1
         )
         machine_id, job_uuid = _machine_uuid(machine.hostname), _job_uuid(run)
+        run.mark("dispatch", time.time())
         self._emit(
             journal.rust_submitting(
                 run.spec.drv_path, machine_id, machine.hostname, run.build_id, run.step_nr
@@ -826,8 +858,9 @@ class Engine:
             return
         if run.spec.index in self.k.retry_steps and run.tries == 0:
             self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure
-            self._release(machine, run)
-            self._retry(run, machine, int(run.runnable_at))
+            self._retry(
+                run, machine, int(run.dispatched_at), release=lambda: self._release(machine, run)
+            )
             return
         self._emit_builder(machine.hostname, journal.rust_finished_building(run.spec.drv_path))
         upload_ms = self._upload_rust(run, machine)
@@ -837,8 +870,10 @@ class Engine:
         self._emit_builder(machine.hostname, journal.rust_completed(run.spec.drv_path))
         self._emit(journal.rust_marking_done(run.spec.drv_path, machine_id, job_uuid))
         self._gauge("nr_steps_building", -1)  # track_build_success, before the database
-        self._release(machine, run)
-        self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms + upload_ms)
+        self._finish_db(
+            run, int(run.dispatched_at), int(time.time()), import_ms + upload_ms,
+            release=lambda: self._release(machine, run),
+        )  # fmt: skip
         run.end(time.time())
         self._account_rust(run, machine, t_start, import_ms, upload_ms)
 
@@ -865,7 +900,7 @@ class Engine:
         )
         self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure (:2243)
         self._release(machine, run)
-        self._finish_db(run, int(run.runnable_at), int(time.time()), import_ms)
+        self._finish_db(run, int(run.dispatched_at), int(time.time()), import_ms)
         run.end(time.time())
         self._account_rust(run, machine, t_start, import_ms, 0)
 

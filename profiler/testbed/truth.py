@@ -88,15 +88,16 @@ def write(path: str, doc: dict[str, Any]) -> None:
 
 
 # Phases during which a step holds its machine slot (C++ releases it once it holds a local
-# worker permit, engine._step_cxx; Rust holds it through upload and post-processing).
+# worker permit, engine._step_cxx; Rust holds it through upload, post-processing and the step
+# row's write).
 SLOT_PHASES = {
     "cxx": {
         "preparing", "connecting", "sending-inputs", "building", "waiting-for-local-slot",
         "failed-attempt",
     },
     "rust": {
-        "dispatch", "importing", "building", "reading-outputs", "compressing",
-        "writing-cache", "uploading", "post-processing", "failed-attempt",
+        "preparing", "dispatch", "importing", "building", "reading-outputs", "compressing",
+        "writing-cache", "uploading", "post-processing", "finishing-step", "failed-attempt",
     },
 }  # fmt: skip
 # the questions are the analysis's (profiler.analyze.verdict): saturated at SATURATED_SHARE of
