@@ -369,8 +369,8 @@ def _with_logs(
 def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | None) -> pd.DataFrame:
     """Widen tracked steps to the journal's step start and end, when it has them.
 
-    The tracker sees a step from its row's insert to ``step_finished``; the runner logs
-    "performing step" (C++) before the insert and "marking build ... as succeeded" after the
+    The tracker sees a step from its row's insert to ``step_finished``; the C++ runner logs
+    "performing step" before the insert and "marking build ... as succeeded" after the
     last write, so the time in between (database writes) is added to preparing and post.
     Only for the top-level step of a build (a build's end is its last step's end).
     """
@@ -378,7 +378,9 @@ def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | Non
     if not tracked.any() or "drv" not in logs:
         return steps
     ts = logs["ts"].astype(float)
-    started = logs[logs["event"].isin(["step_started", "dispatch"])]
+    # C++ only: Rust logs "Submitting build" after creating the row (hydra 14332fbf
+    # state/mod.rs:1094-1133), so a Rust line before a row's start is another attempt's
+    started = logs[logs["event"] == "step_started"]
     started = started.assign(ts=ts, key=started["drv"].map(store_base))
     steps = steps.copy()
     # each step's own start line: the last one of its drv at or before the row's start (a
@@ -623,6 +625,10 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
 _RUST_JOURNAL_COLUMNS = ("connect_s", "build_s", "copy_s")
 
 
+def _known(x: Any) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
+
+
 def _rust_journal_refine(
     steps: pd.DataFrame, logs: pd.DataFrame | None, generation: str
 ) -> tuple[pd.DataFrame, str | None]:
@@ -665,12 +671,20 @@ def _rust_journal_refine(
             j for j in by_key.get(store_base(row["drv_path"]) or "", [])
             if start - slack <= j["start_ts"] <= end and j["end_ts"] <= end + slack
         ]  # fmt: skip
+        # "Submitting build ... build_id= step_nr=" names the row: another attempt of the
+        # same drv (a retry's aborted row) within the slack is not this one
+        numbered = [j for j in near if _known(j.get("build")) and _known(j.get("stepnr"))]
+        if numbered:
+            near = [
+                j for j in numbered
+                if str(j["build"]) == str(row["build"]) and str(j["stepnr"]) == str(row["stepnr"])
+            ]  # fmt: skip
         if not near:
             continue
         j = min(near, key=lambda j: abs(j["start_ts"] - start))
         begin = min(start, float(j["start_ts"]))
         parts = {c: float(j[c]) for c in _RUST_JOURNAL_COLUMNS}
-        overhead = float(row.get("overhead_ms", math.nan)) / 1000
+        overhead = float(pd.to_numeric(row.get("overhead_ms"), errors="coerce")) / 1000
         if math.isfinite(overhead):  # import = overhead - upload, out of the build span
             parts["send_s"] = min(parts["build_s"], max(0.0, overhead - parts["copy_s"]))
             parts["build_s"] -= parts["send_s"]
@@ -1067,8 +1081,138 @@ def _refine(
         steps, samples, (window[0] - 1, window[1] + 1)
     )
     steps, import_note = _rust_imports(steps, samples, gen)
-    notes.extend(n for n in (refine_note, split_note, import_note) if n)
-    return steps, frozenset(split_estimated + (("build", "io") if import_note else ()))
+    steps, row_note = _rust_step_rows(steps, logs, samples, gen)
+    notes.extend(n for n in (refine_note, split_note, import_note, row_note) if n)
+    estimated = split_estimated + (("build", "io") if import_note else ())
+    return steps, frozenset(estimated + (("post",) if row_note else ()))
+
+
+def _journal_attempts(logs: pd.DataFrame) -> np.ndarray:
+    """Rust runner journal: per dispatch (``Submitting build``), its stop (the next ``marking
+    job as done`` or ``removing job`` line of its drv, before the drv's next dispatch), as
+    rows of (dispatch, stop); a dispatch without a stop is left out."""
+    keyed = logs.assign(key=logs["drv"].map(store_base))
+    starts = _events(keyed, "dispatch")[["key", "ts"]].assign(kind=0)
+    stops = _events(keyed, "job_done", "job_removed")[["key", "ts"]].assign(kind=1)
+    rows = pd.concat([starts, stops]).dropna(subset=["key"]).sort_values(["key", "ts", "kind"])
+    out: list[tuple[float, float]] = []
+    for _, group in rows.groupby("key", sort=False):
+        open_at = math.nan
+        for ts, kind in zip(group["ts"].to_numpy(float), group["kind"].to_numpy(int), strict=True):
+            if kind == 0:
+                open_at = ts
+            elif math.isfinite(open_at):
+                out.append((open_at, ts))
+                open_at = math.nan
+    return np.array(out, float).reshape(-1, 2)
+
+
+def _rust_step_rows(
+    steps: pd.DataFrame,
+    logs: pd.DataFrame | None,
+    samples: pd.DataFrame | None,
+    generation: str,
+) -> tuple[pd.DataFrame, str | None]:
+    """Rust: the time from a step's dispatch to its ``Submitting build`` line, which neither
+    the journal nor the tracker sees: the runner takes the machine's slot, stamps the step's
+    start (set_start_time_now) and creates its BuildSteps row and notifies before it logs
+    (hydra 14332fbf subprojects/hydra-queue-runner/src/state/mod.rs:880, :1094-1133). The
+    step-time counter (``totalStepTimeMs``/``steps_total_time_ms``: stop - start of every
+    attempt, added at the stop, machine.rs:186-206, metrics.rs:1188-1206) holds it: its
+    increase less the journal's dispatch-to-stop spans of the attempts it counted is that
+    time, spread evenly over the steps as database time before their first line (estimated).
+    """
+    needed = ("event", "drv", "ts")
+    if (
+        generation != "rust"
+        or steps.empty
+        or logs is None
+        or not all(c in logs for c in needed)
+        or samples is None
+        or samples.empty
+        or "metric" not in samples
+    ):
+        return steps, None
+    rows = samples[samples["metric"] == "step_seconds_total"]
+    if "source" in rows and rows["source"].nunique() > 1:  # one reader: two read it apart
+        rows = rows[rows["source"] == rows["source"].value_counts().idxmax()]
+    rows = rows.sort_values("ts")
+    if len(rows) < 2:
+        return steps, None
+    first, last = float(rows["ts"].iloc[0]), float(rows["ts"].iloc[-1])
+    attempts = _journal_attempts(logs)
+    if not len(attempts):
+        return steps, None
+    counted = attempts[(attempts[:, 1] > first) & (attempts[:, 1] <= last)]
+    increase = _counter_increase(rows, "step_seconds_total", "_none_")
+    if not len(counted) or not math.isfinite(increase):
+        return steps, None
+    done = samples[samples["metric"] == "steps_done_total"]
+    if "source" in rows:  # the attempts it counted, from the same reader
+        done = done[done["source"] == rows["source"].iloc[0]]
+    done = done[(done["ts"] >= first) & (done["ts"] <= last)]
+    n = _counter_increase(done, "steps_done_total", "_none_") if len(done) >= 2 else math.nan
+    if not math.isfinite(n) or n <= 0:
+        n = float(len(counted))  # every attempt the counter holds is in the journal
+    mean_span = float((counted[:, 1] - counted[:, 0]).mean())
+    per_attempt = (increase - mean_span * n) / n
+    if per_attempt <= 1e-3:  # nothing the counter's milliseconds can tell from zero
+        return steps, None
+    steps = steps.copy()
+    rust = steps["start_ts"].notna()
+    steps.loc[rust, "prepare_s"] = steps.loc[rust, "prepare_s"].astype(float).fillna(0.0) + (
+        per_attempt
+    )
+    steps.loc[rust, "start_ts"] = steps.loc[rust, "start_ts"].astype(float) - per_attempt
+    note = (
+        f"{per_attempt * 1000:.0f} ms per step between dispatch and the 'Submitting build' line "
+        f"(creating the step's row) from the step-time counter less the journal's spans of "
+        f"{int(n)} attempt(s), added to each step as database time (estimated)"
+    )
+    attempts[:, 0] -= per_attempt
+    steps, end_note = _rust_row_ends(steps, attempts, samples)
+    return steps, "; ".join(n for n in (note, end_note) if n)
+
+
+def _rust_row_ends(
+    steps: pd.DataFrame, attempts: np.ndarray, samples: pd.DataFrame
+) -> tuple[pd.DataFrame, str | None]:
+    """Rust journal-timed steps end at ``marking job as done`` (the stop), but the machine
+    keeps the job while the step's row is written, and frees it after (succeed_step, hydra
+    14332fbf state/mod.rs:1927-1940). The machines' ``currentJobs`` (jobs held, dispatch to
+    removal) integrated over the status samples, less the attempts' dispatch-to-stop spans, is
+    that time; spread evenly over the attempts and added to the journal steps' post-processing
+    when it stands clear of the samples' own error (each rise and fall is seen up to an
+    interval late: the integral's deviation is about interval x sqrt(attempts / 6))."""
+    jobs_rows = samples[samples["metric"] == "machine_current_jobs"]
+    if "source" in jobs_rows and jobs_rows["source"].nunique() > 1:
+        jobs_rows = jobs_rows[jobs_rows["source"] == jobs_rows["source"].value_counts().idxmax()]
+    held_series = metric_series(jobs_rows, "machine_current_jobs")
+    journal = steps["timing_source"] == "journal"
+    if len(held_series) < 3 or not journal.any():
+        return steps, None
+    t = held_series.index.to_numpy(float)
+    first, last = float(t[0]), float(t[-1])
+    held = series_integral(held_series)
+    seen = float(
+        (np.minimum(attempts[:, 1], last) - np.maximum(attempts[:, 0], first)).clip(0).sum()
+    )
+    inside = int(((attempts[:, 1] > first) & (attempts[:, 1] <= last)).sum())
+    interval = float(np.median(np.diff(t)))
+    noise = interval * math.sqrt(max(inside, 1) / 6)
+    extra = held - seen
+    if inside == 0 or extra <= 2 * noise or extra / inside <= 1e-3:
+        return steps, None
+    per_attempt = extra / inside
+    steps = steps.copy()
+    steps.loc[journal, "post_s"] = steps.loc[journal, "post_s"].astype(float) + per_attempt
+    steps.loc[journal, "end_ts"] = steps.loc[journal, "end_ts"].astype(float) + per_attempt
+    return steps, (
+        f"{per_attempt * 1000:.0f} ms per journal step after its 'marking job as done' line "
+        f"(writing the step's row while the machine holds the job) from the machines' "
+        f"currentJobs over {len(t)} samples (+-{noise / inside * 1000:.0f} ms) less the "
+        "journal's spans (estimated)"
+    )
 
 
 def _rust_imports(

@@ -76,8 +76,9 @@ class Collector:
         ]
 
     def say(self, message: str) -> None:
-        """One line to the log, secrets redacted."""
-        self.log(redact(message))
+        """One line to the log, secrets redacted (line breaks from the data escaped: a
+        status key may hold one)."""
+        self.log(redact(message).replace("\r", "\\r").replace("\n", "\\n"))
 
     def event(self, source: str, kind: str, detail: str, ts: float | None = None) -> None:
         self.events.append(

@@ -526,7 +526,9 @@ def check_document(doc: Any) -> Mapping[str, Any]:
     if not isinstance(doc, Mapping):
         raise CollectorError(f"status document is a JSON {_json_type(doc)}, not an object")
     if "status" not in doc and "queueRunner" not in doc:
-        keys = ", ".join(sorted(str(k) for k in doc)[:6]) or "none"
+        # escaped: a key may hold a line break, and the error is one line
+        keys = ", ".join(sorted(str(k).encode("unicode_escape").decode() for k in doc)[:6])
+        keys = keys or "none"
         raise CollectorError(f"status document has neither 'status' nor 'queueRunner' ({keys})")
     return doc
 

@@ -623,7 +623,8 @@ class Engine:
             self.state.nr_retries += 1
             self.state.max_nr_retries = max(self.state.max_nr_retries, run.tries)
             self.state.nr_active_steps -= 1
-            machine.failed_builds += 1
+            if self.k.generation == "cxx":  # Rust: counted in _track_rust
+                machine.failed_builds += 1
         run.mark("retry-wait", time.time())
         run.not_before = time.time() + delay
         run.retrying = True
@@ -858,6 +859,7 @@ class Engine:
             return
         if run.spec.index in self.k.retry_steps and run.tries == 0:
             self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure
+            self._track_rust(run, machine, time.time(), import_ms, 0)
             self._retry(
                 run, machine, int(run.dispatched_at), release=lambda: self._release(machine, run)
             )
@@ -870,12 +872,14 @@ class Engine:
         self._emit_builder(machine.hostname, journal.rust_completed(run.spec.drv_path))
         self._emit(journal.rust_marking_done(run.spec.drv_path, machine_id, job_uuid))
         self._gauge("nr_steps_building", -1)  # track_build_success, before the database
+        stop = time.time()
+        self._track_rust(run, machine, stop, import_ms, upload_ms)
         self._finish_db(
-            run, int(run.dispatched_at), int(time.time()), import_ms + upload_ms,
+            run, int(run.dispatched_at), int(stop), import_ms + upload_ms,
             release=lambda: self._release(machine, run),
         )  # fmt: skip
         run.end(time.time())
-        self._account_rust(run, machine, t_start, import_ms, upload_ms)
+        self._account_rust(run)
 
     def _fail_rust(
         self,
@@ -899,10 +903,12 @@ class Engine:
             journal.rust_marking_failed(run.build_id, run.spec.drv_path, machine_id, job_uuid)
         )
         self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure (:2243)
+        stop = time.time()
+        self._track_rust(run, machine, stop, import_ms, 0)
         self._release(machine, run)
-        self._finish_db(run, int(run.dispatched_at), int(time.time()), import_ms)
+        self._finish_db(run, int(run.dispatched_at), int(stop), import_ms)
         run.end(time.time())
-        self._account_rust(run, machine, t_start, import_ms, 0)
+        self._account_rust(run)
 
     def _upload_rust(self, run: StepRun, machine: MachineState) -> int:
         """The builder's upload phase. Presigned (production): it compresses with the mapped
@@ -963,29 +969,41 @@ class Engine:
             s3.put_bytes += len(blob)
         self._emit(journal.rust_runner_upload_finished(1))
 
-    def _account_rust(
-        self, run: StepRun, machine: MachineState, t_start: float, import_ms: int, upload_ms: int
+    def _track_rust(
+        self, run: StepRun, machine: MachineState, stop: float, import_ms: int, upload_ms: int
     ) -> None:
-        total_ms = int((run.finished_at - t_start) * 1000)
+        """The runner's track_build_success/failure at the step's stop time, before any
+        database write (hydra 14332fbf state/mod.rs:1918-1925, :2236-2243; machine.rs:186-206,
+        metrics.rs:1188-1206): the step's total time runs from its dispatch (startTime) to now.
+        A retried attempt is tracked as a failure too."""
+        total_ms = int((stop - run.dispatched_at) * 1000)
         build_ms = int((run.build_stop - run.build_start) * 1000)
+        ok = run.status == 0 and not (run.spec.index in self.k.retry_steps and run.tries == 0)
         with self.state.lock:
             s = self.state
             s.nr_steps_done += 1
-            s.nr_builds_done += 1
-            if run.status == 0:
+            if ok:
                 s.nr_builds_succeeded += 1
+                machine.succeeded_builds += 1
             else:
                 s.nr_builds_failed += 1
-            s.nr_active_steps -= 1
-            s.nr_queued_builds -= 1
-            s.nr_unfinished_steps -= 1
+                machine.failed_builds += 1
             for obj in (s, machine):
                 obj.total_step_ms += total_ms
                 obj.total_step_import_ms += import_ms
                 obj.total_step_build_ms += build_ms
                 obj.total_step_upload_ms += upload_ms
             machine.nr_steps_done += 1
-            machine.succeeded_builds += 1
+
+    def _account_rust(self, run: StepRun) -> None:
+        """The step's end in the queue's counts, once its rows are written."""
+        build_ms = int((run.build_stop - run.build_start) * 1000)
+        with self.state.lock:
+            s = self.state
+            s.nr_builds_done += 1
+            s.nr_active_steps -= 1
+            s.nr_queued_builds -= 1
+            s.nr_unfinished_steps -= 1
             # waitTimeMs adds runnable -> insertion into the scheduling queue (queue.rs:63-84),
             # not the wait for a machine (that is the histogram above); the emulator inserts a
             # step into its queue the moment it becomes runnable: nothing to add

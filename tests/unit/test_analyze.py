@@ -158,25 +158,36 @@ def test_tracker_steps_with_journal_sizes_and_a_split_copy(tmp_path: Path) -> No
 
 def test_rust_base_name_store_paths_join_the_database_s_full_paths(tmp_path: Path) -> None:
     """The Rust runner prints store paths as base names (harmonia StorePath Display); the
-    database holds /nix/store/... paths: the journal's dispatch time must still widen the
-    tracked step (it was silently missed before)."""
+    database holds /nix/store/... paths: the journal's lines must still re-time the tracked
+    step. Rust logs "Submitting build" after creating the row (hydra 14332fbf
+    state/mod.rs:1094-1133): the line does not widen the step, and an earlier attempt's
+    line (a retry) is not taken for this row's start."""
     phases = phase_rows(1, T0 + 2, [("connecting", 1.0), ("building", 5.0)])
+    base = f"{H}-hello-2.12.drv"
+    common = {"drv": base, "build_id": 1, "hostname": "b1", "host": "hydra", "generation": "rust"}
     tables: dict[str, list[dict[str, Any]]] = {
         "db_phases": phases,
         "db_steps": [
             {"build": 1, "stepnr": 1, "drv_path": drv("hello-2.12"), "machine": "b1",
-             "system": "x86_64-linux", "status": 0, "start_time": T0, "stop_time": T0 + 9,
+             "system": "x86_64-linux", "status": 0, "start_time": T0 + 2, "stop_time": T0 + 8,
              "overhead_ms": None, "generation": "rust"},
         ],
         "log_events": [
-            {"ts": T0 + 0.5, "event": "dispatch", "drv": f"{H}-hello-2.12.drv",
-             "build_id": 1, "step_nr": 1, "hostname": "b1", "generation": "rust"},
+            # another attempt's dispatch, before this row existed
+            {**common, "ts": T0 + 0.5, "event": "dispatch", "step_nr": 0},
+            {**common, "ts": T0 + 2.05, "event": "dispatch", "step_nr": 1},
+            {**common, "ts": T0 + 2.5, "event": "build_started"},
+            {**common, "ts": T0 + 7.5, "event": "build_finished"},
+            {**common, "ts": T0 + 7.9, "event": "job_done"},
         ],
     }  # fmt: skip
     table = build_step_table(read_run(write_run(tmp_path / "r", tables)))
     row = table.steps.iloc[0]
-    assert row["start_ts"] == pytest.approx(T0 + 0.5)
-    assert row["prepare_s"] == pytest.approx(1.5)
+    assert row["timing_source"] == "tracker+journal"
+    assert row["start_ts"] == pytest.approx(T0 + 2)
+    assert row["prepare_s"] == pytest.approx(0.05)
+    assert row["connect_s"] == pytest.approx(0.45)
+    assert row["build_s"] == pytest.approx(5.0)
     assert store_name(f"{H}-hello-2.12.drv") == store_name(drv("hello-2.12")) == "hello-2.12"
 
 

@@ -87,7 +87,7 @@ def test_post_processing_missed_after_receiving_outputs_gets_half_the_window(
 
 
 def _rust_lines(
-    name: str, at: dict[str, float], elapsed: float, build: str = "uuid-1"
+    name: str, at: dict[str, float], elapsed: float, build: int = 1
 ) -> list[dict[str, Any]]:
     base = f"{H}-{name}.drv"
     common = {"drv": base, "build_id": build, "step_nr": 1, "hostname": "b1",
@@ -247,7 +247,7 @@ def test_rust_journal_steps_take_the_import_out_of_the_build_span(tmp_path: Path
         *_rust_lines("a-1", {"dispatch": 0.0, "building": 0.01, "built": 0.11, "done": 0.2},
                      elapsed=0.02),
         *_rust_lines("b-1", {"dispatch": 1.0, "building": 1.01, "built": 1.31, "done": 1.4},
-                     elapsed=0.02, build="uuid-2"),
+                     elapsed=0.02, build=2),
     ]  # fmt: skip
     samples = [
         {"ts": T0 + t, "metric": "machine_step_import_seconds_total", "machine": "b1",
@@ -280,3 +280,58 @@ def test_rust_journal_failed_build_ends_at_the_builder_s_failure_line(tmp_path: 
     assert step["status"] == 1
     assert step["build_s"] == near(2.0)
     assert step["post_s"] == near(0.05)
+
+
+def _rust_farm(prep_s: float, row_s: float, n: int = 10) -> dict[str, list[dict[str, Any]]]:
+    """``n`` Rust steps one after another on one machine, journal + counters + gauges: each
+    is dispatched at 2k (the slot taken, startTime stamped), logs "Submitting build"
+    ``prep_s`` later, stops ("marking job as done") at 2k + 1, and the machine drops the job
+    ``row_s`` after that (the step row's write)."""
+    lines: list[dict[str, Any]] = []
+    for k in range(n):
+        t = 2.0 * k
+        lines += _rust_lines(f"s{k}-1", {"dispatch": t + prep_s, "building": t + 0.3,
+                                         "built": t + 0.8, "done": t + 1.0},
+                             elapsed=0.05, build=k + 1)  # fmt: skip
+    samples = []
+    for i in range(int(2 * n / 0.05) + 2):
+        t = -0.5 + i * 0.05
+        stopped = [k for k in range(n) if 2.0 * k + 1.0 <= t]
+        held = sum(1 for k in range(n) if 2.0 * k <= t < 2.0 * k + 1.0 + row_s)
+        common = {"ts": T0 + t, "generation": "rust", "source": "status"}
+        samples += [
+            {**common, "metric": "step_seconds_total", "value": 1.0 * len(stopped)},
+            {**common, "metric": "steps_done_total", "value": float(len(stopped))},
+            {**common, "metric": "machine_current_jobs", "machine": "b1", "value": float(held)},
+        ]
+    return {"log_events": lines, "samples": samples}
+
+
+def test_rust_row_writes_the_journal_cannot_see_come_from_counter_and_gauge(
+    tmp_path: Path,
+) -> None:
+    """Rust creates a step's row before "Submitting build" and writes it again before freeing
+    the machine, after "marking job as done" (hydra 14332fbf state/mod.rs:880, :1094-1133,
+    :1927-1940): the step-time counter (dispatch to stop) less the journal's spans gives the
+    first, the machines' currentJobs integral less those the second."""
+    table = build_step_table(read_run(write_run(tmp_path / "r", _rust_farm(0.2, 0.1))))
+    s = table.steps.sort_values("start_ts")
+    assert len(s) == 10
+    assert s["prepare_s"].tolist() == [pytest.approx(0.2, abs=1e-3)] * 10
+    assert (s["start_ts"] - T0).tolist() == [pytest.approx(2.0 * k, abs=1e-3) for k in range(10)]
+    # post-processing: done - (connect + build + upload) = 1.0 - 0.85, plus the row's write
+    assert s["post_s"].tolist() == [pytest.approx(0.15 + 0.1, abs=0.02)] * 10
+    assert (s["end_ts"] - T0).tolist() == [
+        pytest.approx(2.0 * k + 1.1, abs=0.02) for k in range(10)
+    ]
+    assert "post" in table.estimated
+    assert any("'Submitting build'" in n and "currentJobs" in n for n in table.notes)
+
+
+def test_rust_spans_the_journal_holds_whole_get_nothing_added(tmp_path: Path) -> None:
+    table = build_step_table(read_run(write_run(tmp_path / "r", _rust_farm(0.0, 0.0))))
+    s = table.steps
+    assert s["prepare_s"].tolist() == [0.0] * 10
+    assert s["post_s"].tolist() == [pytest.approx(0.15, abs=1e-3)] * 10
+    assert "post" not in table.estimated
+    assert not any("'Submitting build'" in n for n in table.notes)
