@@ -392,9 +392,23 @@ def _sharpen(steps: pd.DataFrame, logs: pd.DataFrame, builds: pd.DataFrame | Non
     if builds is None or "build_id" not in logs:
         return steps
     done = logs[logs["event"].isin(["build_succeeded", "build_failed"])]
-    last = done.assign(ts=ts).groupby("build_id")["ts"].max()
+    return to_build_end(steps, done.assign(ts=ts).groupby("build_id")["ts"].max(), builds)
+
+
+def to_build_end(
+    steps: pd.DataFrame, finished: pd.Series, builds: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Tracked steps that end their build run on to the build's end (``finished``: build
+    -> time), the writes after the step's row (the builds' rows, whose commit releases the
+    dependants) added to post-processing: a build's top-level step only, its last attempt."""
+    tracked = steps["timing_source"] == "tracker"
+    if builds is None or builds.empty or finished.empty or not tracked.any():
+        return steps
+    if "drv_path" not in steps or "drv_path" not in builds:
+        return steps
+    steps = steps.copy()
     top = builds.drop_duplicates("build", keep="last").set_index("build")["drv_path"]
-    finish = steps["build"].map(last)
+    finish = steps["build"].map(finished).astype(float)
     is_top = steps["drv_path"] == steps["build"].map(top)
     # the build's last step only (not an earlier attempt that failed and was retried)
     is_top &= steps["end_ts"] >= steps.groupby("build")["end_ts"].transform("max")
@@ -1052,6 +1066,10 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
             Source("log_events", len(logs), "queue-runner journal", "1 s (short) / 1 us (json)")
         )
     steps = _with_logs(steps, logs, builds)
+    finished = _table(reader, "db_build_finished")
+    if finished is not None and not finished.empty:  # the tracker heard the builds finish
+        steps = to_build_end(steps, finished.groupby("build")["ts"].max(), builds)
+        sources.append(Source("db_build_finished", len(finished), "build_finished", "notify"))
     window = (float(steps["start_ts"].min()), float(steps["end_ts"].max()))
     samples = _table(reader, "samples")
     steps, estimated = _refine(steps, logs, samples, gen, window, notes)

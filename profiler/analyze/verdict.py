@@ -103,6 +103,8 @@ class Throughput:
     queued_free_share: float  # ... while a slot was free
     holders: dict[str, float]
     source: str
+    # whether the wait was mostly with every slot taken is within the samples' error
+    split_close: bool = False
 
     @property
     def held_by(self) -> str:
@@ -116,6 +118,11 @@ class Throughput:
             f"{_pct(self.queued_full_share)} with every usable slot taken and "
             f"{_pct(self.queued_free_share)} with a slot free ({self.source})"
         )
+        if self.split_close:
+            q += (
+                "; whether most of the wait had every slot taken is within the samples' "
+                "error (sample more often to settle it)"
+            )
         if self.saturated:
             held = self.held_by or "what, the run does not show (no step phases)"
             return f"throughput: saturated: {q}; the slots were held by {held}"
@@ -133,6 +140,7 @@ class Throughput:
             "queued_free_share": num(self.queued_free_share),
             "slot_time": {k: round(v, 4) for k, v in self.holders.items()},
             "source": self.source,
+            "split_close": self.split_close,
         }
 
 
@@ -188,7 +196,25 @@ def throughput(attribution: Attribution, p: Pressure, blame: dict[str, float]) -
         q_full, q_free = queued * f_full, queued * (1 - f_full)
         source = "queue wait split by status samples"
     saturated = q_full >= SATURATED_SHARE and q_full >= q_free
-    return Throughput(saturated, queued, q_full, q_free, holders, source)
+    # the full-vs-free fraction comes from the waiting samples: its standard error as a
+    # proportion of n samples (neighbours are alike, so n overstates the evidence: err wide)
+    n = p.waiting_samples
+    se = math.sqrt(f_full * (1 - f_full) / n) if n > 0 else math.inf
+    split_close = abs(f_full - 0.5) < 2 * se and (q_full + q_free) / 2 >= SATURATED_SHARE
+    return Throughput(saturated, queued, q_full, q_free, holders, source, split_close)
+
+
+def _confidence(top_score: float, second: float, thr: Throughput) -> float:
+    """From the headline's margin over the runner-up and how near saturation is to its line
+    (the queue share to :data:`SATURATED_SHARE`, the wait's full-vs-free split to even)."""
+    margin = (top_score - second) / top_score if top_score > 0 else 0.0
+    confidence = min(1.0, 0.3 + 0.7 * margin)
+    if math.isfinite(thr.queued_full_share):  # saturated or not: how near the line
+        near = abs(thr.queued_full_share - SATURATED_SHARE) / SATURATED_MARGIN
+        confidence *= 0.5 + 0.5 * min(1.0, near)
+    if thr.split_close:
+        confidence *= 0.5
+    return confidence
 
 
 def _quality(top: str, thr: Throughput, attribution: Attribution, unsplit: float) -> float:
@@ -221,12 +247,13 @@ def headline_ranking(thr: Throughput, lat: Latency) -> tuple[list[tuple[str, flo
 
 def _across_the_line(thr: Throughput, lat: Latency) -> str:
     """The headline had saturation gone the other way, when the queue share is within
-    :data:`SATURATED_MARGIN` of the line (else empty)."""
+    :data:`SATURATED_MARGIN` of the line or whether steps waited mostly with every slot
+    taken is within the samples' error (else empty)."""
     q = thr.queued_full_share
     if (
         thr.saturated is None
         or not math.isfinite(q)
-        or abs(q - SATURATED_SHARE) >= SATURATED_MARGIN
+        or (abs(q - SATURATED_SHARE) >= SATURATED_MARGIN and not thr.split_close)
     ):
         return ""
     other = replace(thr, saturated=not thr.saturated)
@@ -264,6 +291,7 @@ class Pressure:
     runner_cpu_cores: float = math.nan  # the runner process's CPU seconds per second (Rust)
     # of the step-seconds spent waiting for a machine, the share with every usable slot taken
     waiting_full_fraction: float = math.nan
+    waiting_samples: int = 0  # samples with steps waiting for a machine
 
 
 def _per_machine(samples: pd.DataFrame, metric: str) -> pd.Series:
@@ -335,6 +363,7 @@ def pressure(
     waiting_steps = weight * np.clip(runnable.to_numpy(float), 0, None)
     if waiting_steps.sum() > 0:  # step-weighted: ten steps waiting count ten times
         p.waiting_full_fraction = float(waiting_steps[~free].sum() / waiting_steps.sum())
+        p.waiting_samples = int(np.count_nonzero(r))
     p.runnable_share = float(weight[r].sum() / total)
     p.runnable_free_share = float(weight[r & free].sum() / total)
     p.runnable_full_share = float(weight[r & ~free].sum() / total)
@@ -461,11 +490,7 @@ def decide(
     flipped = _across_the_line(thr, lat)
     if flipped and flipped != top and flipped not in close:
         close.append(flipped)
-    margin = (top_score - second) / top_score if top_score > 0 else 0.0
-    confidence = min(1.0, 0.3 + 0.7 * margin) * _quality(top, thr, attribution, unsplit)
-    if math.isfinite(thr.queued_full_share):  # saturated or not: how near the line
-        near = abs(thr.queued_full_share - SATURATED_SHARE) / SATURATED_MARGIN
-        confidence *= 0.5 + 0.5 * min(1.0, near)
+    confidence = _confidence(top_score, second, thr) * _quality(top, thr, attribution, unsplit)
     coarse = min(_coarseness(steps, resolution_s, 10), _coarseness(steps, sampled_s, 2))
     confidence *= coarse
     scores = dict.fromkeys(BOTTLENECKS, 0.0)

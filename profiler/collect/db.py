@@ -81,6 +81,10 @@ Tables written
     then the last sighting), ``start_err_s``/``end_err_s`` (None: unbounded),
     ``resolution_seconds`` (the poll interval), ``gap`` (spans a tracker outage), ``machine``,
     ``system``, ``generation``.
+``db_build_finished``
+    one row per ``build_finished`` notification: ``ts`` (when it arrived: the commit of the
+    transaction that marked the build finished), ``build`` (the payload's first field; the
+    rest are dependents failed with it), ``generation``.
 ``events``
     ``ts``, ``source`` (the redacted DSN), ``event`` (error | note), ``detail`` (starting
     ``export:`` or ``track:``).

@@ -200,6 +200,8 @@ class Tracker:
         self.connect = connect
         self.generation = generation or Generation(options.generation, lambda _g, _r: None)
         self.writer: SegmentWriter = run.writer("db_phases")
+        self.run = run
+        self._finished: SegmentWriter | None = None  # db_build_finished, on the first one
         self.phases = PhaseTracker(self._write, options.interval_seconds)
         self.polls = 0
         self.phases_written = 0
@@ -231,7 +233,19 @@ class Tracker:
 
     def _on_notify(self, note: psycopg.Notify, ts: float) -> None:
         parts = note.payload.split("\t")
-        if note.channel == "build_finished" or len(parts) < 2:
+        if note.channel == "build_finished":
+            # '<build>[\t<dependent>...]', sent when the transaction that marked the build
+            # finished commits (C++ builder.cc markSucceededBuild; Rust a transaction of its
+            # own after the builds' rows: hydra 14332fbf state/mod.rs:2124-2131,
+            # crates/db/src/connection.rs:1351-1375)
+            if parts[0].isdigit():
+                if self._finished is None:
+                    self._finished = self.run.writer("db_build_finished")
+                self._finished.append(
+                    {"ts": ts, "build": int(parts[0]), "generation": self.generation.name}
+                )
+            return
+        if len(parts) < 2:
             return
         if not (parts[0].isdigit() and parts[1].isdigit()):
             return

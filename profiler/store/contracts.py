@@ -76,6 +76,7 @@ _DB_PHASES = Contract(
         "phase start_obs end_obs machine system generation",
     )
 )
+_DB_BUILD_FINISHED = Contract(_kinds("ts build", "generation"), nonnull=("ts", "build"))
 _DB_CURSOR = Contract(
     _kinds("ts since stop_time window_start overlap_seconds steps builds pending_builds", "")
 )
@@ -98,6 +99,7 @@ _CONTRACTS: dict[str, Contract] = {
     "db_steps": _DB_STEPS,
     "db_builds": _DB_BUILDS,
     "db_phases": _DB_PHASES,
+    "db_build_finished": _DB_BUILD_FINISHED,
     "db_cursor": _DB_CURSOR,
 }
 

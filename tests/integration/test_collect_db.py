@@ -540,6 +540,13 @@ def test_phases_agree_with_testbed_truth(tmp_path: Path, db_dsn: str, generation
             ok &= p["start_ts"] >= start - 0.05 and p["end_ts"] >= end - 0.05  # never early
         agree += ok
     assert agree >= 0.8 * len(truth["steps"]), f"{agree} of {len(truth['steps'])} steps agree"
+    # build_finished comes when the builds' rows commit: the step's true end (Rust: after
+    # the machine freed the job, hydra 14332fbf state/mod.rs:2095-2131)
+    finished = {r["build"]: r["ts"] for r in table(tmp_path / "run", "db_build_finished")}
+    assert set(finished) == {s["build_id"] for s in truth["steps"]}
+    for step in truth["steps"]:
+        at = finished[step["build_id"]]
+        assert step["finished_at"] - 0.05 <= at <= step["finished_at"] + interval + margin
 
 
 # --- the command ----------------------------------------------------------------------------

@@ -335,3 +335,38 @@ def test_rust_spans_the_journal_holds_whole_get_nothing_added(tmp_path: Path) ->
     assert s["post_s"].tolist() == [pytest.approx(0.15, abs=1e-3)] * 10
     assert "post" not in table.estimated
     assert not any("'Submitting build'" in n for n in table.notes)
+
+
+def test_a_build_s_top_level_step_runs_on_to_the_build_finished_notification(
+    tmp_path: Path,
+) -> None:
+    """Rust frees the machine after the step's row and then writes the builds' rows and
+    notifies build_finished (hydra 14332fbf state/mod.rs:1940, :2095-2131): the dependants
+    wait for that commit, so a build's top-level step ends there; a step that is not its
+    build's top level (build 1's dependency here) keeps the tracker's end."""
+    phases = [
+        *tracked(1, 1, [("building", 0.0, "notify", 0.0, "poll", 0.1),
+                        ("post-processing", 1.0, "poll", 0.1, "notify", 0.0),
+                        ("end", 1.2, "", 0.0, "", 0.0)]),
+        *tracked(1, 2, [("building", 2.0, "notify", 0.0, "poll", 0.1),
+                        ("post-processing", 3.0, "poll", 0.1, "notify", 0.0),
+                        ("end", 3.2, "", 0.0, "", 0.0)]),
+    ]  # fmt: skip
+    common = {"machine": "b1", "system": "x86_64-linux", "status": 0, "generation": "rust"}
+    run = write_run(tmp_path / "r", {
+        "db_phases": phases,
+        "db_steps": [
+            {**common, "build": 1, "stepnr": 1, "drv_path": drv("dep-1"), "start_time": T0,
+             "stop_time": T0 + 1},
+            {**common, "build": 1, "stepnr": 2, "drv_path": drv("top-1"), "start_time": T0 + 2,
+             "stop_time": T0 + 3},
+        ],
+        "db_builds": [{"build": 1, "drv_path": drv("top-1"), "project": "p", "jobset": "j",
+                       "job": "top", "generation": "rust"}],
+        "db_build_finished": [{"ts": T0 + 3.5, "build": 1, "generation": "rust"}],
+    })  # fmt: skip
+    s = build_step_table(read_run(run)).steps.set_index("stepnr")
+    assert s.loc[2, "end_ts"] == near(T0 + 3.5)
+    assert s.loc[1, "end_ts"] == near(T0 + 1.2)
+    # the two steps' tracker phases are alike: the top one has the 0.3 s more
+    assert s.loc[2, "post_s"] - s.loc[1, "post_s"] == near(0.3)
