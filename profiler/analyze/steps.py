@@ -639,10 +639,6 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
 _RUST_JOURNAL_COLUMNS = ("connect_s", "build_s", "copy_s")
 
 
-def _known(x: Any) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x))
-
-
 def _rust_journal_refine(
     steps: pd.DataFrame, logs: pd.DataFrame | None, generation: str
 ) -> tuple[pd.DataFrame, str | None]:
@@ -687,7 +683,7 @@ def _rust_journal_refine(
         ]  # fmt: skip
         # "Submitting build ... build_id= step_nr=" names the row: another attempt of the
         # same drv (a retry's aborted row) within the slack is not this one
-        numbered = [j for j in near if _known(j.get("build")) and _known(j.get("stepnr"))]
+        numbered = [j for j in near if pd.notna(j.get("build")) and pd.notna(j.get("stepnr"))]
         if numbered:
             near = [
                 j for j in numbered
@@ -1105,6 +1101,16 @@ def _refine(
     return steps, frozenset(estimated + (("post",) if row_note else ()))
 
 
+def _one_reader(samples: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A metric's samples from one source (the one with most of them): the status and the
+    metrics endpoint read the same counter at different moments, so interleaved they can
+    step back and look like a restart."""
+    rows = samples[samples["metric"] == metric]
+    if "source" in rows and rows["source"].nunique() > 1:
+        rows = rows[rows["source"] == rows["source"].value_counts().idxmax()]
+    return rows
+
+
 def _journal_attempts(logs: pd.DataFrame) -> np.ndarray:
     """Rust runner journal: per dispatch (``Submitting build``), its stop (the next ``marking
     job as done`` or ``removing job`` line of its drv, before the drv's next dispatch), as
@@ -1151,10 +1157,7 @@ def _rust_step_rows(
         or "metric" not in samples
     ):
         return steps, None
-    rows = samples[samples["metric"] == "step_seconds_total"]
-    if "source" in rows and rows["source"].nunique() > 1:  # one reader: two read it apart
-        rows = rows[rows["source"] == rows["source"].value_counts().idxmax()]
-    rows = rows.sort_values("ts")
+    rows = _one_reader(samples, "step_seconds_total").sort_values("ts")
     if len(rows) < 2:
         return steps, None
     first, last = float(rows["ts"].iloc[0]), float(rows["ts"].iloc[-1])
@@ -1202,10 +1205,9 @@ def _rust_row_ends(
     that time; spread evenly over the attempts and added to the journal steps' post-processing
     when it stands clear of the samples' own error (each rise and fall is seen up to an
     interval late: the integral's deviation is about interval x sqrt(attempts / 6))."""
-    jobs_rows = samples[samples["metric"] == "machine_current_jobs"]
-    if "source" in jobs_rows and jobs_rows["source"].nunique() > 1:
-        jobs_rows = jobs_rows[jobs_rows["source"] == jobs_rows["source"].value_counts().idxmax()]
-    held_series = metric_series(jobs_rows, "machine_current_jobs")
+    held_series = metric_series(
+        _one_reader(samples, "machine_current_jobs"), "machine_current_jobs"
+    )
     journal = steps["timing_source"] == "journal"
     if len(held_series) < 3 or not journal.any():
         return steps, None

@@ -817,7 +817,6 @@ class Engine:
     # --- Rust ------------------------------------------------------------------------------
 
     def _step_rust(self, run: StepRun, machine: MachineState) -> None:
-        t_start = time.time()
         run.step_nr = (
             self._db(
                 "start_step",
@@ -855,11 +854,11 @@ class Engine:
         (agent.burn_cpu if self.k.burn else time.sleep)(run.spec.build_seconds)
         run.build_stop = time.time()
         if run.spec.index in self.k.fail_steps:
-            self._fail_rust(run, machine, t_start, import_ms, machine_id, job_uuid)
+            self._fail_rust(run, machine, import_ms, machine_id, job_uuid)
             return
         if run.spec.index in self.k.retry_steps and run.tries == 0:
             self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure
-            self._track_rust(run, machine, time.time(), import_ms, 0)
+            self._track_rust(run, machine, time.time(), import_ms, 0, ok=False)
             self._retry(
                 run, machine, int(run.dispatched_at), release=lambda: self._release(machine, run)
             )
@@ -873,7 +872,7 @@ class Engine:
         self._emit(journal.rust_marking_done(run.spec.drv_path, machine_id, job_uuid))
         self._gauge("nr_steps_building", -1)  # track_build_success, before the database
         stop = time.time()
-        self._track_rust(run, machine, stop, import_ms, upload_ms)
+        self._track_rust(run, machine, stop, import_ms, upload_ms, ok=True)
         self._finish_db(
             run, int(run.dispatched_at), int(stop), import_ms + upload_ms,
             release=lambda: self._release(machine, run),
@@ -885,7 +884,6 @@ class Engine:
         self,
         run: StepRun,
         machine: MachineState,
-        t_start: float,
         import_ms: int,
         machine_id: str,
         job_uuid: str,
@@ -904,7 +902,7 @@ class Engine:
         )
         self._gauge("nr_steps_building", -1)  # fail_step: track_build_failure (:2243)
         stop = time.time()
-        self._track_rust(run, machine, stop, import_ms, 0)
+        self._track_rust(run, machine, stop, import_ms, 0, ok=False)
         self._release(machine, run)
         self._finish_db(run, int(run.dispatched_at), int(stop), import_ms)
         run.end(time.time())
@@ -970,15 +968,21 @@ class Engine:
         self._emit(journal.rust_runner_upload_finished(1))
 
     def _track_rust(
-        self, run: StepRun, machine: MachineState, stop: float, import_ms: int, upload_ms: int
+        self,
+        run: StepRun,
+        machine: MachineState,
+        stop: float,
+        import_ms: int,
+        upload_ms: int,
+        *,
+        ok: bool,
     ) -> None:
         """The runner's track_build_success/failure at the step's stop time, before any
         database write (hydra 14332fbf state/mod.rs:1918-1925, :2236-2243; machine.rs:186-206,
         metrics.rs:1188-1206): the step's total time runs from its dispatch (startTime) to now.
-        A retried attempt is tracked as a failure too."""
+        A retried attempt is tracked as a failure too (``ok`` false)."""
         total_ms = int((stop - run.dispatched_at) * 1000)
         build_ms = int((run.build_stop - run.build_start) * 1000)
-        ok = run.status == 0 and not (run.spec.index in self.k.retry_steps and run.tries == 0)
         with self.state.lock:
             s = self.state
             s.nr_steps_done += 1
