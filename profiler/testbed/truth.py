@@ -182,12 +182,18 @@ def answers(doc: dict[str, Any]) -> dict[str, Any]:
     shares = doc["attribution"]
     latency = {RESOURCE[c]: v for c, v in shares.items() if c != "build"}
     saturated = queued_full / total >= SATURATED_SHARE and queued_full >= queued_free
-    if saturated:
-        ranking = _ranked(holders)
-    else:  # steps waiting with slots free are part of the scheduling latency
-        ranking = [kv for kv in _ranked(latency) if kv[1] >= LATENCY_SHARE] or [("idle", 1.0)]
+    saturated_ranking = _ranked(holders)
+    # steps waiting with slots free are part of the scheduling latency
+    idle_ranking = [kv for kv in _ranked(latency) if kv[1] >= LATENCY_SHARE] or [("idle", 1.0)]
+    ranking = saturated_ranking if saturated else idle_ranking
     top, top_v = ranking[0]
     close = [r for r, v in ranking[1:2] if top_v > 0 and v / top_v >= CLOSE]
+    # the same rule on the saturation line: the wait with every slot taken and with a slot
+    # free within CLOSE of each other (both sides large) is a close call between the sides
+    lo, hi = sorted((queued_full, queued_free))
+    if hi > 0 and lo / hi >= CLOSE and queued_full / total >= SATURATED_SHARE:
+        other = (idle_ranking if saturated else saturated_ranking)[:1]
+        close += [r for r, _ in other if r != top and r not in close]
     lat_top = _ranked(latency)[0]
     return {
         "makespan_seconds": makespan,

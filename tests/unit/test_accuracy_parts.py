@@ -96,6 +96,26 @@ def test_truth_saturated_farm_names_what_held_the_slot() -> None:
     assert a["makespan_seconds"] == 20.5 and a["latency"] == "scheduling"
 
 
+def test_truth_even_wait_on_the_saturation_line_is_a_close_call() -> None:
+    # one slot: B waits 10 s with the slot taken, C waits 10 s with it free (the dispatcher)
+    doc = _doc([
+        [("queued", 0, 0), ("building", 0, 10)],
+        [("queued", 0, 10), ("building", 10, 20)],
+        [("queued", 20, 30), ("building", 30, 40)],
+    ])  # fmt: skip
+    a = truth.answers(doc)
+    assert a["queued_full_share"] == pytest.approx(a["queued_free_share"])
+    assert a["saturated"] and a["headline"] == "builder-capacity"
+    assert a["close"] == ["scheduling"]
+    # the same farm with the free-slot wait a third as long: not close
+    doc = _doc([
+        [("queued", 0, 0), ("building", 0, 10)],
+        [("queued", 0, 10), ("building", 10, 20)],
+        [("queued", 20, 23), ("building", 23, 33)],
+    ])  # fmt: skip
+    assert truth.answers(doc)["close"] == []
+
+
 def test_truth_idle_farm_names_its_latency_and_shares_permit_waits() -> None:
     doc = _doc(
         [[("queued", 0, 0), ("building", 0, 5), ("uploading", 5, 10)]],
