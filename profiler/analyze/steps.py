@@ -165,6 +165,65 @@ def _phase_steps(phases: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# C++ tracked phases whose time holds the next phase's row update at its end (``updateStep``
+# writes before each phase's work: hydra a40d4286 subprojects/hydra/hydra-queue-runner/
+# builder.cc:201-205, build-remote.cc:431, :512, :532, :562, :582, builder.cc:226) -> where the
+# write goes: with the machine's slot held (preparing) or after its release (post-processing)
+_CXX_WRITE_AT_END = {
+    "connecting": "prepare_s",
+    "sending-inputs": "prepare_s",
+    "building": "prepare_s",
+    "waiting-for-local-slot": "prepare_s",
+    "receiving-outputs": "post_s",
+}
+
+
+def _tracked_part(phases: pd.DataFrame, generation: str) -> tuple[pd.DataFrame, str | None]:
+    """The tracker's steps; C++ phases less the row updates written at their ends."""
+    tracked = _phase_steps(phases)
+    if generation != "cxx":
+        return tracked, None
+    return cxx_update_writes(tracked, phases)
+
+
+def cxx_update_writes(
+    tracked: pd.DataFrame, phases: pd.DataFrame
+) -> tuple[pd.DataFrame, str | None]:
+    """C++: the tracker sees a phase from its row update's commit to the next one's, so each
+    phase but the first holds the next update's write at its end, and the first (busy 1,
+    from the step's insert to the Connecting update) is one write and nothing else (the log
+    file is opened in between: build-remote.cc:425). That write's median over the steps is
+    moved from each phase seen to database time (:data:`_CXX_WRITE_AT_END`), estimated."""
+    prep = phases[phases["phase"] == "preparing"]
+    if prep.empty or tracked.empty:
+        return tracked, None
+    prep = _poll_midpoints(prep.copy())
+    span = prep["end_ts"].astype(float) - prep["start_ts"].astype(float)
+    write_s = float(np.median(span.clip(lower=0.0)))
+    if not math.isfinite(write_s) or write_s <= 1e-3:
+        return tracked, None
+    seen = phases[phases["phase"].isin(list(_CXX_WRITE_AT_END))]
+    counts = seen.groupby(["build", "stepnr", "phase"]).size().unstack(fill_value=0)
+    out = tracked.set_index(["build", "stepnr"])
+    moved = 0.0
+    for phase, target in _CXX_WRITE_AT_END.items():
+        if phase not in counts:
+            continue
+        column = PHASE_COLUMN[phase]
+        n = counts[phase].reindex(out.index).fillna(0)
+        take = np.minimum(out[column].astype(float), n * write_s)
+        out[column] = out[column].astype(float) - take
+        out[target] = out[target].astype(float) + take
+        moved += float(take.sum())
+    if moved <= 0:
+        return tracked, None
+    return out.reset_index(), (
+        f"{write_s * 1000:.0f} ms per phase update (the tracker's span from a step's insert to "
+        "its Connecting update) moved from the end of each phase seen to database time: the "
+        "next phase's row update is written before its work (estimated)"
+    )
+
+
 def _poll_midpoints(seen: pd.DataFrame) -> pd.DataFrame:
     """Boundaries the tracker saw at a poll happened at some time since the poll before
     (``*_err_s`` earlier at most): the middle of that window is the unbiased estimate (the
@@ -936,6 +995,9 @@ def _with_db(
 
 
 COUNTED_WRITES_PER_STEP = 2
+# before the journal's copy line: the step's insert (builder.cc:195) and the Connecting,
+# SendingInputs, Building and ReceivingOutputs updates (build-remote.cc:431, :512, :532, :582)
+WRITES_BEFORE_COPY = 5
 """C++ transactions under ``startDbUpdate`` (counted in ``nrActiveDbUpdates``) per step:
 creating its row and finishing it with its builds (hydra f17273f3
 src/hydra-queue-runner/builder.cc:195, :327-337)."""
@@ -954,9 +1016,8 @@ def _split_slot_wait(
     (``updateStep``, builder.cc:201-205, before ``MaintainCount`` in build-remote.cc:512-
     537): with ``nrActiveDbUpdates`` sampled, a write's latency is its integral over the
     counted transactions (:data:`COUNTED_WRITES_PER_STEP`), and each step's time before the
-    copy holds one for creating the row (preparing), one each at the starts of sending and
-    receiving (I/O) and one at the build's. Returns the steps, a note and the categories
-    estimated."""
+    copy holds :data:`WRITES_BEFORE_COPY` of them, database time. Returns the steps, a note
+    and the categories estimated."""
     if "pre_copy_s" not in steps or steps["pre_copy_s"].isna().all():
         return steps, None, ()
     pre = steps["pre_copy_s"].fillna(0.0)
@@ -971,9 +1032,9 @@ def _split_slot_wait(
     db = gauge_integral(samples, "db_updates_active", window)
     write_s = db / (COUNTED_WRITES_PER_STEP * n) if math.isfinite(db) and n else 0.0
     if math.isfinite(send) and math.isfinite(building) and building > 0:
-        parts.update(send_s=send + 2 * n * write_s, build_s=building + n * write_s)
-        if write_s > 0:  # creating the row; connecting begins with a write too (:431)
-            parts.update(prepare_s=n * write_s, connect_s=n * write_s)
+        parts.update(send_s=send, build_s=building)
+        if write_s > 0:
+            parts.update(prepare_s=WRITES_BEFORE_COPY * n * write_s)
     used = sum(parts.values())
     scale = min(1.0, total / used) if used > 0 else 1.0
     steps = steps.copy()
@@ -990,9 +1051,9 @@ def _split_slot_wait(
             f"{100 * shares['build_s']:.0f}%, waiting for a worker slot "
             f"{100 * shares['slot_wait_s']:.0f}%, "
             + (
-                f"creating the step's row {100 * shares['prepare_s']:.0f}% (database writes "
-                f"of {write_s * 1000:.0f} ms from nrActiveDbUpdates, one more at each phase's "
-                "start), "
+                f"writing the step's row {100 * shares['prepare_s']:.0f}% ("
+                f"{WRITES_BEFORE_COPY} database writes of {write_s * 1000:.0f} ms from "
+                "nrActiveDbUpdates: the insert and each phase's update), "
                 if "prepare_s" in shares
                 else ""
             )
@@ -1030,8 +1091,12 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     sources: list[Source] = []
     notes: list[str] = []
     parts = []
+    estimated_writes: tuple[str, ...] = ()
     if phases is not None and not phases.empty:
-        tracked = _phase_steps(phases)
+        tracked, write_note = _tracked_part(phases, gen)
+        if write_note:
+            notes.append(write_note)
+            estimated_writes = ("post",)
         parts.append(tracked)
         res = float(tracked["resolution_s"].max())
         sources.append(Source("db_phases", len(phases), "live phase tracker", f"+-{res:g} s"))
@@ -1069,6 +1134,7 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     window = (float(steps["start_ts"].min()), float(steps["end_ts"].max()))
     samples = _table(reader, "samples")
     steps, estimated = _refine(steps, logs, samples, gen, window, notes)
+    estimated |= frozenset(estimated_writes)
     queue_s, queue_src = queue_estimate(samples, gen, window)
     steps["retry_wait_s"], retried = retry_waits(steps)
     queue_s, queue_src = _without_retries(queue_s, queue_src, steps, retried, gen)
@@ -1179,20 +1245,44 @@ def _rust_step_rows(
     per_attempt = (increase - mean_span * n) / n
     if per_attempt <= 1e-3:  # nothing the counter's milliseconds can tell from zero
         return steps, None
-    steps = steps.copy()
-    rust = steps["start_ts"].notna()
-    steps.loc[rust, "prepare_s"] = steps.loc[rust, "prepare_s"].astype(float).fillna(0.0) + (
-        per_attempt
-    )
-    steps.loc[rust, "start_ts"] = steps.loc[rust, "start_ts"].astype(float) - per_attempt
+    steps = _rust_before_line(steps, per_attempt)
     note = (
         f"{per_attempt * 1000:.0f} ms per step between dispatch and the 'Submitting build' line "
-        f"(creating the step's row) from the step-time counter less the journal's spans of "
-        f"{int(n)} attempt(s), added to each step as database time (estimated)"
+        f"(creating the step's row and notifying) from the step-time counter less the "
+        f"journal's spans of {int(n)} attempt(s), added to each step as database time, and "
+        f"the Connecting update after the line ({per_attempt * 500:.0f} ms, taken as one of "
+        "those two writes) moved from dispatch to database time (estimated)"
     )
     attempts[:, 0] -= per_attempt
     steps, end_note = _rust_row_ends(steps, attempts, samples)
     return steps, "; ".join(n for n in (note, end_note) if n)
+
+
+def _rust_before_line(steps: pd.DataFrame, before_s: float) -> pd.DataFrame:
+    """Rust steps get the ``before_s`` between dispatch and their ``Submitting build`` line:
+    the step row's insert and the ``build_started`` notification, two transactions (hydra
+    14332fbf state/mod.rs:1094-1127). A journal-timed step starts at the line; a step the
+    journal re-timed (:func:`_rust_journal_refine`) already has the tracker's part (the
+    notification, after the insert's commit) as preparing; a tracker-only step starts at the
+    insert's commit (the notification is in its busy-1 span). The Connecting update after
+    the line (:1134-1142), one write (half of ``before_s``), is in the journal's dispatch time
+    (to the builder's ``Building`` line): it moves to database time."""
+    steps = steps.copy()
+    known = steps["start_ts"].notna()
+    prepare = steps["prepare_s"].astype(float).fillna(0.0)
+    source = steps["timing_source"]
+    add = pd.Series(before_s, index=steps.index)
+    add[source == "tracker+journal"] = (before_s - prepare).clip(lower=0.0)
+    add[source == "tracker"] = before_s / 2
+    add = add.where(known, 0.0)
+    steps["prepare_s"] = prepare + add
+    steps.loc[known, "start_ts"] = steps.loc[known, "start_ts"].astype(float) - add[known]
+    timed = known & source.isin(["journal", "tracker+journal"])
+    connect = steps["connect_s"].astype(float).fillna(0.0)
+    update = connect.clip(upper=before_s / 2).where(timed, 0.0)
+    steps["connect_s"] = connect - update
+    steps["prepare_s"] += update
+    return steps
 
 
 def _rust_row_ends(

@@ -332,11 +332,14 @@ class HydraDb:
         outputs: Mapping[str, str | None],
         start_time: int,
         step_type: int = 0,
+        build_started: bool = True,
     ) -> int:
         """Insert a busy step (busy=1, stepnr = max+1) and its outputs. Its stepnr.
 
         ``NOTIFY step_started '<build>\\t<stepnr>'``; also ``NOTIFY build_started '<build>'``
-        when ``drv_path`` is the build's own (top-level) derivation.
+        when ``drv_path`` is the build's own (top-level) derivation and ``build_started``
+        (C++: one transaction; Rust notifies in a transaction of its own,
+        :meth:`notify_build_started`).
         """
         with self._write() as cur:
             row = None
@@ -366,9 +369,20 @@ class HydraDb:
             self._notify(cur, "step_started", f"{build_id}\t{stepnr}")
             cur.execute("select drvPath from Builds where id = %s", (build_id,))
             row = cur.fetchone()
-            if row is not None and row[0] == drv_path:
+            if build_started and row is not None and row[0] == drv_path:
                 self._notify(cur, "build_started", str(build_id))
             return stepnr
+
+    @_reconnecting
+    def notify_build_started(self, build_id: int, drv_path: str) -> None:
+        """Rust: ``NOTIFY build_started`` in its own transaction after the step's row (hydra
+        14332fbf subprojects/hydra-queue-runner/src/state/mod.rs:1123-1127), when
+        ``drv_path`` is the build's own derivation."""
+        with self._write() as cur:
+            cur.execute("select drvPath from Builds where id = %s", (build_id,))
+            row = cur.fetchone()
+            if row is not None and row[0] == drv_path:
+                self._notify(cur, "build_started", str(build_id))
 
     @_reconnecting
     def set_busy(self, build_id: int, stepnr: int, busy: int) -> bool:

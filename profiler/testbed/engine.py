@@ -53,6 +53,10 @@ CATEGORY = {
     "writing-cache": "io",
     "uploading": "io",
     "post-processing": "post",
+    # a phase's own row update before its work, with the slot held: C++ updateStep
+    # (builder.cc:201-205, build-remote.cc:431,512,532,562) and Rust's Connecting update
+    # (hydra 14332fbf state/mod.rs:1134-1142); after the release such writes are db-update
+    "updating-step": "post",
     "finishing-step": "post",  # Rust: the step row, written while the slot is held
     "db-update": "post",
     # a failed attempt and the back-off before its retry: time the step did not progress
@@ -256,6 +260,15 @@ class Engine:
         run.busy_update = t
         self._threads.append(t)
         t.start()
+
+    def _update_step(self, run: StepRun, busy: int, phase: str, *, slot_held: bool) -> None:
+        """A synchronous phase update, written before the phase's work begins (C++
+        ``updateStep``: hydra a40d4286 subprojects/hydra/hydra-queue-runner/builder.cc:201-205,
+        called at build-remote.cc:431, :512, :532, :562, :582 and builder.cc:226; Rust's
+        Connecting, state/mod.rs:1134-1142): the write is database time, then the phase."""
+        run.mark("updating-step" if slot_held else "db-update", time.time())
+        self._db("set_busy", run.build_id, run.step_nr, busy)
+        run.mark(phase, time.time())
 
     def _db(self, call: str, *args: Any, **kwargs: Any) -> Any:
         """One database write in a transaction of its own (see :meth:`_txn`)."""
@@ -694,14 +707,12 @@ class Engine:
             )
             or 1
         )
-        run.mark("connecting", time.time())
-        self._db("set_busy", run.build_id, run.step_nr, 10)
+        self._update_step(run, 10, "connecting", slot_held=True)
         conn = agent.Connection(self.agents[machine.hostname].port, self.k.link_bytes_per_second)
         time.sleep(self.k.connect_seconds)  # ssh master + handshake
         released = False
         try:
-            run.mark("sending-inputs", time.time())
-            self._db("set_busy", run.build_id, run.step_nr, 20)
+            self._update_step(run, 20, "sending-inputs", slot_held=True)
             self._gauge("nr_steps_copying_to", 1)
             c0 = time.perf_counter()
             inputs = self._input_nars(run)
@@ -709,8 +720,7 @@ class Engine:
             copy_ms = int((time.perf_counter() - c0) * 1000)
             self._gauge("nr_steps_copying_to", -1)
             self._gauge("bytes_sent", len(inputs))
-            run.mark("building", time.time())
-            self._db("set_busy", run.build_id, run.step_nr, 30)
+            self._update_step(run, 30, "building", slot_held=True)
             self._gauge("nr_steps_building", 1)
             run.build_start, run.build_stop = conn.build(run.spec.build_seconds, self.k.burn)
             self._gauge("nr_steps_building", -1)
@@ -720,8 +730,7 @@ class Engine:
             if run.spec.index in self.k.retry_steps and run.tries == 0:
                 raise _Transient
             if not self._slots.acquire(blocking=False):
-                run.mark("waiting-for-local-slot", time.time())
-                self._db("set_busy", run.build_id, run.step_nr, 35)
+                self._update_step(run, 35, "waiting-for-local-slot", slot_held=True)
                 self._gauge("nr_steps_waiting_for_download_slot", 1)
                 self._slots.acquire()
                 self._gauge("nr_steps_waiting_for_download_slot", -1)
@@ -742,8 +751,7 @@ class Engine:
             conn.close()
             if not released:
                 self._release(machine, run)
-        run.mark("post-processing", time.time())
-        self._db("set_busy", run.build_id, run.step_nr, 50)
+        self._update_step(run, 50, "post-processing", slot_held=False)
         if run.status == 0:
             self._closure_size(run)
         time.sleep(self.k.post_seconds)
@@ -765,8 +773,7 @@ class Engine:
         return sum(self.cache.query_path_info(p) for p in paths)
 
     def _receive_cxx(self, run: StepRun, conn: agent.Connection) -> int:
-        run.mark("receiving-outputs", time.time())
-        self._db("set_busy", run.build_id, run.step_nr, 40)
+        self._update_step(run, 40, "receiving-outputs", slot_held=False)
         self._gauge("nr_steps_copying_from", 1)
         p0 = time.perf_counter()
         data = conn.receive_output(run.spec.index)
@@ -826,11 +833,12 @@ class Engine:
                 machine.hostname,
                 {"out": run.spec.output.path},
                 int(run.dispatched_at),  # set_start_time_now at dispatch (state/mod.rs:880)
+                build_started=False,
             )
             or 1
         )
+        self._db("notify_build_started", run.build_id, run.spec.drv_path)  # :1123-1127
         machine_id, job_uuid = _machine_uuid(machine.hostname), _job_uuid(run)
-        run.mark("dispatch", time.time())
         self._emit(
             journal.rust_submitting(
                 run.spec.drv_path, machine_id, machine.hostname, run.build_id, run.step_nr
@@ -839,7 +847,7 @@ class Engine:
         # Rust's steps_building counts a step from its dispatch to its end (success or
         # failure), not its build phase: hydra 14332fbf state/mod.rs:1180, metrics.rs:1191,1200
         self._gauge("nr_steps_building", 1)
-        self._db("set_busy", run.build_id, run.step_nr, 10)
+        self._update_step(run, 10, "dispatch", slot_held=True)  # Connecting: :1134-1142
         time.sleep(self.k.connect_seconds)  # the job reaches the builder over gRPC
         self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path, job_uuid))
         run.mark("importing", time.time())  # no busy 20 in Rust: the next update is 30

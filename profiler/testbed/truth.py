@@ -92,12 +92,13 @@ def write(path: str, doc: dict[str, Any]) -> None:
 # row's write).
 SLOT_PHASES = {
     "cxx": {
-        "preparing", "connecting", "sending-inputs", "building", "waiting-for-local-slot",
-        "failed-attempt",
+        "preparing", "updating-step", "connecting", "sending-inputs", "building",
+        "waiting-for-local-slot", "failed-attempt",
     },
     "rust": {
-        "preparing", "dispatch", "importing", "building", "reading-outputs", "compressing",
-        "writing-cache", "uploading", "post-processing", "finishing-step", "failed-attempt",
+        "preparing", "updating-step", "dispatch", "importing", "building", "reading-outputs",
+        "compressing", "writing-cache", "uploading", "post-processing", "finishing-step",
+        "failed-attempt",
     },
 }  # fmt: skip
 # the questions are the analysis's (profiler.analyze.verdict): saturated at SATURATED_SHARE of

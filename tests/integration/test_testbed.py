@@ -363,6 +363,16 @@ def test_database_rows_obey_the_generation(tmp_path: Path, db_dsn: str, generati
                 for p in ("receiving-outputs", "compressing", "writing-cache", "uploading")
             )
             assert (overhead or 0) == pytest.approx(copies * 1000, abs=50)
+            # each phase's row update is written before its work (updateStep: builder.cc:201-
+            # 205, build-remote.cc:431,512,532,582; builder.cc:226), with the slot held until
+            # the outputs are received
+            order = [p["phase"] for p in step["phases"]]
+            assert order[:8] == [
+                "queued", "preparing", "updating-step", "connecting", "updating-step",
+                "sending-inputs", "updating-step", "building",
+            ]  # fmt: skip
+            assert order[order.index("receiving-outputs") - 1] == "db-update"
+            assert order[order.index("post-processing") - 1] == "db-update"
         else:
             assert machine == step["machine"]
             # startTime is the dispatch, not the release (set_start_time_now when the job is
@@ -373,7 +383,8 @@ def test_database_rows_obey_the_generation(tmp_path: Path, db_dsn: str, generati
             assert start == int(dispatched)
             # the step row is written with the slot held, the builds' rows after (succeed_step
             # state/mod.rs:1927-1940 then :2095-2108)
-            assert order[:3] == ["queued", "preparing", "dispatch"]
+            # the Connecting update is written before the job goes out (:1134-1142)
+            assert order[:4] == ["queued", "preparing", "updating-step", "dispatch"]
             assert order[-3:] == ["post-processing", "finishing-step", "db-update"]
             finishing = next(p for p in step["phases"] if p["phase"] == "finishing-step")
             assert int(finishing["start"]) - stop in (0, 1)  # read just before it opens

@@ -228,8 +228,9 @@ def test_calibration_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.Monke
 def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
     """C++ journal-only steps: the phase gauges cover each phase's work, not the updateStep
     write that starts it; nrActiveDbUpdates (two counted transactions a step) gives a
-    write's latency, so creating the row (preparing) and the writes at the starts of
-    connecting, sending, receiving and building are placed, not all taken as connecting."""
+    write's latency, so the step's insert and the updates at the starts of connecting,
+    sending, building and receiving (five writes before the copy) are database time, not
+    taken as connecting."""
     from profiler.analyze.steps import _split_slot_wait
 
     n, write_s = 4, 0.1
@@ -242,14 +243,14 @@ def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
         + _series("db_updates_active", [(0, 0.08), (10, 0.08)])
     )
     out, note, estimated = _split_slot_wait(steps, _samples(rows), (0.0, 10.0))
-    assert note is not None and "creating the step's row" in note
+    assert note is not None and "5 database writes of 100 ms" in note
     assert "post" in estimated  # preparing is now an estimate
     per_step = out.iloc[0]
-    assert per_step["prepare_s"] == pytest.approx(write_s)
-    assert per_step["send_s"] == pytest.approx(0.1 + 2 * write_s)  # sending, receiving
-    assert per_step["build_s"] == pytest.approx(1.0 + write_s)
-    # connecting: its write (0.1) and what no gauge covers (2.0 - 0.1 - 0.3 - 1.1 - 0.1)
-    assert per_step["connect_s"] == pytest.approx(0.5)
+    assert per_step["prepare_s"] == pytest.approx(5 * write_s)
+    assert per_step["send_s"] == pytest.approx(0.1)
+    assert per_step["build_s"] == pytest.approx(1.0)
+    # connecting: what no gauge covers (2.0 - 0.5 - 0.1 - 1.0)
+    assert per_step["connect_s"] == pytest.approx(0.4)
     parts = ("prepare_s", "send_s", "build_s", "connect_s")
     assert sum(per_step[c] for c in parts) == pytest.approx(2.0)
     # without the database gauge the writes stay in connecting, as before

@@ -317,7 +317,10 @@ def test_rust_row_writes_the_journal_cannot_see_come_from_counter_and_gauge(
     table = build_step_table(read_run(write_run(tmp_path / "r", _rust_farm(0.2, 0.1))))
     s = table.steps.sort_values("start_ts")
     assert len(s) == 10
-    assert s["prepare_s"].tolist() == [pytest.approx(0.2, abs=1e-3)] * 10
+    # 0.2 s before the line (the insert and the notification: 0.1 s a write), and the
+    # Connecting update after it (one write) out of the 0.1 s to the builder's line
+    assert s["prepare_s"].tolist() == [pytest.approx(0.3, abs=1e-3)] * 10
+    assert s["connect_s"].tolist() == [pytest.approx(0.0, abs=1e-3)] * 10
     assert (s["start_ts"] - T0).tolist() == [pytest.approx(2.0 * k, abs=1e-3) for k in range(10)]
     # post-processing: done - (connect + build + upload) = 1.0 - 0.85, plus the row's write
     assert s["post_s"].tolist() == [pytest.approx(0.15 + 0.1, abs=0.02)] * 10
