@@ -37,15 +37,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from profiler.errors import ProfilerError
-
-# Busy phases (reference §3; C++ StepState / Rust StepStatus). 0 = not busy.
-BUSY_PREPARING = 1
-BUSY_CONNECTING = 10
-BUSY_SENDING_INPUTS = 20
-BUSY_BUILDING = 30
-BUSY_WAITING_FOR_LOCAL_SLOT = 35
-BUSY_RECEIVING_OUTPUTS = 40
-BUSY_POST_PROCESSING = 50
+from profiler.hydra import facts
 
 # Status codes shared by Builds.buildStatus and BuildSteps.status (reference §3).
 STATUS_SUCCESS = 0
@@ -354,7 +346,7 @@ class HydraDb:
                         "build": build_id,
                         "type": step_type,
                         "drv": drv_path,
-                        "busy": BUSY_PREPARING,
+                        "busy": facts.PREPARING,
                         "start": start_time,
                         "system": system,
                         "machine": machine,

@@ -261,12 +261,17 @@ class Engine:
         self._threads.append(t)
         t.start()
 
-    def _update_step(self, run: StepRun, busy: int, phase: str, *, slot_held: bool) -> None:
+    def _update_step(
+        self, run: StepRun, phase: str, *, slot_held: bool, busy_phase: str | None = None
+    ) -> None:
         """A synchronous phase update, written before the phase's work begins (C++
         ``updateStep``: hydra a40d4286 subprojects/hydra/hydra-queue-runner/builder.cc:201-205,
         called at build-remote.cc:431, :512, :532, :562, :582 and builder.cc:226; Rust's
-        Connecting, state/mod.rs:1134-1142): the write is database time, then the phase."""
+        Connecting, state/mod.rs:1134-1142): the write is database time, then the phase.
+        The busy code is the phase's (``busy_phase``: the tracker's name when the timeline's
+        differs)."""
         run.mark("updating-step" if slot_held else "db-update", time.time())
+        busy = facts.BUSY_CODE[busy_phase or phase]
         self._db("set_busy", run.build_id, run.step_nr, busy)
         run.mark(phase, time.time())
 
@@ -707,12 +712,12 @@ class Engine:
             )
             or 1
         )
-        self._update_step(run, 10, "connecting", slot_held=True)
+        self._update_step(run, "connecting", slot_held=True)
         conn = agent.Connection(self.agents[machine.hostname].port, self.k.link_bytes_per_second)
         time.sleep(self.k.connect_seconds)  # ssh master + handshake
         released = False
         try:
-            self._update_step(run, 20, "sending-inputs", slot_held=True)
+            self._update_step(run, "sending-inputs", slot_held=True)
             self._gauge("nr_steps_copying_to", 1)
             c0 = time.perf_counter()
             inputs = self._input_nars(run)
@@ -720,7 +725,7 @@ class Engine:
             copy_ms = int((time.perf_counter() - c0) * 1000)
             self._gauge("nr_steps_copying_to", -1)
             self._gauge("bytes_sent", len(inputs))
-            self._update_step(run, 30, "building", slot_held=True)
+            self._update_step(run, "building", slot_held=True)
             self._gauge("nr_steps_building", 1)
             run.build_start, run.build_stop = conn.build(run.spec.build_seconds, self.k.burn)
             self._gauge("nr_steps_building", -1)
@@ -730,7 +735,7 @@ class Engine:
             if run.spec.index in self.k.retry_steps and run.tries == 0:
                 raise _Transient
             if not self._slots.acquire(blocking=False):
-                self._update_step(run, 35, "waiting-for-local-slot", slot_held=True)
+                self._update_step(run, "waiting-for-local-slot", slot_held=True)
                 self._gauge("nr_steps_waiting_for_download_slot", 1)
                 self._slots.acquire()
                 self._gauge("nr_steps_waiting_for_download_slot", -1)
@@ -751,7 +756,7 @@ class Engine:
             conn.close()
             if not released:
                 self._release(machine, run)
-        self._update_step(run, 50, "post-processing", slot_held=False)
+        self._update_step(run, "post-processing", slot_held=False)
         if run.status == 0:
             self._closure_size(run)
         time.sleep(self.k.post_seconds)
@@ -773,7 +778,7 @@ class Engine:
         return sum(self.cache.query_path_info(p) for p in paths)
 
     def _receive_cxx(self, run: StepRun, conn: agent.Connection) -> int:
-        self._update_step(run, 40, "receiving-outputs", slot_held=False)
+        self._update_step(run, "receiving-outputs", slot_held=False)
         self._gauge("nr_steps_copying_from", 1)
         p0 = time.perf_counter()
         data = conn.receive_output(run.spec.index)
@@ -847,7 +852,8 @@ class Engine:
         # Rust's steps_building counts a step from its dispatch to its end (success or
         # failure), not its build phase: hydra 14332fbf state/mod.rs:1180, metrics.rs:1191,1200
         self._gauge("nr_steps_building", 1)
-        self._update_step(run, 10, "dispatch", slot_held=True)  # Connecting: :1134-1142
+        # the Connecting update (:1134-1142)
+        self._update_step(run, "dispatch", slot_held=True, busy_phase="connecting")
         time.sleep(self.k.connect_seconds)  # the job reaches the builder over gRPC
         self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path, job_uuid))
         run.mark("importing", time.time())  # no busy 20 in Rust: the next update is 30
@@ -857,7 +863,9 @@ class Engine:
             time.sleep(len(inputs) / self.k.link_bytes_per_second)
         import_ms = int((time.perf_counter() - i0) * 1000)
         run.mark("building", time.time())
-        self._busy_later(run, 30)  # hydra-builder state.rs:560-566, after the import
+        self._busy_later(
+            run, facts.BUSY_CODE["building"]
+        )  # hydra-builder state.rs:560-566, after the import
         run.build_start = time.time()
         (agent.burn_cpu if self.k.burn else time.sleep)(run.spec.build_seconds)
         run.build_stop = time.time()
@@ -874,7 +882,7 @@ class Engine:
         self._emit_builder(machine.hostname, journal.rust_finished_building(run.spec.drv_path))
         upload_ms = self._upload_rust(run, machine)
         run.mark("post-processing", time.time())
-        self._busy_later(run, 50)  # state.rs:641-647
+        self._busy_later(run, facts.BUSY_CODE["post-processing"])  # state.rs:641-647
         time.sleep(self.k.post_seconds)
         self._emit_builder(machine.hostname, journal.rust_completed(run.spec.drv_path))
         self._emit(journal.rust_marking_done(run.spec.drv_path, machine_id, job_uuid))
@@ -903,7 +911,7 @@ class Engine:
             machine.hostname, journal.rust_build_failed(run.spec.drv_path, FAILURE_MESSAGE)
         )
         run.mark("post-processing", time.time())
-        self._busy_later(run, 50)
+        self._busy_later(run, facts.BUSY_CODE["post-processing"])
         self._emit(journal.rust_removing_job(run.spec.drv_path, machine_id, job_uuid))
         self._emit(
             journal.rust_marking_failed(run.build_id, run.spec.drv_path, machine_id, job_uuid)
@@ -922,7 +930,9 @@ class Engine:
         uploader task compresses and uploads it later (uploader.rs:291-366), off the step."""
         presigned = self.k.upload_mode == "presigned"
         run.mark("reading-outputs" if presigned else "uploading", time.time())
-        self._busy_later(run, 40)  # state.rs:621-627, before the upload is timed
+        self._busy_later(
+            run, facts.BUSY_CODE["receiving-outputs"]
+        )  # state.rs:621-627, before the upload is timed
         u0 = time.perf_counter()
         ids = (run.spec.drv_path, _job_uuid(run), _machine_uuid(machine.hostname))
         outputs = (run.spec.output.path,)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-GENERATIONS = ("cxx", "rust")
-
 
 @dataclass
 class MachineState:
