@@ -18,6 +18,7 @@ from profiler.analyze.steps import (
     DURATIONS,
     StepTable,
     build_step_table,
+    handing_over,
     local_worker_slots,
     waited_for_worker,
     waiting_series,
@@ -191,7 +192,7 @@ def analyze(
     att.notes.extend(choice.notes)
     if calibration_note:
         att.notes.append(calibration_note)
-    p = pressure(samples, table.window, slots, gen)
+    p = pressure(samples, table.window, slots, gen, handing_over(table.steps, gen))
     sampled = p.interval_s if table.estimated and math.isfinite(p.interval_s) else 0.0
     verdict = decide(att, steps, gen, p, logs, _resolution(steps), sampled)
     steps = steps.assign(system=steps["system"].fillna("unknown"))

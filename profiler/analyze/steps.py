@@ -678,6 +678,7 @@ def _rust_journal_steps(logs: pd.DataFrame) -> pd.DataFrame:
             continue
         row = _base_row(r, r["build_id"], r["step_nr"], r["hostname"], end)
         row["status"] = status
+        row["stop_ts"] = end  # the runner's stop: steps_building falls here
         b_stop = b_end.get(key)
         if status == 1 and key in b_failed and (b_stop is None or b_failed[key] > b_stop):
             b_stop = b_failed[key]
@@ -761,7 +762,7 @@ def _rust_journal_refine(
             steps.loc[i, column] = parts.get(column, 0.0)
         steps.loc[i, "prepare_s"] = max(0.0, float(j["start_ts"]) - begin)
         steps.loc[i, "post_s"] = max(0.0, end - begin - sum(parts.values()))
-        steps.loc[i, ["start_ts", "resolution_s"]] = [begin, 1e-3]
+        steps.loc[i, ["start_ts", "resolution_s", "stop_ts"]] = [begin, 1e-3, j["end_ts"]]
         steps.loc[i, "timing_source"] = "tracker+journal"
         refined += 1
     if not refined:
@@ -925,10 +926,41 @@ def _counter_increase(samples: pd.DataFrame, metric: str, by: str) -> float:
     return total if seen else math.nan
 
 
-def waiting_series(samples: pd.DataFrame, generation: str) -> pd.Series:
+def handing_over(steps: pd.DataFrame, generation: str) -> np.ndarray:
+    """Rust: the times a live step is neither waiting nor in ``steps_building``, as
+    ``(start, end)`` rows. Its runnable flag is never cleared (:data:`facts.RUNNABLE_SOURCES`),
+    so runnable minus building counts it as waiting (a) from its dispatch until the job is
+    handed to the builder: the runner counts it building only once ``build_drv`` returned,
+    after the row's insert, the notification and the Connecting update (hydra 14332fbf
+    state/mod.rs:1094-1180), the step table's preparing and dispatch time from its start;
+    (b) from its stop (``stop_ts``: building falls at track_build_*, machine.rs:186-206)
+    to its end, while its rows are written. Empty for C++ (a dispatched step leaves the
+    runnable count at once)."""
+    needed = {"start_ts", "prepare_s", "connect_s"}
+    if not facts.RUNNABLE_INCLUDES_BUILDING.get(generation, False) or not needed <= set(steps):
+        return np.empty((0, 2))
+
+    def column(name: str) -> pd.Series:
+        return pd.to_numeric(steps[name], errors="coerce")
+
+    start = column("start_ts")
+    span = column("prepare_s").fillna(0.0) + column("connect_s").fillna(0.0)
+    ok = start.notna() & (span > 0)
+    windows = [np.column_stack([start[ok], (start + span)[ok]])]
+    if {"stop_ts", "end_ts"} <= set(steps):
+        stop, end = column("stop_ts"), column("end_ts")
+        after = stop.notna() & end.notna() & (end > stop)
+        windows.append(np.column_stack([stop[after], end[after]]))
+    return np.concatenate(windows).astype(float)
+
+
+def waiting_series(
+    samples: pd.DataFrame, generation: str, handover: np.ndarray | None = None
+) -> pd.Series:
     """Steps waiting for a machine over time: C++ ``nrRunnableSteps``; Rust
     ``steps_runnable`` minus ``steps_building``, because the Rust runnable flag is never
-    cleared on dispatch (:data:`facts.RUNNABLE_SOURCES`)."""
+    cleared on dispatch (:data:`facts.RUNNABLE_SOURCES`), less the steps dispatched and not
+    yet handed over at each sample (``handover``: :func:`handing_over`)."""
     runnable = metric_series(samples, "steps_runnable")
     if not facts.RUNNABLE_INCLUDES_BUILDING.get(generation, False) or runnable.empty:
         return runnable
@@ -937,6 +969,10 @@ def waiting_series(samples: pd.DataFrame, generation: str) -> pd.Series:
         return runnable
     aligned = building.reindex(runnable.index.union(building.index)).ffill()
     out: pd.Series = (runnable - aligned.reindex(runnable.index).fillna(0.0)).clip(lower=0.0)
+    if handover is not None and len(handover):
+        t = out.index.to_numpy(float)[:, None]
+        inside = ((handover[:, 0] <= t) & (t < handover[:, 1])).sum(axis=1)
+        out = (out - inside).clip(lower=0.0)
     return out
 
 

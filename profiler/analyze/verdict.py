@@ -327,6 +327,7 @@ def pressure(
     window: tuple[float, float],
     slots: int | None,
     generation: str = "cxx",
+    handover: np.ndarray | None = None,
 ) -> Pressure:
     """Time shares of runnable/free/full/waiting from the samples inside ``window``.
 
@@ -339,7 +340,7 @@ def pressure(
         return Pressure()
     start, end = window
     s = samples[(samples["ts"] >= start - 1) & (samples["ts"] <= end + 1)]
-    runnable = waiting_series(s, generation)
+    runnable = waiting_series(s, generation, handover)
     if len(runnable) < 2:
         return Pressure()
     ts = runnable.index.to_numpy(float)

@@ -849,12 +849,13 @@ class Engine:
                 run.spec.drv_path, machine_id, machine.hostname, run.build_id, run.step_nr
             )
         )
-        # Rust's steps_building counts a step from its dispatch to its end (success or
-        # failure), not its build phase: hydra 14332fbf state/mod.rs:1180, metrics.rs:1191,1200
-        self._gauge("nr_steps_building", 1)
         # the Connecting update (:1134-1142)
         self._update_step(run, "dispatch", slot_held=True, busy_phase="connecting")
         time.sleep(self.k.connect_seconds)  # the job reaches the builder over gRPC
+        # Rust's steps_building counts a step from the job's hand-over (after build_drv
+        # returns) to its end (success or failure), not its build phase: hydra 14332fbf
+        # state/mod.rs:1145-1180, metrics.rs:1191,1200
+        self._gauge("nr_steps_building", 1)
         self._emit_builder(machine.hostname, journal.rust_building(run.spec.drv_path, job_uuid))
         run.mark("importing", time.time())  # no busy 20 in Rust: the next update is 30
         i0 = time.perf_counter()
