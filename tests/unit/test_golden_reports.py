@@ -1,6 +1,7 @@
 """The terminal and Markdown outputs of frozen runs, word for word.
 
-``tests/data/run-v1/`` holds small runs the testbed and the collectors wrote (a Rust farm
+``tests/data/run-v1/`` holds small runs the testbed and the collectors wrote (a C++ farm seen
+through everything, its database history alone and its status alone; a Rust farm
 observed with everything, and the same farm through its journal, status and metrics only);
 ``tests/data/bench-v1/`` the codec profiles (xz:6, zstd:3), so nothing is calibrated on this
 machine. The analysis of a stored run is deterministic, so its text is checked whole: a
@@ -45,7 +46,7 @@ def _check(text: str, golden: Path, run: str) -> None:
 
 
 def test_there_are_frozen_runs() -> None:
-    assert {"rust-all", "rust-journal"} <= set(CASES)
+    assert {"cxx-all", "cxx-db-only", "cxx-status-only", "rust-all", "rust-journal"} <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)
