@@ -22,7 +22,7 @@ from profiler.cli import main
 
 DATA = Path(__file__).parent.parent / "data"
 RUNS = DATA / "run-v1"
-GOLDEN = DATA / "golden" / "report"
+GOLDEN = DATA / "expected-output"
 BENCH = str(DATA / "bench-v1")
 FARM = ["--profiles", BENCH, "--runner-cores", "2"]
 CASES = sorted(p.name for p in RUNS.iterdir() if p.is_dir())
