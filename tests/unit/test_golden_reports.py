@@ -36,7 +36,7 @@ def _copy(name: str, tmp_path: Path) -> str:
 
 
 def _check(text: str, golden: Path, run: str) -> None:
-    text = text.replace(run, "RUN")
+    text = text.replace(run, "RUN").replace(BENCH, "BENCH")
     if os.environ.get("HYDRA_PROFILER_UPDATE_GOLDEN"):
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text, encoding="utf-8")
