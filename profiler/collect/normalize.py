@@ -57,26 +57,20 @@ from profiler.collect.normalize_status import (
     CXX_STATUS_IGNORED,
     CXX_STATUS_LABELS,
     CXX_STATUS_MAPPING,
-    GENERATIONS,
-    LABELS,
-    MS,
     RUST_ENDPOINT_IGNORED,
     RUST_ENDPOINT_LABELS,
     RUST_ENDPOINT_MAPPING,
     RUST_STATUS_IGNORED,
     RUST_STATUS_LABELS,
     RUST_STATUS_MAPPING,
-    SAMPLE_KEYS,
-    US,
-    Field,
-    Sample,
-    Samples,
     detect,
     from_cxx_status,
     from_rust_endpoint,
     from_rust_status,
     from_status,
 )
+from profiler.collect.samples import LABELS, MS, SAMPLE_KEYS, US, Field, Sample, Samples
+from profiler.hydra.facts import GENERATIONS
 
 __all__ = [
     "CXX_STATUS_IGNORED",

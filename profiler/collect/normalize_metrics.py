@@ -17,19 +17,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from profiler.collect.normalize_status import (
-    GENERATIONS,
-    MS,
-    UP,
-    US,
-    Emitter,
-    Field,
-    Samples,
-    counter,
-    gauge,
-    scale,
-)
+from profiler.collect.samples import MS, UP, US, Emitter, Field, Samples, counter, gauge, scale
 from profiler.errors import CollectorError
+from profiler.hydra import facts
 
 P = "hydraqueuerunner_"
 _SECONDS = "seconds"
@@ -296,7 +286,7 @@ def from_prometheus(text: str, ts: float, source: str, generation: str | None = 
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CollectorError(f"{source}: not Prometheus text: {reason[:200]}") from exc
     gen = generation or detect_prometheus(families, text)
-    if gen not in GENERATIONS:
+    if gen not in facts.GENERATIONS:
         raise CollectorError(f"unknown generation {gen!r} (expected cxx or rust)")
     out = Emitter(ts, source, gen)
     for fam in families:

@@ -1,8 +1,6 @@
 """Queue-runner status JSON (C++ ``dumpStatus``, Rust ``GET /status...``) to tidy samples.
 
-The shared pieces of :mod:`profiler.collect.normalize` live here too: the :class:`Field` of a
-mapping, the :class:`Samples` list (which also carries the ``unknown`` source fields) and the
-sample builder. Each status kind has a documented MAPPING from a field path to
+Each status kind has a documented MAPPING from a field path to
 ``Field(metric, kind, factor, unit)``; ``*`` in a path stands for a key of a keyed object
 (a machine, machine type, jobset or S3 bucket) that becomes that sample's label. Fields in
 an IGNORED table are known and deliberately not stored (derived averages, configuration
@@ -11,137 +9,15 @@ strings); any other field is ignored but listed in ``Samples.unknown``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
+from profiler.collect.samples import MS, UP, US, Emitter, Field, Samples, counter, gauge
 from profiler.errors import CollectorError
-from profiler.hydra import facts
 
-Sample = dict[str, Any]
-SAMPLE_KEYS = (
-    "ts", "source", "generation", "metric", "value", "kind", "unit",
-    "machine", "machine_type", "jobset", "bucket",
-)  # fmt: skip
-LABELS = ("machine", "machine_type", "jobset", "bucket")
-GENERATIONS = facts.GENERATIONS
-MS = 1e-3  # factor: milliseconds -> seconds
-US = 1e-6  # factor: microseconds -> seconds
 DOWN_STATES = ("down", "unknown", "unreachable")
-
-
-class Field(NamedTuple):
-    """Where a source field goes: our metric name, its kind, the unit factor, our unit."""
-
-    metric: str
-    kind: str  # "counter" | "gauge"
-    factor: float
-    unit: str
-
-
-def counter(metric: str, unit: str = "count", factor: float = 1.0) -> Field:
-    """A counter field (our name ends in ``_total``)."""
-    return Field(metric, "counter", factor, unit)
-
-
-def gauge(metric: str, unit: str = "count", factor: float = 1.0) -> Field:
-    """A gauge field."""
-    return Field(metric, "gauge", factor, unit)
-
-
-class Samples(list[Sample]):
-    """Tidy samples, plus ``unknown``: source fields (or families) that no mapping knows."""
-
-    def __init__(self, items: Iterable[Sample] = (), unknown: Iterable[str] = ()) -> None:
-        super().__init__(items)
-        self.unknown: list[str] = list(unknown)
-
-
-def scale(value: float, factor: float) -> float:
-    """``value * factor``, dividing by the exact power of ten for ms/µs (no 0.001 error)."""
-    if factor == 1.0:
-        return value
-    if factor < 1.0:
-        return value / round(1.0 / factor)
-    return value * factor
-
-
-def rfc3339_seconds(text: str) -> float | None:
-    """Epoch seconds of an RFC 3339 / ISO 8601 time (UTC when it has no offset)."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def number(raw: Any) -> float | None:
-    """A finite float from a JSON value (bools 1/0, RFC 3339 strings), else None (also for an
-    integer beyond the range of a double)."""
-    if isinstance(raw, bool):
-        return 1.0 if raw else 0.0
-    if isinstance(raw, int | float):
-        try:
-            value = float(raw)
-        except OverflowError:
-            return None
-        return value if math.isfinite(value) else None
-    if isinstance(raw, str):
-        return rfc3339_seconds(raw)
-    return None
-
-
-@dataclass
-class Emitter:
-    """Builds the samples of one document: its time, source and generation are fixed."""
-
-    ts: float
-    source: str
-    generation: str
-    samples: Samples = field(default_factory=Samples)
-
-    def add(self, spec: Field, value: float, labels: Mapping[str, str | None]) -> None:
-        """Append one sample of ``spec`` (value already in our unit)."""
-        sample: Sample = {
-            "ts": float(self.ts),
-            "source": self.source,
-            "generation": self.generation,
-            "metric": spec.metric,
-            "value": float(value),
-            "kind": spec.kind,
-            "unit": spec.unit,
-        }
-        for label in LABELS:
-            got = labels.get(label)
-            sample[label] = None if got is None else str(got)
-        self.samples.append(sample)
-
-    def field(self, spec: Field, raw: Any, labels: Mapping[str, str | None], path: str) -> None:
-        """A source value: converted and scaled; null skipped; not a number -> unknown."""
-        if raw is None:
-            return
-        value = number(raw)
-        if value is None:
-            self.unknown(f"{path} (not a number)")
-            return
-        self.add(spec, scale(value, spec.factor), labels)
-
-    def unknown(self, name: str) -> None:
-        """Record an unknown field once."""
-        if name not in self.samples.unknown:
-            self.samples.unknown.append(name)
-
-    def up(self, is_up: bool) -> None:
-        """The ``up`` gauge: 1 when the runner answered ``"up"``, else 0."""
-        self.add(UP, 1.0 if is_up else 0.0, {})
-
-
-UP = gauge("up", "boolean")
 
 # --------------------------------------------------------------------------------------------
 # the mappings
