@@ -43,9 +43,9 @@ def observed_run(
     progress: Callable[[str], object] = lambda _m: None,
 ) -> Observed:
     """Run the testbed under ``knobs`` into ``out/testbed`` and observe it into ``out/run``."""
-    from profiler.collect.collector import Collector, CollectorOptions
     from profiler.collect.logcollect import LogCollector
-    from profiler.collect.sources import HttpSource
+    from profiler.collect.status.collector import Collector, CollectorOptions
+    from profiler.collect.status.sources import HttpSource
     from profiler.store import Run, compact
 
     tb_dir, run_dir = os.path.join(out, "testbed"), os.path.join(out, "run")

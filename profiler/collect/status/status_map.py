@@ -1,26 +1,17 @@
-"""Queue-runner status JSON (C++ ``dumpStatus``, Rust ``GET /status...``) to tidy samples.
+"""Where each field of a queue-runner status document goes: the status JSON mappings.
 
-Each status kind has a documented MAPPING from a field path to
+Each status kind (C++ ``dumpStatus`` of every era, Rust ``GET /status``, the other Rust
+``/status/...`` endpoints) has a documented MAPPING from a field path to
 ``Field(metric, kind, factor, unit)``; ``*`` in a path stands for a key of a keyed object
-(a machine, machine type, jobset or S3 bucket) that becomes that sample's label. Fields in
-an IGNORED table are known and deliberately not stored (derived averages, configuration
-strings); any other field is ignored but listed in ``Samples.unknown``.
+(a machine, machine type, jobset or S3 bucket) that becomes that sample's label, named by the
+LABELS table. Fields in an IGNORED table are known and deliberately not stored (derived
+averages, configuration strings); any other field is ignored but listed in
+``Samples.unknown``. :mod:`profiler.collect.status.normalize` walks a document along them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
-
-from profiler.collect.samples import MS, UP, US, Emitter, Field, Samples, counter, gauge
-from profiler.errors import CollectorError
-
-DOWN_STATES = ("down", "unknown", "unreachable")
-
-# --------------------------------------------------------------------------------------------
-# the mappings
+from profiler.collect.samples import MS, UP, US, Field, counter, gauge
 
 _S3: dict[str, Field] = {
     "put": counter("s3_put_total"),
@@ -326,155 +317,3 @@ RUST_ENDPOINT_IGNORED: dict[str, str] = {
 }
 RUST_ENDPOINT_LABELS = {"machines": "machine", "jobsets": "jobset", "queues": "machine_type"}
 RUST_ENDPOINTS = ("/status/machines", "/status/jobsets", "/status/queues")
-
-# --------------------------------------------------------------------------------------------
-# walking a document along a mapping
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """A mapping prepared for walking: fields, ignored paths, keyed objects, containers."""
-
-    fields: Mapping[str, Field]
-    ignored: Mapping[str, str]
-    labels: Mapping[str, str]  # path of a keyed object -> label its keys fill
-    containers: frozenset[str]
-    special: frozenset[str]  # handled by the caller (status)
-
-    @classmethod
-    def of(
-        cls, fields: Mapping[str, Field], ignored: Mapping[str, str], labels: Mapping[str, str]
-    ) -> _Spec:
-        """Derive the container paths (every proper prefix of a known path)."""
-        prefixes: set[str] = set()
-        for path in (*fields, *ignored):
-            parts = path.split(".")
-            prefixes.update(".".join(parts[:i]) for i in range(1, len(parts)))
-        special = frozenset(p for p, f in fields.items() if f is UP)
-        return cls(fields, ignored, labels, frozenset(prefixes), special)
-
-
-_CXX_SPEC = _Spec.of(CXX_STATUS_MAPPING, CXX_STATUS_IGNORED, CXX_STATUS_LABELS)
-_RUST_SPEC = _Spec.of(RUST_STATUS_MAPPING, RUST_STATUS_IGNORED, RUST_STATUS_LABELS)
-_ENDPOINT_SPEC = _Spec.of(RUST_ENDPOINT_MAPPING, RUST_ENDPOINT_IGNORED, RUST_ENDPOINT_LABELS)
-
-
-def _walk(
-    node: Mapping[str, Any], prefix: str, spec: _Spec, labels: dict[str, str], out: Emitter
-) -> None:
-    """Emit every mapped field under ``node``; record the fields nobody knows."""
-    for key, value in node.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if path in spec.fields:
-            if path not in spec.special:
-                out.field(spec.fields[path], value, labels, path)
-        elif path in spec.labels:
-            _walk_keyed(value, path, spec, labels, out)
-        elif path in spec.containers and isinstance(value, Mapping):
-            _walk(value, path, spec, labels, out)
-        elif path not in spec.ignored and not (path in spec.containers and value is None):
-            out.unknown(path)
-
-
-def _walk_keyed(value: Any, path: str, spec: _Spec, labels: dict[str, str], out: Emitter) -> None:
-    """A keyed object (machines, jobsets, ...): each key labels the samples below it."""
-    if value is None:
-        return  # e.g. machines: null before 2025-04
-    if not isinstance(value, Mapping):
-        out.unknown(f"{path} (not an object)")
-        return
-    label = spec.labels[path]
-    child_path = f"{path}.*"
-    for key, child in value.items():
-        child_labels = {**labels, label: str(key)}
-        if isinstance(child, Mapping):
-            _walk(child, child_path, spec, child_labels, out)
-        elif child_path not in spec.fields:
-            out.unknown(f"{child_path} (not an object)")
-        elif isinstance(child, list):
-            out.add(spec.fields[child_path], float(len(child)), child_labels)
-        else:
-            out.field(spec.fields[child_path], child, child_labels, child_path)
-
-
-def check_document(doc: Any) -> Mapping[str, Any]:
-    """``doc`` as a status object, or :class:`CollectorError` (one line)."""
-    if not isinstance(doc, Mapping):
-        raise CollectorError(f"status document is a JSON {_json_type(doc)}, not an object")
-    if "status" not in doc and "queueRunner" not in doc:
-        # escaped: a key may hold a line break, and the error is one line
-        keys = ", ".join(sorted(str(k).encode("unicode_escape").decode() for k in doc)[:6])
-        keys = keys or "none"
-        raise CollectorError(f"status document has neither 'status' nor 'queueRunner' ({keys})")
-    return doc
-
-
-def _json_type(value: Any) -> str:
-    """JSON name of a Python value's type."""
-    names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number" if isinstance(value, int | float) else "value")
-
-
-def detect(doc: Any) -> str:
-    """``"rust"`` for a Rust ``/status`` document (it has ``queueRunner``), else ``"cxx"``."""
-    return "rust" if "queueRunner" in check_document(doc) else "cxx"
-
-
-def from_cxx_status(doc: Any, ts: float, source: str) -> Samples:
-    """Samples of a C++ status document (any era, from ``--status`` or the web page)."""
-    body = check_document(doc)
-    if "queueRunner" in body:
-        raise CollectorError("a Rust /status document given as C++ status")
-    out = Emitter(ts, source, "cxx")
-    is_up = body.get("status") == "up"
-    out.up(is_up)
-    if is_up:
-        _walk(body, "", _CXX_SPEC, {}, out)
-    elif body.get("status") not in DOWN_STATES:
-        out.unknown(f"status={body.get('status')!r}")
-    return out.samples
-
-
-def from_rust_status(doc: Any, ts: float, source: str) -> Samples:
-    """Samples of a Rust ``GET /status`` document.
-
-    The samples carry ``ts``; the document's own time becomes ``status_time_seconds``. A
-    web wrapper's ``{"status": "unknown"|"unreachable"}`` gives only ``up`` = 0.
-    """
-    body = check_document(doc)
-    runner = body.get("queueRunner")
-    out = Emitter(ts, source, "rust")
-    if not isinstance(runner, Mapping):
-        if body.get("status") == "up":
-            raise CollectorError("a C++ status document given as Rust /status")
-        out.up(False)
-        return out.samples
-    out.up(runner.get("status", "up") == "up")
-    _walk(body, "", _RUST_SPEC, {}, out)
-    return out.samples
-
-
-def from_rust_endpoint(path: str, doc: Any, ts: float, source: str) -> Samples:
-    """Samples of a Rust ``/status...`` endpoint body; [] for endpoints without statistics.
-
-    ``path`` may be a whole URL. ``/status`` is :func:`from_rust_status`;
-    ``/status/machines`` and ``/status/jobsets`` give the same per-machine / per-jobset
-    samples as ``/status``; ``/status/queues`` the queue length per system.
-    """
-    key = urlsplit(path).path.rstrip("/") or "/"
-    if key == "/status":
-        return from_rust_status(doc, ts, source)
-    out = Emitter(ts, source, "rust")
-    if key not in RUST_ENDPOINTS:
-        return out.samples
-    if not isinstance(doc, Mapping):
-        raise CollectorError(f"{key}: body is a JSON {_json_type(doc)}, not an object")
-    _walk(doc, "", _ENDPOINT_SPEC, {}, out)
-    return out.samples
-
-
-def from_status(doc: Any, ts: float, source: str) -> Samples:
-    """Samples of a status document of either generation (see :func:`detect`)."""
-    if detect(doc) == "rust":
-        return from_rust_status(doc, ts, source)
-    return from_cxx_status(doc, ts, source)
