@@ -80,7 +80,7 @@ def _check(args: argparse.Namespace) -> tuple[float | None, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.collect.logcollect import LogCollector
+    from profiler.collect.journal.collector import LogCollector
     from profiler.collect.status.collector import install_signal_handlers
     from profiler.store import Run, compact, redact
 

@@ -43,7 +43,7 @@ def observed_run(
     progress: Callable[[str], object] = lambda _m: None,
 ) -> Observed:
     """Run the testbed under ``knobs`` into ``out/testbed`` and observe it into ``out/run``."""
-    from profiler.collect.logcollect import LogCollector
+    from profiler.collect.journal.collector import LogCollector
     from profiler.collect.status.collector import Collector, CollectorOptions
     from profiler.collect.status.sources import HttpSource
     from profiler.store import Run, compact

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import zstandard
 
-from profiler.collect.logcollect import LogCollector, guess_year
+from profiler.collect.journal.collector import LogCollector, guess_year
 from profiler.collect.status.collector import Collector, CollectorOptions
 from profiler.collect.status.sources import HttpSource
 from profiler.store import Run, read_run
