@@ -94,7 +94,8 @@ def observed_run(
     workers = [threading.Thread(target=c.run_loop, name="collect") for c in (status, metrics)]
     db_collector = None
     if pg_dsn is not None:
-        from profiler.collect.db import DbCollector, DbOptions
+        from profiler.collect.database.collector import DbCollector
+        from profiler.collect.database.common import DbOptions
 
         db_collector = DbCollector(
             run,

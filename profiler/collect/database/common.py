@@ -1,5 +1,5 @@
 """Shared parts of the database collector: options, read-only sessions, SQL, generation
-detection, reporting and backoff (see :mod:`profiler.collect.db`)."""
+detection, reporting and backoff (see :mod:`profiler.collect.database.collector`)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def describe(exc: BaseException) -> str:
     return redact(text.splitlines()[0] if text else type(exc).__name__)
 
 
-def _ms(seconds: float) -> int:
+def ms(seconds: float) -> int:
+    """Seconds as whole milliseconds, at least 1 (a ``statement_timeout`` of 0 means none)."""
     return max(1, int(seconds * 1000))
 
 
@@ -126,7 +127,7 @@ def connect_readonly(
     )
     try:
         conn.execute("set session default_transaction_read_only = on")
-        conn.execute(f"set session statement_timeout = {_ms(timeout_seconds)}")
+        conn.execute(f"set session statement_timeout = {ms(timeout_seconds)}")
         if not autocommit:
             conn.commit()
             conn.read_only = True
@@ -202,7 +203,7 @@ class Generation:
         self.on_decided(generation, reason)
 
 
-class _Reporter:
+class Reporter:
     """One-line errors and notes: to ``log`` and to the ``events`` table."""
 
     def __init__(self, run: Run, target: str, log: Log) -> None:
@@ -242,6 +243,3 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = 0.0
-
-
-# --- the export's persistent state --------------------------------------------------------

@@ -1,5 +1,5 @@
 """The database collector's live phase tracker: polls ``busy != 0`` and LISTENs, and turns
-what it sees into phase intervals (see :mod:`profiler.collect.db`)."""
+what it sees into phase intervals (see :mod:`profiler.collect.database.collector`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from profiler.collect.dbcommon import (
+from profiler.collect.database.common import (
     BUSY_SQL,
     CHANNELS,
     FINAL_PHASE,
@@ -26,9 +26,9 @@ from profiler.collect.dbcommon import (
     DbOptions,
     Generation,
     Key,
-    _ms,
-    _Reporter,
+    Reporter,
     connect_readonly,
+    ms,
     phase_name,
 )
 from profiler.store import Run
@@ -187,7 +187,7 @@ class Tracker:
         run: Run,
         dsn: str,
         options: DbOptions,
-        reporter: _Reporter,
+        reporter: Reporter,
         *,
         stop: threading.Event,
         connect: Connect = connect_readonly,
@@ -210,7 +210,7 @@ class Tracker:
         self._poll_conn: Conn | None = None
         self._listen: Conn | None = None
         self._last_poll = -math.inf  # monotonic
-        self._timeout_ms = _ms(options.timeout_seconds)
+        self._timeout_ms = ms(options.timeout_seconds)
 
     def _write(self, record: dict[str, Any]) -> None:
         self.writer.append({"ts": time.time(), **record, "generation": self.generation.name})
@@ -337,6 +337,3 @@ class Tracker:
             self.stop.set()
         finally:
             self._close()
-
-
-# --- both ---------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The database collector's incremental export of finished steps and builds (see
-:mod:`profiler.collect.db` for the cursor, overlap and resume semantics)."""
+:mod:`profiler.collect.database.collector` for the cursor, overlap and resume semantics)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from profiler.collect.dbcommon import (
+from profiler.collect.database.common import (
     BUILD_MEMORY_SECONDS,
     BUILD_SEMANTICS,
     BUILDS_SQL,
@@ -28,9 +28,9 @@ from profiler.collect.dbcommon import (
     DbOptions,
     Generation,
     Key,
-    _ms,
-    _Reporter,
+    Reporter,
     connect_readonly,
+    ms,
     read_query,
 )
 from profiler.errors import StoreError
@@ -177,7 +177,7 @@ class Exporter:
         run: Run,
         dsn: str,
         options: DbOptions,
-        reporter: _Reporter,
+        reporter: Reporter,
         state: ExportState,
         *,
         stop: threading.Event,
@@ -200,7 +200,7 @@ class Exporter:
         self.passes = 0
         self.errors = 0
         self._conn: Conn | None = None
-        self._timeout_ms = _ms(options.timeout_seconds)
+        self._timeout_ms = ms(options.timeout_seconds)
         self._has_status_row: bool | None = None
         if not state.resumed:
             self._write_cursor(0, 0)  # persists --since before anything is exported
@@ -377,6 +377,3 @@ class Exporter:
             except psycopg.Error as exc:
                 self.errors += 1
                 self.reporter.error("export", exc, None)
-
-
-# --- phase tracking -----------------------------------------------------------------------

@@ -98,92 +98,20 @@ import threading
 import time
 from typing import Any
 
-from profiler.collect.dbcommon import (
-    BUILD_MEMORY_SECONDS,
-    BUILD_SEMANTICS,
-    BUILDS_SQL,
-    BUSY_SQL,
-    CHANNELS,
-    EXPORT_APP,
-    FINAL_PHASE,
-    LISTEN_APP,
+from profiler.collect.database.common import (
     LOCK_NAME,
-    PHASES,
-    PREPARING,
-    RECENT_MACHINES_SQL,
-    SEMANTICS,
-    STATUS_ROW_SQL,
-    STEP_KEYS_SQL,
-    STEP_ROWS_SQL,
-    TRACK_APP,
-    Backoff,
-    Conn,
     Connect,
     DbOptions,
     Generation,
-    Key,
     Log,
-    _Reporter,
-    classify_generation,
+    Reporter,
     connect_readonly,
-    describe,
-    phase_name,
-    read_query,
 )
-from profiler.collect.dbexport import (
-    Exporter,
-    ExportState,
-    load_state,
-    stored_columns,
-)
-from profiler.collect.dbtrack import (
-    PhaseTracker,
-    Row,
-    Tracker,
-)
+from profiler.collect.database.export import Exporter, load_state
+from profiler.collect.database.track import Tracker
 from profiler.errors import CollectorError
 from profiler.store import Run, redact
 from profiler.store.run import update_manifest
-
-__all__ = [
-    "BUILDS_SQL",
-    "BUILD_MEMORY_SECONDS",
-    "BUILD_SEMANTICS",
-    "BUSY_SQL",
-    "CHANNELS",
-    "EXPORT_APP",
-    "FINAL_PHASE",
-    "LISTEN_APP",
-    "LOCK_NAME",
-    "PHASES",
-    "PREPARING",
-    "RECENT_MACHINES_SQL",
-    "SEMANTICS",
-    "STATUS_ROW_SQL",
-    "STEP_KEYS_SQL",
-    "STEP_ROWS_SQL",
-    "TRACK_APP",
-    "Backoff",
-    "Conn",
-    "Connect",
-    "DbCollector",
-    "DbOptions",
-    "ExportState",
-    "Exporter",
-    "Generation",
-    "Key",
-    "Log",
-    "PhaseTracker",
-    "Row",
-    "Tracker",
-    "classify_generation",
-    "connect_readonly",
-    "describe",
-    "load_state",
-    "phase_name",
-    "read_query",
-    "stored_columns",
-]
 
 
 def _lock_run(path: str) -> int:
@@ -235,7 +163,7 @@ class DbCollector:
         try:
             opts = self.options
             self.source_index = run.add_source("db", self.target, opts.generation)
-            self._reporter = _Reporter(run, self.target, log)
+            self._reporter = Reporter(run, self.target, log)
             self.generation = Generation(opts.generation, self._decided)
             state = load_state(run.path, opts.since, opts.overlap_seconds, time.time())
             self.exporter = Exporter(
