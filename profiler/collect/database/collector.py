@@ -101,6 +101,7 @@ from typing import Any
 from profiler.collect.database.common import (
     LOCK_NAME,
     Connect,
+    DbContext,
     DbOptions,
     Generation,
     Log,
@@ -163,25 +164,24 @@ class DbCollector:
         try:
             opts = self.options
             self.source_index = run.add_source("db", self.target, opts.generation)
-            self._reporter = Reporter(run, self.target, log)
-            self.generation = Generation(opts.generation, self._decided)
+            self.ctx = DbContext(
+                run=run,
+                dsn=dsn,
+                options=opts,
+                reporter=Reporter(run, self.target, log),
+                generation=Generation(opts.generation, self._decided),
+                stop=self.stop,
+                connect=connect,
+            )
             state = load_state(run.path, opts.since, opts.overlap_seconds, time.time())
-            self.exporter = Exporter(
-                run, dsn, opts, self._reporter, state,
-                stop=self.stop, connect=connect, generation=self.generation,
-            )  # fmt: skip
-            self.tracker: Tracker | None = None
-            if opts.track and not opts.once:
-                self.tracker = Tracker(
-                    run, dsn, opts, self._reporter,
-                    stop=self.stop, connect=connect, generation=self.generation,
-                )  # fmt: skip
+            self.exporter = Exporter(self.ctx, state)
+            self.tracker = Tracker(self.ctx) if opts.track and not opts.once else None
         except BaseException:
             self._unlock()
             raise
 
     def _decided(self, generation: str, reason: str) -> None:
-        self._reporter.note("export", f"generation {generation}: {reason}")
+        self.ctx.reporter.note("export", f"generation {generation}: {reason}")
         self.run.note(f"collect db: generation {generation} detected: {reason}")
         index = self.source_index
 

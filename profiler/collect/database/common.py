@@ -228,6 +228,37 @@ class Reporter:
         self.log(f"collect db: {part}: {text}")
 
 
+@dataclass(frozen=True)
+class DbContext:
+    """What the exporter and the tracker share, made once by the collector.
+
+    Parameters
+    ----------
+    run
+        The run both write into.
+    dsn
+        Hydra's database, opened through ``connect`` (each worker has sessions of its own).
+    options
+        See :class:`DbOptions`.
+    reporter
+        Where both say their errors and notes.
+    generation
+        The runner generation, given or detected once by whichever worker sees it first.
+    stop
+        Set it to stop both workers.
+    connect
+        Opens a read-only session (tests may wrap it).
+    """
+
+    run: Run
+    dsn: str
+    options: DbOptions
+    reporter: Reporter
+    generation: Generation
+    stop: threading.Event
+    connect: Connect = connect_readonly
+
+
 @dataclass
 class Backoff:
     """Exponential backoff: ``initial``, doubling, capped at ``cap``; ``reset`` on success."""
