@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
-from profiler.collect import rates
+from profiler.analyze import rates
 from profiler.collect.status.collector import Collector, CollectorOptions
 from profiler.collect.status.sources import HttpSource, PgSource
 from profiler.store import Run, read_run
