@@ -134,11 +134,8 @@ def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.collect.status.collector import (
-        Collector,
-        CollectorOptions,
-        install_signal_handlers,
-    )
+    from profiler.collect.control import install_signal_handlers
+    from profiler.collect.status.collector import Collector, CollectorOptions
     from profiler.store import Run, compact, redact, redact_argv
 
     interval = _seconds(args.interval, "--interval")

@@ -143,8 +143,8 @@ def options_from(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from profiler.collect.control import install_signal_handlers
     from profiler.collect.database.collector import DbCollector
-    from profiler.collect.status.collector import install_signal_handlers
     from profiler.store import Run, compact, redact
 
     options = options_from(args)

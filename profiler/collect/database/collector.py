@@ -98,13 +98,13 @@ import threading
 import time
 from typing import Any
 
+from profiler.collect.control import Log, quiet
 from profiler.collect.database.common import (
     LOCK_NAME,
     Connect,
     DbContext,
     DbOptions,
     Generation,
-    Log,
     Reporter,
     connect_readonly,
 )
@@ -139,7 +139,8 @@ class DbCollector:
     options
         See :class:`DbOptions`.
     log
-        One-line progress and error messages.
+        One-line progress and error messages (none by default: the command passes its
+        printer).
     stop
         Set it (e.g. from a signal handler) to stop after the current step.
     connect
@@ -152,7 +153,7 @@ class DbCollector:
         dsn: str,
         options: DbOptions | None = None,
         *,
-        log: Log = print,
+        log: Log = quiet,
         stop: threading.Event | None = None,
         connect: Connect = connect_readonly,
     ) -> None:

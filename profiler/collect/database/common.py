@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from profiler.collect.control import Log
 from profiler.hydra import facts
 from profiler.store import Run, redact
 
@@ -60,7 +61,6 @@ RECENT_MACHINES_SQL = (
 STATUS_ROW_SQL = "select count(*) from SystemStatus where what = 'queue-runner'"
 
 Key = tuple[int, int]
-Log = Callable[[str], object]
 Conn = psycopg.Connection[Any]
 Connect = Callable[[str, str, float, bool], Conn]
 

@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from profiler.collect.compressed import Guarded, decompressed
+from profiler.collect.control import Log, quiet
 from profiler.collect.journal.parse import MONTHS, JournalParser, LogSummary
 from profiler.errors import CollectorError
 from profiler.store import Run
 
-Log = Callable[[str], object]
 BATCH_LINES = 20_000  # lines parsed between two writes to the run
 PART_EVENTS = 200_000  # events per Parquet part when a whole file is imported
 PROGRESS_SECONDS = 5.0
@@ -127,7 +127,7 @@ class LogCollector:
     year: int | None = None
     poll_seconds: float = 0.5
     duration_seconds: float | None = None
-    log: Log = print
+    log: Log = quiet
     stop: threading.Event = field(default_factory=threading.Event)
     inputs: list[_Input] = field(default_factory=list)
     errors: int = 0

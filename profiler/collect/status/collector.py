@@ -20,12 +20,12 @@ Tables written: ``samples`` (tidy samples, see :mod:`profiler.collect.samples`) 
 from __future__ import annotations
 
 import math
-import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from profiler.collect.control import Log, quiet
 from profiler.collect.samples import Sample
 from profiler.collect.status import normalize
 from profiler.collect.status.prometheus import from_prometheus
@@ -34,7 +34,6 @@ from profiler.collect.status.transfer import Budget, Cancelled, one_line
 from profiler.errors import CollectorError, ProfilerError
 from profiler.store import Run, redact
 
-Log = Callable[[str], object]
 _LONGEST_WAIT = 3600.0  # Event.wait overflows past threading.TIMEOUT_MAX: wait in slices
 
 
@@ -61,7 +60,7 @@ class Collector:
     run: Run
     sources: Sequence[Source]
     options: CollectorOptions
-    log: Log = print
+    log: Log = quiet
     stop: threading.Event = field(default_factory=threading.Event)
     samples_written: int = 0
     errors: int = 0
@@ -277,17 +276,3 @@ def _number(value: float | None) -> str:
 
 def _bug(exc: Exception) -> str:
     return one_line(f"{type(exc).__name__}: {exc} (a bug in hydra-profiler: please report it)")
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGINT/SIGTERM end the collector cleanly: any wait or request in flight is cut short
-    within about 0.1 s. A second signal while it closes the run ends the process at once
-    (the run stays readable, as after a kill)."""
-
-    def handler(signum: int, _frame: object) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
