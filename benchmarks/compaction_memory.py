@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from profiler.collect import normalize
+from profiler.collect.status import normalize
 from profiler.store import Run
 from profiler.testbed import status
 from profiler.testbed.state import MachineState, RunnerState

@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from profiler.collect.logs import parse_lines
+from profiler.collect.journal.parse import parse_lines
 
 ALPHA = "0123456789abcdfghijklmnpqrsvwxyz"
 
@@ -78,7 +78,7 @@ def write_journal(path: str, n_lines: int) -> int:
 
 def _time_import(path: str, tmp: str) -> float:
     """`collect logs --file` in-process: parse, store as Parquet parts, compact."""
-    from profiler.collect.logcollect import LogCollector
+    from profiler.collect.journal.collector import LogCollector
     from profiler.store import Run, compact
 
     run_dir = os.path.join(tmp, f"run-{time.monotonic_ns()}")

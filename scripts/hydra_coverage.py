@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from profiler.collect import normalize_metrics as nm  # noqa: E402
-from profiler.collect import normalize_status as ns  # noqa: E402
+from profiler.collect.status import metrics_map as nm  # noqa: E402
+from profiler.collect.status import normalize as ns  # noqa: E402
 from profiler.hydra import CATALOGUE  # noqa: E402
 
 STATUS_DOCS = (

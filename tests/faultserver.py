@@ -449,9 +449,10 @@ def _child(argv: list[str], err_path: str) -> None:
 _PRELOAD = [
     "profiler.cli",
     "profiler.commands.collect",
-    "profiler.collect.collector",
-    "profiler.collect.sources",
-    "profiler.collect.normalize",
+    "profiler.collect.status.collector",
+    "profiler.collect.status.sources",
+    "profiler.collect.status.normalize",
+    "profiler.collect.status.prometheus",
     "profiler.store",
     "pandas",
     "pyarrow",

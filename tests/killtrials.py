@@ -54,7 +54,7 @@ def status_document(machines: int) -> bytes:
 
 
 def rows_per_document(body: bytes) -> int:
-    from profiler.collect import normalize
+    from profiler.collect.status import normalize
 
     return len(normalize.from_cxx_status(json.loads(body), 0.0, "x"))
 

@@ -3,7 +3,7 @@
 Without the database, its tracker or the journal there are no steps to time, but the queue
 runner's own gauges and counters still say where the step-time went, summed over the farm:
 
-- C++ (``/queue-runner-status``, :mod:`profiler.collect.normalize_status`): the phase gauges
+- C++ (``/queue-runner-status``, :mod:`profiler.collect.status.status_map`): the phase gauges
   ``nrStepsBuilding``, ``nrStepsCopyingTo``, ``nrStepsCopyingFrom``,
   ``nrStepsWaitingForDownloadSlot``, ``nrRunnableSteps`` and ``nrActiveSteps`` integrated over
   time are step-seconds in each phase (Little's law); the store's

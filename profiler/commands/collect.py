@@ -111,8 +111,8 @@ def _seconds(text: str, flag: str) -> float:
 
 
 def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:
-    from profiler.collect import sources as src
-    from profiler.collect.transfer import parse_header
+    from profiler.collect.status import sources as src
+    from profiler.collect.status.transfer import parse_header
 
     headers = dict(parse_header(h) for h in args.header)
     out: list[Any] = [
@@ -134,7 +134,8 @@ def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.collect.collector import Collector, CollectorOptions, install_signal_handlers
+    from profiler.collect.control import install_signal_handlers
+    from profiler.collect.status.collector import Collector, CollectorOptions
     from profiler.store import Run, compact, redact, redact_argv
 
     interval = _seconds(args.interval, "--interval")

@@ -126,8 +126,8 @@ def parse_since(text: str, now: float) -> float:
 
 
 def options_from(args: argparse.Namespace) -> Any:
-    """The :class:`~profiler.collect.db.DbOptions` of parsed arguments."""
-    from profiler.collect.db import DbOptions
+    """The :class:`~profiler.collect.database.common.DbOptions` of parsed arguments."""
+    from profiler.collect.database.common import DbOptions
 
     return DbOptions(
         interval_seconds=_seconds(args.interval, "--interval"),
@@ -143,8 +143,8 @@ def options_from(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.collect.collector import install_signal_handlers
-    from profiler.collect.db import DbCollector
+    from profiler.collect.control import install_signal_handlers
+    from profiler.collect.database.collector import DbCollector
     from profiler.store import Run, compact, redact
 
     options = options_from(args)

@@ -80,8 +80,8 @@ def _check(args: argparse.Namespace) -> tuple[float | None, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.collect.collector import install_signal_handlers
-    from profiler.collect.logcollect import LogCollector
+    from profiler.collect.control import install_signal_handlers
+    from profiler.collect.journal.collector import LogCollector
     from profiler.store import Run, compact, redact
 
     duration, poll = _check(args)

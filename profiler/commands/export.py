@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = _choose_format(args)
     reader = read_run(args.run_dir)
     if args.table == "rates" and "rates" not in reader.tables():
-        from profiler.collect.rates import KEYS, counter_rates  # derived from samples on the fly
+        from profiler.analyze.rates import KEYS, counter_rates  # derived from samples on the fly
 
         samples = reader.table("samples")
         for key in ("kind", *KEYS):  # records may lack a key: that is a null value

@@ -43,9 +43,9 @@ def observed_run(
     progress: Callable[[str], object] = lambda _m: None,
 ) -> Observed:
     """Run the testbed under ``knobs`` into ``out/testbed`` and observe it into ``out/run``."""
-    from profiler.collect.collector import Collector, CollectorOptions
-    from profiler.collect.logcollect import LogCollector
-    from profiler.collect.sources import HttpSource
+    from profiler.collect.journal.collector import LogCollector
+    from profiler.collect.status.collector import Collector, CollectorOptions
+    from profiler.collect.status.sources import HttpSource
     from profiler.store import Run, compact
 
     tb_dir, run_dir = os.path.join(out, "testbed"), os.path.join(out, "run")
@@ -94,7 +94,8 @@ def observed_run(
     workers = [threading.Thread(target=c.run_loop, name="collect") for c in (status, metrics)]
     db_collector = None
     if pg_dsn is not None:
-        from profiler.collect.db import DbCollector, DbOptions
+        from profiler.collect.database.collector import DbCollector
+        from profiler.collect.database.common import DbOptions
 
         db_collector = DbCollector(
             run,

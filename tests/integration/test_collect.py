@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
-from profiler.collect import rates
-from profiler.collect.collector import Collector, CollectorOptions
-from profiler.collect.sources import HttpSource, PgSource
+from profiler.analyze import rates
+from profiler.collect.status.collector import Collector, CollectorOptions
+from profiler.collect.status.sources import HttpSource, PgSource
 from profiler.store import Run, read_run
 from profiler.testbed import status as tb_status
 from profiler.testbed import workload

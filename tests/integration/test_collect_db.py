@@ -18,8 +18,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from profiler.collect import db as dbc
-from profiler.collect.db import DbCollector, DbOptions
+from profiler.collect.database import common as dbc
+from profiler.collect.database.collector import DbCollector
+from profiler.collect.database.common import DbOptions
+from profiler.collect.database.track import Tracker
 from profiler.commands import collect_db
 from profiler.errors import CollectorError, UsageError
 from profiler.store import Run, compact, read_run
@@ -130,7 +132,7 @@ class Background:
             self.error = exc
 
     @property
-    def tracker(self) -> dbc.Tracker:
+    def tracker(self) -> Tracker:
         assert self.collector.tracker is not None
         return self.collector.tracker
 

@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 import zstandard
 
-from profiler.collect.collector import Collector, CollectorOptions
-from profiler.collect.logcollect import LogCollector, guess_year
-from profiler.collect.sources import HttpSource
+from profiler.collect.journal.collector import LogCollector, guess_year
+from profiler.collect.status.collector import Collector, CollectorOptions
+from profiler.collect.status.sources import HttpSource
 from profiler.store import Run, read_run
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import pytest
 
 from profiler.cli import main
-from profiler.collect import transfer
-from profiler.collect.collector import Collector, CollectorOptions
-from profiler.collect.sources import CommandSource, FileSource, HttpSource
-from profiler.collect.transfer import Budget, Cancelled, http_get, parse_url, run_command
+from profiler.collect.status import transfer
+from profiler.collect.status.collector import Collector, CollectorOptions
+from profiler.collect.status.sources import CommandSource, FileSource, HttpSource
+from profiler.collect.status.transfer import Budget, Cancelled, http_get, parse_url, run_command
 from profiler.errors import CollectorError, UsageError
 from profiler.store import Run, read_run
 from tests.faultserver import FaultServer

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.collect.logs import parse_file
+from profiler.collect.journal.parse import parse_file
 from profiler.store import read_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"

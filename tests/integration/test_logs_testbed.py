@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from profiler.collect.logs import parse_file
+from profiler.collect.journal.parse import parse_file
 from profiler.hydra.catalogue import store_base
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs

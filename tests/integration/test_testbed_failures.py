@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from profiler.collect.logs import parse_file
+from profiler.collect.journal.parse import parse_file
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
 from profiler.testbed.run import run_testbed

@@ -9,14 +9,9 @@ from typing import Any
 
 import pytest
 
-from profiler.collect.db import (
-    Backoff,
-    ExportState,
-    PhaseTracker,
-    classify_generation,
-    load_state,
-    phase_name,
-)
+from profiler.collect.database.common import Backoff, classify_generation, phase_name
+from profiler.collect.database.export import ExportState, load_state
+from profiler.collect.database.track import PhaseTracker
 from profiler.commands.collect_db import parse_since
 from profiler.errors import UsageError
 from profiler.store import Run

@@ -19,16 +19,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from profiler.collect import normalize
-from profiler.collect.collector import Collector, CollectorOptions
-from profiler.collect.normalize_metrics import PROM_LABELS, PROM_MAPPING
-from profiler.collect.normalize_status import (
-    _CXX_SPEC,
-    _RUST_SPEC,
-    CXX_STATUS_MAPPING,
-    RUST_STATUS_MAPPING,
-)
-from profiler.collect.sources import LATEST_PLAUSIBLE_TIME, Fetched, _json, doc_time
+from profiler.collect.samples import SAMPLE_KEYS
+from profiler.collect.status import normalize
+from profiler.collect.status.collector import Collector, CollectorOptions
+from profiler.collect.status.metrics_map import PROM_LABELS, PROM_MAPPING
+from profiler.collect.status.normalize import _CXX_SPEC, _RUST_SPEC
+from profiler.collect.status.prometheus import from_prometheus
+from profiler.collect.status.sources import LATEST_PLAUSIBLE_TIME, Fetched, _json, doc_time
+from profiler.collect.status.status_map import CXX_STATUS_MAPPING, RUST_STATUS_MAPPING
 from profiler.errors import ProfilerError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,7 +160,7 @@ class _Replay:
 
 def _check_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        assert set(row) == set(normalize.SAMPLE_KEYS)
+        assert set(row) == set(SAMPLE_KEYS)
         assert isinstance(row["value"], float) and math.isfinite(row["value"])
         assert 0 <= row["ts"] <= LATEST_PLAUSIBLE_TIME
         assert row["kind"] in ("counter", "gauge") and row["generation"] in ("cxx", "rust")
@@ -267,7 +265,7 @@ def test_prometheus_text_gives_rows_or_one_line_errors(
 ) -> None:
     text = "\n".join(lines) + "\n"
     try:
-        rows = normalize.from_prometheus(text, 1e9, "fuzz", generation)
+        rows = from_prometheus(text, 1e9, "fuzz", generation)
     except ProfilerError as exc:
         message = str(exc)
         assert "\n" not in message

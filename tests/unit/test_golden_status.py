@@ -10,7 +10,8 @@ import pandas as pd
 
 from profiler.analyze.steps import waiting_series
 from profiler.analyze.verdict import pressure
-from profiler.collect.normalize import from_prometheus, from_status
+from profiler.collect.status.normalize import from_status
+from profiler.collect.status.prometheus import from_prometheus
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "rust"
 # the serde camelCase field names of the structs at hydra 14332fbf (io/queue_runner.rs

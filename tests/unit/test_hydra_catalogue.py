@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from profiler.collect import logrules
+from profiler.collect.journal.rules import PLAIN, TRACING, compile_rule
 from profiler.hydra import CATALOGUE, Message, facts
 from profiler.hydra.catalogue import (
     CONVERTERS,
@@ -93,8 +93,8 @@ def test_entries_are_well_formed_and_cite_their_source() -> None:
 @pytest.mark.parametrize("m", ENTRIES, ids=lambda m: f"{m.program}:{m.source.line}:{m.event}")
 def test_the_pattern_reads_what_the_format_prints(m: Message) -> None:
     text = example(m)
-    rules = logrules.TRACING if m.rust else logrules.PLAIN
-    rule = logrules.compile_rule(m)
+    rules = TRACING if m.rust else PLAIN
+    rule = compile_rule(m)
     tail = " drv=Some(ProtoStorePath(StorePath(x)))" if m.rust else ""
     assert rule.match(text + tail) is not None, (m.pattern, text)
     found = rules.find(text + tail)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import zstandard
 
-from profiler.collect import logs
-from profiler.collect.logs import open_log, parse_file, parse_lines, rust_duration_seconds
+from profiler.collect.journal.parse import JournalParser, open_log, parse_file, parse_lines
 from profiler.errors import CollectorError
+from profiler.hydra.catalogue import rust_duration_seconds
 
 DRV = "/nix/store/0c2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn-hello-2.12.1.drv"
 OUT = "/nix/store/5d2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn-hello-2.12.1"
@@ -344,7 +344,7 @@ def test_compressed_inputs(tmp_path: Path) -> None:
 
 def _slow(lines: list[str], source: str = "t") -> tuple[list[dict[str, Any]], Any]:
     """The reference: every line through the general per-line path."""
-    parser = logs._Parser(source, 2026, strict=False)
+    parser = JournalParser(source, 2026, strict=False)
     for lineno, line in enumerate(lines, 1):
         parser.feed(lineno, line)
     return parser.events, parser.summary

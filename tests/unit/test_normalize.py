@@ -10,21 +10,23 @@ from typing import Any
 
 import pytest
 
-from profiler.collect import normalize
-from profiler.collect.normalize import (
-    CXX_STATUS_MAPPING,
-    PROM_MAPPING,
-    RUST_ENDPOINT_MAPPING,
-    RUST_STATUS_MAPPING,
-    SAMPLE_KEYS,
+from profiler.collect import samples as model
+from profiler.collect.samples import SAMPLE_KEYS
+from profiler.collect.status.metrics_map import PROM_MAPPING
+from profiler.collect.status.normalize import (
     detect,
     from_cxx_status,
-    from_prometheus,
     from_rust_endpoint,
     from_rust_status,
     from_status,
     mapping_table,
     status_from_journal_line,
+)
+from profiler.collect.status.prometheus import from_prometheus
+from profiler.collect.status.status_map import (
+    CXX_STATUS_MAPPING,
+    RUST_ENDPOINT_MAPPING,
+    RUST_STATUS_MAPPING,
 )
 from profiler.errors import CollectorError
 
@@ -40,11 +42,11 @@ def load(name: str) -> Any:
     return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
-def status(name: str) -> normalize.Samples:
+def status(name: str) -> model.Samples:
     return from_status(load(name), TS, name)
 
 
-def prom(name: str, generation: str | None = None) -> normalize.Samples:
+def prom(name: str, generation: str | None = None) -> model.Samples:
     return from_prometheus((DATA / name).read_text(encoding="utf-8"), TS, name, generation)
 
 
@@ -65,7 +67,7 @@ def metrics(samples: Samples) -> set[str]:
     return {s["metric"] for s in samples}
 
 
-def samples_of(name: str) -> normalize.Samples:
+def samples_of(name: str) -> model.Samples:
     """Samples of any fixture, by file name."""
     if name.endswith(".prom"):
         return prom(name)

@@ -1,12 +1,12 @@
 """Queue-runner journals into a run: files, ``journalctl``, stdin; read once or followed.
 
-Each input is parsed by :mod:`profiler.collect.logs` as its lines arrive. Followed inputs
+Each input is parsed by :mod:`profiler.collect.journal.parse` as its lines arrive. Followed inputs
 (a growing file, a pipe) append their events to the run as they are parsed, so a collector
 stopped (or killed) part-way keeps everything it had read; a whole file is imported in
 Parquet parts of up to :data:`PART_EVENTS` events (several times faster than JSON lines),
 written when full, at the end, on a stop or at a damaged spot. Tables written:
 
-- ``log_events``: one row per event (the fields of :mod:`profiler.collect.logs` plus
+- ``log_events``: one row per event (the fields of :mod:`profiler.collect.journal.parse` plus
   ``source``, the input it came from);
 - ``log_summary``: one row per input when it ends (or the collector stops): lines read,
   lines understood, the share understood, the unknown patterns with their counts, malformed
@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from profiler.collect.compressed import Guarded, decompressed
-from profiler.collect.logs import MONTHS, LogSummary, _Parser
+from profiler.collect.control import Log, quiet
+from profiler.collect.journal.parse import MONTHS, JournalParser, LogSummary
 from profiler.errors import CollectorError
 from profiler.store import Run
 
-Log = Callable[[str], object]
 BATCH_LINES = 20_000  # lines parsed between two writes to the run
 PART_EVENTS = 200_000  # events per Parquet part when a whole file is imported
 PROGRESS_SECONDS = 5.0
@@ -75,7 +75,7 @@ class _Input:
     """One input being parsed: its parser, line count and where its events go."""
 
     name: str
-    parser: _Parser
+    parser: JournalParser
     year: int
     next_lineno: int = 1
     written: int = 0
@@ -127,7 +127,7 @@ class LogCollector:
     year: int | None = None
     poll_seconds: float = 0.5
     duration_seconds: float | None = None
-    log: Log = print
+    log: Log = quiet
     stop: threading.Event = field(default_factory=threading.Event)
     inputs: list[_Input] = field(default_factory=list)
     errors: int = 0
@@ -159,7 +159,7 @@ class LogCollector:
     # --- the common loop ----------------------------------------------------------------
     def _start(self, name: str, first_lines: list[str], reference_seconds: float) -> _Input:
         year = self.year or guess_year(first_month(first_lines), reference_seconds)
-        item = _Input(name, _Parser(name, year, self.strict), year)
+        item = _Input(name, JournalParser(name, year, self.strict), year)
         self.inputs.append(item)
         self.run.add_source("logs", name, None)
         return item

@@ -8,7 +8,7 @@ once, with the times recorded in the documents. Every failure is a one-line
 ``CollectorError`` that names the source with its secrets redacted; a damaged document among
 captured ones is reported on its own (an ``error`` item) and the others are kept.
 
-Live fetches take a :class:`~profiler.collect.transfer.Budget`: a request ends at its
+Live fetches take a :class:`~profiler.collect.status.transfer.Budget`: a request ends at its
 timeout, when the collector is stopped, or when its run ends, whichever comes first.
 """
 
@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from profiler.collect import transfer
-from profiler.collect.transfer import NO_BUDGET, Budget, Cancelled
+from profiler.collect.status import transfer
+from profiler.collect.status.transfer import NO_BUDGET, Budget, Cancelled
 from profiler.errors import CollectorError, UsageError
 from profiler.store import redact
 
@@ -377,7 +377,7 @@ class FileSource:
         return _timed(_json(body, origin), ts, origin, instead)
 
     def _journal(self) -> list[Fetched]:
-        from profiler.collect.normalize import status_from_journal_line
+        from profiler.collect.status.normalize import status_from_journal_line
 
         try:
             year = dt.datetime.fromtimestamp(os.path.getmtime(self.path), dt.UTC).year

@@ -1,48 +1,32 @@
-"""Queue-runner Prometheus ``/metrics`` text (C++ prometheus-cpp, Rust rust-prometheus) to samples.
+"""Where each Prometheus family of a queue runner's ``/metrics`` goes: the metrics mapping.
 
 :data:`PROM_MAPPING` maps each family of ``hydra.md`` §5.1/§5.2, by its exposed name, to
 our metric; the same quantity gets the same name as in the status JSON, whatever the
 generation called it (C++ ``queue_monitor_time_spent_running`` and Rust
-``monitor_time_spent_running_total`` are both ``queue_monitor_running_seconds_total``).
-Labels become sample columns (:data:`PROM_LABELS`); a histogram family ``h`` gives
-``h_bucket`` (bound in ``bucket``), ``h_count`` and ``h_sum`` samples. Unknown families are
-kept as ``prom_<sample name>`` and listed in ``Samples.unknown``.
+``monitor_time_spent_running_total`` are both ``queue_monitor_running_seconds_total``). It
+joins the families both generations expose (:data:`PROM_SHARED`), the C++ ones
+(:data:`PROM_CXX`) and the Rust ones (:data:`PROM_RUST`), which also tell the generations
+apart. Labels become sample columns (:data:`PROM_LABELS`); :data:`PROM_IGNORED` lists the
+families known and deliberately not stored. :mod:`profiler.collect.status.prometheus` reads
+a text along them.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
-
-from profiler.collect.normalize_status import (
-    GENERATIONS,
-    MS,
-    UP,
-    US,
-    Emitter,
-    Field,
-    Samples,
-    counter,
-    gauge,
-    scale,
-)
-from profiler.errors import CollectorError
+from profiler.collect.samples import MS, UP, US, Field, counter, gauge
 
 P = "hydraqueuerunner_"
 _SECONDS = "seconds"
 
 # Families with the same name and meaning in both generations
-_PROM_SHARED: dict[str, Field] = {
+PROM_SHARED: dict[str, Field] = {
     f"{P}queue_checks_started_total": counter("queue_checks_started_total"),
     f"{P}queue_build_loads_total": counter("queue_build_loads_total"),
     f"{P}queue_steps_created_total": counter("queue_steps_created_total"),
     f"{P}queue_checks_early_exits_total": counter("queue_checks_early_exits_total"),
     f"{P}queue_checks_finished_total": counter("queue_checks_finished_total"),
 }
-_PROM_CXX: dict[str, Field] = {
+PROM_CXX: dict[str, Field] = {
     "hydra_queue_runner_running": UP,  # 2022-03 only
     f"{P}queue_max_build_id_info": gauge("queue_max_build_id", ""),  # 2022-04 .. 2025-04
     # µs counters without the _total suffix
@@ -55,7 +39,7 @@ _PROM_CXX: dict[str, Field] = {
         "queue_monitor_waiting_seconds_total", _SECONDS, US
     ),
 }
-_PROM_RUST: dict[str, Field] = {
+PROM_RUST: dict[str, Field] = {
     f"{P}dispatcher_time_spent_running_total": counter(
         "dispatcher_running_seconds_total", _SECONDS, US
     ),
@@ -161,7 +145,7 @@ _PROM_RUST: dict[str, Field] = {
     "process_max_fds": gauge("process_max_fds"),
     "process_threads": gauge("process_threads"),
 }
-PROM_MAPPING: dict[str, Field] = {**_PROM_SHARED, **_PROM_CXX, **_PROM_RUST}
+PROM_MAPPING: dict[str, Field] = {**PROM_SHARED, **PROM_CXX, **PROM_RUST}
 
 _RUST_STORE = (
     "nar_info_read", "nar_info_read_averted", "nar_info_missing", "nar_info_write",
@@ -189,120 +173,3 @@ PROM_LABELS = {
     "le": "bucket",  # histogram bound
     "quantile": "bucket",  # summary quantile (unknown families only)
 }
-
-
-def _base(name: str) -> str:
-    """Family name without ``_total``: the parser strips it from counters, C++ never had it."""
-    return name.removesuffix("_total")
-
-
-_BY_BASE: dict[str, Field] = {_base(k): v for k, v in PROM_MAPPING.items()}
-_IGNORED_BASE = frozenset(_base(k) for k in PROM_IGNORED)
-_RUST_BASE = frozenset(
-    _base(k) for k in (*_PROM_RUST, *PROM_IGNORED) if not k.startswith("process_")
-) - {_base(k) for k in _PROM_CXX}  # any program may export process_*: no evidence
-_CXX_BASE = frozenset(_base(k) for k in _PROM_CXX) - {_base(k) for k in _PROM_RUST}
-_CXX_LOOP_TIMER = re.compile(rf"^{P}dispatcher_time_spent_running[ {{]", re.MULTILINE)
-# suffix of a histogram sample -> (our suffix, unit: None = the family's)
-_HISTOGRAM = {
-    "_bucket": ("_bucket", "count"),
-    "_count": ("_count", "count"),
-    "_sum": ("_sum", None),
-}
-_SKIPPED_SUFFIXES = ("_created",)
-
-
-def detect_prometheus(families: list[Any], text: str) -> str:
-    """Generation of a metrics text: any Rust-only family -> rust, else cxx.
-
-    C++ exposes ``hydraqueuerunner_dispatcher_time_spent_running`` without ``_total``; the
-    2022-2025 C++ endpoint had only the shared queue-check families, so those mean cxx too.
-    """
-    bases = {_base(f.name) for f in families}
-    if _CXX_LOOP_TIMER.search(text) or bases & _CXX_BASE:
-        return "cxx"
-    return "rust" if bases & _RUST_BASE else "cxx"
-
-
-def _bound(text: str, factor: float) -> str:
-    """A histogram bound in our unit, as Python's float repr (``+Inf`` kept)."""
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return repr(scale(value, factor)) if math.isfinite(value) else text
-
-
-def _labels(sample: Any, factor: float, family: str, out: Emitter) -> dict[str, str]:
-    """Our label columns from a sample's labels; labels we have no column for -> unknown."""
-    labels: dict[str, str] = {}
-    for name, value in sample.labels.items():
-        column = PROM_LABELS.get(name)
-        if column is None:
-            out.unknown(f"{family}{{{name}}}")
-        else:
-            labels[column] = _bound(value, factor) if name == "le" else value
-    return labels
-
-
-def _finite(value: Any) -> float | None:
-    """A sample's value as a finite float; None for NaN, infinities and integers beyond the
-    range of a double (the parser gives ``10**400`` as an int)."""
-    try:
-        number = float(value)
-    except (OverflowError, TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _known(fam: Any, spec: Field, out: Emitter) -> None:
-    """Samples of a mapped family, histograms split into _bucket/_count/_sum."""
-    for sample in fam.samples:
-        suffix = sample.name[len(fam.name) :]
-        value = _finite(sample.value)
-        if suffix in _SKIPPED_SUFFIXES or value is None:
-            continue
-        labels = _labels(sample, spec.factor, fam.name, out)
-        if fam.type == "histogram" and suffix in _HISTOGRAM:
-            ours, unit = _HISTOGRAM[suffix]
-            factor = spec.factor if unit is None else 1.0
-            row = Field(spec.metric + ours, "counter", 1.0, unit or spec.unit)
-            out.add(row, scale(value, factor), labels)
-        elif suffix in ("", "_total"):
-            out.add(spec, scale(value, spec.factor), labels)
-        else:
-            out.unknown(sample.name)
-
-
-def _unknown(fam: Any, out: Emitter) -> None:
-    """Samples of an unknown family as ``prom_<sample name>``, kind from the prom type."""
-    out.unknown(fam.name)
-    for sample in fam.samples:
-        suffix = sample.name[len(fam.name) :]
-        value = _finite(sample.value)
-        if suffix in _SKIPPED_SUFFIXES or value is None:
-            continue
-        cumulative = fam.type == "counter" or suffix in _HISTOGRAM
-        kind = "counter" if cumulative else "gauge"
-        row = Field(f"prom_{sample.name}", kind, 1.0, "")
-        out.add(row, value, _labels(sample, 1.0, fam.name, out))
-
-
-def from_prometheus(text: str, ts: float, source: str, generation: str | None = None) -> Samples:
-    """Samples of a queue runner's ``/metrics`` text; ``generation`` detected when None."""
-    try:
-        families = list(text_string_to_metric_families(text))
-    except (ValueError, IndexError, KeyError) as exc:  # the parser's ways of failing
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CollectorError(f"{source}: not Prometheus text: {reason[:200]}") from exc
-    gen = generation or detect_prometheus(families, text)
-    if gen not in GENERATIONS:
-        raise CollectorError(f"unknown generation {gen!r} (expected cxx or rust)")
-    out = Emitter(ts, source, gen)
-    for fam in families:
-        spec = _BY_BASE.get(_base(fam.name))
-        if spec is not None:
-            _known(fam, spec, out)
-        elif _base(fam.name) not in _IGNORED_BASE:
-            _unknown(fam, out)
-    return out.samples

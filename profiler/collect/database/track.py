@@ -1,10 +1,9 @@
 """The database collector's live phase tracker: polls ``busy != 0`` and LISTENs, and turns
-what it sees into phase intervals (see :mod:`profiler.collect.db`)."""
+what it sees into phase intervals (see :mod:`profiler.collect.database.collector`)."""
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from profiler.collect.dbcommon import (
+from profiler.collect.database.common import (
     BUSY_SQL,
     CHANNELS,
     FINAL_PHASE,
@@ -22,16 +21,11 @@ from profiler.collect.dbcommon import (
     TRACK_APP,
     Backoff,
     Conn,
-    Connect,
-    DbOptions,
-    Generation,
+    DbContext,
     Key,
-    _ms,
-    _Reporter,
-    connect_readonly,
+    ms,
     phase_name,
 )
-from profiler.store import Run
 from profiler.store.segments import SegmentWriter
 
 
@@ -182,27 +176,11 @@ def _start(op: _Open) -> tuple[float, str, float | None]:
 class Tracker:
     """Polls ``busy != 0`` and LISTENs, feeding a :class:`PhaseTracker` into ``db_phases``."""
 
-    def __init__(
-        self,
-        run: Run,
-        dsn: str,
-        options: DbOptions,
-        reporter: _Reporter,
-        *,
-        stop: threading.Event,
-        connect: Connect = connect_readonly,
-        generation: Generation | None = None,
-    ) -> None:
-        self.dsn = dsn
-        self.options = options
-        self.reporter = reporter
-        self.stop = stop
-        self.connect = connect
-        self.generation = generation or Generation(options.generation, lambda _g, _r: None)
-        self.writer: SegmentWriter = run.writer("db_phases")
-        self.run = run
+    def __init__(self, ctx: DbContext) -> None:
+        self.ctx = ctx
+        self.writer: SegmentWriter = ctx.run.writer("db_phases")
         self._finished: SegmentWriter | None = None  # db_build_finished, on the first one
-        self.phases = PhaseTracker(self._write, options.interval_seconds)
+        self.phases = PhaseTracker(self._write, ctx.options.interval_seconds)
         self.polls = 0
         self.phases_written = 0
         self.errors = 0
@@ -210,20 +188,20 @@ class Tracker:
         self._poll_conn: Conn | None = None
         self._listen: Conn | None = None
         self._last_poll = -math.inf  # monotonic
-        self._timeout_ms = _ms(options.timeout_seconds)
+        self._timeout_ms = ms(ctx.options.timeout_seconds)
 
     def _write(self, record: dict[str, Any]) -> None:
-        self.writer.append({"ts": time.time(), **record, "generation": self.generation.name})
+        self.writer.append({"ts": time.time(), **record, "generation": self.ctx.generation.name})
         self.phases_written += 1
 
     def _ensure_connected(self) -> None:
-        timeout = self.options.timeout_seconds
+        timeout = self.ctx.options.timeout_seconds
         if self._listen is None or self._listen.closed:  # first, so nothing is missed
-            self._listen = self.connect(self.dsn, LISTEN_APP, timeout, True)
+            self._listen = self.ctx.connect(self.ctx.dsn, LISTEN_APP, timeout, True)
             for channel in CHANNELS:
                 self._listen.execute(f"listen {channel}")
         if self._poll_conn is None or self._poll_conn.closed:
-            self._poll_conn = self.connect(self.dsn, TRACK_APP, timeout, False)
+            self._poll_conn = self.ctx.connect(self.ctx.dsn, TRACK_APP, timeout, False)
 
     def _close(self) -> None:
         for conn in (self._listen, self._poll_conn):
@@ -240,9 +218,9 @@ class Tracker:
             # crates/db/src/connection.rs:1351-1375)
             if parts[0].isdigit():
                 if self._finished is None:
-                    self._finished = self.run.writer("db_build_finished")
+                    self._finished = self.ctx.run.writer("db_build_finished")
                 self._finished.append(
-                    {"ts": ts, "build": int(parts[0]), "generation": self.generation.name}
+                    {"ts": ts, "build": int(parts[0]), "generation": self.ctx.generation.name}
                 )
             return
         if len(parts) < 2:
@@ -270,10 +248,10 @@ class Tracker:
             conn.execute(f"set local statement_timeout = {self._timeout_ms}")
             ts = time.time()
             rows = conn.execute(BUSY_SQL).fetchall()
-            if self.generation.value is None and any(r[3] for r in rows):
+            if self.ctx.generation.value is None and any(r[3] for r in rows):
                 # running steps carry their machine too: decide before writing their phases
                 status_row = conn.execute(STATUS_ROW_SQL).fetchall()[0][0]
-                self.generation.consider([r[3] for r in rows], bool(status_row))
+                self.ctx.generation.consider([r[3] for r in rows], bool(status_row))
         self._last_poll = time.monotonic()
         self.phases.observe(ts, {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows})
         self.polls += 1
@@ -281,10 +259,10 @@ class Tracker:
     def _wait(self) -> None:
         """Until the next poll is due: an interval, or soon after a notification."""
         assert self._listen is not None
-        interval = self.options.interval_seconds
+        interval = self.ctx.options.interval_seconds
         min_gap = max(0.01, interval / 10)
         triggered = False
-        while not self.stop.is_set():
+        while not self.ctx.stop.is_set():
             until = self._last_poll + (min_gap if triggered else interval)
             left = until - time.monotonic()
             if left <= 0:
@@ -304,11 +282,11 @@ class Tracker:
             self.errors += 1
             self._close()
             delay = backoff.next()
-            self.reporter.error("track", exc, delay)
-            self.stop.wait(delay)
+            self.ctx.reporter.error("track", exc, delay)
+            self.ctx.stop.wait(delay)
             return now if outage is None else outage
         if outage is not None:
-            self.reporter.note(
+            self.ctx.reporter.note(
                 "track",
                 f"reconnected after {time.time() - outage:.1f} s; phases spanning the outage "
                 "are marked gap",
@@ -320,23 +298,20 @@ class Tracker:
             self.phases.lost(time.time())
             self.errors += 1
             self._close()
-            self.reporter.error("track", exc, 0)
+            self.ctx.reporter.error("track", exc, 0)
             return time.time()
         return None
 
     def run_loop(self) -> None:
         """Track until ``stop``; a fatal error (e.g. the run's disk) is kept in ``failure``."""
-        backoff = Backoff(self.options.backoff_seconds, self.options.max_backoff_seconds)
+        backoff = Backoff(self.ctx.options.backoff_seconds, self.ctx.options.max_backoff_seconds)
         outage: float | None = None
         try:
-            while not self.stop.is_set():
+            while not self.ctx.stop.is_set():
                 outage = self._step(backoff, outage)
             self.phases.close()
         except BaseException as exc:  # handed to the main thread, which re-raises it
             self.failure = exc
-            self.stop.set()
+            self.ctx.stop.set()
         finally:
             self._close()
-
-
-# --- both ---------------------------------------------------------------------------------

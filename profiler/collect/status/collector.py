@@ -12,7 +12,7 @@ the sample crosses a segment's size limit), not row by row, so a kill cannot sto
 collector between two rows of a sample. Everything written to the events table, the samples'
 ``source`` column and the log goes through :func:`~profiler.store.redact`.
 
-Tables written: ``samples`` (tidy samples, see :mod:`profiler.collect.normalize`) and
+Tables written: ``samples`` (tidy samples, see :mod:`profiler.collect.samples`) and
 ``events`` (``ts``, ``source``, ``event``: error | restart | gap | note | stale | absent,
 ``detail``).
 """
@@ -20,20 +20,20 @@ Tables written: ``samples`` (tidy samples, see :mod:`profiler.collect.normalize`
 from __future__ import annotations
 
 import math
-import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from profiler.collect import normalize
-from profiler.collect.sources import Fetched, Source
-from profiler.collect.transfer import Budget, Cancelled, one_line
+from profiler.collect.control import Log, quiet
+from profiler.collect.samples import Sample
+from profiler.collect.status import normalize
+from profiler.collect.status.prometheus import from_prometheus
+from profiler.collect.status.sources import Fetched, Source
+from profiler.collect.status.transfer import Budget, Cancelled, one_line
 from profiler.errors import CollectorError, ProfilerError
 from profiler.store import Run, redact
 
-Log = Callable[[str], object]
 _LONGEST_WAIT = 3600.0  # Event.wait overflows past threading.TIMEOUT_MAX: wait in slices
 
 
@@ -60,7 +60,7 @@ class Collector:
     run: Run
     sources: Sequence[Source]
     options: CollectorOptions
-    log: Log = print
+    log: Log = quiet
     stop: threading.Event = field(default_factory=threading.Event)
     samples_written: int = 0
     errors: int = 0
@@ -160,7 +160,7 @@ class Collector:
         self.samples.append_many(self._named(rows))  # the whole sample in one write
         return len(rows)
 
-    def _named(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _named(self, rows: list[Sample]) -> list[Sample]:
         """``rows`` with their ``source`` redacted (a no-op for the sources' own targets)."""
         for row in rows:
             name = row["source"]
@@ -171,9 +171,9 @@ class Collector:
                 row["source"] = safe
         return rows
 
-    def _normalise(self, src: Source, item: Fetched) -> list[dict[str, Any]]:
+    def _normalise(self, src: Source, item: Fetched) -> list[Sample]:
         if src.kind == "metrics":
-            return normalize.from_prometheus(item.doc, item.ts, src.target, self.options.generation)
+            return from_prometheus(item.doc, item.ts, src.target, self.options.generation)
         path = getattr(src, "path", "")
         if getattr(src, "url", None) is not None and path.startswith("/status/"):
             # a Rust /status/<endpoint>: machines, jobsets, queues...
@@ -183,7 +183,7 @@ class Collector:
             return normalize.from_rust_status(item.doc, item.ts, src.target)
         return normalize.from_cxx_status(item.doc, item.ts, src.target)
 
-    def _check_restart(self, source: str, rows: list[dict[str, Any]], ts: float) -> None:
+    def _check_restart(self, source: str, rows: list[Sample], ts: float) -> None:
         """A restart event when the runner's pid changed or its uptime went down.
 
         Either value may be missing from a document (old eras, damaged or hand-made ones):
@@ -276,17 +276,3 @@ def _number(value: float | None) -> str:
 
 def _bug(exc: Exception) -> str:
     return one_line(f"{type(exc).__name__}: {exc} (a bug in hydra-profiler: please report it)")
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGINT/SIGTERM end the collector cleanly: any wait or request in flight is cut short
-    within about 0.1 s. A second signal while it closes the run ends the process at once
-    (the run stays readable, as after a kill)."""
-
-    def handler(signum: int, _frame: object) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)

@@ -1,5 +1,5 @@
 """Shared parts of the database collector: options, read-only sessions, SQL, generation
-detection, reporting and backoff (see :mod:`profiler.collect.db`)."""
+detection, reporting and backoff (see :mod:`profiler.collect.database.collector`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from profiler.collect.control import Log
 from profiler.hydra import facts
 from profiler.store import Run, redact
 
@@ -60,7 +61,6 @@ RECENT_MACHINES_SQL = (
 STATUS_ROW_SQL = "select count(*) from SystemStatus where what = 'queue-runner'"
 
 Key = tuple[int, int]
-Log = Callable[[str], object]
 Conn = psycopg.Connection[Any]
 Connect = Callable[[str, str, float, bool], Conn]
 
@@ -98,7 +98,8 @@ def describe(exc: BaseException) -> str:
     return redact(text.splitlines()[0] if text else type(exc).__name__)
 
 
-def _ms(seconds: float) -> int:
+def ms(seconds: float) -> int:
+    """Seconds as whole milliseconds, at least 1 (a ``statement_timeout`` of 0 means none)."""
     return max(1, int(seconds * 1000))
 
 
@@ -126,7 +127,7 @@ def connect_readonly(
     )
     try:
         conn.execute("set session default_transaction_read_only = on")
-        conn.execute(f"set session statement_timeout = {_ms(timeout_seconds)}")
+        conn.execute(f"set session statement_timeout = {ms(timeout_seconds)}")
         if not autocommit:
             conn.commit()
             conn.read_only = True
@@ -202,7 +203,7 @@ class Generation:
         self.on_decided(generation, reason)
 
 
-class _Reporter:
+class Reporter:
     """One-line errors and notes: to ``log`` and to the ``events`` table."""
 
     def __init__(self, run: Run, target: str, log: Log) -> None:
@@ -227,6 +228,37 @@ class _Reporter:
         self.log(f"collect db: {part}: {text}")
 
 
+@dataclass(frozen=True)
+class DbContext:
+    """What the exporter and the tracker share, made once by the collector.
+
+    Parameters
+    ----------
+    run
+        The run both write into.
+    dsn
+        Hydra's database, opened through ``connect`` (each worker has sessions of its own).
+    options
+        See :class:`DbOptions`.
+    reporter
+        Where both say their errors and notes.
+    generation
+        The runner generation, given or detected once by whichever worker sees it first.
+    stop
+        Set it to stop both workers.
+    connect
+        Opens a read-only session (tests may wrap it).
+    """
+
+    run: Run
+    dsn: str
+    options: DbOptions
+    reporter: Reporter
+    generation: Generation
+    stop: threading.Event
+    connect: Connect = connect_readonly
+
+
 @dataclass
 class Backoff:
     """Exponential backoff: ``initial``, doubling, capped at ``cap``; ``reset`` on success."""
@@ -242,6 +274,3 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = 0.0
-
-
-# --- the export's persistent state --------------------------------------------------------

@@ -1,10 +1,9 @@
 """The database collector's incremental export of finished steps and builds (see
-:mod:`profiler.collect.db` for the cursor, overlap and resume semantics)."""
+:mod:`profiler.collect.database.collector` for the cursor, overlap and resume semantics)."""
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from profiler.collect.dbcommon import (
+from profiler.collect.database.common import (
     BUILD_MEMORY_SECONDS,
     BUILD_SEMANTICS,
     BUILDS_SQL,
@@ -24,17 +23,12 @@ from profiler.collect.dbcommon import (
     STEP_ROWS_SQL,
     Backoff,
     Conn,
-    Connect,
-    DbOptions,
-    Generation,
+    DbContext,
     Key,
-    _ms,
-    _Reporter,
-    connect_readonly,
+    ms,
     read_query,
 )
 from profiler.errors import StoreError
-from profiler.store import Run
 from profiler.store.run import load_manifest
 
 
@@ -170,44 +164,30 @@ def _build_record(row: Sequence[Any], generation: str, ts: float) -> dict[str, A
 
 
 class Exporter:
-    """Incremental export of finished steps and builds (see the module docstring)."""
+    """Incremental export of finished steps and builds (see
+    :mod:`profiler.collect.database.collector`), resuming from ``state``."""
 
-    def __init__(
-        self,
-        run: Run,
-        dsn: str,
-        options: DbOptions,
-        reporter: _Reporter,
-        state: ExportState,
-        *,
-        stop: threading.Event,
-        connect: Connect = connect_readonly,
-        generation: Generation | None = None,
-    ) -> None:
-        self.run = run
-        self.dsn = dsn
-        self.options = options
-        self.reporter = reporter
+    def __init__(self, ctx: DbContext, state: ExportState) -> None:
+        self.ctx = ctx
         self.state = state
-        self.stop = stop
-        self.connect = connect
-        self.generation = generation or Generation(options.generation, lambda _g, _r: None)
-        self.steps = run.writer("db_steps")
-        self.builds = run.writer("db_builds")
-        self.cursors = run.writer("db_cursor")
+        self.steps = ctx.run.writer("db_steps")
+        self.builds = ctx.run.writer("db_builds")
+        self.cursors = ctx.run.writer("db_cursor")
         self.steps_written = 0
         self.builds_written = 0
         self.passes = 0
         self.errors = 0
         self._conn: Conn | None = None
-        self._timeout_ms = _ms(options.timeout_seconds)
+        self._timeout_ms = ms(ctx.options.timeout_seconds)
         self._has_status_row: bool | None = None
         if not state.resumed:
             self._write_cursor(0, 0)  # persists --since before anything is exported
 
     def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
-            self._conn = self.connect(self.dsn, EXPORT_APP, self.options.timeout_seconds, False)
+            self._conn = self.ctx.connect(
+                self.ctx.dsn, EXPORT_APP, self.ctx.options.timeout_seconds, False
+            )
         return self._conn
 
     def close(self) -> None:
@@ -226,11 +206,11 @@ class Exporter:
             self._has_status_row = bool(self._query(STATUS_ROW_SQL)[0][0])
         if not machines:
             machines = [r[0] for r in self._query(RECENT_MACHINES_SQL)]
-        self.generation.consider(machines, self._has_status_row)
+        self.ctx.generation.consider(machines, self._has_status_row)
 
     def detect_quietly(self) -> None:
         """Detect the generation now if possible; a failure is left to the next pass."""
-        if self.generation.value is not None:
+        if self.ctx.generation.value is not None:
             return
         try:
             self._detect()
@@ -250,17 +230,17 @@ class Exporter:
             The database failed; the state is consistent, the next pass resumes.
         """
         self._has_status_row = None
-        if self.generation.value is None:
+        if self.ctx.generation.value is None:
             self._detect()
         steps = self._export_steps()
         builds = self._export_builds()
-        self.state.prune(self.options.overlap_seconds)
+        self.state.prune(self.ctx.options.overlap_seconds)
         self._write_cursor(steps, builds)
         self.passes += 1
         return steps, builds
 
     def _export_steps(self) -> int:
-        st, opts = self.state, self.options
+        st, opts = self.state, self.ctx.options
         lo = st.window_start(opts.overlap_seconds)
         after: tuple[int, int, int] = (lo - 1, 0, 0)
         total = 0
@@ -285,9 +265,9 @@ class Exporter:
             STEP_ROWS_SQL, {"builds": [k[0] for k in keys], "stepnrs": [k[1] for k in keys]}
         )
         rows.sort(key=lambda r: (r[9], r[0], r[1]))
-        if self.generation.value is None:
+        if self.ctx.generation.value is None:
             self._detect([r[4] for r in rows])
-        generation = self.generation.name
+        generation = self.ctx.generation.name
         now = time.time()
         st = self.state
         for row in rows:
@@ -301,7 +281,7 @@ class Exporter:
     def _export_builds(self) -> int:
         st = self.state
         ids = sorted(st.pending)
-        generation = self.generation.name
+        generation = self.ctx.generation.name
         written = 0
         for i in range(0, len(ids), 1000):
             chunk = ids[i : i + 1000]
@@ -327,12 +307,12 @@ class Exporter:
                 "ts": time.time(),
                 "since": st.since,
                 "stop_time": st.cursor,
-                "window_start": st.window_start(self.options.overlap_seconds),
-                "overlap_seconds": self.options.overlap_seconds,
+                "window_start": st.window_start(self.ctx.options.overlap_seconds),
+                "overlap_seconds": self.ctx.options.overlap_seconds,
                 "steps": steps,
                 "builds": builds,
                 "pending_builds": len(st.pending),
-                "generation": self.generation.name,
+                "generation": self.ctx.generation.name,
             }
         )
 
@@ -345,14 +325,14 @@ class Exporter:
         except psycopg.Error as exc:
             self.errors += 1
             self.close()
-            if self.options.once and self.errors > self.options.once_retries:
-                self.reporter.error("export", exc, None)
+            if self.ctx.options.once and self.errors > self.ctx.options.once_retries:
+                self.ctx.reporter.error("export", exc, None)
                 return None
             delay = backoff.next()
-            self.reporter.error("export", exc, delay)
+            self.ctx.reporter.error("export", exc, delay)
             return delay
         backoff.reset()
-        return None if self.options.once else self.options.export_every_seconds
+        return None if self.ctx.options.once else self.ctx.options.export_every_seconds
 
     def run_loop(self, deadline: float | None = None) -> None:
         """Export every ``export_every_seconds`` until ``stop`` (or ``deadline``, monotonic).
@@ -360,8 +340,8 @@ class Exporter:
         A last pass on the way out catches what finished since the previous one (when the
         connection is up; a failure is reported, not retried).
         """
-        backoff = Backoff(self.options.backoff_seconds, self.options.max_backoff_seconds)
-        while not self.stop.is_set():
+        backoff = Backoff(self.ctx.options.backoff_seconds, self.ctx.options.max_backoff_seconds)
+        while not self.ctx.stop.is_set():
             wait = self._attempt(backoff)
             if wait is None:
                 return
@@ -370,13 +350,10 @@ class Exporter:
                 if left <= 0:
                     break
                 wait = min(wait, left)
-            self.stop.wait(wait)
+            self.ctx.stop.wait(wait)
         if self._conn is not None and not self._conn.closed:
             try:
                 self.export_pass()
             except psycopg.Error as exc:
                 self.errors += 1
-                self.reporter.error("export", exc, None)
-
-
-# --- phase tracking -----------------------------------------------------------------------
+                self.ctx.reporter.error("export", exc, None)

@@ -19,19 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from profiler.collect import logrules
+from profiler.collect.journal import rules
 from profiler.errors import CollectorError
-from profiler.hydra.catalogue import rust_duration_seconds, store_base
-
-__all__ = [
-    "LogSummary",
-    "match_message",
-    "normalise",
-    "open_log",
-    "parse_file",
-    "parse_lines",
-    "rust_duration_seconds",
-]
+from profiler.hydra.catalogue import store_base
 
 MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
 RUST_PRIORITY = {"ERROR": 3, "WARN": 4, "INFO": 6, "DEBUG": 7, "TRACE": 7}
@@ -59,11 +49,11 @@ _NORM_NUM = re.compile(r"\d+")
 def match_message(message: str, *, rust: bool = False) -> tuple[str, dict[str, Any]] | None:
     """``(event, fields)`` for a bare message (``rust``: a tracing message with its span
     fields after it), or None when no catalogue entry knows it."""
-    found = (logrules.TRACING if rust else logrules.PLAIN).find(message)
+    found = (rules.TRACING if rust else rules.PLAIN).find(message)
     if found is None:
         return None
     rule, m = found
-    out = logrules.fields(rule, m)
+    out = rules.fields(rule, m)
     if rust:
         _span_fields(out, message[m.end() :])
     return rule.event, out
@@ -134,7 +124,11 @@ class _Malformed(Exception):
 Envelope = tuple[float | None, str | None, str | None, int | None, int | None, str]
 
 
-class _Parser:
+class JournalParser:
+    """Turns one input's lines into events, keeping what a line needs from the lines before
+    it: the year of year-less timestamps, each unit's PID, the event a continuation line
+    belongs to. :meth:`feed` takes one line; :meth:`feed_all` many, the common ones inline."""
+
     def __init__(self, source: str, year: int, strict: bool) -> None:
         self.source = source
         self.year = year
@@ -297,17 +291,17 @@ class _Parser:
         ev, msg, rust = self._body(env)
         self._restart(ev)
         rest = msg.split("\n")
-        found = (logrules.TRACING if rust else logrules.PLAIN).find(rest[0])
+        found = (rules.TRACING if rust else rules.PLAIN).find(rest[0])
         if found is None:
             self.summary.unknown[normalise(rest[0])] += 1
             self.last, self.after_unknown = None, True
             return
         rule, m = found
         ev["event"], ev["program"] = rule.event, rule.message.program
-        ev["generation"] = logrules.GENERATION.get(rule.message.program) or _unit_generation(
+        ev["generation"] = rules.GENERATION.get(rule.message.program) or _unit_generation(
             rest[0], ev["generation"]
         )
-        ev.update(logrules.fields(rule, m))
+        ev.update(rules.fields(rule, m))
         if rust:
             _span_fields(ev, rest[0][m.end() :])
         if len(rest) > 1:
@@ -335,10 +329,10 @@ class _Parser:
         """
         fast, by_first, anywhere = (
             _FAST_SHORT.match,
-            logrules.PLAIN.by_first,
-            logrules.PLAIN.anywhere,
+            rules.PLAIN.by_first,
+            rules.PLAIN.anywhere,
         )
-        generations = logrules.GENERATION
+        generations = rules.GENERATION
         events, unknown = self.events, self.summary.unknown
         append = events.append
         last_stamp, last_ts = self.last_stamp, self.last_ts
@@ -465,7 +459,7 @@ def parse_lines(
     lines: Iterable[str], *, source: str, year: int, strict: bool = False
 ) -> tuple[list[dict[str, Any]], LogSummary]:
     """Parse journal/stderr lines into events; ``year`` dates year-less short timestamps."""
-    parser = _Parser(source, year, strict)
+    parser = JournalParser(source, year, strict)
     parser.feed_all(lines)
     return parser.events, parser.summary
 

@@ -98,92 +98,21 @@ import threading
 import time
 from typing import Any
 
-from profiler.collect.dbcommon import (
-    BUILD_MEMORY_SECONDS,
-    BUILD_SEMANTICS,
-    BUILDS_SQL,
-    BUSY_SQL,
-    CHANNELS,
-    EXPORT_APP,
-    FINAL_PHASE,
-    LISTEN_APP,
+from profiler.collect.control import Log, quiet
+from profiler.collect.database.common import (
     LOCK_NAME,
-    PHASES,
-    PREPARING,
-    RECENT_MACHINES_SQL,
-    SEMANTICS,
-    STATUS_ROW_SQL,
-    STEP_KEYS_SQL,
-    STEP_ROWS_SQL,
-    TRACK_APP,
-    Backoff,
-    Conn,
     Connect,
+    DbContext,
     DbOptions,
     Generation,
-    Key,
-    Log,
-    _Reporter,
-    classify_generation,
+    Reporter,
     connect_readonly,
-    describe,
-    phase_name,
-    read_query,
 )
-from profiler.collect.dbexport import (
-    Exporter,
-    ExportState,
-    load_state,
-    stored_columns,
-)
-from profiler.collect.dbtrack import (
-    PhaseTracker,
-    Row,
-    Tracker,
-)
+from profiler.collect.database.export import Exporter, load_state
+from profiler.collect.database.track import Tracker
 from profiler.errors import CollectorError
 from profiler.store import Run, redact
 from profiler.store.run import update_manifest
-
-__all__ = [
-    "BUILDS_SQL",
-    "BUILD_MEMORY_SECONDS",
-    "BUILD_SEMANTICS",
-    "BUSY_SQL",
-    "CHANNELS",
-    "EXPORT_APP",
-    "FINAL_PHASE",
-    "LISTEN_APP",
-    "LOCK_NAME",
-    "PHASES",
-    "PREPARING",
-    "RECENT_MACHINES_SQL",
-    "SEMANTICS",
-    "STATUS_ROW_SQL",
-    "STEP_KEYS_SQL",
-    "STEP_ROWS_SQL",
-    "TRACK_APP",
-    "Backoff",
-    "Conn",
-    "Connect",
-    "DbCollector",
-    "DbOptions",
-    "ExportState",
-    "Exporter",
-    "Generation",
-    "Key",
-    "Log",
-    "PhaseTracker",
-    "Row",
-    "Tracker",
-    "classify_generation",
-    "connect_readonly",
-    "describe",
-    "load_state",
-    "phase_name",
-    "read_query",
-    "stored_columns",
-]
 
 
 def _lock_run(path: str) -> int:
@@ -210,7 +139,8 @@ class DbCollector:
     options
         See :class:`DbOptions`.
     log
-        One-line progress and error messages.
+        One-line progress and error messages (none by default: the command passes its
+        printer).
     stop
         Set it (e.g. from a signal handler) to stop after the current step.
     connect
@@ -223,7 +153,7 @@ class DbCollector:
         dsn: str,
         options: DbOptions | None = None,
         *,
-        log: Log = print,
+        log: Log = quiet,
         stop: threading.Event | None = None,
         connect: Connect = connect_readonly,
     ) -> None:
@@ -235,25 +165,24 @@ class DbCollector:
         try:
             opts = self.options
             self.source_index = run.add_source("db", self.target, opts.generation)
-            self._reporter = _Reporter(run, self.target, log)
-            self.generation = Generation(opts.generation, self._decided)
+            self.ctx = DbContext(
+                run=run,
+                dsn=dsn,
+                options=opts,
+                reporter=Reporter(run, self.target, log),
+                generation=Generation(opts.generation, self._decided),
+                stop=self.stop,
+                connect=connect,
+            )
             state = load_state(run.path, opts.since, opts.overlap_seconds, time.time())
-            self.exporter = Exporter(
-                run, dsn, opts, self._reporter, state,
-                stop=self.stop, connect=connect, generation=self.generation,
-            )  # fmt: skip
-            self.tracker: Tracker | None = None
-            if opts.track and not opts.once:
-                self.tracker = Tracker(
-                    run, dsn, opts, self._reporter,
-                    stop=self.stop, connect=connect, generation=self.generation,
-                )  # fmt: skip
+            self.exporter = Exporter(self.ctx, state)
+            self.tracker = Tracker(self.ctx) if opts.track and not opts.once else None
         except BaseException:
             self._unlock()
             raise
 
     def _decided(self, generation: str, reason: str) -> None:
-        self._reporter.note("export", f"generation {generation}: {reason}")
+        self.ctx.reporter.note("export", f"generation {generation}: {reason}")
         self.run.note(f"collect db: generation {generation} detected: {reason}")
         index = self.source_index
 
