@@ -254,7 +254,7 @@ def _parse_query(text: str) -> _Request:
     unknown = sorted(k for k in pairs if k not in _QUERY_IGNORED)
     if unknown:
         raise UsageError(
-            f"codec {text!r}: unknown store setting(s) {', '.join(unknown)}; "
+            f"codec {text!r}: unknown store setting(s) {', '.join(map(repr, unknown))}; "
             "known: compression, compression-level, parallel-compression, as"
         )
     if ignored:

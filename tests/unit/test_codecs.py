@@ -115,7 +115,7 @@ def test_notes_explain_reinterpretation() -> None:
         ("zstd:3:long=40", "long=40 out of range (10-31)"),
         ("zstd:3:extreme", "extreme is an xz option"),
         ("zstd:3:as=lix", "unknown writer as='lix'; valid: nix, nix235, rust, rust-presigned"),
-        ("compression=zstd&compresion-level=19", "unknown store setting(s) compresion-level"),
+        ("compression=zstd&compresion-level=19", "unknown store setting(s) 'compresion-level'"),
         ("compression=lzip", "unknown method 'lzip'"),
         ("zstd:3:threads=0", "threads must be at least 1"),
     ],
