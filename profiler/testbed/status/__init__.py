@@ -14,8 +14,9 @@ for field, with its units (see ``hydra.md`` sections 1 and 5):
   Step times are ms, loop timers µs, ``time`` is an RFC 3339 string.
 
 Host facts the Rust runner reads live (``/proc/self/statm``, cgroup v2 files, PSI files,
-load, memory) are read from this host when readable, zeros otherwise: the emulated builders
-run here too.
+load, memory, free space) are a :class:`HostFacts` value passed in: :func:`read_host` reads
+this host (zeros where a file is unreadable; the emulated builders run here too), with
+injectable roots. The Rust builders read it themselves only when no ``host`` is given.
 
 The modules, by job: ``numbers`` (float formats), ``counters`` (what both generations
 report), ``cxx`` (C++ status JSON), ``json_text`` (its two text forms), ``host`` (host
@@ -26,15 +27,18 @@ generations) and ``exposition`` (their text).
 from __future__ import annotations
 
 from profiler.testbed.status.cxx import cxx_status
+from profiler.testbed.status.host import HostFacts, read_host
 from profiler.testbed.status.json_text import cxx_status_text
 from profiler.testbed.status.metrics import cxx_metrics, rust_metrics
 from profiler.testbed.status.rust import has_dynamic_capacity, rust_endpoint, rust_status
 
 __all__ = [
+    "HostFacts",
     "cxx_metrics",
     "cxx_status",
     "cxx_status_text",
     "has_dynamic_capacity",
+    "read_host",
     "rust_endpoint",
     "rust_metrics",
     "rust_status",

@@ -17,7 +17,7 @@ from profiler.testbed.status.counters import (
     rust_runnable,
     s3_doc,
 )
-from profiler.testbed.status.host import Host, proc_doc, read_host
+from profiler.testbed.status.host import Cgroup, HostFacts, read_host
 from profiler.testbed.status.numbers import f32, f32_short
 
 RUST_BUILDER_NIX_VERSION = "2.34.0"
@@ -40,7 +40,7 @@ def rfc3339(epoch: float) -> str:
     return text + "Z"
 
 
-def _rust_machine_stats(machine: MachineState, now: float, host: Host) -> dict[str, Any]:
+def _rust_machine_stats(machine: MachineState, now: float, host: HostFacts) -> dict[str, Any]:
     """``machines.<host>.stats``: ms totals and integer ms averages, epoch s, f32 loads."""
     done = machine.nr_steps_done
     last_ping = rust_last_ping(machine, now)
@@ -77,8 +77,9 @@ def _rust_machine_stats(machine: MachineState, now: float, host: Host) -> dict[s
     }
 
 
-def _pressure(machine: MachineState, host: Host) -> dict[str, Any]:
-    doc = {k: dict(v) for k, v in host.pressure.items()}
+def _pressure(machine: MachineState, host: HostFacts) -> dict[str, Any]:
+    """``stats.pressure``: the host's PSI lines; an emulated CPU pressure replaces its avg10."""
+    doc = {k: v._asdict() for k, v in host.pressure.items()}
     if machine.cpu_pressure_avg10 is not None:
         doc["cpuSome"] = {**doc.get("cpuSome", {}), "avg10": machine.cpu_pressure_avg10}
     return doc
@@ -92,7 +93,7 @@ def has_dynamic_capacity(machine: MachineState) -> bool:
     return machine.cpu_pressure_avg10 <= RUST_BUILDER_THRESHOLDS["cpuPsiThreshold"]
 
 
-def _rust_machine(machine: MachineState, now: float, host: Host) -> dict[str, Any]:
+def _rust_machine(machine: MachineState, now: float, host: HostFacts) -> dict[str, Any]:
     """``machines.<hostname>`` (``io::Machine``): config, state and ``stats``."""
     bogomips = f32(host.bogomips)
     score = f32(f32(machine.speed_factor * max(bogomips, 1.0)) * machine.cpu_count)
@@ -175,14 +176,45 @@ def _rust_step_counters(
     }
 
 
-def _rust_queue_runner(state: RunnerState, now: float, uploads_pending: int) -> dict[str, Any]:
+def _cgroup_doc(cgroup: Cgroup) -> dict[str, Any]:
+    """``proc.cgroup``: memory bytes, io bytes, cpu µs from the cgroup v2 files."""
+    return {
+        "memory": {
+            "currentBytes": cgroup.memory_current,
+            "peakBytes": cgroup.memory_peak,
+            "swapCurrentBytes": cgroup.swap_current,
+            "zswapCurrentBytes": cgroup.zswap_current,
+        },
+        "io": {"totalReadBytes": cgroup.read_bytes, "totalWriteBytes": cgroup.write_bytes},
+        "cpu": {
+            "usageUsec": cgroup.usage_usec,
+            "userUsec": cgroup.user_usec,
+            "systemUsec": cgroup.system_usec,
+        },
+    }
+
+
+def _proc_doc(pid: int, host: HostFacts) -> dict[str, Any]:
+    """``queueRunner.proc``: sizes in bytes from ``/proc/self/statm`` plus the cgroup."""
+    return {
+        "pid": pid,
+        "vsizeBytes": host.vsize_bytes,
+        "rssBytes": host.rss_bytes,
+        "sharedBytes": host.shared_bytes,
+        "cgroup": _cgroup_doc(host.cgroup),
+    }
+
+
+def _rust_queue_runner(
+    state: RunnerState, now: float, uploads_pending: int, host: HostFacts
+) -> dict[str, Any]:
     """``queueRunner`` (``QueueRunnerStats``): loop timers µs, step times ms, uptime s."""
     queues = queue_stats(state)
     doc: dict[str, Any] = {
         "status": "up",
         "time": rfc3339(now),
         "uptime": max(0.0, now - state.started_at),
-        "proc": proc_doc(state.pid),
+        "proc": _proc_doc(state.pid, host),
         "supportedFeatures": _rust_supported_features(state),
         "buildCount": state.nr_queued_builds,
         "jobsetCount": len(state.jobsets),
@@ -229,17 +261,31 @@ def _rust_jobsets(state: RunnerState) -> dict[str, Any]:
     return out
 
 
-def _rust_machines(state: RunnerState, now: float) -> dict[str, Any]:
+def _rust_machines(state: RunnerState, now: float, host: HostFacts) -> dict[str, Any]:
     """All machines keyed by hostname."""
-    host = read_host()
     return {m.hostname: _rust_machine(m, now, host) for m in state.machines}
 
 
-def rust_status(state: RunnerState, now: float, *, uploads: Sequence[str] = ()) -> dict[str, Any]:
-    """Rust ``GET /status`` (``DumpResponse``); ``uploads`` are store paths queued for S3."""
+def _facts(host: HostFacts | None) -> HostFacts:
+    """``host``, or this host's facts read now (the emulated builders run here)."""
+    return host if host is not None else read_host()
+
+
+def rust_status(
+    state: RunnerState,
+    now: float,
+    *,
+    host: HostFacts | None = None,
+    uploads: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Rust ``GET /status`` (``DumpResponse``); ``uploads`` are store paths queued for S3.
+
+    ``host``: the host facts the runner and its builders report (read here when None).
+    """
+    facts = _facts(host)
     return {
-        "queueRunner": _rust_queue_runner(state, now, len(uploads)),
-        "machines": _rust_machines(state, now),
+        "queueRunner": _rust_queue_runner(state, now, len(uploads), facts),
+        "machines": _rust_machines(state, now, facts),
         "jobsets": _rust_jobsets(state),
         "store": None,  # "not available via daemon protocol"
         "s3": {state.s3_bucket: s3_doc(state.s3)},
@@ -335,12 +381,15 @@ def rust_endpoint(
     path: str,
     steps: Sequence[Mapping[str, Any]] | None = None,
     *,
+    host: HostFacts | None = None,
     uploads: Sequence[str] = (),
 ) -> dict[str, Any] | None:
     """Body of a Rust ``GET /status...`` endpoint, or None for an unknown path (404).
 
     ``steps``: the engine's steps (drvPath, runnable, finished, created epoch s, tries,
-    lowestBuildId, system); ``uploads``: store paths waiting in the S3 uploader queue.
+    lowestBuildId, system); ``host``: the host facts of ``/status`` and ``/status/machines``
+    (read here when None and one of them is asked for); ``uploads``: store paths waiting in
+    the S3 uploader queue.
     """
     all_steps = list(steps or [])
     scheduled = _scheduled_paths(state)
@@ -349,8 +398,8 @@ def rust_endpoint(
         return _build_active(key, all_steps)
     queued = _queued_steps(all_steps, scheduled)
     builders: dict[str, Callable[[], dict[str, Any]]] = {
-        "/status": lambda: rust_status(state, now, uploads=uploads),
-        "/status/machines": lambda: _counted("machines", _rust_machines(state, now)),
+        "/status": lambda: rust_status(state, now, host=host, uploads=uploads),
+        "/status/machines": lambda: _counted("machines", _rust_machines(state, now, _facts(host))),
         "/status/jobsets": lambda: _counted("jobsets", _rust_jobsets(state), "jobsetCount"),
         "/status/builds": lambda: {"builds": [], "buildCount": 0},
         "/status/steps": lambda: _steps_response([_rust_step(s) for s in all_steps]),
