@@ -25,6 +25,7 @@ from profiler.testbed.status import (
     rust_metrics,
     rust_status,
 )
+from profiler.testbed.status.metrics import CXX_FAMILIES, PREFIX, RUST_FAMILIES, RUST_LABELLED
 
 STARTED = 1_750_000_000.25
 NOW = STARTED + 3_723.6
@@ -803,3 +804,44 @@ def test_rust_metrics_histograms() -> None:
     counts = sample_values(parse(by_type)["hydraqueuerunner_job_wait_time_seconds"])
     key = ("hydraqueuerunner_job_wait_time_seconds_count", (("machine_type", "riscv64-linux"),))
     assert counts[key] == 1
+
+
+def metric_lines(text: str) -> dict[str, float]:
+    """Sample lines of an exposition: ``name{labels}`` -> value."""
+    pairs = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in pairs}
+
+
+def test_metrics_report_the_numbers_of_the_status_fields_they_are_keyed_by() -> None:
+    """One counter table: each family is declared with the status field whose number it
+    reports, and reports exactly that number (both generations)."""
+    state = make_state()
+    uploads = ["/nix/store/x-out", "/nix/store/y-out"]
+    doc = rust_status(state, NOW, host=HostFacts(), uploads=uploads)
+    qr = doc["queueRunner"]
+    # the two path gauges sum the machines' stats; everything else is a queueRunner field
+    assert set(RUST_FAMILIES) - set(qr) == {
+        "currentUploadingPathCount",
+        "currentDownloadingPathCount",
+    }
+    lines = metric_lines(rust_metrics(state, NOW, uploads=uploads))
+    for key, fam in RUST_FAMILIES.items():
+        if key in qr and type(qr[key]) is int:
+            assert lines[PREFIX + fam.name] == qr[key], key
+    assert lines[PREFIX + "uptime_seconds"] == int(qr["uptime"])
+    objects = {
+        "machine_type": qr["queueStats"],
+        "hostname": {host: m["stats"] for host, m in doc["machines"].items()},
+        "remote_store": doc["s3"],
+        "jobset_name": doc["jobsets"],
+    }
+    for label, families in RUST_LABELLED.items():
+        assert objects[label], label
+        for key, fam in families.items():
+            for value, obj in objects[label].items():
+                sample = f'{PREFIX}{fam.name}{{{label}="{value}"}}'
+                assert lines[sample] == pytest.approx(obj[key], rel=1e-15), sample
+    cxx_lines = metric_lines(cxx_metrics(state))
+    assert [PREFIX + fam.name for fam in CXX_FAMILIES.values()] == list(cxx_lines)
+    for key, fam in CXX_FAMILIES.items():
+        assert cxx_lines[PREFIX + fam.name] == qr[key], key

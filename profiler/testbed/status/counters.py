@@ -1,8 +1,15 @@
-"""Counters and sections both generations report, from a :class:`RunnerState` snapshot:
-the ``s3`` object, the queue-monitor counters, the Rust queue statistics and step counts."""
+"""The counters the status documents and ``/metrics`` both report, from a
+:class:`RunnerState` snapshot: one table for both, keyed by the status JSON field.
+
+The Rust ``queueRunner`` object is :func:`rust_counters` (in its order) and its
+``machines.<host>.stats`` start with :func:`machine_counters`; ``/metrics`` of both
+generations names, for each family, the key of the number it reports. The ``s3`` object is
+shared by both generations' JSON and the Rust metrics.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from profiler.testbed.state import MachineState, RunnerState, S3Stats
@@ -86,13 +93,13 @@ def rust_runnable(state: RunnerState) -> int:
     return state.nr_runnable_steps + state.nr_active_steps
 
 
-def rust_last_ping(machine: MachineState, now: float) -> int:
+def _last_ping(machine: MachineState, now: float) -> int:
     """Epoch s of the builder's latest ping: pings every 10 s since it joined."""
     since_join = max(0.0, now - machine.joined_at)
     return int(now - since_join % RUST_PING_INTERVAL_S)
 
 
-def rust_idle_since(machine: MachineState) -> int:
+def _idle_since(machine: MachineState) -> int:
     """Epoch s the machine went idle; 0 while it holds jobs."""
     return int(machine.idle_since) if machine.current_jobs == 0 else 0
 
@@ -100,3 +107,98 @@ def rust_idle_since(machine: MachineState) -> int:
 def avg_ms(total: int, count: int) -> int:
     """Integer average in ms (u64 division); 0 before the first step."""
     return total // count if count else 0
+
+
+def loop_counters(state: RunnerState) -> dict[str, int]:
+    """Queue-monitor and dispatcher counters (counts, µs) of both generations' ``/metrics``
+    and the Rust ``queueRunner``."""
+    return {
+        "queueChecksStarted": state.queue_checks_started,
+        "queueBuildLoads": state.queue_build_loads,
+        "queueStepsCreated": state.queue_steps_created,
+        "queueChecksEarlyExits": queue_early_exits(state),
+        "queueChecksFinished": state.queue_checks_finished,
+        "dispatcherTimeSpentRunning": state.dispatcher_running_us,
+        "dispatcherTimeSpentWaiting": state.dispatcher_waiting_us,
+        "queueMonitorTimeSpentRunning": state.monitor_running_us,
+        "queueMonitorTimeSpentWaiting": state.monitor_waiting_us,
+    }
+
+
+def _step_counters(state: RunnerState, queues: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Build/step counters and step-time totals (ms) and integer averages (ms)."""
+    done = state.nr_steps_done
+    return {
+        "nrBuildsRead": state.nr_builds_read,
+        "buildReadTimeMs": state.build_read_time_ms,
+        "nrBuildsUnfinished": state.nr_queued_builds,
+        "nrBuildsDone": state.nr_builds_done,
+        "nrBuildsSucceeded": state.nr_builds_succeeded,
+        "nrBuildsFailed": state.nr_builds_failed,
+        "nrStepsStarted": state.nr_steps_started,
+        "nrStepsDone": done,
+        "nrStepsBuilding": state.nr_steps_building,
+        "nrStepsWaiting": sum(q["nrRunnableWaiting"] for q in queues.values()),
+        "nrStepsRunnable": rust_runnable(state),
+        "nrStepsUnfinished": state.nr_unfinished_steps,
+        "nrUnsupportedSteps": state.nr_unsupported_steps,
+        "nrUnsupportedStepsAborted": 0,
+        "nrSubstitutesStarted": 0,
+        "nrSubstitutesFailed": 0,
+        "nrSubstitutesSucceeded": 0,
+        "nrRetries": state.nr_retries,
+        "maxNrRetries": state.max_nr_retries,
+        "avgStepTimeMs": avg_ms(state.total_step_ms, done),
+        "avgStepImportTimeMs": avg_ms(state.total_step_import_ms, done),
+        "avgStepBuildTimeMs": avg_ms(state.total_step_build_ms, done),
+        "avgStepUploadTimeMs": avg_ms(state.total_step_upload_ms, done),
+        "totalStepTimeMs": state.total_step_ms,
+        "totalStepImportTimeMs": state.total_step_import_ms,
+        "totalStepBuildTimeMs": state.total_step_build_ms,
+        "totalStepUploadTimeMs": state.total_step_upload_ms,
+    }
+
+
+def rust_counters(
+    state: RunnerState, queues: Mapping[str, Mapping[str, int]], uploads_pending: int
+) -> dict[str, int]:
+    """Every counter of the Rust ``queueRunner``, in its order: the loop counters (µs), the
+    build and step counters (counts, ms), wakeups, machines and pending S3 uploads.
+
+    ``queues`` is :func:`queue_stats` of the same state.
+    """
+    return {
+        **loop_counters(state),
+        **_step_counters(state, queues),
+        "nrQueueWakeups": state.nr_queue_wakeups,
+        "nrDispatcherWakeups": state.nr_dispatcher_wakeups,
+        "dispatchTimeMs": state.dispatch_time_ms,
+        "machinesTotal": len(state.machines),
+        "machinesInUse": sum(1 for m in state.machines if m.current_jobs > 0),
+        "s3UploadsPending": uploads_pending,
+    }
+
+
+def machine_counters(machine: MachineState, now: float) -> dict[str, int]:
+    """The counters of Rust ``machines.<host>.stats`` (the part before the host facts):
+    counts, ms totals and integer ms averages, epoch s."""
+    done = machine.nr_steps_done
+    last_ping = _last_ping(machine, now)
+    return {
+        "currentJobs": machine.current_jobs,
+        "nrStepsDone": done,
+        "avgStepTimeMs": avg_ms(machine.total_step_ms, done),
+        "avgStepImportTimeMs": avg_ms(machine.total_step_import_ms, done),
+        "avgStepBuildTimeMs": avg_ms(machine.total_step_build_ms, done),
+        "avgStepUploadTimeMs": avg_ms(machine.total_step_upload_ms, done),
+        "totalStepTimeMs": machine.total_step_ms,
+        "totalStepImportTimeMs": machine.total_step_import_ms,
+        "totalStepBuildTimeMs": machine.total_step_build_ms,
+        "totalStepUploadTimeMs": machine.total_step_upload_ms,
+        "idleSince": _idle_since(machine),
+        "lastFailure": int(machine.last_failure),
+        "disabledUntil": int(machine.disabled_until),
+        "consecutiveFailures": machine.consecutive_failures,
+        "lastPing": last_ping,
+        "sinceLastPing": int(now) - last_ping,
+    }

@@ -1,33 +1,43 @@
-"""Prometheus text exposition 0.0.4: metric families rendered with a number formatter."""
+"""Prometheus text exposition 0.0.4: metric families rendered with a number formatter.
+
+A :class:`Family` is declared once, without samples (name, type, help), and the builders in
+``metrics`` give it its samples. The two generations' dialects differ only in how a value is
+written: :func:`render` takes the formatter (``numbers.cpp_number`` or ``rust_number``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 Labels = tuple[tuple[str, str], ...]
+COUNTER, GAUGE, HISTOGRAM, SUMMARY = "counter", "gauge", "histogram", "summary"
 
 
-@dataclass
-class Family:
-    """One metric family: name, help, type and samples ``(suffix, labels, value)``."""
+class Sample(NamedTuple):
+    """One sample: the suffix after the family name (``_bucket``, ``_sum``...), labels, value."""
+
+    suffix: str
+    labels: Labels
+    value: float
+
+
+class Family(NamedTuple):
+    """One metric family: name, type, help and samples."""
 
     name: str
-    help: str
     type: str
-    samples: list[tuple[str, Labels, float]] = field(default_factory=list)
+    help: str
+    samples: tuple[Sample, ...] = ()
 
+    def with_value(self, value: float, prefix: str = "") -> Family:
+        """This family named ``prefix + name``, with one unlabelled sample."""
+        return self._replace(name=prefix + self.name, samples=(Sample("", (), float(value)),))
 
-def one(name: str, help_text: str, kind: str, value: float) -> Family:
-    """A family with a single unlabelled sample."""
-    return Family(name, help_text, kind, [("", (), float(value))])
-
-
-def labelled(
-    name: str, help_text: str, label: str, values: Mapping[str, float], kind: str = "gauge"
-) -> Family:
-    """A family with one sample per label value."""
-    return Family(name, help_text, kind, [("", ((label, k),), float(v)) for k, v in values.items()])
+    def by_label(self, label: str, values: Mapping[str, float], prefix: str = "") -> Family:
+        """This family named ``prefix + name``, with one sample per ``label`` value."""
+        samples = tuple(Sample("", ((label, k),), float(v)) for k, v in values.items())
+        return self._replace(name=prefix + self.name, samples=samples)
 
 
 def _escape_label(value: str) -> str:

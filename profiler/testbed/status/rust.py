@@ -10,10 +10,9 @@ from typing import Any
 from profiler.testbed.state import MachineState, RunnerState
 from profiler.testbed.status.counters import (
     DEFAULT_MACHINE_TYPE,
-    queue_early_exits,
+    machine_counters,
     queue_stats,
-    rust_idle_since,
-    rust_last_ping,
+    rust_counters,
     rust_runnable,
     s3_doc,
 )
@@ -42,25 +41,8 @@ def rfc3339(epoch: float) -> str:
 
 def _rust_machine_stats(machine: MachineState, now: float, host: HostFacts) -> dict[str, Any]:
     """``machines.<host>.stats``: ms totals and integer ms averages, epoch s, f32 loads."""
-    done = machine.nr_steps_done
-    last_ping = rust_last_ping(machine, now)
     return {
-        "currentJobs": machine.current_jobs,
-        "nrStepsDone": done,
-        "avgStepTimeMs": machine.total_step_ms // done if done else 0,
-        "avgStepImportTimeMs": machine.total_step_import_ms // done if done else 0,
-        "avgStepBuildTimeMs": machine.total_step_build_ms // done if done else 0,
-        "avgStepUploadTimeMs": machine.total_step_upload_ms // done if done else 0,
-        "totalStepTimeMs": machine.total_step_ms,
-        "totalStepImportTimeMs": machine.total_step_import_ms,
-        "totalStepBuildTimeMs": machine.total_step_build_ms,
-        "totalStepUploadTimeMs": machine.total_step_upload_ms,
-        "idleSince": rust_idle_since(machine),
-        "lastFailure": int(machine.last_failure),
-        "disabledUntil": int(machine.disabled_until),
-        "consecutiveFailures": machine.consecutive_failures,
-        "lastPing": last_ping,
-        "sinceLastPing": int(now) - last_ping,
+        **machine_counters(machine, now),
         "load1": f32_short(host.load[0]),
         "load5": f32_short(host.load[1]),
         "load15": f32_short(host.load[2]),
@@ -140,42 +122,6 @@ def _rust_supported_features(state: RunnerState) -> list[str]:
     )
 
 
-def _rust_step_counters(
-    state: RunnerState, queues: Mapping[str, Mapping[str, int]]
-) -> dict[str, Any]:
-    """Build/step counters and step-time totals (ms) and integer averages (ms)."""
-    done = state.nr_steps_done
-    return {
-        "nrBuildsRead": state.nr_builds_read,
-        "buildReadTimeMs": state.build_read_time_ms,
-        "nrBuildsUnfinished": state.nr_queued_builds,
-        "nrBuildsDone": state.nr_builds_done,
-        "nrBuildsSucceeded": state.nr_builds_succeeded,
-        "nrBuildsFailed": state.nr_builds_failed,
-        "nrStepsStarted": state.nr_steps_started,
-        "nrStepsDone": done,
-        "nrStepsBuilding": state.nr_steps_building,
-        "nrStepsWaiting": sum(q["nrRunnableWaiting"] for q in queues.values()),
-        "nrStepsRunnable": rust_runnable(state),
-        "nrStepsUnfinished": state.nr_unfinished_steps,
-        "nrUnsupportedSteps": state.nr_unsupported_steps,
-        "nrUnsupportedStepsAborted": 0,
-        "nrSubstitutesStarted": 0,
-        "nrSubstitutesFailed": 0,
-        "nrSubstitutesSucceeded": 0,
-        "nrRetries": state.nr_retries,
-        "maxNrRetries": state.max_nr_retries,
-        "avgStepTimeMs": state.total_step_ms // done if done else 0,
-        "avgStepImportTimeMs": state.total_step_import_ms // done if done else 0,
-        "avgStepBuildTimeMs": state.total_step_build_ms // done if done else 0,
-        "avgStepUploadTimeMs": state.total_step_upload_ms // done if done else 0,
-        "totalStepTimeMs": state.total_step_ms,
-        "totalStepImportTimeMs": state.total_step_import_ms,
-        "totalStepBuildTimeMs": state.total_step_build_ms,
-        "totalStepUploadTimeMs": state.total_step_upload_ms,
-    }
-
-
 def _cgroup_doc(cgroup: Cgroup) -> dict[str, Any]:
     """``proc.cgroup``: memory bytes, io bytes, cpu µs from the cgroup v2 files."""
     return {
@@ -221,27 +167,8 @@ def _rust_queue_runner(
         "stepCount": state.nr_unfinished_steps,
         "runnableCount": rust_runnable(state),
         "queueStats": queues,
-        "queueChecksStarted": state.queue_checks_started,
-        "queueBuildLoads": state.queue_build_loads,
-        "queueStepsCreated": state.queue_steps_created,
-        "queueChecksEarlyExits": queue_early_exits(state),
-        "queueChecksFinished": state.queue_checks_finished,
-        "dispatcherTimeSpentRunning": state.dispatcher_running_us,
-        "dispatcherTimeSpentWaiting": state.dispatcher_waiting_us,
-        "queueMonitorTimeSpentRunning": state.monitor_running_us,
-        "queueMonitorTimeSpentWaiting": state.monitor_waiting_us,
     }
-    doc.update(_rust_step_counters(state, queues))
-    doc.update(
-        {
-            "nrQueueWakeups": state.nr_queue_wakeups,
-            "nrDispatcherWakeups": state.nr_dispatcher_wakeups,
-            "dispatchTimeMs": state.dispatch_time_ms,
-            "machinesTotal": len(state.machines),
-            "machinesInUse": sum(1 for m in state.machines if m.current_jobs > 0),
-            "s3UploadsPending": uploads_pending,
-        }
-    )
+    doc.update(rust_counters(state, queues, uploads_pending))
     return doc
 
 
