@@ -101,11 +101,7 @@ def _cxx_counters(state: RunnerState, now: float) -> dict[str, Any]:
         "bytesReceived": state.bytes_received,
         "nrBuildsRead": state.nr_builds_read,
         "buildReadTimeMs": state.build_read_time_ms,
-        "buildReadTimeAvgMs": (
-            cxx_float_avg(state.build_read_time_ms, state.nr_builds_read)
-            if state.nr_builds_read
-            else 0.0
-        ),
+        "buildReadTimeAvgMs": cxx_float_avg(state.build_read_time_ms, state.nr_builds_read),
         "nrBuildsDone": state.nr_builds_done,
         "nrStepsStarted": state.nr_steps_started,
         "nrStepsDone": state.nr_steps_done,
@@ -114,11 +110,7 @@ def _cxx_counters(state: RunnerState, now: float) -> dict[str, Any]:
         "nrQueueWakeups": state.nr_queue_wakeups,
         "nrDispatcherWakeups": state.nr_dispatcher_wakeups,
         "dispatchTimeMs": state.dispatch_time_ms,
-        "dispatchTimeAvgMs": (
-            cxx_float_avg(state.dispatch_time_ms, state.nr_dispatcher_wakeups)
-            if state.nr_dispatcher_wakeups
-            else 0.0
-        ),
+        "dispatchTimeAvgMs": cxx_float_avg(state.dispatch_time_ms, state.nr_dispatcher_wakeups),
         "nrDbConnections": state.nr_db_connections,
         "nrActiveDbUpdates": state.nr_active_db_updates,
         "nrUnfinishedSteps": state.nr_unfinished_steps,

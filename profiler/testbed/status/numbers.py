@@ -27,8 +27,9 @@ def f32_short(value: float) -> float:
 
 
 def cxx_float_avg(total: int, count: int) -> float:
-    """C++ ``(float) total / count``: a single-precision quotient."""
-    return f32(f32(float(total)) / f32(float(count)))
+    """C++ ``(float) total / count``: a single-precision quotient; 0.0 while ``count`` is 0
+    (``dumpStatus`` guards each division)."""
+    return f32(f32(float(total)) / f32(float(count))) if count else 0.0
 
 
 def nlohmann_float(value: float) -> str:

@@ -1,5 +1,9 @@
 """Rust status JSON: ``GET /status`` (``DumpResponse``) and the other ``/status/...``
-endpoints. Step times are ms, loop timers µs, ``time`` is an RFC 3339 string."""
+endpoints. Step times are ms, loop timers µs, ``time`` is an RFC 3339 string.
+
+The host facts the runner and its builders report come in as a :class:`HostFacts` value;
+:func:`rust_status` and :func:`rust_endpoint` read this host only when none is given.
+"""
 
 from __future__ import annotations
 
