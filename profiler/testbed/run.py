@@ -64,9 +64,10 @@ class Snapshots:
         with e.state.lock:
             if e.k.generation == "cxx":
                 return status.cxx_status(e.state, now, e.k.workers())
+            host = status.read_host()  # once per document, as the runner reads it
             if path == "/status":
-                return status.rust_status(e.state, now)
-            return status.rust_endpoint(e.state, now, path, steps=self.steps())
+                return status.rust_status(e.state, now, host=host)
+            return status.rust_endpoint(e.state, now, path, steps=self.steps(), host=host)
 
     def metrics(self) -> str:
         e = self.engine

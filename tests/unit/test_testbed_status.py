@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import struct
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +16,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from profiler.testbed.state import MachineState, RunnerState, S3Stats, StoreStats
 from profiler.testbed.status import (
+    HostFacts,
     cxx_metrics,
     cxx_status,
     cxx_status_text,
+    read_host,
     rust_endpoint,
     rust_metrics,
     rust_status,
 )
+from profiler.testbed.status.metrics import CXX_FAMILIES, PREFIX, RUST_FAMILIES, RUST_LABELLED
 
 STARTED = 1_750_000_000.25
 NOW = STARTED + 3_723.6
@@ -538,6 +543,146 @@ def test_rust_endpoints() -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# Rust host facts, exactly: the checked-in tree tests/data/proc (see test_testbed_host.py)
+
+PROC_TREE = Path(__file__).resolve().parents[1] / "data" / "proc"
+PSI_DOC = {
+    "cpuSome": {"avg10": 1.23, "avg60": 0.87, "avg300": 0.5, "total": 123_456_789},
+    "memSome": {"avg10": 0.3, "avg60": 0.1, "avg300": 0.02, "total": 2_345_678},
+    "memFull": {"avg10": 0.2, "avg60": 0.05, "avg300": 0.01, "total": 1_234_567},
+    "ioSome": {"avg10": 4.51, "avg60": 3.02, "avg300": 1.7, "total": 98_765_432},
+    "ioFull": {"avg10": 2.25, "avg60": 1.5, "avg300": 0.85, "total": 45_678_901},
+    "irqFull": {"avg10": 0.0, "avg60": 0.0, "avg300": 0.0, "total": 4_567},
+}
+
+
+def tree_host() -> HostFacts:
+    """The facts of tests/data/proc, with 4 KiB pages and every file system 25% free."""
+    free = os.statvfs_result((4096, 4096, 1000, 250, 250, 0, 0, 0, 0, 255))
+    return read_host(
+        str(PROC_TREE / "proc"),
+        str(PROC_TREE / "sys" / "fs" / "cgroup"),
+        build_dir="/build",
+        store_dir="/nix/store",
+        page_size=4096,
+        statvfs=lambda path: free,
+    )
+
+
+def test_rust_proc_document_is_exact() -> None:
+    doc = rust_status(make_state(), NOW, host=tree_host())
+    assert doc["queueRunner"]["proc"] == {
+        "pid": 4242,
+        "vsizeBytes": 262_144 * 4096,
+        "rssBytes": 12_800 * 4096,
+        "sharedBytes": 3_200 * 4096,
+        "cgroup": {
+            "memory": {
+                "currentBytes": 734_003_200,
+                "peakBytes": 1_073_741_824,
+                "swapCurrentBytes": 0,
+                "zswapCurrentBytes": 4_096,
+            },
+            "io": {"totalReadBytes": 1_052_672, "totalWriteBytes": 2_105_344},
+            "cpu": {"usageUsec": 9_876_543, "userUsec": 7_654_321, "systemUsec": 2_222_222},
+        },
+    }
+
+
+def test_rust_machine_document_is_exact() -> None:
+    state = make_state()
+    doc = rust_status(state, NOW, host=tree_host())
+    assert doc["machines"]["builder-1"] == {
+        "systems": ["x86_64-linux", "i686-linux"],
+        "hostname": "builder-1",
+        "uptime": NOW - (STARTED + 1.0),
+        "cpuCount": 8,
+        "bogomips": 4799.99,
+        "speedFactor": 1.5,
+        "maxJobs": 4,
+        "buildDirAvailThreshold": 10.0,
+        "storeAvailThreshold": 10.0,
+        "load1Threshold": 8.0,
+        "cpuPsiThreshold": 75.0,
+        "memPsiThreshold": 80.0,
+        "ioPsiThreshold": None,
+        "score": 57599.883,  # f32(f32(1.5 * f32(4799.99)) * 8), printed as serde's f32
+        "totalMem": 16_303_664 * 1024,
+        "supportedFeatures": ["kvm", "big-parallel"],
+        "mandatoryFeatures": ["benchmark"],
+        "cgroups": False,
+        "substituters": [],
+        "useSubstitutes": False,
+        "nixVersion": "2.34.0",
+        "stats": {
+            "currentJobs": 2,
+            "nrStepsDone": 7,
+            "avgStepTimeMs": 523_412 // 7,
+            "avgStepImportTimeMs": 12_345 // 7,
+            "avgStepBuildTimeMs": 301_006 // 7,
+            "avgStepUploadTimeMs": 190_061 // 7,
+            "totalStepTimeMs": 523_412,
+            "totalStepImportTimeMs": 12_345,
+            "totalStepBuildTimeMs": 301_006,
+            "totalStepUploadTimeMs": 190_061,
+            "idleSince": 0,
+            "lastFailure": int(STARTED + 500.9),
+            "disabledUntil": int(STARTED + 560.9),
+            "consecutiveFailures": 6,
+            "lastPing": 1_750_003_721,  # every 10 s since it joined at STARTED + 1
+            "sinceLastPing": 2,
+            "load1": 0.52,
+            "load5": 0.71,
+            "load15": 0.8,
+            "memUsage": (16_303_664 - 11_010_024) * 1024,
+            "pressure": PSI_DOC,
+            "buildDirFreePercent": 25.0,
+            "storeFreePercent": 25.0,
+            "currentUploadingPathCount": 3,
+            "currentDownloadingPathCount": 5,
+            "jobsInLast30sStart": 0,
+            "jobsInLast30sCount": 0,
+            "failedBuilds": 1,
+            "succeededBuilds": 6,
+        },
+        "jobs": [DRV_A, DRV_B],
+        "hasCapacity": True,
+        "hasDynamicCapacity": True,
+        "hasStaticCapacity": True,
+    }
+    machines = rust_endpoint(state, NOW, "/status/machines", host=tree_host())
+    assert machines == {"machines": doc["machines"], "machinesCount": 2}
+
+
+def test_rust_emulated_cpu_pressure_replaces_the_host_avg10() -> None:
+    state = make_state()
+    state.machines[1].cpu_pressure_avg10 = 80.0
+    state.machines[1].free_fn = "Dynamic"
+    idle = rust_status(state, NOW, host=tree_host())["machines"]["builder-2"]
+    assert idle["stats"]["pressure"] == {
+        **PSI_DOC,
+        "cpuSome": {**PSI_DOC["cpuSome"], "avg10": 80.0},
+    }
+    assert (idle["hasCapacity"], idle["hasDynamicCapacity"], idle["hasStaticCapacity"]) == (
+        False,
+        False,
+        True,
+    )
+    assert idle["score"] == 9599.98  # f32(f32(1.0 * f32(4799.99)) * 2)
+
+
+def test_rust_status_without_host_facts_is_all_zeros() -> None:
+    doc = rust_status(make_state(), NOW, host=HostFacts())
+    proc = doc["queueRunner"]["proc"]
+    assert (proc["vsizeBytes"], proc["rssBytes"], proc["sharedBytes"]) == (0, 0, 0)
+    assert proc["cgroup"]["cpu"] == {"usageUsec": 0, "userUsec": 0, "systemUsec": 0}
+    stats = doc["machines"]["builder-2"]["stats"]
+    assert stats["pressure"]["ioFull"] == {"avg10": 0.0, "avg60": 0.0, "avg300": 0.0, "total": 0}
+    assert (stats["load1"], stats["memUsage"], stats["storeFreePercent"]) == (0.0, 0, 0.0)
+    assert doc["machines"]["builder-2"]["bogomips"] == 0.0
+
+
+# ------------------------------------------------------------------------------------------
 # Prometheus text
 
 
@@ -659,3 +804,44 @@ def test_rust_metrics_histograms() -> None:
     counts = sample_values(parse(by_type)["hydraqueuerunner_job_wait_time_seconds"])
     key = ("hydraqueuerunner_job_wait_time_seconds_count", (("machine_type", "riscv64-linux"),))
     assert counts[key] == 1
+
+
+def metric_lines(text: str) -> dict[str, float]:
+    """Sample lines of an exposition: ``name{labels}`` -> value."""
+    pairs = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in pairs}
+
+
+def test_metrics_report_the_numbers_of_the_status_fields_they_are_keyed_by() -> None:
+    """One counter table: each family is declared with the status field whose number it
+    reports, and reports exactly that number (both generations)."""
+    state = make_state()
+    uploads = ["/nix/store/x-out", "/nix/store/y-out"]
+    doc = rust_status(state, NOW, host=HostFacts(), uploads=uploads)
+    qr = doc["queueRunner"]
+    # the two path gauges sum the machines' stats; everything else is a queueRunner field
+    assert set(RUST_FAMILIES) - set(qr) == {
+        "currentUploadingPathCount",
+        "currentDownloadingPathCount",
+    }
+    lines = metric_lines(rust_metrics(state, NOW, uploads=uploads))
+    for key, fam in RUST_FAMILIES.items():
+        if key in qr and type(qr[key]) is int:
+            assert lines[PREFIX + fam.name] == qr[key], key
+    assert lines[PREFIX + "uptime_seconds"] == int(qr["uptime"])
+    objects = {
+        "machine_type": qr["queueStats"],
+        "hostname": {host: m["stats"] for host, m in doc["machines"].items()},
+        "remote_store": doc["s3"],
+        "jobset_name": doc["jobsets"],
+    }
+    for label, families in RUST_LABELLED.items():
+        assert objects[label], label
+        for key, fam in families.items():
+            for value, obj in objects[label].items():
+                sample = f'{PREFIX}{fam.name}{{{label}="{value}"}}'
+                assert lines[sample] == pytest.approx(obj[key], rel=1e-15), sample
+    cxx_lines = metric_lines(cxx_metrics(state))
+    assert [PREFIX + fam.name for fam in CXX_FAMILIES.values()] == list(cxx_lines)
+    for key, fam in CXX_FAMILIES.items():
+        assert cxx_lines[PREFIX + fam.name] == qr[key], key
