@@ -40,6 +40,7 @@ import numpy as np
 
 from profiler.testbed import scenarios as sc
 from profiler.testbed import truth as tr
+from profiler.units import to_jsonable
 
 SHARE_LIMIT = {False: 0.05, True: 0.10}  # observed / estimated
 # the targets: (a) 5 points observed, 10 estimated; (b) 10 points for every share;
@@ -348,18 +349,6 @@ BINS = ((0.0, 0.3), (0.3, 0.6), (0.6, 0.8), (0.8, 1.01))
 RESOLVABLE = ((0.0, 1.0), (1.0, 2.0), (2.0, math.inf))
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    return x
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--scenarios", type=int, default=10)
@@ -401,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(where, ignore_errors=True)
             with open(os.path.join(opts.out, "results.json"), "w", encoding="utf-8") as f:
                 json.dump(
-                    _jsonable({"seed": opts.seed, "scenarios": i + 1, "records": records}),
+                    to_jsonable({"seed": opts.seed, "scenarios": i + 1, "records": records}),
                     f,
                     indent=1,
                 )

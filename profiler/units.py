@@ -40,6 +40,35 @@ def format_share(value: Any, *, signed: bool = False) -> str:
     return "-"
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` as strict JSON can hold it, recursively: mapping keys as text, tuples as
+    lists, numpy scalars as Python numbers, missing values (None, NaN, pandas NA/NaT) and
+    infinities as None (JSON has neither); anything else as its text. The one sanitiser for
+    every JSON the package writes."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    item = getattr(value, "item", None)  # numpy and pandas scalars
+    if callable(item) and getattr(value, "shape", None) == ():
+        return to_jsonable(item())
+    if _missing(value):
+        return None
+    return str(value)
+
+
+def _missing(value: Any) -> bool:
+    """pandas' NA and NaT (without importing pandas when it is not loaded)."""
+    import sys
+
+    pd = sys.modules.get("pandas")
+    return pd is not None and bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
 def mb_per_second(nbytes: float, seconds: float) -> float:
     """Throughput in MB/s (10^6 bytes per second, as lzbench and zstd report it).
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from profiler.errors import StoreError, UsageError
+from profiler.units import to_jsonable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,28 +49,9 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _plain(value: Any) -> Any:
-    """A DataFrame cell as a JSON value: missing (None, NaN, NA) and infinite -> None,
-    numpy -> Python."""
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if not isinstance(value, float):
-        import pandas as pd
-
-        if pd.api.types.is_scalar(value) and pd.isna(value):
-            return None
-        value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None  # JSON has no NaN or infinity
-    return value
-
-
 def json_text(df: pd.DataFrame) -> str:
     """The table as a JSON array of objects, one per line."""
-    rows = (
-        json.dumps({str(k): _plain(v) for k, v in row.items()}, allow_nan=False, default=str)
-        for row in df.to_dict(orient="records")
-    )
+    rows = (json.dumps(to_jsonable(row), allow_nan=False) for row in df.to_dict(orient="records"))
     body = ",\n".join(rows)
     return f"[\n{body}\n]\n" if body else "[]\n"
 

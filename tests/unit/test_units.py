@@ -49,3 +49,25 @@ def test_format_share() -> None:
     assert format_share(0.081, signed=True) == "+8.1%"
     for missing in (None, float("nan"), float("inf"), "text"):
         assert format_share(missing) == "-"
+
+
+def test_to_jsonable_is_strict_json() -> None:
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from profiler.units import to_jsonable
+
+    doc = {
+        1: (np.float64(1.5), np.int64(2), np.bool_(True)),
+        "missing": [None, float("nan"), np.float32("nan"), pd.NA, pd.NaT, float("inf")],
+        "nested": {"t": pd.Timestamp("2026-12-04T00:00:00Z"), "s": "x"},
+    }
+    out = to_jsonable(doc)
+    assert out == {
+        "1": [1.5, 2, True],
+        "missing": [None] * 6,
+        "nested": {"t": "2026-12-04 00:00:00+00:00", "s": "x"},
+    }
+    json.dumps(out, allow_nan=False)  # strict: no NaN, no infinity
