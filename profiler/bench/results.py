@@ -27,7 +27,8 @@ from typing import Any
 import pandas as pd
 
 from profiler import atomic
-from profiler.errors import BenchmarkError, FormatVersionError, UsageError
+from profiler._files import load_versioned
+from profiler.errors import BenchmarkError, UsageError
 
 FORMAT_VERSION = 1
 KIND = "hydra-profiler-bench"
@@ -170,26 +171,10 @@ def _remove_if_present(path: str) -> None:
 
 def load_result(directory: str) -> StoredResult:
     """Load a result directory, checking its kind and format version."""
-    meta_path = os.path.join(directory, "meta.json")
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise BenchmarkError(f"{directory}: not a bench result (no meta.json)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BenchmarkError(f"{meta_path}: unreadable: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("kind") != KIND:
-        raise BenchmarkError(f"{meta_path}: not a hydra-profiler bench result")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise FormatVersionError(f"{meta_path}: invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise FormatVersionError(
-            f"{directory}: written in result format {version}, this hydra-profiler reads up "
-            f"to {FORMAT_VERSION}; upgrade hydra-profiler"
-        )
-    while meta["format_version"] < FORMAT_VERSION:
-        meta = _MIGRATIONS[meta["format_version"] + 1](meta)
+    meta = load_versioned(
+        os.path.join(directory, "meta.json"), kind=KIND, what="hydra-profiler bench result",
+        current=FORMAT_VERSION, migrations=_MIGRATIONS, error=BenchmarkError, owner=directory,
+    )  # fmt: skip
     try:
         rows = pd.read_parquet(os.path.join(directory, "results.parquet"))
         samples = pd.read_parquet(os.path.join(directory, "samples.parquet"))

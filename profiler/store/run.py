@@ -45,7 +45,8 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 from profiler import __version__
-from profiler.errors import FormatVersionError, StoreError
+from profiler._files import load_versioned
+from profiler.errors import StoreError
 from profiler.store import segments
 from profiler.store.redact import redact, redact_argv
 from profiler.store.segments import SegmentWriter
@@ -133,26 +134,10 @@ def locked(path: str, name: str = ".lock") -> Iterator[None]:
 def load_manifest(path: str) -> Manifest:
     """Read, check and migrate ``path/manifest.json``."""
     mpath = os.path.join(path, MANIFEST)
-    try:
-        with open(mpath, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise StoreError(f"{path}: not a hydra-profiler run (no {MANIFEST})") from None
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{mpath}: unreadable manifest: {exc}") from None
-    except RecursionError:
-        raise StoreError(f"{mpath}: unreadable manifest: JSON nested too deeply") from None
-    if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise StoreError(f"{mpath}: not a hydra-profiler run manifest")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise FormatVersionError(f"{mpath}: invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise FormatVersionError(
-            f"{path}: written by a newer hydra-profiler (format {version}); upgrade"
-        )
-    while doc["format_version"] < FORMAT_VERSION:
-        doc = _MIGRATIONS[doc["format_version"] + 1](doc)
+    doc = load_versioned(
+        mpath, kind=KIND, what="hydra-profiler run", current=FORMAT_VERSION,
+        migrations=_MIGRATIONS, error=StoreError, owner=path,
+    )  # fmt: skip
     _check_manifest(doc, mpath)
     return doc
 

@@ -175,7 +175,10 @@ def test_a_newer_format_is_refused_in_one_line(tmp_path: Path) -> None:
     newer = FORMAT_VERSION + 1
     text = FROZEN_V1_MANIFEST.replace('"format_version": 1', f'"format_version": {newer}')
     (path / "manifest.json").write_text(text)
-    expected = f"{path}: written by a newer hydra-profiler (format {newer}); upgrade"
+    expected = (
+        f"{path}: written by a newer hydra-profiler (format {newer}, this one reads up to "
+        f"{FORMAT_VERSION}); upgrade hydra-profiler"
+    )
     for attempt in (read_run, Run.open, compact):
         with pytest.raises(FormatVersionError) as info:
             attempt(path)
