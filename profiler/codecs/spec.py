@@ -161,21 +161,27 @@ class _Request:
     notes: list[str] = field(default_factory=list)
 
 
-def parse_spec(text: str) -> CodecSpec:
-    """Parse a short form or a store-URI query string; ``UsageError`` lists what is valid."""
+def parse_spec(text: str, *, default_writer: str | None = None) -> CodecSpec:
+    """Parse a short form or a store-URI query string; ``UsageError`` lists what is valid.
+
+    ``default_writer`` is whose semantics apply when ``text`` names none (no ``as=``):
+    ``nix`` when None. A caller that knows who writes (the testbed's Rust generation) says
+    so here instead of editing the text.
+    """
     text = text.strip()
+    writer = default_writer or "nix"
     if "=" in text.split(":", 1)[0] or "?" in text or text.startswith("compression"):
-        req = _parse_query(text)
+        req = _parse_query(text, writer)
     else:
-        req = _parse_short(text)
+        req = _parse_short(text, writer)
     return _resolve(req, text)
 
 
-def _parse_short(text: str) -> _Request:
+def _parse_short(text: str, writer: str) -> _Request:
     method, *opts = text.split(":")
     method = {"zst": "zstd", "bz2": "bzip2", "brotli": "br", "identity": "none"}.get(method, method)
     _check_method(method, text)
-    req = _Request(method)
+    req = _Request(method, writer=writer)
     if opts and "=" not in opts[0] and opts[0] not in ("parallel", "extreme"):
         level = opts.pop(0)
         if method == "xz" and level.endswith("e"):
@@ -229,13 +235,13 @@ _QUERY_IGNORED = {
 }
 
 
-def _parse_query(text: str) -> _Request:
+def _parse_query(text: str, writer: str) -> _Request:
     query = text.split("?", 1)[1] if "?" in text else text
     pairs = dict(parse_qsl(query, keep_blank_values=True))
     method = pairs.pop("compression", "xz")  # Nix's default
     method = {"zst": "zstd", "identity": "none"}.get(method, method)
     _check_method(method, text)
-    req = _Request(method, from_query=True, writer=pairs.pop("as", "nix"))
+    req = _Request(method, from_query=True, writer=pairs.pop("as", writer))
     level = pairs.pop("compression-level", "-1")
     req.level = None if level == "-1" else _int(level, "compression-level", text)
     parallel = pairs.pop("parallel-compression", None)
