@@ -349,15 +349,15 @@ def _as_nix(req: _Request, text: str) -> CodecSpec:
     if req.method == "xz" and threads > 1 and level is not None:
         block = max(3 * XZ_DICT_BYTES[level], MiB)
     return CodecSpec(
-        req.method,
-        level if req.method != "none" else None,
-        threads,
-        req.extreme,
-        req.long_log,
-        frames,
-        block,
-        req.writer,
-        tuple(notes),
+        method=req.method,
+        level=level if req.method != "none" else None,
+        threads=threads,
+        extreme=req.extreme,
+        long_log=req.long_log,
+        frame_bytes=frames,
+        block_bytes=block,
+        writer=req.writer,
+        notes=tuple(notes),
     )
 
 
@@ -374,15 +374,15 @@ def _as_rust(req: _Request, text: str) -> CodecSpec:
         notes.append("the Rust runner writes one zstd frame; frames=SIZE ignored")
     block = max(3 * XZ_DICT_BYTES[level], MiB) if threads > 1 and level is not None else 0
     return CodecSpec(
-        req.method,
-        level if req.method != "none" else None,
-        threads,
-        req.extreme,
-        req.long_log,
-        0,
-        block,
-        req.writer,
-        tuple(notes),
+        method=req.method,
+        level=level if req.method != "none" else None,
+        threads=threads,
+        extreme=req.extreme,
+        long_log=req.long_log,
+        frame_bytes=0,
+        block_bytes=block,
+        writer=req.writer,
+        notes=tuple(notes),
     )
 
 
@@ -405,4 +405,14 @@ def _as_rust_presigned(req: _Request, text: str) -> CodecSpec:
         notes.append("presigned uploads compress single-threaded per NAR")
     if req.frame_bytes:
         notes.append("the Rust builder writes one zstd frame; frames=SIZE ignored")
-    return CodecSpec(req.method, level, 1, False, req.long_log, 0, 0, req.writer, tuple(notes))
+    return CodecSpec(
+        method=req.method,
+        level=level,
+        threads=1,
+        extreme=False,
+        long_log=req.long_log,
+        frame_bytes=0,
+        block_bytes=0,
+        writer=req.writer,
+        notes=tuple(notes),
+    )
