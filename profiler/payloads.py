@@ -18,21 +18,19 @@ Payload specifications on the command line (see :func:`resolve`)::
 
 from __future__ import annotations
 
-import bz2
 import fnmatch
-import gzip
 import hashlib
 import io
-import lzma
 import os
 import random
 import re
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from profiler import nar
+from profiler.codecs import decode_errors, open_decompressed
 from profiler.errors import NarError, PayloadError, ToolMissing, UsageError
 from profiler.nar.hashes import Hash
 
@@ -182,118 +180,6 @@ class _HashingReader(io.RawIOBase):
         """Read what the decompressor left (e.g. trailing padding) so FileHash covers it."""
         while self.read(1 << 20):
             pass
-
-
-class _MultiStreamReader(io.RawIOBase):
-    """xz / bzip2 decoding that, like the ``xz`` CLI and unlike ``lzma.open``, rejects bytes
-    after the last stream that are neither another stream nor zero padding."""
-
-    def __init__(self, raw: BinaryIO, new_decoder: Callable[[], Any], method: str) -> None:
-        self.raw = raw
-        self.new_decoder = new_decoder
-        self.method = method
-        self.dec = new_decoder()
-        self.pending = b""  # input not yet given to the decoder
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
-        while True:
-            if self.dec.eof:
-                if not self._next_stream():
-                    return 0
-            if self.dec.needs_input and not self.pending:
-                self.pending = self.raw.read(1 << 20)
-                if not self.pending:
-                    raise EOFError(f"{self.method} stream is truncated")
-            out = self.dec.decompress(self.pending, len(buf))
-            self.pending = b""
-            if out:
-                buf[: len(out)] = out
-                return len(out)
-
-    def _next_stream(self) -> bool:
-        """After a stream ends: start the next one, or confirm only padding is left."""
-        rest = self.dec.unused_data
-        while not rest.strip(b"\0"):
-            more = self.raw.read(1 << 20)
-            if not more:
-                return False
-            rest = more
-        self.dec = self.new_decoder()
-        self.pending = rest.lstrip(b"\0") if self.method == "xz" else rest
-        return True
-
-
-class _BrotliReader(io.RawIOBase):
-    def __init__(self, raw: BinaryIO) -> None:
-        import brotli
-
-        self.raw = raw
-        self.dec = brotli.Decompressor()
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
-        while not self.pending:
-            data = self.raw.read(1 << 20)
-            if not data:
-                if not self.dec.is_finished():
-                    raise EOFError("brotli stream is truncated")
-                return 0
-            if self.dec.is_finished():
-                raise ValueError("data after the end of the brotli stream")
-            self.pending = self.dec.process(data)
-        n = min(len(buf), len(self.pending))
-        buf[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
-
-
-def decode_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions the decompressors raise on corrupt or truncated input."""
-    import zlib
-
-    import brotli
-    import zstandard
-
-    return (
-        OSError,
-        EOFError,
-        ValueError,
-        lzma.LZMAError,
-        zlib.error,
-        zstandard.ZstdError,
-        brotli.error,
-    )
-
-
-def open_decompressed(raw: BinaryIO, compression: str, source: str) -> BinaryIO:
-    """A readable stream of the decompressed bytes of ``raw`` (Nix's method names)."""
-    if compression == "none":
-        return raw
-    if compression == "xz":
-        return io.BufferedReader(_MultiStreamReader(raw, lzma.LZMADecompressor, "xz"), 1 << 20)
-    if compression == "bzip2":
-        decoder = _MultiStreamReader(raw, bz2.BZ2Decompressor, "bzip2")
-        return io.BufferedReader(decoder, 1 << 20)
-    if compression == "gzip":
-        return gzip.open(raw, "rb")  # type: ignore[return-value]
-    if compression == "zstd":
-        import zstandard
-
-        # Nix clients decode windows up to 128 MiB; accept anything libzstd can do here.
-        dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
-        return dctx.stream_reader(raw, read_across_frames=True, closefd=False)
-    if compression == "br":
-        return io.BufferedReader(_BrotliReader(raw))
-    raise PayloadError(
-        f"{source}: unsupported compression {compression!r} "
-        f"(known: {', '.join(sorted(set(NAR_SUFFIXES.values())))})"
-    )
 
 
 def nar_file(path: str) -> NarFilePayload:

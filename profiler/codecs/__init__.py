@@ -5,11 +5,35 @@
   :class:`CodecSpec`.
 - :mod:`~profiler.codecs.run`: :func:`make_codec` turns a spec into a :class:`Codec` that
   compresses and decompresses whole buffers over the real libraries.
+- :mod:`~profiler.codecs.streams`: reading compressed files, by method name
+  (:func:`open_decompressed`) or by magic bytes (:func:`sniff`, :func:`open_text`), with one
+  policy for truncated or corrupt input.
 """
 
 from __future__ import annotations
 
 from profiler.codecs.run import Codec, make_codec
 from profiler.codecs.spec import CodecSpec, parse_spec
+from profiler.codecs.streams import (
+    Guarded,
+    TruncatedInput,
+    decode_errors,
+    open_decompressed,
+    open_sniffed,
+    open_text,
+    sniff,
+)
 
-__all__ = ["Codec", "CodecSpec", "make_codec", "parse_spec"]
+__all__ = [
+    "Codec",
+    "CodecSpec",
+    "Guarded",
+    "TruncatedInput",
+    "decode_errors",
+    "make_codec",
+    "open_decompressed",
+    "open_sniffed",
+    "open_text",
+    "parse_spec",
+    "sniff",
+]

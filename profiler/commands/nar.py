@@ -79,7 +79,8 @@ def run_hash(args: argparse.Namespace) -> int:
 
 
 def _open(file: str) -> Any:
-    from profiler.payloads import NAR_SUFFIXES, open_decompressed
+    from profiler.codecs import open_decompressed
+    from profiler.payloads import NAR_SUFFIXES
 
     if file == "-":
         return sys.stdin.buffer
@@ -99,7 +100,7 @@ def _open(file: str) -> Any:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    from profiler.payloads import decode_errors
+    from profiler.codecs import decode_errors
 
     inner = os.fsencode(args.inner.strip("/"))
     wanted = inner.split(b"/") if inner else []

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "corpus": {"nar", "payloads"},  # payloads/ to be
     "bench": {"nar", "codecs", "payloads", "binary_cache", "corpus"},
     "store": set(),
-    "collect": {"store"},
+    "collect": {"store", "codecs"},  # codecs: compressed journals (codecs.streams)
     "analyze": {"store", "bench", "codecs"},  # bench: codec profiles (types and values)
     "report": {"analyze", "store", "bench", "codecs"},
     # the emulator does real work with the sources; its truth asks the analysis's questions

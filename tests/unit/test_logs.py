@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import zstandard
 
+from profiler.codecs import open_text as open_log
 from profiler.collect import logs
-from profiler.collect.logs import open_log, parse_file, parse_lines, rust_duration_seconds
+from profiler.collect.logs import parse_file, parse_lines, rust_duration_seconds
 from profiler.errors import CollectorError
 
 DRV = "/nix/store/0c2zv5rr4qy3c8rqd4s1dw8dbg8wfrqn-hello-2.12.1.drv"
