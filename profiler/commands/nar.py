@@ -80,18 +80,11 @@ def run_hash(args: argparse.Namespace) -> int:
 
 def _open(file: str) -> Any:
     from profiler.codecs import open_decompressed
-    from profiler.payloads import NAR_SUFFIXES
+    from profiler.payloads.resolve import method_for_path
 
     if file == "-":
         return sys.stdin.buffer
-    method = next(
-        (
-            m
-            for s, m in sorted(NAR_SUFFIXES.items(), key=lambda kv: -len(kv[0]))
-            if file.endswith(s)
-        ),
-        "none",
-    )
+    method = method_for_path(file) or "none"
     try:
         raw = open(file, "rb")
     except OSError as exc:

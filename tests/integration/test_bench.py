@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from profiler import payloads
 from profiler.bench import derive, harness, results
 from profiler.errors import BenchmarkError, FormatVersionError
+from profiler.payloads import resolve as payloads
 
 CMD = [sys.executable, "-m", "profiler"]
 
