@@ -210,7 +210,7 @@ class _Method:
 
 _METHODS: dict[str, _Method] = {
     "gzip": _Method(_Gzip, padding=True),
-    "xz": _Method(lzma.LZMADecompressor, padding=True),
+    "xz": _Method(lzma.LZMADecompressor, padding=True),  # format auto: .xz (and legacy .lzma)
     "bzip2": _Method(bz2.BZ2Decompressor, padding=True),
     "zstd": _Method(_Zstd, padding=False),
     "br": _Method(_Brotli, padding=False, members=False),
