@@ -28,8 +28,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from profiler import corpus, payloads
 from profiler.bench import environment, harness
+from profiler.payloads import corpus
+from profiler.payloads import resolve as payloads
 
 
 def make_nar(tree: str, size_mib: float) -> tuple[bytes, str]:

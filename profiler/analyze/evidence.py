@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from profiler.binary_cache import parse_narinfo
 from profiler.errors import ProfilerError
 from profiler.hydra import facts
+from profiler.payloads.binary_cache import parse_narinfo
 
 _NAR_OBJECT = re.compile(r"\.nar\.(xz|zst|bz2|br|gz|lz4|lzip)\b|\.nar(?=['\s]|$)")
 _EXTENSION_METHOD = {

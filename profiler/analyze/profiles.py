@@ -144,8 +144,8 @@ def cache_sample(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[b
     """Up to ``max_bytes`` of a binary cache's NARs, whole, decompressed and checked against
     their narinfos: in narinfo name order, which is the store-path hash's (a fair sample),
     skipping NARs that cannot be read. Returns the bytes and what they are."""
-    from profiler.binary_cache import cache_payloads
-    from profiler.payloads import PayloadError
+    from profiler.errors import PayloadError
+    from profiler.payloads.binary_cache import cache_payloads
 
     try:
         payloads = cache_payloads(cache_dir)
@@ -190,7 +190,7 @@ def calibrate(
     # streamed by the Rust builder than in one call by Nix
     writer = f"{spec.writer} threads={spec.threads} long={spec.long_log}"
     if cache_dir is None:
-        from profiler.corpus import default_corpus
+        from profiler.payloads.corpus import default_corpus
 
         sample = b"".join(p.read()[:per_class_bytes] for p in default_corpus())
         what, digest = "the built-in corpus", str(per_class_bytes)

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiler.binary_cache import path_sizes
 from profiler.hydra import facts
 from profiler.hydra.catalogue import store_base
+from profiler.payloads.binary_cache import path_sizes
 from profiler.store import RunReader
 
 CATEGORIES = facts.CATEGORIES

@@ -21,11 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler import corpus
 from profiler.bench import environment, timing
 from profiler.codecs import CodecSpec, parse_spec
 from profiler.errors import BenchmarkError
-from profiler.payloads import Payload
+from profiler.payloads import Payload, corpus
 from profiler.units import format_bytes, mb_per_second
 
 Progress = Callable[[str], object]

@@ -71,7 +71,7 @@ def _encoder(spec: CodecSpec) -> Any:
         preset = (level or 0) | (lzma.PRESET_EXTREME if spec.extreme else 0)
         return lzma.LZMACompressor(lzma.FORMAT_XZ, lzma.CHECK_CRC64, preset)
     if spec.method == "zstd" and not spec.frame_bytes:
-        from profiler.codecs import zstd_compressor
+        from profiler.codecs.run import zstd_compressor
 
         return zstd_compressor(spec).compressobj()
     if spec.method == "gzip":

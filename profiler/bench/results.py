@@ -172,7 +172,7 @@ def _remove_if_present(path: str) -> None:
 def load_result(directory: str) -> StoredResult:
     """Load a result directory, checking its kind and format version."""
     meta = load_versioned(
-        os.path.join(directory, "meta.json"), kind=KIND, what="hydra-profiler bench result",
+        os.path.join(directory, "meta.json"), kind=KIND, what="bench result",
         current=FORMAT_VERSION, migrations=_MIGRATIONS, error=BenchmarkError, owner=directory,
     )  # fmt: skip
     try:

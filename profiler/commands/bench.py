@@ -196,11 +196,11 @@ def run(args: argparse.Namespace) -> int:
 def _measure(
     args: argparse.Namespace, suite: dict[str, Any], specs: list[str], a: Any, out: str
 ) -> int:
-    from profiler import payloads
     from profiler.bench import harness, plots, render, results
+    from profiler.payloads.resolve import resolve
 
     chosen = args.payloads or suite["payloads"]
-    found = payloads.resolve(chosen)
+    found = resolve(chosen)
     options = harness.BenchOptions(
         min_runs=args.repeat if args.repeat is not None else int(suite.get("min_runs", 2)),
         min_time_seconds=args.min_time

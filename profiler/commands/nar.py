@@ -79,18 +79,12 @@ def run_hash(args: argparse.Namespace) -> int:
 
 
 def _open(file: str) -> Any:
-    from profiler.payloads import NAR_SUFFIXES, open_decompressed
+    from profiler.codecs import open_decompressed
+    from profiler.payloads.resolve import method_for_path
 
     if file == "-":
         return sys.stdin.buffer
-    method = next(
-        (
-            m
-            for s, m in sorted(NAR_SUFFIXES.items(), key=lambda kv: -len(kv[0]))
-            if file.endswith(s)
-        ),
-        "none",
-    )
+    method = method_for_path(file) or "none"
     try:
         raw = open(file, "rb")
     except OSError as exc:
@@ -99,7 +93,7 @@ def _open(file: str) -> Any:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    from profiler.payloads import decode_errors
+    from profiler.codecs import decode_errors
 
     inner = os.fsencode(args.inner.strip("/"))
     wanted = inner.split(b"/") if inner else []

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from profiler import atomic, corpus, payloads
+from profiler import atomic
 from profiler.units import format_bytes
 
 HELP = """\
@@ -41,9 +41,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from profiler.payloads import corpus
+    from profiler.payloads.resolve import resolve
+
     if args.manifest:
         atomic.check_writable(args.manifest)  # before reading every payload
-    found = payloads.resolve(args.specs)
+    found = resolve(args.specs)
     rows = []
     for i, p in enumerate(found, 1):
         print(f"[{i}/{len(found)}] reading {p.name}: {p.describe()}", file=sys.stderr)

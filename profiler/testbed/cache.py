@@ -83,7 +83,7 @@ class BinaryCache:
 
     def query_path_info(self, store_path: str) -> int:
         """``queryPathInfo`` on the cache: its narinfo read and parsed; the NAR size."""
-        from profiler import binary_cache
+        from profiler.payloads import binary_cache
 
         path = self.narinfo_path(store_path)
         with open(path, encoding="utf-8") as f:
@@ -91,7 +91,7 @@ class BinaryCache:
 
     def read_nar(self, store_path: str) -> tuple[bytes, int]:
         """The NAR of a cached path (decompressed and checked) and its compressed size."""
-        from profiler import binary_cache
+        from profiler.payloads import binary_cache
 
         payload = binary_cache.narinfo_payload(self.narinfo_path(store_path))
         return payload.read(), os.path.getsize(payload.path)

@@ -166,13 +166,12 @@ class Engine:
         self.progress = progress
         if knobs.upload_mode not in facts.UPLOAD_MODES:
             raise ValueError(f"upload mode {knobs.upload_mode!r}: one of {facts.UPLOAD_MODES}")
-        spec_text = knobs.codec
-        if knobs.generation == "rust" and "as=" not in spec_text:
+        writer = None
+        if knobs.generation == "rust":
             # presigned: the builder maps the level (presigned.rs:42); direct: the runner's
             # binary-cache crate compresses with its own levels
             writer = "rust-presigned" if knobs.upload_mode == "presigned" else "rust"
-            spec_text += f"&as={writer}" if "=" in spec_text else f":as={writer}"
-        self.codec: Codec = make_codec(parse_spec(spec_text))
+        self.codec: Codec = make_codec(parse_spec(knobs.codec, default_writer=writer))
         self.cache = BinaryCache(os.path.join(out, "cache"))
         now = time.time()
         self.state = RunnerState(knobs.generation, now, os.getpid())

@@ -18,9 +18,9 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from profiler import corpus
 from profiler.errors import UsageError
 from profiler.nar import base32
+from profiler.payloads import corpus
 
 STORE = "/nix/store"
 _NAMES = (

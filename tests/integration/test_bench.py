@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from profiler import payloads
 from profiler.bench import derive, harness, results
 from profiler.errors import BenchmarkError, FormatVersionError
+from profiler.payloads import resolve as payloads
 
 CMD = [sys.executable, "-m", "profiler"]
 
@@ -121,7 +121,7 @@ def test_round_trip_failure_is_a_failed_cell_not_a_number(
     # a codec whose decompressor corrupts one byte: the worker must refuse to report figures
     plugin = tmp_path / "sitecustomize.py"
     plugin.write_text(
-        "import profiler.codecs as c\n"
+        "import profiler.codecs.run as c\n"
         "orig = c._gzip\n"
         "def broken(spec):\n"
         "    codec = orig(spec)\n"

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from profiler import binary_cache, corpus, nar, payloads
+from profiler import nar
 from profiler.errors import PayloadError, UsageError
+from profiler.payloads import binary_cache, corpus
+from profiler.payloads import resolve as payloads
 from tests.conftest import NIX_ENV, nix_dump, nix_hash, require_tool
 
 METHODS = ["xz", "zstd", "bzip2", "br", "gzip", "none"]

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from profiler import payloads
 from profiler.analyze.whatif import parse_change
 from profiler.cli import main
 from profiler.errors import PayloadError, UsageError
+from profiler.payloads import resolve as payloads
 from profiler.units import parse_bits_per_second, parse_bytes, parse_seconds
 
 FUZZ = settings(

@@ -88,6 +88,25 @@ def test_parallel_xz_uses_blocks_of_three_dictionaries() -> None:
     assert parse_spec("xz:9:threads=2").block_bytes == 192 << 20
 
 
+@pytest.mark.parametrize(
+    ("text", "writer"),
+    [
+        ("xz:6", "rust"),
+        ("zstd:19", "rust-presigned"),
+        ("none", "rust"),
+        ("compression=zstd&compression-level=19", "rust-presigned"),
+        ("s3://cache?compression=xz&parallel-compression=true", "rust"),
+        ("zstd:19:long=27", "rust"),  # an option's '=' is no query string
+    ],
+)
+def test_default_writer_is_the_writer_the_text_does_not_name(text: str, writer: str) -> None:
+    """The testbed says who writes (its Rust generation) without editing the spec text."""
+    sep = "&" if "=" in text.split(":", 1)[0] or "?" in text else ":"
+    assert parse_spec(text, default_writer=writer) == parse_spec(f"{text}{sep}as={writer}")
+    assert parse_spec(text, default_writer=None) == parse_spec(text)
+    assert parse_spec(f"{text}{sep}as=nix235", default_writer=writer).writer == "nix235"
+
+
 def test_notes_explain_reinterpretation() -> None:
     assert (
         "Nix ignores compression-level for br"

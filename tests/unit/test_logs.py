@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import zstandard
 
-from profiler.collect.journal.parse import JournalParser, open_log, parse_file, parse_lines
+from profiler.codecs import open_text as open_log
+from profiler.collect.journal.parse import JournalParser, parse_file, parse_lines
 from profiler.errors import CollectorError
 from profiler.hydra.catalogue import rust_duration_seconds
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from profiler.analyze.whatif import parse_change
-from profiler.codecs import CodecSpec, MiB, parse_spec
+from profiler.codecs import CodecSpec, parse_spec
+from profiler.codecs.spec import MiB
 from profiler.errors import UsageError
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

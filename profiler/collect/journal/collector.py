@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from profiler.collect.compressed import Guarded, decompressed
+from profiler.codecs import Guarded, open_sniffed, sniff
+from profiler.codecs.streams import MAGIC_BYTES
 from profiler.collect.control import Log, quiet
 from profiler.collect.journal.parse import MONTHS, JournalParser, LogSummary
 from profiler.errors import CollectorError
@@ -44,7 +45,6 @@ from profiler.store import Run
 BATCH_LINES = 20_000  # lines parsed between two writes to the run
 PART_EVENTS = 200_000  # events per Parquet part when a whole file is imported
 PROGRESS_SECONDS = 5.0
-_COMPRESSED_MAGIC = (b"\x1f\x8b", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 def guess_year(first_month: int | None, reference_seconds: float) -> int:
@@ -227,11 +227,11 @@ class LogCollector:
         try:
             st = os.stat(path)
             with open(path, "rb") as f:
-                magic = f.read(6)
+                magic = f.read(MAGIC_BYTES)
         except OSError as exc:
             self._error(path, f"{path}: cannot read: {exc.strerror}")
             return
-        if follow and magic.startswith(_COMPRESSED_MAGIC):
+        if follow and sniff(magic) != "none":
             self._error(path, f"{path}: a compressed file cannot be followed (drop --follow)")
             return
         if follow:
@@ -301,7 +301,7 @@ class _FileBatches:
         self.path = path
         self.size = os.path.getsize(path)
         self._raw = open(path, "rb")
-        self._guard = Guarded(decompressed(self._raw))
+        self._guard = Guarded(open_sniffed(self._raw))
         self._text = io.TextIOWrapper(
             io.BufferedReader(self._guard, 1 << 20),
             encoding="utf-8",

@@ -17,8 +17,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
+from profiler.codecs import open_text
 from profiler.collect.journal import rules
 from profiler.errors import CollectorError
 from profiler.hydra.catalogue import store_base
@@ -464,17 +465,9 @@ def parse_lines(
     return parser.events, parser.summary
 
 
-def open_log(path: str) -> TextIO:
-    """Open a log for reading text, whether plain, gzip, xz or zstd (by magic bytes); a
-    damaged compressed log gives every line before the damage, then raises."""
-    from profiler.collect.compressed import open_text
-
-    return open_text(path)
-
-
 def parse_file(
     path: str, *, year: int, strict: bool = False
 ) -> tuple[list[dict[str, Any]], LogSummary]:
     """:func:`parse_lines` over a (possibly compressed) file, naming it in errors."""
-    with open_log(path) as f:
+    with open_text(path) as f:
         return parse_lines(f, source=path, year=year, strict=strict)

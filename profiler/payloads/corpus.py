@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from profiler import nar
-from profiler.payloads import Payload, TreePayload
+from profiler.payloads.model import Payload, TreePayload
 
 MiB = 1 << 20
 _COMPRESSED = ("*.gz", "*.xz", "*.bz2", "*.zst", "*.zip", "*.jar", "*.whl", "*.png", "*.jpg")

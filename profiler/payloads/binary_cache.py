@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from profiler.errors import PayloadError
 from profiler.nar.hashes import Hash, parse_hash
-from profiler.payloads import NarFilePayload
+from profiler.payloads.model import NarFilePayload
 
 _REQUIRED = ("StorePath", "URL", "NarHash", "NarSize")
 

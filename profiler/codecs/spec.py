@@ -1,4 +1,4 @@
-"""Nix's NAR compression methods behind one small interface, run the way Nix and Hydra run them.
+"""What a codec spec means: the grammar, and each writer's semantics (levels, threads, frames).
 
 A :class:`CodecSpec` says what to run; :func:`parse_spec` reads the short form
 (``xz:6``, ``xz:6:parallel``, ``zstd:19:long=27``, ``zstd:3:threads=2``, ``zstd:3:frames=16M``,
@@ -21,22 +21,13 @@ A :class:`CodecSpec` says what to run; :func:`parse_spec` reads the short form
   single thread per NAR, and the level mapped 1 -> fastest, 2-8 -> as given, 9 -> best,
   anything else -> default, so a configured 19 runs as zstd 3.
 
-:func:`make_codec` turns a spec into a :class:`Codec` with ``compress(data) -> bytes`` and
-``decompress(data) -> bytes`` over the real libraries (liblzma, libzstd via zstandard,
-libbrotli, zlib, libbz2).
+:mod:`profiler.codecs.run` runs a spec; :mod:`profiler.codecs.streams` reads what one wrote.
 """
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import os
-import threading
-import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 from urllib.parse import parse_qsl
 
 from profiler.errors import UsageError
@@ -170,21 +161,27 @@ class _Request:
     notes: list[str] = field(default_factory=list)
 
 
-def parse_spec(text: str) -> CodecSpec:
-    """Parse a short form or a store-URI query string; ``UsageError`` lists what is valid."""
+def parse_spec(text: str, *, default_writer: str | None = None) -> CodecSpec:
+    """Parse a short form or a store-URI query string; ``UsageError`` lists what is valid.
+
+    ``default_writer`` is whose semantics apply when ``text`` names none (no ``as=``):
+    ``nix`` when None. A caller that knows who writes (the testbed's Rust generation) says
+    so here instead of editing the text.
+    """
     text = text.strip()
+    writer = default_writer or "nix"
     if "=" in text.split(":", 1)[0] or "?" in text or text.startswith("compression"):
-        req = _parse_query(text)
+        req = _parse_query(text, writer)
     else:
-        req = _parse_short(text)
+        req = _parse_short(text, writer)
     return _resolve(req, text)
 
 
-def _parse_short(text: str) -> _Request:
+def _parse_short(text: str, writer: str) -> _Request:
     method, *opts = text.split(":")
     method = {"zst": "zstd", "bz2": "bzip2", "brotli": "br", "identity": "none"}.get(method, method)
     _check_method(method, text)
-    req = _Request(method)
+    req = _Request(method, writer=writer)
     if opts and "=" not in opts[0] and opts[0] not in ("parallel", "extreme"):
         level = opts.pop(0)
         if method == "xz" and level.endswith("e"):
@@ -238,13 +235,13 @@ _QUERY_IGNORED = {
 }
 
 
-def _parse_query(text: str) -> _Request:
+def _parse_query(text: str, writer: str) -> _Request:
     query = text.split("?", 1)[1] if "?" in text else text
     pairs = dict(parse_qsl(query, keep_blank_values=True))
     method = pairs.pop("compression", "xz")  # Nix's default
     method = {"zst": "zstd", "identity": "none"}.get(method, method)
     _check_method(method, text)
-    req = _Request(method, from_query=True, writer=pairs.pop("as", "nix"))
+    req = _Request(method, from_query=True, writer=pairs.pop("as", writer))
     level = pairs.pop("compression-level", "-1")
     req.level = None if level == "-1" else _int(level, "compression-level", text)
     parallel = pairs.pop("parallel-compression", None)
@@ -352,15 +349,15 @@ def _as_nix(req: _Request, text: str) -> CodecSpec:
     if req.method == "xz" and threads > 1 and level is not None:
         block = max(3 * XZ_DICT_BYTES[level], MiB)
     return CodecSpec(
-        req.method,
-        level if req.method != "none" else None,
-        threads,
-        req.extreme,
-        req.long_log,
-        frames,
-        block,
-        req.writer,
-        tuple(notes),
+        method=req.method,
+        level=level if req.method != "none" else None,
+        threads=threads,
+        extreme=req.extreme,
+        long_log=req.long_log,
+        frame_bytes=frames,
+        block_bytes=block,
+        writer=req.writer,
+        notes=tuple(notes),
     )
 
 
@@ -377,15 +374,15 @@ def _as_rust(req: _Request, text: str) -> CodecSpec:
         notes.append("the Rust runner writes one zstd frame; frames=SIZE ignored")
     block = max(3 * XZ_DICT_BYTES[level], MiB) if threads > 1 and level is not None else 0
     return CodecSpec(
-        req.method,
-        level if req.method != "none" else None,
-        threads,
-        req.extreme,
-        req.long_log,
-        0,
-        block,
-        req.writer,
-        tuple(notes),
+        method=req.method,
+        level=level if req.method != "none" else None,
+        threads=threads,
+        extreme=req.extreme,
+        long_log=req.long_log,
+        frame_bytes=0,
+        block_bytes=block,
+        writer=req.writer,
+        notes=tuple(notes),
     )
 
 
@@ -408,130 +405,14 @@ def _as_rust_presigned(req: _Request, text: str) -> CodecSpec:
         notes.append("presigned uploads compress single-threaded per NAR")
     if req.frame_bytes:
         notes.append("the Rust builder writes one zstd frame; frames=SIZE ignored")
-    return CodecSpec(req.method, level, 1, False, req.long_log, 0, 0, req.writer, tuple(notes))
-
-
-# --- running -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Codec:
-    """A runnable codec: ``compress`` and ``decompress`` whole buffers in memory."""
-
-    spec: CodecSpec
-    compress: Callable[[bytes], bytes]
-    decompress: Callable[[bytes], bytes]
-
-
-def make_codec(spec: CodecSpec) -> Codec:
-    """The real-library implementation of ``spec``."""
-    makers = {"xz": _xz, "zstd": _zstd, "br": _br, "gzip": _gzip, "bzip2": _bzip2, "none": _none}
-    return makers[spec.method](spec)
-
-
-def _split(data: bytes, size: int) -> list[memoryview]:
-    view = memoryview(data)
-    return [view[i : i + size] for i in range(0, len(data), size)] or [view]
-
-
-def _xz(spec: CodecSpec) -> Codec:
-    preset = (spec.level if spec.level is not None else 6) | (
-        lzma.PRESET_EXTREME if spec.extreme else 0
+    return CodecSpec(
+        method=req.method,
+        level=level,
+        threads=1,
+        extreme=False,
+        long_log=req.long_log,
+        frame_bytes=0,
+        block_bytes=0,
+        writer=req.writer,
+        notes=tuple(notes),
     )
-
-    def one(block: bytes | memoryview) -> bytes:
-        return lzma.compress(block, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=preset)
-
-    def compress(data: bytes) -> bytes:
-        if spec.threads == 1 or len(data) <= spec.block_bytes:
-            return one(data)
-        # independent blocks over N threads, as liblzma's multithreaded encoder cuts them
-        with ThreadPoolExecutor(spec.threads) as pool:
-            return b"".join(pool.map(one, _split(data, spec.block_bytes)))
-
-    return Codec(spec, compress, _xz_decompress)
-
-
-def _xz_decompress(data: bytes) -> bytes:
-    out = []
-    while data:
-        dec = lzma.LZMADecompressor(lzma.FORMAT_XZ)
-        out.append(dec.decompress(data))
-        if not dec.eof:
-            raise lzma.LZMAError("xz stream is truncated")
-        data = dec.unused_data.lstrip(b"\0")
-    return b"".join(out)
-
-
-def zstd_compressor(spec: CodecSpec) -> Any:
-    """A ``zstandard.ZstdCompressor`` for ``spec`` (level, workers, long window)."""
-    import zstandard
-
-    level = spec.level if spec.level is not None else 3
-    threads = spec.threads if spec.threads > 1 else 0
-    if spec.long_log:
-        params = zstandard.ZstdCompressionParameters.from_level(
-            level, window_log=spec.long_log, enable_ldm=True, threads=threads
-        )
-        return zstandard.ZstdCompressor(compression_params=params)
-    return zstandard.ZstdCompressor(level=level, threads=threads)
-
-
-def _zstd(spec: CodecSpec) -> Codec:
-    import zstandard
-
-    # zstandard's contexts are not thread-safe: each thread gets its own (the testbed
-    # compresses in many threads; a shared context crashes the process)
-    local = threading.local()
-
-    def contexts() -> tuple[Any, Any]:
-        if not hasattr(local, "cctx"):
-            local.cctx = zstd_compressor(spec)
-            local.dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
-        return local.cctx, local.dctx
-
-    def compress(data: bytes) -> bytes:
-        cctx, _ = contexts()
-        if not spec.frame_bytes:
-            # a streaming encoder that was not told the size, as libarchive and the Rust
-            # builder run it
-            cobj = cctx.compressobj()
-            return bytes(cobj.compress(data) + cobj.flush())
-        # Nix 2.35: independent frames of 16 MiB input, each recording its content size
-        return b"".join(cctx.compress(part) for part in _split(data, spec.frame_bytes))
-
-    def decompress(data: bytes) -> bytes:
-        _, dctx = contexts()
-        return bytes(dctx.decompressobj(read_across_frames=True).decompress(data))
-
-    return Codec(spec, compress, decompress)
-
-
-def _br(spec: CodecSpec) -> Codec:
-    import brotli
-
-    quality = spec.level if spec.level is not None else 11
-    return Codec(
-        spec,
-        lambda d: bytes(brotli.compress(d, quality=quality, lgwin=22)),
-        lambda d: bytes(brotli.decompress(d)),
-    )
-
-
-def _gzip(spec: CodecSpec) -> Codec:
-    level = spec.level if spec.level is not None else 6
-
-    def compress(data: bytes) -> bytes:
-        c = zlib.compressobj(level, zlib.DEFLATED, 31)  # gzip wrapper, as libarchive writes
-        return c.compress(data) + c.flush()
-
-    return Codec(spec, compress, lambda d: zlib.decompress(d, 31))
-
-
-def _bzip2(spec: CodecSpec) -> Codec:
-    level = spec.level if spec.level is not None else 9
-    return Codec(spec, lambda d: bz2.compress(d, level), bz2.decompress)
-
-
-def _none(spec: CodecSpec) -> Codec:
-    return Codec(spec, bytes, bytes)
