@@ -47,11 +47,14 @@ def replacing(
     encoding: str | None = "utf-8",
     error: type[ProfilerError] = ProfilerError,
     newline: str | None = None,
+    durable: bool = False,
 ) -> Iterator[IO[Any]]:
     """Open a file that becomes ``path`` when the block ends without an exception.
 
     ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``. An ``OSError`` (also one raised by
-    the block) becomes ``error``; the temporary file is removed on any failure.
+    the block) becomes ``error``; the temporary file is removed on any failure. ``durable``:
+    the data and the rename survive a machine crash too (fsync of the file before the rename
+    and of its directory after: the run store's manifest).
     """
     binary = "b" in mode
     kwargs: dict[str, Any] = {} if binary else {"encoding": encoding, "newline": newline}
@@ -68,7 +71,12 @@ def replacing(
     try:
         with open(tmp, "xb" if binary else "x", **kwargs) as f:
             yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
+        if durable:
+            _fsync_dir(os.path.dirname(path) or ".")
     except OSError as exc:
         _remove(tmp)
         raise cannot_write(path, exc, error) from None
@@ -99,10 +107,20 @@ def write_text(path: str, text: str, *, error: type[ProfilerError] = ProfilerErr
         f.write(text)
 
 
-def write_bytes(path: str, data: bytes, *, error: type[ProfilerError] = ProfilerError) -> None:
+def write_bytes(
+    path: str, data: bytes, *, error: type[ProfilerError] = ProfilerError, durable: bool = False
+) -> None:
     """Write ``data`` to ``path``, whole or not at all."""
-    with replacing(path, "wb", error=error) as f:
+    with replacing(path, "wb", error=error, durable=durable) as f:
         f.write(data)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:

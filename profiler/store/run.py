@@ -44,9 +44,9 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
-from profiler import __version__
+from profiler import __version__, atomic
 from profiler._files import load_versioned
-from profiler.errors import StoreError
+from profiler.errors import ProfilerError, StoreError
 from profiler.store import segments
 from profiler.store.redact import redact, redact_argv
 from profiler.store.segments import SegmentWriter
@@ -279,17 +279,11 @@ def _on_disk_version(path: str) -> int:
 
 
 def _write_manifest(path: str, doc: Manifest) -> None:
-    tmp = os.path.join(path, f"{MANIFEST}.{os.getpid()}.tmp")
+    text = json.dumps(doc, indent=2) + "\n"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(path, MANIFEST))
-        segments.fsync_dir(path)
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot write {MANIFEST}: {exc.strerror}") from None
+        atomic.write_bytes(os.path.join(path, MANIFEST), text.encode(), durable=True)
+    except ProfilerError as exc:  # one line naming the file and why
+        raise StoreError(str(exc)) from None
 
 
 def update_manifest(path: str, change: Callable[[Manifest], _T]) -> _T:

@@ -12,6 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from profiler import atomic
 from profiler.codecs import Codec
 from profiler.nar import Hash
 
@@ -45,10 +46,7 @@ class BinaryCache:
             self._atomic(info, b"StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n")
 
     def _atomic(self, path: str, data: bytes) -> None:
-        tmp = f"{path}.tmp{os.getpid()}.{id(data)}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        atomic.write_bytes(path, data)
 
     def has(self, store_path: str) -> bool:
         return os.path.exists(self.narinfo_path(store_path))
