@@ -32,12 +32,13 @@ def format_seconds(s: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def format_share(value: Any, *, signed: bool = False) -> str:
-    """A share as a percentage: ``0.2345`` -> ``'23.5%'`` (``'+23.5%'`` if ``signed``);
-    ``'-'`` for anything that is not a finite number (None, NaN, text)."""
+def format_share(value: Any, *, signed: bool = False, digits: int = 1, missing: str = "-") -> str:
+    """A share as a percentage: ``0.2345`` -> ``'23.5%'`` (``'+23.5%'`` if ``signed``,
+    ``'23%'`` with ``digits=0``); ``missing`` (``'-'``; prose says ``'n/a'``) for anything
+    that is not a finite number (None, NaN, text)."""
     if isinstance(value, numbers.Real) and math.isfinite(float(value)):
-        return f"{100 * float(value):{'+' if signed else ''}.1f}%"
-    return "-"
+        return f"{100 * float(value):{'+' if signed else ''}.{digits}f}%"
+    return missing
 
 
 def to_jsonable(value: Any) -> Any:

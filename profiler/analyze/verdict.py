@@ -26,6 +26,7 @@ import pandas as pd
 from profiler.analyze.attribution import Attribution
 from profiler.analyze.steps import metric_series, waiting_series
 from profiler.hydra import facts
+from profiler.units import format_share
 
 BOTTLENECKS = ("compression", "io", "scheduling", "database", "builder-capacity", "idle")
 
@@ -438,7 +439,7 @@ def _farm_blame(attribution: Attribution) -> dict[str, float]:
 
 
 def _pct(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
+    return format_share(x, digits=0, missing="n/a")
 
 
 def _runnable_evidence(p: Pressure) -> str:

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
+
+from profiler.units import format_share
 
 EXACT_MAX_PAIRS = 400  # n1 * n2 up to this (and no ties): exact U distribution
 MIN_SAMPLES = 3  # fewer runs per side than this: the test has little power
@@ -270,7 +272,7 @@ def unmatched(a: Samples, b: Samples) -> list[str]:
 
 
 def _percent(change: float) -> str:
-    return "n/a" if math.isnan(change) else f"{change * 100:+.1f}%"
+    return format_share(change, signed=True, missing="n/a")
 
 
 def _p_text(p: float) -> str:
