@@ -14,9 +14,8 @@ from profiler.analyze.attribution import Attribution, attribute, breakdown, by_w
 from profiler.analyze.evidence import CodecChoice, choose_codec
 from profiler.analyze.farm import FarmTotals, farm_totals, shares
 from profiler.analyze.profiles import CodecProfile, canonical, from_bench, profile_for
+from profiler.analyze.schema import DURATIONS, STEP_COLUMNS, StepTable
 from profiler.analyze.steps import (
-    DURATIONS,
-    StepTable,
     build_step_table,
     handing_over,
     local_worker_slots,
@@ -288,12 +287,6 @@ def _local_workers(
     if waited_for_worker(steps):
         return None, "not known: steps waited for a slot but no source shows how many there are"
     return None, "no step waited for a local worker slot: the limit was never reached"
-
-
-STEP_COLUMNS = (
-    "step", "build", "stepnr", "machine", "system", "jobset", "status",
-    "start_ts", "end_ts", "nar_bytes", "compressed_bytes", "copy_s", "pipeline_s",
-)  # fmt: skip
 
 
 def _farm_table(table: StepTable, samples: pd.DataFrame | None) -> StepTable:

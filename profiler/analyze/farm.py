@@ -35,7 +35,8 @@ from profiler.analyze.attribution import (
     put_seconds_per_byte,
 )
 from profiler.analyze.profiles import CodecProfile
-from profiler.analyze.steps import CATEGORIES, SERIES_KEYS, metric_series, series_integral
+from profiler.analyze.schema import CATEGORIES
+from profiler.analyze.steps import SERIES_KEYS, metric_series, series_integral
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from profiler import __version__
-from profiler.analyze.steps import CATEGORIES
+from profiler.analyze.schema import CATEGORIES
 from profiler.report import figures as fg
 from profiler.report.trace import assign_lanes, machine_names, run_origin, step_spans
 from profiler.units import format_bytes, format_seconds, format_share

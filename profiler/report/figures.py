@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from profiler.analyze.steps import CATEGORIES
+from profiler.analyze.schema import CATEGORIES
 from profiler.report.trace import PHASES, assign_lanes, machine_names, phase_durations, step_spans
 
 DPI = 100

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from profiler.analyze.steps import COLUMN_CATEGORY
+from profiler.analyze.schema import COLUMN_CATEGORY
 
 if TYPE_CHECKING:
     from profiler.analyze.analysis import Analysis

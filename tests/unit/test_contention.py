@@ -173,7 +173,8 @@ def test_a_step_ending_after_a_dispatch_did_not_release_it() -> None:
 
 
 def test_journal_steps_take_nar_sizes_from_the_cache_narinfos(tmp_path: Path) -> None:
-    from profiler.analyze.steps import StepTable, with_cache_sizes
+    from profiler.analyze.schema import StepTable
+    from profiler.analyze.steps import with_cache_sizes
 
     cache = tmp_path / "cache"
     _cache_with_nars(cache, 3)

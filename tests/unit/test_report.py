@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from profiler.analyze.analysis import Analysis, analyze
 from profiler.analyze.attribution import by_window
-from profiler.analyze.steps import CATEGORIES, StepTable
+from profiler.analyze.schema import CATEGORIES, StepTable
 from profiler.commands import report as report_cmd
 from profiler.errors import UsageError
 from profiler.report import build, figures, render
