@@ -15,7 +15,7 @@ Sources, best first (reference ``hydra.md`` §2.4, §3, §4 and §8):
 
 Hydra never stores compression time separately: the copy phase (C++ busy 40, Rust upload) holds
 receive, compression, cache write and upload together. It is split with a codec profile
-(:mod:`profiler.analyze.profiles`): compression = NAR bytes x measured seconds per byte, capped
+(:mod:`profiler.bench.profiles`): compression = NAR bytes x measured seconds per byte, capped
 at the phase, the rest I/O; such columns are marked estimated.
 
 The columns, their units and categories are in :mod:`profiler.analyze.schema`; every
@@ -766,6 +766,12 @@ def with_cache_sizes(table: StepTable, cache_dir: str | None) -> StepTable:
         "narinfos (NarSize of the paths their builder uploaded)"
     )
     return dataclasses.replace(table, steps=steps)
+
+
+def run_generation(reader: RunReader) -> str:
+    """The queue runner generation the run's data says (``cxx``, ``rust`` or ``unknown``):
+    what :func:`build_step_table` times the steps with unless told."""
+    return _generation(reader, _table(reader, "db_steps"))
 
 
 def _generation(reader: RunReader, db: pd.DataFrame | None) -> str:

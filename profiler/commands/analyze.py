@@ -162,7 +162,6 @@ def _print_table(a: Any, whatifs: list[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.analyze.analysis import analyze
     from profiler.units import parse_seconds
 
     try:
@@ -175,12 +174,14 @@ def run(args: argparse.Namespace) -> int:
 
     changes = [wi.parse_change(text) for text in args.whatif]
     if args.codec is not None:
-        from profiler.analyze.profiles import canonical
+        from profiler.bench.profiles import canonical
 
         canonical(args.codec)  # a bad spec fails before the run is read
-    a = analyze(
+    from profiler.scenarios.analysis import analyze_run
+
+    a = analyze_run(
         args.run_dir,
-        profiles_dir=args.profiles,
+        bench_dir=args.profiles,
         codec=args.codec,
         cache_dir=args.cache,
         generation=args.generation,

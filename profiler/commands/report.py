@@ -87,7 +87,7 @@ def _check_args(args: argparse.Namespace) -> float | None:
 
 
 def _default_changes(a: Any, profiles: str | None) -> list[str]:
-    from profiler.analyze.profiles import canonical
+    from profiler.bench.profiles import canonical
 
     specs = ["compress=0.5"]
     if profiles:
@@ -148,17 +148,17 @@ def _write_report(report: Any, out: str, note: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiler.analyze import whatif as wi
-    from profiler.analyze.analysis import analyze
-    from profiler.analyze.profiles import canonical
+    from profiler.bench.profiles import canonical
+    from profiler.scenarios.analysis import analyze_run
 
     window = _check_args(args)
     asked = [wi.parse_change(text) for text in args.whatif]  # bad values fail before the work
     if args.codec is not None:
         canonical(args.codec)
     print(f"analysing {args.run_dir}...", file=sys.stderr)
-    a = analyze(
+    a = analyze_run(
         args.run_dir,
-        profiles_dir=args.profiles,
+        bench_dir=args.profiles,
         codec=args.codec,
         generation=args.generation,
         slots=args.slots,
@@ -176,9 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     whatifs, failed = _projections(a, args, asked)
     print("drawing figures...", file=sys.stderr)
-    report = build.build_report(
-        a, bench_dir=args.profiles, whatifs=whatifs, window_seconds=window, failed_whatifs=failed
-    )
+    report = build.build_report(a, whatifs=whatifs, window_seconds=window, failed_whatifs=failed)
     missing = [f.title for f in report.figures() if f.png is None]
     note = f" ({len(missing)} figure(s) not shown: {', '.join(missing)})" if missing else ""
     for out in args.out:

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profiler.analyze import profiles
 from profiler.analyze.attribution import compressing_peak, cpu_contention
-from profiler.analyze.profiles import CodecProfile
 from profiler.analyze.steps import peak_concurrency
 from profiler.analyze.whatif import _recompressed, release_triggers
+from profiler.bench import profiles
+from profiler.bench.profiles import CodecProfile
 
 
 def _steps(rows: list[tuple[str, float, float, float]]) -> pd.DataFrame:

@@ -91,9 +91,7 @@ ALLOWED: dict[str, set[str]] = {
 KNOWN = {
     ("payloads", "binary_cache"),  # circle 1: the payload grammar resolves into both
     ("payloads", "corpus"),
-    ("analyze", "binary_cache"),  # calibration inside analyze(): moves to bench
-    ("analyze", "corpus"),
-    ("analyze", "payloads"),
+    ("analyze", "binary_cache"),  # narinfos: NAR sizes (steps) and the codec's evidence
     ("report", "commands"),  # the terminal renderer lives in a command
     ("testbed", "cli"),  # observe drives the collectors: moves to scenarios
     ("testbed", "collect"),
