@@ -26,6 +26,7 @@ import pandas as pd
 from profiler import __version__
 from profiler.analyze.schema import CATEGORIES
 from profiler.report import figures as fg
+from profiler.report.terminal import sentence
 from profiler.report.trace import assign_lanes, machine_names, run_origin, step_spans
 from profiler.units import format_bytes, format_seconds, format_share
 
@@ -530,8 +531,6 @@ def build_report(
         codecs,
         _coverage_section(a),
     ]
-    from profiler.commands.analyze import sentence
-
     title = f"Hydra queue runner profile: {run_name(a.run)}"
     subtitle = f"{a.run} · {a.generation} · {a.codec} · {utc_iso(start)} to {utc_iso(end)} UTC"
     data = a.as_dict()

@@ -19,8 +19,8 @@ from profiler.analyze.attribution import ASSUMED_LINK_BYTES_PER_SECOND, attribut
 from profiler.analyze.steps import build_step_table, queue_estimate, store_name
 from profiler.analyze.verdict import Pressure, decide, pressure
 from profiler.bench.profiles import CodecProfile
-from profiler.commands.analyze import sentence
 from profiler.errors import ProfilerError, UsageError
+from profiler.report.terminal import sentence
 from profiler.store import Run, read_run
 
 T0 = 1_795_900_000.0

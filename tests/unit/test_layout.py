@@ -92,7 +92,6 @@ KNOWN = {
     ("payloads", "binary_cache"),  # circle 1: the payload grammar resolves into both
     ("payloads", "corpus"),
     ("analyze", "binary_cache"),  # narinfos: NAR sizes (steps) and the codec's evidence
-    ("report", "commands"),  # the terminal renderer lives in a command
     ("testbed", "cli"),  # observe drives the collectors: moves to scenarios
     ("testbed", "collect"),
     ("demo", "cli"),  # the demo drives argv

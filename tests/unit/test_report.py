@@ -26,7 +26,7 @@ from profiler.analyze.attribution import by_window
 from profiler.analyze.schema import CATEGORIES, StepTable
 from profiler.commands import report as report_cmd
 from profiler.errors import UsageError
-from profiler.report import build, figures, render
+from profiler.report import build, figures, outputs, render
 from profiler.report.trace import PHASES, assign_lanes, chrome_trace, phase_durations
 from profiler.scenarios.analysis import analyze_run
 from profiler.store import Run
@@ -266,8 +266,8 @@ def test_report_renderings(analysed: Analysis, tmp_path: Path) -> None:
 
 
 def test_report_with_bench_and_default_whatifs(analysed: Analysis, tmp_path: Path) -> None:
-    args = argparse.Namespace(whatif=[], profiles=BENCH, slots=None)
-    whatifs, failed = report_cmd._projections(analysed, args)
+    defaults = outputs.default_whatifs(analysed, analysed.profiles)
+    whatifs, failed = outputs.projections(analysed, defaults)
     assert [w.label for w in whatifs] == ["compression time x0.5", "codec zstd:3"]
     assert failed == []
     report = build.build_report(analysed, whatifs=whatifs)
@@ -286,7 +286,7 @@ def test_helpers() -> None:
     assert build.auto_window(float("nan")) == 3600.0 and build.auto_window(1e9) == 86400.0
     assert build.run_name("/tmp/x/wi-xz6/run") == "wi-xz6/run"
     assert build.run_name("/tmp/x/run1/") == "run1"
-    assert report_cmd.figure_dir("out/report.md") == "out/report-figures"
+    assert outputs.figure_dir("out/report.md") == "out/report-figures"
 
 
 def _args(*argv: str) -> argparse.Namespace:
