@@ -76,12 +76,12 @@ def evaluate(
     """Analyse one mix's run and score it against the truth (shares within ``mix``'s
     limits). ``cache`` is the farm's binary cache (an operator has theirs at hand): codecs
     are calibrated on its NARs."""
-    from profiler.analyze.analysis import analyze
+    from profiler.scenarios.analysis import analyze_run
 
     codec = s.knobs.get("codec", "xz:6")
     rec: dict[str, Any] = {}
     try:
-        a = analyze(run, codec=codec, cache_dir=cache)
+        a = analyze_run(run, codec=codec, cache_dir=cache)
     except Exception as exc:  # a crash is a result: counted, with its message
         rec["error"] = f"{type(exc).__name__}: {exc}"
         rec["crash"] = not _is_clean_refusal(exc)

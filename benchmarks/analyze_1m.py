@@ -28,9 +28,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from profiler.analyze import simulate as sim
 from profiler.analyze.attribution import attribute, breakdown, by_window, split_copy
-from profiler.analyze.profiles import CodecProfile
-from profiler.analyze.steps import StepTable
+from profiler.analyze.schema import StepTable
 from profiler.analyze.verdict import decide, pressure
+from profiler.bench.profiles import CodecProfile
 
 MACHINES, SLOTS, DAYS = 100, 4, 30
 

@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from profiler.errors import ProfilerError
 from profiler.testbed.observe import Observed
 
+if TYPE_CHECKING:
+    from profiler.analyze.analysis import Analysis
+
 BENCH_CODECS = ("xz:6", "zstd:3", "zstd:19")
 WHATIFS = ("codec=zstd:19", "codec=zstd:3", "workers=4")
+NO_BENCH_WHATIFS = ("compress=0.5", "workers=4")
 
 
 @dataclass(frozen=True)
@@ -76,19 +82,13 @@ def run_demo(opts: DemoOptions, say: Callable[[str], object] = print) -> dict[st
         observed = _observe(opts, out, dsn, say)
         say(f"testbed and collectors done in {time.monotonic() - t:.0f} s")
     t = _step(say, 4, "analysis and what-if")
-    args = ["analyze", paths["run"], "--codec", opts.codec]
-    if bench_dir:
-        args += ["--profiles", bench_dir]
-    for w in WHATIFS if bench_dir else ("compress=0.5", "workers=4"):
-        args += ["--whatif", w]
-    if cli(args) != 0:
-        raise ProfilerError("demo: the analysis failed (see above)")
+    a = _analysis(paths["run"], bench_dir, opts)
     truth = observed.truth["attribution"]
     say("testbed truth (what really happened): " + ", ".join(
         f"{k} {100 * v:.1f}%" for k, v in sorted(truth.items(), key=lambda kv: -kv[1])
     ))  # fmt: skip
     t = _step(say, 5, "report")
-    paths.update(_reports(out, paths["run"], bench_dir, opts, cli))
+    paths.update(_reports(out, a))
     say(f"report done in {time.monotonic() - t:.0f} s")
     with open(os.path.join(out, "demo.json"), "w", encoding="utf-8") as f:
         json.dump({"paths": paths, "truth": truth}, f, indent=2)
@@ -136,17 +136,32 @@ def _observe(
     return observed_run(wl, knobs, out, pg_dsn=dsn, progress=lambda m: say(f"  {m}"))
 
 
-def _reports(
-    out: str, run: str, bench_dir: str | None, opts: DemoOptions, cli: Callable[[list[str]], int]
-) -> dict[str, str]:
-    paths = {}
-    args = ["report", run, "--codec", opts.codec, "--trace", os.path.join(out, "trace.json")]
-    if bench_dir:
-        args += ["--profiles", bench_dir]
-    for name in ("report.html", "report.md", "report.json"):
-        paths[name] = os.path.join(out, name)
-        args += ["-o", paths[name]]
-    if cli(args) != 0:
-        raise ProfilerError("demo: writing the report failed (see above)")
+def _analysis(run: str, bench_dir: str | None, opts: DemoOptions) -> Analysis:
+    """The run analysed with the bench's profiles (else xz-6 calibrated here), its what-ifs
+    projected, all printed as ``hydra-profiler analyze`` prints them."""
+    from profiler.analyze import whatif as wi
+    from profiler.report import terminal
+    from profiler.scenarios.analysis import analyze_run
+
+    a = analyze_run(run, bench_dir=bench_dir, codec=opts.codec)
+    changes = [wi.parse_change(w) for w in (WHATIFS if bench_dir else NO_BENCH_WHATIFS)]
+    done, failed = wi.project_all(a, changes)
+    print(terminal.render(a, done, failed), end="")
+    return a
+
+
+def _reports(out: str, a: Analysis) -> dict[str, str]:
+    """The HTML, Markdown and JSON reports of the analysis, and its Chrome trace."""
+    from profiler.report import outputs
+
+    paths = {name: os.path.join(out, name) for name in ("report.html", "report.md", "report.json")}
     paths["trace.json"] = os.path.join(out, "trace.json")
+    outputs.write_reports(
+        a,
+        [paths["report.html"], paths["report.md"], paths["report.json"]],
+        trace=paths["trace.json"],
+        whatifs=outputs.default_whatifs(a, a.profiles),
+        say=print,
+        progress=lambda message: print(message, file=sys.stderr),
+    )
     return paths

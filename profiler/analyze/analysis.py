@@ -1,25 +1,31 @@
-"""One call from a stored run to the answer: :func:`analyze`."""
+"""One call from a stored run to the answer: :func:`analyze`.
+
+The analysis is pure: it reads the stored run and the codec profiles it is given (a bench
+result's, or one its caller calibrated: :func:`profiler.bench.profiles.farm_profile`), and
+never runs a bench or a calibration. Which codec's profile it needs is in the run's evidence:
+:func:`farm_codec` says it before the analysis, as :func:`analyze` will find it.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
 from profiler.analyze.evidence import CodecChoice, choose_codec
-from profiler.analyze.farm import FarmTotals, farm_totals, shares
-from profiler.analyze.profiles import CodecProfile, canonical, from_bench, profile_for
+from profiler.analyze.farm import farm_attribution, farm_table, farm_totals
+from profiler.analyze.schema import StepTable
 from profiler.analyze.steps import (
-    DURATIONS,
-    StepTable,
     build_step_table,
     handing_over,
     local_worker_slots,
+    run_generation,
     waited_for_worker,
     waiting_series,
     with_cache_sizes,
@@ -32,13 +38,20 @@ from profiler.analyze.verdict import (
     pressure,
     use_table,
 )
+from profiler.bench.profiles import CodecProfile, canonical
 from profiler.errors import ProfilerError
-from profiler.store import read_run
+from profiler.store import RunReader, read_run
+
+if TYPE_CHECKING:
+    from profiler.bench.results import StoredResult
+
+Series = tuple[np.ndarray, np.ndarray]  # (times in epoch seconds, values)
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Analysis:
-    """Everything :func:`analyze` found; DataFrames for notebooks, dicts for JSON."""
+    """Everything :func:`analyze` found, and what the renderers show besides; DataFrames for
+    notebooks, dicts for JSON. Built once, by keyword, and never changed."""
 
     run: str
     generation: str
@@ -54,13 +67,15 @@ class Analysis:
     by_system: pd.DataFrame
     by_jobset: pd.DataFrame
     by_window: pd.DataFrame
-    profiles: dict[str, CodecProfile] = field(default_factory=dict)
-    pressure_series: tuple[np.ndarray, np.ndarray] | None = None  # steps waiting for a machine
+    profiles: Mapping[str, CodecProfile] = field(default_factory=dict)
+    pressure_series: Series | None = None  # steps waiting for a machine
     local_workers: int | None = None  # C++ worker slots as observed (None: no limit seen)
     codec_choice: CodecChoice | None = None  # where the codec (and Rust upload mode) came from
     local_workers_source: str = ""  # how local_workers was found (or why it is not known)
     runner_cores: tuple[int, str] = (0, "")  # the C++ runner host's cores, and their source
     calibration_cache: str | None = None  # the binary cache codecs are calibrated on (else corpus)
+    running_series: Series | None = None  # jobs running on all machines (status/metrics)
+    bench: StoredResult | None = None  # the bench result the profiles came from (codec table)
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -118,33 +133,67 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def analyze(
-    run_dir: str,
+def open_run(run_dir: str | os.PathLike[str]) -> RunReader:
+    """The stored run at ``run_dir`` (:func:`profiler.store.read_run`), or a ProfilerError
+    saying there is none."""
+    if not os.path.isdir(run_dir):
+        raise ProfilerError(f"{run_dir}: no such run directory")
+    return read_run(run_dir)
+
+
+def farm_codec(
+    reader: RunReader,
     *,
-    profiles_dir: str | None = None,
+    codec: str | None = None,
+    generation: str | None = None,
+    cache_dir: str | None = None,
+) -> CodecChoice:
+    """The codec the farm compressed with, as :func:`analyze` finds it with the same
+    arguments: the profile to load or calibrate before analysing."""
+    logs = reader.table("log_events") if "log_events" in reader.tables() else None
+    return choose_codec(logs, generation or run_generation(reader), codec, cache_dir)
+
+
+def analyze(
+    run: str | os.PathLike[str] | RunReader,
+    *,
+    profiles: Mapping[str, CodecProfile] | None = None,
+    profile: CodecProfile | None = None,
+    bench: StoredResult | None = None,
+    calibration_cache: str | None = None,
+    notes: Sequence[str] = (),
     codec: str | None = None,
     generation: str | None = None,
     slots: int | None = None,
     window_seconds: float = 3600.0,
-    calibrate: bool = True,
     cache_dir: str | None = None,
     local_workers: int | None = None,
     runner_cores: int | None = None,
 ) -> Analysis:
-    """Analyse the run at ``run_dir``.
+    """Analyse a stored run (a run directory, or the run already read).
 
     Parameters
     ----------
-    profiles_dir
-        A ``hydra-profiler bench`` result whose codec figures split copy phases (else the
-        codec is calibrated here on the built-in corpus, unless ``calibrate`` is False).
+    profiles
+        Codec profiles by label, from a ``hydra-profiler bench`` result
+        (:func:`profiler.bench.profiles.from_result`): the farm codec's splits copy phases,
+        the others are what codec what-ifs compare with.
+    profile
+        The farm codec's profile when ``profiles`` has none (calibrated by the caller:
+        :func:`profiler.bench.profiles.farm_profile` for the codec :func:`farm_codec` says);
+        without either, compression is not separated from I/O.
+    bench
+        The bench result ``profiles`` came from, kept for the report's codec table.
+    calibration_cache
+        The binary cache ``profile`` was calibrated on (what-ifs calibrate other codecs on
+        it too); ``notes`` are the caller's, for the coverage (a calibration's fallback).
     codec
         The codec the farm compressed with (its store URI query or a short form); default:
         from the evidence (``cache_dir``'s narinfos, the journal), else xz at its default
         level, both generations' default (:mod:`profiler.analyze.evidence`).
     cache_dir
-        A ``file://`` binary cache the farm wrote, whose narinfos say the method and whose
-        NARs (a sample of them) codecs are calibrated on when no bench result has them.
+        A ``file://`` binary cache the farm wrote, whose narinfos say the method and the
+        NAR sizes of steps the run has none for.
     slots
         Build slots per machine (default: Rust status maxJobs, else the most seen running).
     local_workers
@@ -154,19 +203,15 @@ def analyze(
         CPU cores of the C++ runner's host, where local workers compress (default: this
         machine's, assuming the analysis runs on the Hydra host; said so).
     """
-    if not os.path.isdir(run_dir):
-        raise ProfilerError(f"{run_dir}: no such run directory")
-    reader = read_run(run_dir)
+    reader = run if isinstance(run, RunReader) else open_run(run)
     table = with_cache_sizes(build_step_table(reader, generation=generation), cache_dir)
     gen = table.generation
     logs = reader.table("log_events") if "log_events" in reader.tables() else None
     samples = reader.table("samples") if "samples" in reader.tables() else None
     choice = choose_codec(logs, gen, codec, cache_dir)
     codec_name = choice.spec
-    profiles = from_bench(profiles_dir) if profiles_dir else {}
-    profile, calibration_cache, calibration_note = _profile(
-        codec_name, profiles, calibrate, cache_dir
-    )
+    profiles = profiles or {}
+    profile = _farm_profile(codec_name, profiles, profile)
     cores_of = (
         (runner_cores, "given by the operator (--runner-cores)")
         if runner_cores
@@ -176,10 +221,10 @@ def analyze(
         totals = farm_totals(samples, gen, profile, choice.mode) if gen in ("cxx", "rust") else None
         if totals is None or sum(totals.seconds.values()) <= 0:
             raise ProfilerError(
-                f"{run_dir}: no build steps in the run, and no step-time gauges or counters "
+                f"{reader.path}: no build steps in the run, and no step-time gauges or counters "
                 f"to answer from ({'; '.join(table.notes)})"
             )
-        table = _farm_table(table, samples)
+        table = farm_table(table, samples)
         steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))
         att = farm_attribution(totals)
     else:
@@ -190,8 +235,7 @@ def analyze(
     if choice.mode is not None:
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
-    if calibration_note:
-        att.notes.append(calibration_note)
+    att.notes.extend(notes)
     p = pressure(samples, table.window, slots, gen, handing_over(table.steps, gen))
     sampled = p.interval_s if table.estimated and math.isfinite(p.interval_s) else 0.0
     verdict = decide(att, steps, gen, p, logs, _resolution(steps), sampled)
@@ -203,26 +247,51 @@ def analyze(
     )
     workers, workers_source = _local_workers(gen, steps, samples, local_workers)
     return Analysis(
-        run_dir, gen, codec_name, profile, table, steps, att, verdict, p,
-        use_table(p, att, steps, workers),
-        breakdown(steps.assign(machine=steps["machine"].fillna("unknown")), "machine"),
-        breakdown(steps, "system"),
-        breakdown(jobsets, "jobset"),
-        by_window(steps, window_seconds),
-        profiles,
-        _runnable_series(samples, gen),
-        workers,
-        choice,
-        workers_source,
-        cores_of,
-        calibration_cache,
-    )  # fmt: skip
+        run=reader.path,
+        generation=gen,
+        codec=codec_name,
+        profile=profile,
+        table=table,
+        steps=steps,
+        attribution=att,
+        verdict=verdict,
+        pressure=p,
+        use=use_table(p, att, steps, workers),
+        by_machine=breakdown(steps.assign(machine=steps["machine"].fillna("unknown")), "machine"),
+        by_system=breakdown(steps, "system"),
+        by_jobset=breakdown(jobsets, "jobset"),
+        by_window=by_window(steps, window_seconds),
+        profiles=profiles,
+        pressure_series=_runnable_series(samples, gen),
+        local_workers=workers,
+        codec_choice=choice,
+        local_workers_source=workers_source,
+        runner_cores=cores_of,
+        calibration_cache=calibration_cache,
+        running_series=running_jobs(samples),
+        bench=bench,
+    )
+
+
+def _farm_profile(
+    codec: str, profiles: Mapping[str, CodecProfile], given: CodecProfile | None
+) -> CodecProfile | None:
+    """The farm codec's profile: the bench result's, else the one the caller calibrated
+    (refused when it is another codec's: its split would be that codec's)."""
+    label = canonical(codec)
+    if label in profiles:
+        return profiles[label]
+    if given is not None and given.codec != label:
+        raise ProfilerError(
+            f"the profile given is {given.codec}'s, but the farm's codec is {label}"
+        )
+    return given
 
 
 PSI_TOTAL = "machine_pressure_cpu_some_seconds_total"
 
 
-def builder_psi(samples: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+def builder_psi(samples: pd.DataFrame | None) -> dict[str, Series] | None:
     """Each Rust builder's PSI ``cpu some`` total over time (seconds some task waited for a
     CPU: /proc/pressure/cpu, read by the builder, hydra 14332fbf hydra-builder/src/system.rs
     :116, and passed on in the status's ``machines.*.stats.pressure.cpuSome.total``, µs),
@@ -237,22 +306,6 @@ def builder_psi(samples: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.
         if len(totals) >= 2:
             out[str(name)] = (totals.index.to_numpy(float), totals.to_numpy(float))
     return out or None
-
-
-def _profile(
-    codec: str, profiles: dict[str, CodecProfile], calibrate: bool, cache_dir: str | None
-) -> tuple[CodecProfile | None, str | None, str]:
-    """The farm codec's profile: from the bench result, else calibrated on the farm's own
-    NARs when its cache is given (what the codec costs depends on the data: xz is half as
-    fast on some NARs as on others), else on the built-in corpus. Returns the profile, the
-    cache calibrations use, and a note when the cache could not be used."""
-    if cache_dir is None or not calibrate or canonical(codec) in profiles:
-        return profile_for(codec, profiles, calibrate_missing=calibrate), None, ""
-    try:
-        return profile_for(codec, profiles, cache_dir=cache_dir), cache_dir, ""
-    except ProfilerError as exc:
-        note = f"{exc}: calibrated on the built-in corpus instead"
-        return profile_for(codec, profiles), None, note
 
 
 def _resolution(steps: pd.DataFrame) -> float:
@@ -290,44 +343,37 @@ def _local_workers(
     return None, "no step waited for a local worker slot: the limit was never reached"
 
 
-STEP_COLUMNS = (
-    "step", "build", "stepnr", "machine", "system", "jobset", "status",
-    "start_ts", "end_ts", "nar_bytes", "compressed_bytes", "copy_s", "pipeline_s",
-)  # fmt: skip
-
-
-def _farm_table(table: StepTable, samples: pd.DataFrame | None) -> StepTable:
-    """The step table of a run without per-step rows: no rows, every column, the samples'
-    time span as its window."""
-    columns = list(dict.fromkeys([*STEP_COLUMNS, *DURATIONS]))
-    empty = pd.DataFrame({c: pd.Series(dtype=object if c in ("step", "machine", "system",
-                          "jobset") else float) for c in columns})  # fmt: skip
-    window = table.window
-    if samples is not None and not samples.empty and "ts" in samples:
-        window = (float(samples["ts"].min()), float(samples["ts"].max()))
-    return StepTable(empty, table.generation, math.nan, "", table.sources, table.notes, window)
-
-
-def farm_attribution(totals: FarmTotals) -> Attribution:
-    """An :class:`Attribution` of farm-level totals (every share estimated)."""
-    wall = sum(totals.seconds.values())
-    estimated = dict.fromkeys(totals.seconds, True)
-    estimated["build"] = False
-    notes = [*totals.notes]
-    if totals.queue_seconds > 0:
-        notes.append(f"queue wait {totals.queue_seconds:.1f} step-s from the status gauges")
-    return Attribution(
-        dict(totals.seconds), shares(totals), estimated, totals.steps_done, wall,
-        totals.queue_seconds, notes, totals.unsplit_seconds, True,
-    )  # fmt: skip
-
-
-def _runnable_series(
-    samples: pd.DataFrame | None, generation: str
-) -> tuple[np.ndarray, np.ndarray] | None:
+def _runnable_series(samples: pd.DataFrame | None, generation: str) -> Series | None:
     if samples is None or samples.empty or "metric" not in samples:
         return None
     series = waiting_series(samples, generation)
     if series.empty:
         return None
+    return series.index.to_numpy(float), series.to_numpy(float)
+
+
+def running_jobs(samples: pd.DataFrame | None) -> Series | None:
+    """Jobs running on all machines over time, from ``machine_current_jobs`` samples.
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame or None
+        A run's ``samples`` table (``metric``, ``machine``, ``ts``, ``value``, ``source``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        Times (epoch seconds) and the sum over machines at each, from the one source with
+        the most samples of the metric (status and metrics may both report it); None if
+        there is no such sample.
+    """
+    if samples is None or samples.empty or "metric" not in samples:
+        return None
+    rows = samples[samples["metric"] == "machine_current_jobs"]
+    if rows.empty:
+        return None
+    if "source" in rows and rows["source"].nunique() > 1:
+        best = rows["source"].value_counts().index[0]
+        rows = rows[rows["source"] == best]
+    series = rows.groupby("ts")["value"].sum().sort_index()
     return series.index.to_numpy(float), series.to_numpy(float)

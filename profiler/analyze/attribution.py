@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiler.analyze.profiles import SMALL_NAR_BYTES, CodecProfile
-from profiler.analyze.steps import CATEGORIES, StepTable, peak_concurrency
+from profiler.analyze.schema import CATEGORIES, CATEGORY_COLUMN, StepTable
+from profiler.analyze.steps import peak_concurrency
+from profiler.bench.profiles import SMALL_NAR_BYTES, CodecProfile
 
 # Phases that hold a machine slot (C++ gives the slot back once it has a local worker slot).
 SLOT_COLUMNS = {
@@ -365,19 +366,9 @@ def split_copy(
     return s
 
 
-def _category_columns() -> dict[str, str]:
-    return {
-        "scheduling": "scheduling_s",
-        "io": "io_s",
-        "compression": "compression_s",
-        "build": "build_s",
-        "post": "post_total_s",
-    }
-
-
 def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
     """Totals over all steps, with the queue wait (when observed) in scheduling."""
-    cols = _category_columns()
+    cols = CATEGORY_COLUMN
     seconds = {c: float(steps[col].fillna(0.0).sum()) for c, col in cols.items()}
     queue = table.queue_seconds if math.isfinite(table.queue_seconds) else 0.0
     seconds["scheduling"] += queue
@@ -416,7 +407,7 @@ def _unsplit(steps: pd.DataFrame) -> float:
 
 def breakdown(steps: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     """Per group: steps, wall p50/p90/p99, category shares, and slot time not building."""
-    cols = _category_columns()
+    cols = CATEGORY_COLUMN
     rows = []
     for key, g in steps.groupby(by, dropna=False, sort=True):
         wall = g["wall_s"]

@@ -30,12 +30,14 @@ import pandas as pd
 from profiler.analyze.attribution import (
     ASSUMED_UPLOAD_BYTES_PER_SECOND,
     RECEIVE_SECONDS_PER_BYTE,
+    Attribution,
     compress_share,
     compression_in_phase,
     put_seconds_per_byte,
 )
-from profiler.analyze.profiles import CodecProfile
-from profiler.analyze.steps import CATEGORIES, SERIES_KEYS, metric_series, series_integral
+from profiler.analyze.schema import CATEGORIES, DURATIONS, STEP_COLUMNS, StepTable
+from profiler.analyze.steps import SERIES_KEYS, metric_series, series_integral
+from profiler.bench.profiles import CodecProfile
 
 
 @dataclass
@@ -187,3 +189,29 @@ def _rust(samples: pd.DataFrame, profile: CodecProfile | None) -> FarmTotals | N
 def shares(totals: FarmTotals) -> dict[str, float]:
     wall = sum(totals.seconds.values())
     return {c: (totals.seconds[c] / wall if wall > 0 else 0.0) for c in CATEGORIES}
+
+
+def farm_table(table: StepTable, samples: pd.DataFrame | None) -> StepTable:
+    """The step table of a run without per-step rows: no rows, every column, the samples'
+    time span as its window."""
+    columns = list(dict.fromkeys([*STEP_COLUMNS, *DURATIONS]))
+    empty = pd.DataFrame({c: pd.Series(dtype=object if c in ("step", "machine", "system",
+                          "jobset") else float) for c in columns})  # fmt: skip
+    window = table.window
+    if samples is not None and not samples.empty and "ts" in samples:
+        window = (float(samples["ts"].min()), float(samples["ts"].max()))
+    return StepTable(empty, table.generation, math.nan, "", table.sources, table.notes, window)
+
+
+def farm_attribution(totals: FarmTotals) -> Attribution:
+    """An :class:`Attribution` of farm-level totals (every share estimated)."""
+    wall = sum(totals.seconds.values())
+    estimated = dict.fromkeys(totals.seconds, True)
+    estimated["build"] = False
+    notes = [*totals.notes]
+    if totals.queue_seconds > 0:
+        notes.append(f"queue wait {totals.queue_seconds:.1f} step-s from the status gauges")
+    return Attribution(
+        dict(totals.seconds), shares(totals), estimated, totals.steps_done, wall,
+        totals.queue_seconds, notes, totals.unsplit_seconds, True,
+    )  # fmt: skip

@@ -15,10 +15,11 @@ Sources, best first (reference ``hydra.md`` §2.4, §3, §4 and §8):
 
 Hydra never stores compression time separately: the copy phase (C++ busy 40, Rust upload) holds
 receive, compression, cache write and upload together. It is split with a codec profile
-(:mod:`profiler.analyze.profiles`): compression = NAR bytes x measured seconds per byte, capped
+(:mod:`profiler.bench.profiles`): compression = NAR bytes x measured seconds per byte, capped
 at the phase, the rest I/O; such columns are marked estimated.
 
-Every duration column is seconds; ``*_source`` columns say where a value came from and
+The columns, their units and categories are in :mod:`profiler.analyze.schema`; every
+duration column is seconds; ``*_source`` columns say where a value came from and
 ``resolution_s`` how precise the phase boundaries are.
 """
 
@@ -28,100 +29,22 @@ import dataclasses
 import itertools
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from profiler.analyze.schema import DURATIONS, PHASE_COLUMN, Source, StepTable
 from profiler.hydra import facts
 from profiler.hydra.catalogue import store_base
 from profiler.payloads.binary_cache import path_sizes
 from profiler.store import RunReader
 
-CATEGORIES = facts.CATEGORIES
 FINAL_BUSY = facts.FINAL_PHASE
-# Step-table column -> the Hydra phase its time is (the phase's category is its attribution;
-# the testbed's truth uses the same mapping). "copy_s" (busy 40 / Rust upload) is split into
-# receive, compress and upload before attribution.
-COLUMN_PHASE = {
-    "queue_s": "queued",
-    "prepare_s": "preparing",
-    "connect_s": "connecting",
-    "send_s": "sending-inputs",
-    "build_s": "building",
-    "slot_wait_s": "waiting-for-local-slot",
-    "retry_wait_s": "retry-wait",
-    "receive_s": "receiving",
-    "compress_s": "compressing",
-    "upload_s": "uploading",
-    "post_s": "post-processing",
-}
-COLUMN_CATEGORY = {column: facts.PHASE_CATEGORY[phase] for column, phase in COLUMN_PHASE.items()}
-# Tracker phase (a busy code's name, facts.BUSY) -> the column its time goes to.
-_PHASE_OF_COLUMN = {phase: column for column, phase in COLUMN_PHASE.items()}
-PHASE_COLUMN = {
-    phase: _PHASE_OF_COLUMN.get(phase, "copy_s")  # receiving-outputs: the copy, split later
-    for phase in facts.BUSY.values()
-}
-DURATIONS = (
-    "queue_s",
-    "prepare_s",
-    "connect_s",
-    "send_s",
-    "build_s",
-    "slot_wait_s",
-    "retry_wait_s",
-    "copy_s",
-    "receive_s",
-    "compress_s",
-    "upload_s",
-    "post_s",
-)
 _NO_LOGS = pd.DataFrame(columns=["event"])
 # a store path, full (/nix/store/..., C++ and the database) or a base name (Rust's StorePath
 # Display, harmonia): the name without the hash and the .drv
 _STORE_NAME = re.compile(r"^(?:/nix/store/)?[0-9a-df-np-sv-z]{32}-(.+?)(\.drv)?$")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One source the analysis used: what, how precise, over which window."""
-
-    name: str
-    rows: int
-    detail: str
-    precision: str
-
-
-@dataclass
-class StepTable:
-    """The joined step table with what it was made of.
-
-    Attributes
-    ----------
-    steps
-        One row per step (see the module docstring for columns).
-    generation
-        ``cxx``, ``rust`` or ``unknown``.
-    queue_seconds
-        Total time steps waited runnable for a machine (all steps), or NaN.
-    queue_source
-        How ``queue_seconds`` was obtained.
-    sources
-        The sources used, with their precision.
-    notes
-        What could not be observed or was estimated.
-    """
-
-    steps: pd.DataFrame
-    generation: str
-    queue_seconds: float = math.nan
-    queue_source: str = ""
-    sources: list[Source] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    window: tuple[float, float] = (math.nan, math.nan)
-    estimated: frozenset[str] = frozenset()  # categories split by an estimate, not observed
 
 
 def store_name(path: Any) -> str | None:
@@ -843,6 +766,12 @@ def with_cache_sizes(table: StepTable, cache_dir: str | None) -> StepTable:
         "narinfos (NarSize of the paths their builder uploaded)"
     )
     return dataclasses.replace(table, steps=steps)
+
+
+def run_generation(reader: RunReader) -> str:
+    """The queue runner generation the run's data says (``cxx``, ``rust`` or ``unknown``):
+    what :func:`build_step_table` times the steps with unless told."""
+    return _generation(reader, _table(reader, "db_steps"))
 
 
 def _generation(reader: RunReader, db: pd.DataFrame | None) -> str:

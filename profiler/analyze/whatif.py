@@ -26,8 +26,8 @@ import pandas as pd
 
 from profiler.analyze import simulate as sim
 from profiler.analyze.attribution import cpu_contention
-from profiler.analyze.profiles import CodecProfile, canonical, profile_for
 from profiler.analyze.steps import waited_for_worker
+from profiler.bench.profiles import CodecProfile, canonical, profile_for
 from profiler.errors import ProfilerError, UsageError
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from typing import Any
 
 from profiler.commands.argtypes import integer
 from profiler.errors import UsageError
-from profiler.units import format_share
 
 HELP = """\
 RUN is a run directory written by `collect` (any mix of status, metrics, logs, db; status
@@ -90,79 +89,7 @@ def add_farm_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def sentence(a: Any) -> str:
-    """The verdict in one sentence with its numbers."""
-    v, sh = a.verdict, a.attribution.shares
-    top = sorted(sh.items(), key=lambda kv: -kv[1])
-    how = a.attribution.how
-
-    def share(k: str, s: float) -> str:  # absent is not zero: say which shares are partial
-        text = f"{k} {format_share(s)}"
-        if how(k).startswith(("partial", "not separated")):
-            text += " (" + how(k).split(":")[0] + ")"
-        return text
-
-    parts = ", ".join(share(k, s) for k, s in top)
-    close = f"; close call with {', '.join(v.close)}" if v.close else ""
-    summary = v.summary() if v.throughput else ""
-    return (
-        f"Bottleneck: {v.bottleneck} (confidence {v.confidence:.2f}{close}). "
-        + (f"{summary[:1].upper()}{summary[1:]}. " if summary else "")
-        + f"{a.attribution.steps} steps, {a.attribution.wall_seconds:,.0f} step-seconds: {parts}."
-    )
-
-
-def _print_table(a: Any, whatifs: list[Any]) -> None:
-    import pandas as pd
-
-    out = sys.stdout
-    print(sentence(a), file=out)
-    print("\nevidence:", file=out)
-    for line in a.verdict.evidence:
-        print(f"  - {line}", file=out)
-    rows = [
-        (k, a.attribution.seconds[k], format_share(a.attribution.shares[k]),
-         a.attribution.how(k))
-        for k in a.attribution.shares
-    ]  # fmt: skip
-    att = pd.DataFrame(rows, columns=["category", "step_seconds", "share", "how"])
-    print("\nattribution:\n" + att.to_string(index=False, float_format="{:,.1f}".format), file=out)
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        if not a.by_machine.empty:
-            cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
-                    "build_share", "slot_not_building_share"]  # fmt: skip
-            print("\nby machine:\n" + a.by_machine[cols].round(3).to_string(), file=out)
-        use = a.use.drop(columns="measures").round(3)
-        use = use.astype(object).where(use.notna(), "not seen")  # absent, not zero
-        print("\nUSE (utilisation, saturation, errors):\n" + use.to_string(), file=out)
-        for name, text in a.use["measures"].items():
-            print(f"  {name}: {text}", file=out)
-        for w in whatifs:
-            v = w.validation
-            print(
-                f"\nwhat-if {w.label} (replay of this run: makespan {v.simulated_makespan_s:.1f} s "
-                f"vs {v.observed_makespan_s:.1f} s observed, {100 * v.makespan_rel_error:+.1f}%; "
-                f"step ends off by {v.end_mae_s:.2f} s on average):",
-                file=out,
-            )
-            table = w.table.assign(change=[format_share(x, signed=True) for x in w.table["change"]])
-            print(table.to_string(index=False, float_format="{:,.3f}".format), file=out)
-            if not w.cost.empty:
-                print("fleet cost at this run's NAR rate:", file=out)
-                print(w.cost.to_string(index=False, float_format="{:,.2f}".format), file=out)
-            for note in w.notes:
-                print(f"  - {note}", file=out)
-    cov = a.coverage()
-    print("\ncoverage:", file=out)
-    for s in cov["sources"]:
-        print(f"  - {s['name']}: {s['rows']} rows, {s['detail']}, {s['precision']}", file=out)
-    print(f"  - compression: {cov['compression']}", file=out)
-    for note in cov["notes"]:
-        print(f"  - {note}", file=out)
-
-
 def run(args: argparse.Namespace) -> int:
-    from profiler.analyze.analysis import analyze
     from profiler.units import parse_seconds
 
     try:
@@ -175,12 +102,14 @@ def run(args: argparse.Namespace) -> int:
 
     changes = [wi.parse_change(text) for text in args.whatif]
     if args.codec is not None:
-        from profiler.analyze.profiles import canonical
+        from profiler.bench.profiles import canonical
 
         canonical(args.codec)  # a bad spec fails before the run is read
-    a = analyze(
+    from profiler.scenarios.analysis import analyze_run
+
+    a = analyze_run(
         args.run_dir,
-        profiles_dir=args.profiles,
+        bench_dir=args.profiles,
         codec=args.codec,
         cache_dir=args.cache,
         generation=args.generation,
@@ -198,9 +127,9 @@ def run(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=2, default=_json_default)
         print()
     else:
-        _print_table(a, results)
-        for label, reason in failed:
-            print(f"\nwhat-if {label}: not projected: {reason}")
+        from profiler.report import terminal
+
+        sys.stdout.write(terminal.render(a, results, failed))
     return 0
 
 

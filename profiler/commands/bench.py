@@ -8,15 +8,11 @@ import datetime as dt
 import math
 import os
 import sys
-import tomllib
 from typing import Any
 
+from profiler.bench.suites import MAX_MIN_TIME, MAX_RUNS, load_suite
 from profiler.commands.argtypes import integer, number
 from profiler.errors import UsageError
-
-MAX_RUNS = 10_000
-MAX_MIN_TIME = 86_400.0
-SUITES_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench", "suites")
 
 HELP = """\
 codec specs (short form, or a Nix store-URI query string, or a whole store URI):
@@ -106,47 +102,6 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def load_suite(name: str) -> dict[str, Any]:
-    """A suite by name (quick, hydra, full) or path to a TOML file, checked."""
-    path = name if name.endswith(".toml") else os.path.join(SUITES_DIR, f"{name}.toml")
-    try:
-        with open(path, "rb") as f:
-            suite = tomllib.load(f)
-    except FileNotFoundError:
-        known = sorted(n[:-5] for n in os.listdir(SUITES_DIR) if n.endswith(".toml"))
-        raise UsageError(
-            f"no suite {name!r} (known: {', '.join(known)}, or a .toml file)"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: invalid TOML: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the suite: {exc.strerror or exc}") from None
-    _check_suite(suite, path)
-    return suite
-
-
-def _check_suite(suite: dict[str, Any], path: str) -> None:
-    for key in ("payloads", "codecs"):
-        items = suite.get(key)
-        if not isinstance(items, list) or not items:
-            raise UsageError(f"{path}: suite needs a non-empty list {key!r}")
-        bad = [item for item in items if not isinstance(item, str) or not item.strip()]
-        if bad:
-            raise UsageError(f"{path}: {key!r} must list strings; got {bad[0]!r}")
-    runs = suite.get("min_runs", 2)
-    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
-        raise UsageError(f"{path}: min_runs must be a whole number from 1 to {MAX_RUNS}")
-    seconds = suite.get("min_time_seconds", 0.5)
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not 0 <= seconds <= MAX_MIN_TIME  # also false for nan
-    ):
-        raise UsageError(f"{path}: min_time_seconds must be a number from 0 to {MAX_MIN_TIME:g}")
-
-
 def assumptions(args: argparse.Namespace) -> Any:
     from profiler.bench.derive import Assumptions
     from profiler.units import parse_bits_per_second, parse_bytes
@@ -196,30 +151,20 @@ def run(args: argparse.Namespace) -> int:
 def _measure(
     args: argparse.Namespace, suite: dict[str, Any], specs: list[str], a: Any, out: str
 ) -> int:
-    from profiler.bench import harness, plots, render, results
-    from profiler.payloads.resolve import resolve
-
-    chosen = args.payloads or suite["payloads"]
-    found = resolve(chosen)
-    options = harness.BenchOptions(
-        min_runs=args.repeat if args.repeat is not None else int(suite.get("min_runs", 2)),
-        min_time_seconds=args.min_time
-        if args.min_time is not None
-        else float(suite.get("min_time_seconds", 0.5)),
-    )
+    from profiler.bench import render, run_suite
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    progress(f"bench: {len(found)} payloads x {len(specs)} codecs -> {out}")
-    result = harness.run_bench(found, specs, options, progress, corpus_name=" ".join(chosen))
-    result.meta["suite"] = args.suite
-    results.write_result(out, result.meta, result.rows, result.samples)
-    stored = results.load_result(out)
-    written = plots.write_plots(stored.rows, out)
-    progress(
-        f"wrote {out}/ (meta.json, results.parquet, samples.parquet"
-        f"{', ' if written else ''}{', '.join(os.path.basename(p) for p in written)})"
+    stored = run_suite(
+        suite,
+        out,
+        name=args.suite,
+        specs=specs,
+        payload_specs=args.payloads,
+        repeat=args.repeat,
+        min_time=args.min_time,
+        progress=progress,
     )
     if args.format == "json":
         sys.stdout.write(render.json_report(stored.rows, stored.meta, a))

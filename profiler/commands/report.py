@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from typing import Any
 
 from profiler.commands.analyze import CODEC_HELP, add_farm_arguments
-from profiler.errors import ProfilerError, UsageError
+from profiler.errors import UsageError
 
 HELP = """\
 OUT's suffix picks the format: .html (one self-contained file: figures embedded, nothing
@@ -27,8 +25,6 @@ examples:
   hydra-profiler report run1 --whatif workers=4 --whatif codec=zstd:19 -o report.json
   hydra-profiler report run1 --trace run1-trace.json
 """
-FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".json": "json"}
-DEFAULT_CODECS = ("zstd:19", "zstd:3")
 
 
 def add_parser(sub: Any) -> None:
@@ -58,21 +54,15 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _format(out: str) -> str:
-    suffix = os.path.splitext(out)[1].lower()
-    if suffix not in FORMATS:
-        raise UsageError(f"-o {out}: unknown report format {suffix or '(none)'!r}; "
-                         "use .html, .md or .json")  # fmt: skip
-    return FORMATS[suffix]
-
-
 def _check_args(args: argparse.Namespace) -> float | None:
     from profiler.units import parse_seconds
 
     if not args.out and not args.trace:
         raise UsageError("nothing to write: give -o OUT (.html, .md, .json) and/or --trace OUT")
+    from profiler.report.outputs import renderer_for
+
     for out in args.out:
-        _format(out)
+        renderer_for(out)
     if args.trace and not args.trace.lower().endswith(".json"):
         raise UsageError(f"--trace {args.trace}: a Chrome trace is a .json file")
     if args.window is None:
@@ -86,101 +76,34 @@ def _check_args(args: argparse.Namespace) -> float | None:
     return window
 
 
-def _default_changes(a: Any, profiles: str | None) -> list[str]:
-    from profiler.analyze.profiles import canonical
-
-    specs = ["compress=0.5"]
-    if profiles:
-        measured = set(a.profiles)
-        specs += [f"codec={c}" for c in DEFAULT_CODECS if c in measured and c != canonical(a.codec)]
-    return specs
-
-
-def _projections(
-    a: Any, args: argparse.Namespace, asked: list[Any] | None = None
-) -> tuple[list[Any], list[str]]:
-    """The what-ifs asked for (``asked``: parsed already, else ``args.whatif``), else the
-    defaults; those the data cannot support, as notes."""
-    from profiler.analyze import whatif as wi
-
-    if asked is None:
-        asked = [wi.parse_change(t) for t in args.whatif]
-    changes = asked or [wi.parse_change(t) for t in _default_changes(a, args.profiles)]
-    done, failed = wi.project_all(a, changes, slots=args.slots)
-    return done, [f"what-if {label} not projected: {reason}" for label, reason in failed]
-
-
-def _write(path: str, text: str) -> None:
-    from profiler import atomic
-
-    parent = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as exc:
-        raise atomic.cannot_write(path, exc) from None
-    atomic.write_text(path, text)
-
-
-def figure_dir(out: str) -> str:
-    """Where a Markdown report's figures go: ``OUT_stem-figures`` next to it."""
-    stem, _ = os.path.splitext(out)
-    return f"{stem}-figures"
-
-
-def _write_report(report: Any, out: str, note: str) -> None:
-    from profiler.report import render
-
-    kind = _format(out)
-    if kind == "html":
-        _write(out, render.to_html(report))
-    elif kind == "json":
-        _write(out, render.to_json(report))
-    else:
-        figures = figure_dir(out)
-        try:
-            text = render.to_markdown(report, figures)
-        except OSError as exc:
-            raise ProfilerError(f"{figures}: cannot write figures: {exc.strerror or exc}") from None
-        _write(out, text)
-        print(f"wrote figures into {figures}/")
-    print(f"wrote {kind} report {out}{note}")
-
-
 def run(args: argparse.Namespace) -> int:
     from profiler.analyze import whatif as wi
-    from profiler.analyze.analysis import analyze
-    from profiler.analyze.profiles import canonical
+    from profiler.bench.profiles import canonical
+    from profiler.report import outputs
+    from profiler.scenarios.analysis import analyze_run
 
     window = _check_args(args)
     asked = [wi.parse_change(text) for text in args.whatif]  # bad values fail before the work
     if args.codec is not None:
         canonical(args.codec)
     print(f"analysing {args.run_dir}...", file=sys.stderr)
-    a = analyze(
+    a = analyze_run(
         args.run_dir,
-        profiles_dir=args.profiles,
+        bench_dir=args.profiles,
         codec=args.codec,
         generation=args.generation,
         slots=args.slots,
         local_workers=args.local_workers,
         runner_cores=args.runner_cores,
     )
-    if args.trace:
-        from profiler.report.trace import chrome_trace
-
-        _write(args.trace, json.dumps(chrome_trace(a), separators=(",", ":")) + "\n")
-        print(f"wrote Chrome trace {args.trace} (open in https://ui.perfetto.dev)")
-    if not args.out:
-        return 0
-    from profiler.report import build
-
-    whatifs, failed = _projections(a, args, asked)
-    print("drawing figures...", file=sys.stderr)
-    report = build.build_report(
-        a, bench_dir=args.profiles, whatifs=whatifs, window_seconds=window, failed_whatifs=failed
+    outputs.write_reports(
+        a,
+        args.out,
+        trace=args.trace,
+        whatifs=asked or outputs.default_whatifs(a, a.profiles),
+        slots=args.slots,
+        window_seconds=window,
+        say=print,
+        progress=lambda message: print(message, file=sys.stderr),
     )
-    missing = [f.title for f in report.figures() if f.png is None]
-    note = f" ({len(missing)} figure(s) not shown: {', '.join(missing)})" if missing else ""
-    for out in args.out:
-        _write_report(report, out, note)
     return 0

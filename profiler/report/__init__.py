@@ -6,5 +6,8 @@
 - :mod:`profiler.report.build`: :func:`~profiler.report.build.build_report`, the report's
   sections, figures and tables;
 - :mod:`profiler.report.render`: ``to_html`` (one self-contained file), ``to_markdown`` and
-  ``to_json``.
+  ``to_json``, each also a ``Renderer``;
+- :mod:`profiler.report.terminal`: the analysis as ``hydra-profiler analyze`` prints it;
+- :mod:`profiler.report.outputs`: the renderer by a file's suffix, the default what-ifs, and
+  :func:`~profiler.report.outputs.write_reports`.
 """

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from profiler import __version__
-from profiler.analyze.steps import CATEGORIES
+from profiler.analyze.schema import CATEGORIES
 from profiler.report import figures as fg
+from profiler.report.terminal import sentence
 from profiler.report.trace import assign_lanes, machine_names, run_origin, step_spans
 from profiler.units import format_bytes, format_seconds, format_share
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from profiler.analyze.analysis import Analysis
     from profiler.analyze.whatif import Projection
+    from profiler.bench.results import StoredResult
 
 Formatter = Callable[[Any], str]
 _NICE_WINDOWS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600,
@@ -212,13 +214,11 @@ def _verdict_section(a: Analysis) -> Section:
     )  # fmt: skip
 
 
-def _over_time_section(
-    a: Analysis, origin: float, window_s: float, samples: pd.DataFrame | None
-) -> Section:
+def _over_time_section(a: Analysis, origin: float, window_s: float) -> Section:
     from profiler.analyze.attribution import by_window
 
     windows = by_window(a.steps, window_s) if len(a.steps) else pd.DataFrame()
-    running = fg.running_jobs(samples)
+    running = a.running_series
     top = max(a.attribution.shares.items(), key=lambda kv: kv[1])
     alt_time = (
         f"Stacked bars of the share of step wall time per category in {len(windows)} windows "
@@ -393,12 +393,11 @@ def _whatif_section(whatifs: list[Projection], failed: list[str]) -> Section:
     return sec
 
 
-def codec_frame(bench_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def codec_frame(result: StoredResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A bench result's cells and its codec table (overall figures joined with the farm view)."""
     from profiler.bench import derive
-    from profiler.bench.results import load_result
 
-    rows = load_result(bench_dir).rows
+    rows = result.rows
     table = derive.overall(rows)
     if table.empty:
         return rows, table.reset_index()
@@ -406,25 +405,25 @@ def codec_frame(bench_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return rows, table.join(view).reset_index()
 
 
-def _codec_section(a: Analysis, bench_dir: str | None) -> tuple[Section, pd.DataFrame | None]:
+def _codec_section(a: Analysis) -> tuple[Section, pd.DataFrame | None]:
     from profiler.bench import derive
 
     sec = Section("codecs", "Codecs")
-    if bench_dir is None:
+    if a.bench is None:
         sec.items.append(FigureItem(
             "fig-codec-tradeoff", "Codec trade-off", "", "", None,
             "No bench result given: run `hydra-profiler bench` on your NARs and pass the result "
             "with --profiles to compare codecs.",
         ))  # fmt: skip
         return sec, None
-    rows, table = codec_frame(bench_dir)
+    rows, table = codec_frame(a.bench)
     fig = fg.codec_tradeoff(rows, a.codec)
     alt = "Scatter of compressed size / NAR size against compression speed (log scale): " + (
         "; ".join(f"{r.codec} ratio {r.ratio:.3f} at {r.compress_mb_per_s:.1f} MB/s"
                   for r in table.itertuples())
     ) + "."  # fmt: skip
     sec.paragraphs.append(
-        f"Measured by `hydra-profiler bench` in {bench_dir}; this run compressed with {a.codec}."
+        f"Measured by `hydra-profiler bench` in {a.bench.path}; this run compressed with {a.codec}."
     )
     sec.items.append(_figure("fig-codec-tradeoff", "Codec trade-off", fig, alt,
                              "Lower is smaller; right is faster. Pareto-optimal codecs in red.",
@@ -492,21 +491,9 @@ def _highlights(a: Analysis) -> list[tuple[str, str]]:
     ]
 
 
-def _samples(run_dir: str) -> pd.DataFrame | None:
-    from profiler.errors import ProfilerError
-    from profiler.store import read_run
-
-    try:
-        reader = read_run(run_dir)
-        return reader.table("samples") if "samples" in reader.tables() else None
-    except ProfilerError:
-        return None
-
-
 def build_report(
     a: Analysis,
     *,
-    bench_dir: str | None,
     whatifs: list[Projection],
     window_seconds: float | None = None,
     failed_whatifs: list[str] | None = None,
@@ -516,9 +503,8 @@ def build_report(
     Parameters
     ----------
     a : Analysis
-        The analysed run.
-    bench_dir : str or None
-        A ``hydra-profiler bench`` result for the codec trade-off (None: said missing).
+        The analysed run (with the bench result of its profiles for the codec trade-off:
+        without one, it is said missing).
     whatifs : list of Projection
         What-if projections to show.
     window_seconds : float, optional
@@ -534,10 +520,10 @@ def build_report(
     origin = run_origin(a)
     start, end = a.table.window
     window_s = window_seconds or auto_window(float(a.steps["end_ts"].max()) - origin)
-    codecs, codec_table = _codec_section(a, bench_dir)
+    codecs, codec_table = _codec_section(a)
     sections = [
         _verdict_section(a),
-        _over_time_section(a, origin, window_s, _samples(a.run)),
+        _over_time_section(a, origin, window_s),
         _where_section(a),
         _timeline_section(a, origin),
         _use_section(a),
@@ -545,8 +531,6 @@ def build_report(
         codecs,
         _coverage_section(a),
     ]
-    from profiler.commands.analyze import sentence
-
     title = f"Hydra queue runner profile: {run_name(a.run)}"
     subtitle = f"{a.run} · {a.generation} · {a.codec} · {utc_iso(start)} to {utc_iso(end)} UTC"
     data = a.as_dict()
@@ -564,6 +548,3 @@ def build_report(
         ],
     }
     return report
-
-
-# ---------------------------------------------------------------------------- renderers

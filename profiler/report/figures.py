@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from profiler.analyze.steps import CATEGORIES
+from profiler.analyze.schema import CATEGORIES
 from profiler.report.trace import PHASES, assign_lanes, machine_names, phase_durations, step_spans
 
 DPI = 100
@@ -206,33 +206,6 @@ def step_timeline(steps: pd.DataFrame | None, origin: float) -> Figure | None:
     return fig
 
 
-def running_jobs(samples: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Jobs running on all machines over time, from ``machine_current_jobs`` samples.
-
-    Parameters
-    ----------
-    samples : pandas.DataFrame or None
-        A run's ``samples`` table (``metric``, ``machine``, ``ts``, ``value``, ``source``).
-
-    Returns
-    -------
-    tuple of numpy.ndarray or None
-        Times (epoch seconds) and the sum over machines at each, from the one source with
-        the most samples of the metric (status and metrics may both report it); None if
-        there is no such sample.
-    """
-    if samples is None or samples.empty or "metric" not in samples:
-        return None
-    rows = samples[samples["metric"] == "machine_current_jobs"]
-    if rows.empty:
-        return None
-    if "source" in rows and rows["source"].nunique() > 1:
-        best = rows["source"].value_counts().index[0]
-        rows = rows[rows["source"] == best]
-    series = rows.groupby("ts")["value"].sum().sort_index()
-    return series.index.to_numpy(float), series.to_numpy(float)
-
-
 def queue_depth(
     runnable: tuple[np.ndarray, np.ndarray] | None,
     running: tuple[np.ndarray, np.ndarray] | None,
@@ -246,7 +219,7 @@ def queue_depth(
     runnable : tuple of numpy.ndarray or None
         The runnable-steps gauge (``Analysis.pressure_series``): times and counts.
     running : tuple of numpy.ndarray or None
-        Jobs running (:func:`running_jobs`).
+        Jobs running (:func:`profiler.analyze.analysis.running_jobs`).
     capacity : float
         Build slots over all machines (NaN when unknown: no line).
     origin : float

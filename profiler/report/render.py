@@ -1,6 +1,11 @@
 """Rendering a :class:`~profiler.report.build.Report`: one self-contained HTML file (inline
 CSS, figures as ``data:`` URIs, a Content Security Policy that lets nothing load and no
-script run), Markdown with the figures written next to it, or JSON."""
+script run), Markdown with the figures written next to it, or JSON.
+
+Each format is also a :class:`Renderer` (:class:`HtmlRenderer`, :class:`MarkdownRenderer`,
+:class:`JsonRenderer`; the Chrome trace's is :class:`profiler.report.trace.TraceRenderer`),
+which :mod:`profiler.report.outputs` picks by an output file's suffix.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import html
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -39,6 +44,21 @@ code{background:#f3f3f3;padding:0 3px}
 footer{margin-top:3em;color:#888;font-size:.85em}
 """
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+S_contra = TypeVar("S_contra", contravariant=True)
+
+
+class Renderer(Protocol[S_contra]):
+    """One output format of a report (or, for the Chrome trace, of the analysis itself):
+    ``name`` as people read it, the file ``extension`` it is written to, whether the
+    document is ``binary`` (bytes) or text."""
+
+    name: str
+    extension: str
+    binary: bool
+
+    def render(self, source: S_contra) -> str | bytes:
+        """The whole document."""
+        ...
 
 
 def _inline(text: str) -> str:
@@ -228,3 +248,39 @@ def to_json(report: Report) -> str:
         ``attribution``, ``whatif``, ``codecs`` and ``report`` (figure ids, window).
     """
     return json.dumps(_json_safe(report.data), indent=2, allow_nan=False) + "\n"
+
+
+class HtmlRenderer:
+    """:func:`to_html` as a :class:`Renderer`."""
+
+    name = "html"
+    extension = ".html"
+    binary = False
+
+    def render(self, source: Report) -> str:
+        return to_html(source)
+
+
+class MarkdownRenderer:
+    """:func:`to_markdown` as a :class:`Renderer`: the figures go into ``figure_dir``."""
+
+    name = "markdown"
+    extension = ".md"
+    binary = False
+
+    def __init__(self, figure_dir: str) -> None:
+        self.figure_dir = figure_dir
+
+    def render(self, source: Report) -> str:
+        return to_markdown(source, self.figure_dir)
+
+
+class JsonRenderer:
+    """:func:`to_json` as a :class:`Renderer`."""
+
+    name = "json"
+    extension = ".json"
+    binary = False
+
+    def render(self, source: Report) -> str:
+        return to_json(source)

@@ -14,13 +14,14 @@ Open the JSON in https://ui.perfetto.dev or ``chrome://tracing``.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from profiler.analyze.steps import COLUMN_CATEGORY
+from profiler.analyze.schema import COLUMN_CATEGORY
 
 if TYPE_CHECKING:
     from profiler.analyze.analysis import Analysis
@@ -243,3 +244,15 @@ def chrome_trace(a: Analysis) -> dict[str, Any]:
             "phases": [name for name, _, _ in PHASES],
         },
     }
+
+
+class TraceRenderer:
+    """:func:`chrome_trace` as a :class:`~profiler.report.render.Renderer` of the analysis:
+    compact JSON, one line."""
+
+    name = "Chrome trace"
+    extension = ".json"
+    binary = False
+
+    def render(self, source: Analysis) -> str:
+        return json.dumps(chrome_trace(source), separators=(",", ":")) + "\n"

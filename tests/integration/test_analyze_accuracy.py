@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from profiler.analyze import whatif
-from profiler.analyze.analysis import Analysis, analyze
+from profiler.analyze.analysis import Analysis
+from profiler.scenarios.analysis import analyze_run
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
 from profiler.testbed.observe import Observed, observed_run
@@ -77,7 +78,7 @@ def test_verdict_names_the_created_bottleneck(tmp_path: Path, db_dsn: str, name:
     expected, knobs, scale = SCENARIOS[name]
     steps = 16 if knobs.get("generation") == "rust" else 24
     observed = observe(tmp_path, db_dsn, dict(knobs), scale, steps=steps)
-    a = analyze(observed.run_dir, codec=knobs["codec"])
+    a = analyze_run(observed.run_dir, codec=knobs["codec"])
     assert a.verdict.bottleneck == expected, (a.verdict.scores, a.verdict.evidence)
     assert a.verdict.confidence > 0.1
     check_shares(a, observed.truth["attribution"])
@@ -94,7 +95,7 @@ def test_replay_reproduces_the_run_and_a_faster_compression_helps(
     compression time shortens steps and the run (checked against the same run's replay)."""
     knobs = {"codec": "xz:6", "local_workers": 1}
     observed = observe(tmp_path, db_dsn, dict(knobs), 0.3, steps=16)
-    a = analyze(observed.run_dir, codec="xz:6")
+    a = analyze_run(observed.run_dir, codec="xz:6")
     p = whatif.project(a, whatif.parse_change("compress=0.5"))
     v = p.validation
     assert abs(v.makespan_rel_error) < 0.15, v.table()

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from profiler.analyze import whatif
-from profiler.analyze.analysis import Analysis, analyze
+from profiler.analyze.analysis import Analysis
 from profiler.cli import main
+from profiler.scenarios.analysis import analyze_run
 from profiler.testbed import scenarios, truth, workload
 from profiler.testbed.engine import Knobs
 from profiler.testbed.observe import observed_run
@@ -43,7 +44,7 @@ def test_rust_builders_compressing_at_zstd19_are_seen_compressing(
     answers, runs, _ = observe_mixes(tmp_path, db_dsn, knobs, 10, 0.2, size=1.5)
     assert answers["shares"]["compression"] > 0.3  # the scenario is what it claims
     for mix in ("a", "b"):
-        a = analyze(runs[mix], codec=codec)
+        a = analyze_run(runs[mix], codec=codec)
         assert a.verdict.bottleneck == "compression", (mix, a.verdict.evidence)
         assert a.attribution.how("compression") == "estimated"
         assert share_error(a, answers, "compression") <= 0.15, (mix, a.attribution.shares)
@@ -56,7 +57,7 @@ def test_narrow_upload_is_io_with_and_without_the_database(tmp_path: Path, db_ds
     answers, runs, _ = observe_mixes(tmp_path, db_dsn, knobs, 16, 0.3)
     assert answers["shares"]["io"] > 0.25
     for mix in ("a", "b"):
-        a = analyze(runs[mix], codec="zstd:3")
+        a = analyze_run(runs[mix], codec="zstd:3")
         assert a.verdict.bottleneck == "io", (mix, a.verdict.evidence)
         assert a.verdict.latency["cause"] == "io"
         if a.verdict.throughput["saturated"] is False:
@@ -72,14 +73,14 @@ def test_compression_bound_farm_with_one_local_worker(tmp_path: Path, db_dsn: st
     answers, runs, wl = observe_mixes(tmp_path, db_dsn, knobs, 16, 0.3)
     assert answers["headline"] == "compression"
     for mix in ("a", "b"):
-        a = analyze(runs[mix], codec="xz:6")
+        a = analyze_run(runs[mix], codec="xz:6")
         assert a.verdict.bottleneck == "compression", (mix, a.verdict.evidence)
         assert a.verdict.confidence >= 0.5, (mix, a.verdict.scores)
         assert a.local_workers == 1, (mix, a.local_workers_source)
-    db_only = analyze(runs["d"], codec="xz:6")
+    db_only = analyze_run(runs["d"], codec="xz:6")
     assert db_only.attribution.how("scheduling").startswith("partial")
     assert "0.0% observed" not in " ".join(db_only.verdict.evidence)
-    full = analyze(runs["a"], codec="xz:6")
+    full = analyze_run(runs["a"], codec="xz:6")
     changes = (("workers=4", {"local_workers": 4}), ("codec=zstd:3", {"codec": "zstd:3"}))
     for change, knob in changes:
         rerun = truth.answers(
@@ -114,7 +115,7 @@ def test_status_only_run_gets_a_farm_answer(tmp_path: Path) -> None:
         (snaps / f"{i:04d}.json").write_text(json.dumps(d), encoding="utf-8")
     run = str(tmp_path / "run")
     assert main(["collect", "status", "--file", str(snaps), "--once", "--out", run]) == 0
-    a = analyze(run, codec="xz:6")
+    a = analyze_run(run, codec="xz:6")
     assert a.verdict.bottleneck == "scheduling", a.verdict.evidence
     assert a.verdict.throughput["saturated"] is False
     assert a.attribution.shares["scheduling"] > 0.9
@@ -139,4 +140,4 @@ def test_readme_testbed_example_reports(tmp_path: Path) -> None:
     assert main(["report", run, "--out", str(out)]) == 0
     page = out.read_text(encoding="utf-8")
     assert "Bottleneck: " in page and "dependency cycle" not in page
-    assert not math.isnan(analyze(run).verdict.confidence)
+    assert not math.isnan(analyze_run(run).verdict.confidence)

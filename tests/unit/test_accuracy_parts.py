@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profiler.analyze import farm, profiles
+from profiler.analyze import farm
 from profiler.analyze.attribution import split_copy
-from profiler.analyze.profiles import CodecProfile
-from profiler.analyze.steps import StepTable, metric_series, workers_from_samples
+from profiler.analyze.schema import StepTable
+from profiler.analyze.steps import metric_series, workers_from_samples
+from profiler.bench import profiles
+from profiler.bench.profiles import CodecProfile
 from profiler.testbed import scenarios, truth
 from profiler.testbed.engine import Knobs
 from profiler.testbed.workload import SHAPES, generate

@@ -16,11 +16,11 @@ import pytest
 from profiler.analyze import whatif
 from profiler.analyze.analysis import analyze
 from profiler.analyze.attribution import ASSUMED_LINK_BYTES_PER_SECOND, attribute, split_copy
-from profiler.analyze.profiles import CodecProfile
 from profiler.analyze.steps import build_step_table, queue_estimate, store_name
 from profiler.analyze.verdict import Pressure, decide, pressure
-from profiler.commands.analyze import sentence
+from profiler.bench.profiles import CodecProfile
 from profiler.errors import ProfilerError, UsageError
+from profiler.report.terminal import sentence
 from profiler.store import Run, read_run
 
 T0 = 1_795_900_000.0
@@ -271,7 +271,7 @@ def test_db_only_steps_follow_each_generations_semantics(tmp_path: Path) -> None
 def test_a_run_without_steps_is_a_one_line_error(tmp_path: Path) -> None:
     empty = write_run(tmp_path / "e", {"samples": [{"ts": T0, "metric": "up", "value": 1.0}]})
     with pytest.raises(ProfilerError, match="no build steps in the run"):
-        analyze(empty, calibrate=False)
+        analyze(empty)
     with pytest.raises(ProfilerError, match="no such run directory"):
         analyze(str(tmp_path / "missing"))
 
@@ -423,7 +423,7 @@ def test_release_times_with_a_single_gauge_sample_are_the_dispatch_times() -> No
 def test_absent_is_not_zero_observed_and_no_nan_in_prose(tmp_path: Path) -> None:
     """A run without status samples cannot see the queue wait: scheduling is partial, the
     evidence says what is not observed, and no 'nan' or 'n/a' reaches the prose."""
-    a = analyze(cxx_run(tmp_path, with_phases=False), codec="xz:6", calibrate=False)
+    a = analyze(cxx_run(tmp_path, with_phases=False), codec="xz:6")
     assert a.attribution.how("scheduling") == "partial: queue wait not observed"
     prose = " ".join(a.verdict.evidence)
     assert "nan" not in prose and "n/a" not in prose

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profiler.analyze import profiles
 from profiler.analyze.attribution import compressing_peak, cpu_contention
-from profiler.analyze.profiles import CodecProfile
 from profiler.analyze.steps import peak_concurrency
 from profiler.analyze.whatif import _recompressed, release_triggers
+from profiler.bench import profiles
+from profiler.bench.profiles import CodecProfile
 
 
 def _steps(rows: list[tuple[str, float, float, float]]) -> pd.DataFrame:
@@ -173,7 +173,8 @@ def test_a_step_ending_after_a_dispatch_did_not_release_it() -> None:
 
 
 def test_journal_steps_take_nar_sizes_from_the_cache_narinfos(tmp_path: Path) -> None:
-    from profiler.analyze.steps import StepTable, with_cache_sizes
+    from profiler.analyze.schema import StepTable
+    from profiler.analyze.steps import with_cache_sizes
 
     cache = tmp_path / "cache"
     _cache_with_nars(cache, 3)

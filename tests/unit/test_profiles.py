@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profiler.analyze import profiles
 from profiler.analyze.attribution import (
     REQUEST_SECONDS,
     SLOWDOWN_PRIOR,
     compression_in_phase,
     slowdown_evidence,
 )
-from profiler.analyze.profiles import CodecProfile
+from profiler.bench import profiles
+from profiler.bench.profiles import CodecProfile
 
 # a zstd-22-like profile: half a second per call up to 512 KiB, then 1 us a byte
 ULTRA = CodecProfile(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import itertools
 import json
 import re
@@ -20,13 +21,14 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from profiler.analyze.analysis import Analysis, analyze
+from profiler.analyze.analysis import Analysis, running_jobs
 from profiler.analyze.attribution import by_window
-from profiler.analyze.steps import CATEGORIES, StepTable
+from profiler.analyze.schema import CATEGORIES, StepTable
 from profiler.commands import report as report_cmd
 from profiler.errors import UsageError
-from profiler.report import build, figures, render
+from profiler.report import build, figures, outputs, render
 from profiler.report.trace import PHASES, assign_lanes, chrome_trace, phase_durations
+from profiler.scenarios.analysis import analyze_run
 from profiler.store import Run
 from tests.unit.test_bench_plots import _cell
 
@@ -163,11 +165,11 @@ def test_queue_depth_and_running_jobs() -> None:
         ]
         + [{"ts": T0, "metric": "steps_runnable", "machine": None, "value": 9, "source": "status"}]
     )  # fmt: skip
-    running = figures.running_jobs(samples.iloc[1:])  # metrics has the most rows now
+    running = running_jobs(samples.iloc[1:])  # metrics has the most rows now
     assert running is not None
     assert running[0].tolist() == [T0, T0 + 1] and running[1].tolist() == [3.0, 1.0]
-    assert figures.running_jobs(samples[samples["metric"] == "steps_runnable"]) is None
-    assert figures.running_jobs(None) is None
+    assert running_jobs(samples[samples["metric"] == "steps_runnable"]) is None
+    assert running_jobs(None) is None
     fig = figures.queue_depth((np.array([T0, T0 + 1]), np.array([5.0, 2.0])), running, 4.0, T0)
     assert fig is not None
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -226,11 +228,12 @@ class _Tags(HTMLParser):
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> Analysis:
     run = _write_run(tmp_path_factory.mktemp("report") / "run")
-    return analyze(run, profiles_dir=BENCH, codec="xz:6")
+    return analyze_run(run, bench_dir=BENCH, codec="xz:6")
 
 
 def test_report_renderings(analysed: Analysis, tmp_path: Path) -> None:
-    report = build.build_report(analysed, bench_dir=None, whatifs=[], failed_whatifs=["x: y"])
+    without_bench = dataclasses.replace(analysed, bench=None)
+    report = build.build_report(without_bench, whatifs=[], failed_whatifs=["x: y"])
     missing = {f.id: f.missing for f in report.figures() if f.png is None}
     assert set(missing) == {"fig-codec-tradeoff"} and "--profiles" in missing["fig-codec-tradeoff"]
     page = render.to_html(report)
@@ -263,11 +266,11 @@ def test_report_renderings(analysed: Analysis, tmp_path: Path) -> None:
 
 
 def test_report_with_bench_and_default_whatifs(analysed: Analysis, tmp_path: Path) -> None:
-    args = argparse.Namespace(whatif=[], profiles=BENCH, slots=None)
-    whatifs, failed = report_cmd._projections(analysed, args)
+    defaults = outputs.default_whatifs(analysed, analysed.profiles)
+    whatifs, failed = outputs.projections(analysed, defaults)
     assert [w.label for w in whatifs] == ["compression time x0.5", "codec zstd:3"]
     assert failed == []
-    report = build.build_report(analysed, bench_dir=BENCH, whatifs=whatifs)
+    report = build.build_report(analysed, whatifs=whatifs)
     assert all(f.png is not None for f in report.figures())
     doc = json.loads(render.to_json(report))
     assert [c["codec"] for c in doc["codecs"]] == ["xz:6", "zstd:3"]
@@ -283,7 +286,7 @@ def test_helpers() -> None:
     assert build.auto_window(float("nan")) == 3600.0 and build.auto_window(1e9) == 86400.0
     assert build.run_name("/tmp/x/wi-xz6/run") == "wi-xz6/run"
     assert build.run_name("/tmp/x/run1/") == "run1"
-    assert report_cmd.figure_dir("out/report.md") == "out/report-figures"
+    assert outputs.figure_dir("out/report.md") == "out/report-figures"
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from profiler.bench.suites import SUITES_DIR, load_suite
 from profiler.codecs import parse_spec
-from profiler.commands.bench import SUITES_DIR, load_suite
 from profiler.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]

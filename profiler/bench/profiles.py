@@ -2,9 +2,12 @@
 project a codec change.
 
 A profile comes from a ``hydra-profiler bench`` result (byte-weighted over its payloads, best
-of its repeats: the figures the operator measured on their NARs and CPUs) or, when none is
-given, from a quick calibration here: a few MiB of the built-in corpus compressed once. Both
-are estimates of what the farm's machine spent; the calibration says so in its ``source``.
+of its repeats: the figures the operator measured on their NARs and CPUs: :func:`from_result`)
+or, when none is given, from a quick calibration here: a few MiB of the built-in corpus (or
+of the farm's binary cache) compressed once (:func:`calibrate`, kept per machine). Both are
+estimates of what the farm's machine spent; the calibration says so in its ``source``. The
+analysis never calibrates: its callers load or calibrate a profile (:func:`farm_profile`) and
+pass it in.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import json
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from profiler.errors import ProfilerError
+
+if TYPE_CHECKING:
+    from profiler.bench.results import StoredResult
 
 CALIBRATION_BYTES_PER_CLASS = 1 << 20
 
@@ -69,12 +76,11 @@ def canonical(spec_text: str) -> str:
     return parse_spec(spec_text).label
 
 
-def from_bench(directory: str) -> dict[str, CodecProfile]:
-    """Profiles of every codec measured in a bench result directory, by codec label."""
+def from_result(result: StoredResult) -> dict[str, CodecProfile]:
+    """Profiles of every codec measured in a loaded bench result, by codec label."""
     from profiler.bench import derive
-    from profiler.bench.results import load_result
 
-    result = load_result(directory)
+    directory = result.path
     table = derive.overall(result.rows)
     out = {}
     for codec, row in table.iterrows():
@@ -251,7 +257,7 @@ def _monotone(points: list[tuple[float, float]]) -> tuple[tuple[float, float], .
 
 def profile_for(
     spec_text: str,
-    profiles: dict[str, CodecProfile] | None,
+    profiles: Mapping[str, CodecProfile] | None,
     *,
     calibrate_missing: bool = True,
     cache_dir: str | None = None,
@@ -264,3 +270,31 @@ def profile_for(
     if not calibrate_missing:
         return None
     return calibrate(spec_text, CALIBRATION_BYTES_PER_CLASS, cache_dir)
+
+
+@dataclass(frozen=True)
+class FarmProfile:
+    """The profile of the codec the farm compressed with, and how it was found.
+
+    ``calibration_cache`` is the binary cache the profile was calibrated on (what-ifs
+    calibrate other codecs on the same NARs; None: the bench result or the built-in corpus),
+    ``note`` says why the cache could not be used when it could not."""
+
+    profile: CodecProfile | None
+    calibration_cache: str | None = None
+    note: str = ""
+
+
+def farm_profile(
+    codec: str, profiles: Mapping[str, CodecProfile], *, cache_dir: str | None = None
+) -> FarmProfile:
+    """The farm codec's profile: from the bench result, else calibrated on the farm's own
+    NARs when its cache is given (what the codec costs depends on the data: xz is half as
+    fast on some NARs as on others), else on the built-in corpus."""
+    if cache_dir is None or canonical(codec) in profiles:
+        return FarmProfile(profile_for(codec, profiles))
+    try:
+        return FarmProfile(profile_for(codec, profiles, cache_dir=cache_dir), cache_dir)
+    except ProfilerError as exc:
+        note = f"{exc}: calibrated on the built-in corpus instead"
+        return FarmProfile(profile_for(codec, profiles), None, note)
