@@ -20,17 +20,15 @@ import pandas as pd
 from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
 from profiler.analyze.evidence import CodecChoice, choose_codec
 from profiler.analyze.farm import farm_attribution, farm_table, farm_totals
-from profiler.analyze.schema import StepTable
-from profiler.analyze.steps import (
-    build_step_table,
+from profiler.analyze.gauges import (
     handing_over,
     local_worker_slots,
-    run_generation,
     waited_for_worker,
     waiting_series,
-    with_cache_sizes,
     workers_from_samples,
 )
+from profiler.analyze.schema import StepTable
+from profiler.analyze.steps import build_step_table, run_generation, with_cache_sizes
 from profiler.analyze.verdict import (
     Pressure,
     Verdict,

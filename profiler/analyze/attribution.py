@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiler.analyze.gauges import peak_concurrency
 from profiler.analyze.schema import CATEGORIES, CATEGORY_COLUMN, StepTable
-from profiler.analyze.steps import peak_concurrency
 from profiler.bench.profiles import SMALL_NAR_BYTES, CodecProfile
 
 # Phases that hold a machine slot (C++ gives the slot back once it has a local worker slot).

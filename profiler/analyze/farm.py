@@ -35,8 +35,8 @@ from profiler.analyze.attribution import (
     compression_in_phase,
     put_seconds_per_byte,
 )
+from profiler.analyze.gauges import SERIES_KEYS, metric_series, series_integral
 from profiler.analyze.schema import CATEGORIES, DURATIONS, STEP_COLUMNS, StepTable
-from profiler.analyze.steps import SERIES_KEYS, metric_series, series_integral
 from profiler.bench.profiles import CodecProfile
 
 

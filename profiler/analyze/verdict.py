@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze.attribution import Attribution
-from profiler.analyze.steps import metric_series, waiting_series
+from profiler.analyze.gauges import metric_series, waiting_series
 from profiler.hydra import facts
 from profiler.units import format_share
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from profiler.analyze import simulate as sim
 from profiler.analyze.attribution import cpu_contention
-from profiler.analyze.steps import waited_for_worker
+from profiler.analyze.gauges import waited_for_worker
 from profiler.bench.profiles import CodecProfile, canonical, profile_for
 from profiler.errors import ProfilerError, UsageError
 

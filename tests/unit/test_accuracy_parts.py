@@ -14,8 +14,8 @@ import pytest
 
 from profiler.analyze import farm
 from profiler.analyze.attribution import split_copy
+from profiler.analyze.gauges import metric_series, workers_from_samples
 from profiler.analyze.schema import StepTable
-from profiler.analyze.steps import metric_series, workers_from_samples
 from profiler.bench import profiles
 from profiler.bench.profiles import CodecProfile
 from profiler.testbed import scenarios, truth
@@ -233,7 +233,7 @@ def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
     write's latency, so the step's insert and the updates at the starts of connecting,
     sending, building and receiving (five writes before the copy) are database time, not
     taken as connecting."""
-    from profiler.analyze.steps import _split_slot_wait
+    from profiler.analyze.estimates import split_slot_wait
 
     n, write_s = 4, 0.1
     steps = pd.DataFrame({"pre_copy_s": [2.0] * n, "connect_s": 0.0, "build_s": 2.0})
@@ -244,7 +244,7 @@ def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
         + _series("steps_waiting_for_download_slot", [(0, 0), (10, 0)])
         + _series("db_updates_active", [(0, 0.08), (10, 0.08)])
     )
-    out, note, estimated = _split_slot_wait(steps, _samples(rows), (0.0, 10.0))
+    out, note, estimated = split_slot_wait(steps, _samples(rows), (0.0, 10.0))
     assert note is not None and "5 database writes of 100 ms" in note
     assert "post" in estimated  # preparing is now an estimate
     per_step = out.iloc[0]
@@ -256,6 +256,6 @@ def test_journal_steps_time_before_the_copy_holds_the_database_writes() -> None:
     parts = ("prepare_s", "send_s", "build_s", "connect_s")
     assert sum(per_step[c] for c in parts) == pytest.approx(2.0)
     # without the database gauge the writes stay in connecting, as before
-    plain, _, plain_estimated = _split_slot_wait(steps, _samples(rows[:-2]), (0.0, 10.0))
+    plain, _, plain_estimated = split_slot_wait(steps, _samples(rows[:-2]), (0.0, 10.0))
     assert "post" not in plain_estimated
     assert plain.iloc[0]["connect_s"] == pytest.approx(2.0 - 0.1 - 1.0)

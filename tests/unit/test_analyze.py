@@ -16,7 +16,9 @@ import pytest
 from profiler.analyze import whatif
 from profiler.analyze.analysis import analyze
 from profiler.analyze.attribution import ASSUMED_LINK_BYTES_PER_SECOND, attribute, split_copy
-from profiler.analyze.steps import build_step_table, queue_estimate, store_name
+from profiler.analyze.gauges import queue_estimate
+from profiler.analyze.journal_steps import store_name
+from profiler.analyze.steps import build_step_table
 from profiler.analyze.verdict import Pressure, decide, pressure
 from profiler.bench.profiles import CodecProfile
 from profiler.errors import ProfilerError, UsageError

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from profiler.analyze.attribution import compressing_peak, cpu_contention
-from profiler.analyze.steps import peak_concurrency
+from profiler.analyze.gauges import peak_concurrency
 from profiler.analyze.whatif import _recompressed, release_triggers
 from profiler.bench import profiles
 from profiler.bench.profiles import CodecProfile

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from profiler.analyze.steps import waiting_series
+from profiler.analyze.gauges import waiting_series
 from profiler.analyze.verdict import pressure
 from profiler.collect.status.normalize import from_status
 from profiler.collect.status.prometheus import from_prometheus

@@ -10,7 +10,7 @@ import pandas as pd
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from profiler.analyze.steps import SPAN_SLACK_S, _join_outputs
+from profiler.analyze.journal_steps import SPAN_SLACK_S, join_outputs
 
 HASH = "0" * 32
 
@@ -47,7 +47,7 @@ def test_each_copy_goes_to_a_nearest_step_of_its_name(
             {"name": [name], "ts": [ts], "nar_bytes": [size], "compressed_bytes": [1.0],
              "pipeline_s": [0.5]}
         )  # fmt: skip
-        out = _join_outputs(steps, copied)
+        out = join_outputs(steps, copied)
         got = out.index[out["nar_bytes"] == size].tolist()
         same = [i for i, (n, _, _) in enumerate(rows) if n == name]
         if not same:
@@ -76,7 +76,7 @@ def test_copies_of_one_name_add_up_and_unknown_names_are_left() -> None:
             "pipeline_s": [0.1, 0.2, 0.3, 0.4],
         }
     )
-    out = _join_outputs(steps, copied)
+    out = join_outputs(steps, copied)
     assert np.isnan(out["nar_bytes"][0])
     assert out["nar_bytes"][1] == 150.0 and out["pipeline_s"][1] == 0.1 + 0.2
     assert out["nar_bytes"][2] == 7.0  # 30 s: nearest is the step that ended at 25

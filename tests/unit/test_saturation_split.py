@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze.attribution import Attribution
-from profiler.analyze.steps import handing_over, waiting_series
+from profiler.analyze.gauges import handing_over, waiting_series
 from profiler.analyze.verdict import Pressure, throughput
 
 CATS = ("scheduling", "io", "compression", "build", "post")
