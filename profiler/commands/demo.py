@@ -43,7 +43,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.demo import DemoOptions, run_demo
+    from profiler.scenarios.demo import DemoOptions, run_demo
 
     if args.steps < 2:
         raise UsageError("--steps must be at least 2")

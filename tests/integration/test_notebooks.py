@@ -52,7 +52,7 @@ def _make_demo(out: Path) -> bool:
     Returns whether the testbed ran with a database (the demo starts a private PostgreSQL
     when it is installed; under CI=true it must be).
     """
-    from profiler.demo import DemoOptions, run_demo
+    from profiler.scenarios.demo import DemoOptions, run_demo
     from profiler.testbed.pgserver import find_pg_bindir
 
     if find_pg_bindir() is None and STRICT:

@@ -52,18 +52,6 @@ ALLOWED: dict[str, set[str]] = {
         "report",
         "testbed",
     },
-    "demo": {
-        "nar",
-        "codecs",
-        "payloads",
-        "bench",
-        "store",
-        "collect",
-        "analyze",
-        "report",
-        "testbed",
-        "scenarios",
-    },  # scenarios/ to be
     "commands": {
         "nar",
         "codecs",
@@ -75,7 +63,6 @@ ALLOWED: dict[str, set[str]] = {
         "report",
         "testbed",
         "scenarios",
-        "demo",
     },
     "cli": {"commands", "store"},
     "__main__": {"cli"},
@@ -84,7 +71,6 @@ ALLOWED: dict[str, set[str]] = {
 KNOWN = {
     ("testbed", "cli"),  # observe drives the collectors: moves to scenarios
     ("testbed", "collect"),
-    ("demo", "cli"),  # the demo drives argv
 }
 
 

@@ -56,8 +56,6 @@ def _step(say: Callable[[str], object], n: int, text: str) -> float:
 
 def run_demo(opts: DemoOptions, say: Callable[[str], object] = print) -> dict[str, str]:
     """Run every stage; return the paths of what it wrote."""
-    from profiler.cli import main as cli
-
     out = os.path.abspath(opts.out)
     if os.path.exists(out) and os.listdir(out):
         raise ProfilerError(f"{out}: exists and is not empty (pick another --out)")
@@ -67,12 +65,7 @@ def run_demo(opts: DemoOptions, say: Callable[[str], object] = print) -> dict[st
     bench_dir = None
     if opts.bench:
         t = _step(say, 1, f"bench {', '.join(BENCH_CODECS)} on {' '.join(opts.bench_payloads)}")
-        bench_dir = paths["bench"] = os.path.join(out, "bench")
-        args = ["bench", *opts.bench_payloads, "--out", bench_dir, "--repeat", "1"]
-        for codec in BENCH_CODECS:
-            args += ["--codec", codec]
-        if cli(args) != 0:
-            raise ProfilerError("demo: the bench failed (see above)")
+        bench_dir = paths["bench"] = _bench(os.path.join(out, "bench"), opts)
         say(f"bench done in {time.monotonic() - t:.0f} s")
     else:
         _step(say, 1, "bench skipped (--no-bench): compression split calibrated instead")
@@ -97,6 +90,29 @@ def run_demo(opts: DemoOptions, say: Callable[[str], object] = print) -> dict[st
         if name in paths:
             say(f"  {name:<12} {paths[name]}")
     return paths
+
+
+def _bench(out: str, opts: DemoOptions) -> str:
+    """The quick suite's bench of :data:`BENCH_CODECS`, one timed run each, printed as
+    ``hydra-profiler bench`` prints it (the default farm assumptions)."""
+    from profiler.bench import load_suite, render, run_suite
+    from profiler.bench.derive import Assumptions
+    from profiler.bench.results import check_out
+
+    check_out(out, force=False)
+    stored = run_suite(
+        load_suite("quick"),
+        out,
+        name="quick",
+        specs=BENCH_CODECS,
+        payload_specs=opts.bench_payloads,
+        repeat=1,
+        progress=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    sys.stdout.write(render.text_report(stored.rows, stored.meta, Assumptions()))
+    if stored.rows["error"].notna().all():
+        raise ProfilerError("demo: the bench failed: no codec measured a payload")
+    return out
 
 
 def _database(stack: ExitStack, opts: DemoOptions, say: Callable[[str], object]) -> str | None:
