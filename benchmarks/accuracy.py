@@ -157,7 +157,7 @@ def one_scenario(
     s: sc.Scenario, out: str, server_dsn: str | None, reruns: bool, say: Any
 ) -> list[dict[str, Any]]:
     from profiler.analyze import whatif
-    from profiler.testbed.observe import observed_run
+    from profiler.scenarios.observe import observed_run
 
     wl = s.workload()
     knobs = s.make_knobs(wl)

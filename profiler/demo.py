@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from profiler.errors import ProfilerError
-from profiler.testbed.observe import Observed
+from profiler.scenarios.observe import Observed
 
 BENCH_CODECS = ("xz:6", "zstd:3", "zstd:19")
 WHATIFS = ("codec=zstd:19", "codec=zstd:3", "workers=4")
@@ -121,9 +121,9 @@ def _database(stack: ExitStack, opts: DemoOptions, say: Callable[[str], object])
 def _observe(
     opts: DemoOptions, out: str, dsn: str | None, say: Callable[[str], object]
 ) -> Observed:
+    from profiler.scenarios.observe import observed_run
     from profiler.testbed import workload
     from profiler.testbed.engine import Knobs
-    from profiler.testbed.observe import observed_run
 
     wl = workload.generate(opts.steps, seed=3, build_scale=0.3)
     knobs = Knobs(opts.generation, opts.codec, local_workers=opts.local_workers)

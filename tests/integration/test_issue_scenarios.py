@@ -14,9 +14,9 @@ import pytest
 from profiler.analyze import whatif
 from profiler.analyze.analysis import Analysis, analyze
 from profiler.cli import main
+from profiler.scenarios.observe import observed_run
 from profiler.testbed import scenarios, truth, workload
 from profiler.testbed.engine import Knobs
-from profiler.testbed.observe import observed_run
 from profiler.testbed.run import run_testbed
 
 

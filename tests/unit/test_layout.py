@@ -84,8 +84,7 @@ KNOWN = {
     # calibration inside analyze() (moves to bench); narinfo sizes (steps, evidence: binary_cache)
     ("analyze", "payloads"),
     ("report", "commands"),  # the terminal renderer lives in a command
-    ("testbed", "cli"),  # observe drives the collectors: moves to scenarios
-    ("testbed", "collect"),
+    ("testbed", "cli"),  # the accuracy mixes drive the CLI: move to scenarios
     ("demo", "cli"),  # the demo drives argv
 }
 
