@@ -16,7 +16,8 @@ from profiler.analyze import farm, profiles
 from profiler.analyze.attribution import split_copy
 from profiler.analyze.profiles import CodecProfile
 from profiler.analyze.steps import StepTable, metric_series, workers_from_samples
-from profiler.testbed import scenarios, truth
+from profiler.scenarios import random_runs as scenarios
+from profiler.testbed import truth
 from profiler.testbed.engine import Knobs
 from profiler.testbed.workload import SHAPES, generate
 

@@ -84,7 +84,6 @@ KNOWN = {
     # calibration inside analyze() (moves to bench); narinfo sizes (steps, evidence: binary_cache)
     ("analyze", "payloads"),
     ("report", "commands"),  # the terminal renderer lives in a command
-    ("testbed", "cli"),  # the accuracy mixes drive the CLI: move to scenarios
     ("demo", "cli"),  # the demo drives argv
 }
 
