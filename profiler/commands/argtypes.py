@@ -178,12 +178,14 @@ def add_duration_or_once(
     p: Any, *, once_help: str, longest: tuple[float, str] | None = None, hint: str = ""
 ) -> None:
     """``--duration`` or ``--once``: how long a collector runs (default: until stopped)."""
+    span = seconds("--duration", longest=longest, hint=hint)
+
+    def duration(text: str) -> float | None:
+        return span(text) if text else None  # an empty --duration= has always meant none
+
+    duration.__name__ = "seconds"
     stop = p.add_mutually_exclusive_group()
-    stop.add_argument(
-        "--duration",
-        type=seconds("--duration", longest=longest, hint=hint),
-        help="stop after this long, e.g. 10m",
-    )
+    stop.add_argument("--duration", type=duration, help="stop after this long, e.g. 10m")
     stop.add_argument("--once", action="store_true", help=once_help)
 
 

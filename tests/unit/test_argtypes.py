@@ -55,6 +55,7 @@ def test_a_type_error_stops_the_parse_as_a_usage_error() -> None:
     args = parser.parse_args(["--out", "r", "--duration", "2h"])
     assert (args.out, args.interval, args.timeout, args.duration) == ("r", 30.0, 10.0, 7200.0)
     assert args.generation is None and args.once is False
+    assert parser.parse_args(["--out", "r", "--duration="]).duration is None  # as it always was
     with pytest.raises(UsageError, match="--timeout must be positive"):
         parser.parse_args(["--out", "r", "--timeout", "0"])
     assert argtypes.positive_int(3)("3") == 3
