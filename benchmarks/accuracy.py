@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py --scenarios 40 --seed 20261203 --out /tmp/accuracy
 
-Each scenario (profiler.testbed.scenarios.random_scenario: generation, upload mode, codec and
+Each scenario (profiler.scenarios.random_runs.random_scenario: generation, upload mode, codec and
 level, link and upload bandwidth, local workers, machines x jobs, dispatch delay, database
 latency, build scale, sizes, failures, retries, CPU pressure, DAG shape) runs once on the
 testbed, observed live by the collectors (mix a), and its files and database are collected
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from profiler.testbed import scenarios as sc
+from profiler.scenarios import random_runs as sc
 from profiler.testbed import truth as tr
 from profiler.units import to_jsonable
 
@@ -157,7 +157,7 @@ def one_scenario(
     s: sc.Scenario, out: str, server_dsn: str | None, reruns: bool, say: Any
 ) -> list[dict[str, Any]]:
     from profiler.analyze import whatif
-    from profiler.testbed.observe import observed_run
+    from profiler.scenarios.observe import observed_run
 
     wl = s.workload()
     knobs = s.make_knobs(wl)

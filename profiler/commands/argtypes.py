@@ -1,8 +1,19 @@
-"""argparse ``type=`` checkers for numbers on the command line.
+"""The commands' shared argparse ``type=`` checkers, and the options several commands declare.
 
 A bad value (not a number, nan, inf, negative, zero where it must be positive, absurdly
-large) becomes argparse's one-line usage error (exit 2) naming the option, before any work
-starts: ``hydra-profiler: error: argument --repeat: must be at least 1, got 0``.
+large, a codec spec that does not parse) is refused while argv is parsed, before any work
+starts, with exit code 2:
+
+- :func:`integer`, :func:`positive_int` and :func:`number` raise argparse's own error, which
+  names the option: ``hydra-profiler: error: argument --repeat: must be at least 1, got 0``;
+- :func:`seconds`, :func:`rate` and :func:`codec_spec` raise :class:`UsageError` with the
+  message the option has always had (``--interval must be positive``, ``codec 'xz:-1':
+  ...``). argparse lets any exception but its own, ``ValueError`` and ``TypeError`` through,
+  so the parse stops there and ``cli.main`` reports it like every usage error.
+
+The ``add_*`` helpers declare an option that more than one command takes, once (asv's
+``common_args`` habit): the collectors' ``--out RUN``, ``--interval``, ``--timeout``,
+``--duration`` or ``--once``, and ``--generation``.
 """
 
 from __future__ import annotations
@@ -10,6 +21,10 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
+
+from profiler.errors import UsageError
+from profiler.hydra.facts import GENERATIONS
 
 
 def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
@@ -25,6 +40,11 @@ def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str], int
 
     parse.__name__ = "integer"  # argparse names the type in some messages
     return parse
+
+
+def positive_int(hi: int | None = None) -> Callable[[str], int]:
+    """A whole number from 1 (to ``hi``): counts of steps, machines, slots, runs."""
+    return integer(1, hi)
 
 
 def number(
@@ -63,3 +83,113 @@ def _check_range(value: float, lo: float | None, hi: float | None, text: str) ->
 
 def _fmt(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+def seconds(
+    flag: str,
+    *,
+    positive: bool = True,
+    longest: tuple[float, str] | None = None,
+    hint: str = "",
+) -> Callable[[str], float]:
+    """A time span: ``'30s'``, ``'500ms'``, ``'2h'``; a bare number is seconds.
+
+    Parameters
+    ----------
+    flag
+        The option, as its messages name it.
+    positive
+        Refuse zero: ``{flag} must be positive`` followed by ``hint``.
+    longest
+        The longest span allowed and how to say it, e.g. ``(86400.0, "1 day")``; an infinite
+        span is refused as too long too. None: no upper bound.
+    """
+
+    def parse(text: str) -> float:
+        from profiler.units import parse_seconds
+
+        try:
+            value = parse_seconds(text)
+        except ValueError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+        if longest is not None and (not math.isfinite(value) or value > longest[0]):
+            raise UsageError(f"{flag} {text!r}: too long (at most {longest[1]})")
+        if positive and value <= 0:
+            raise UsageError(f"{flag} must be positive{hint}")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
+def rate(flag: str) -> Callable[[str], float]:
+    """A positive, finite bandwidth in bits per second: ``'200Mbit'``, ``'1Gbit/s'``."""
+
+    def parse(text: str) -> float:
+        from profiler.units import parse_bits_per_second
+
+        try:
+            value = parse_bits_per_second(text)
+        except ValueError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{flag}: must be a positive, finite rate, got {text!r}")
+        return value
+
+    parse.__name__ = "rate"
+    return parse
+
+
+def codec_spec(text: str) -> str:
+    """A codec spec (``xz:6``, ``zstd:19:long=27``, a store-URI query), checked by
+    :func:`~profiler.codecs.parse_spec` and kept as given (each command parses it with the
+    writer semantics it needs)."""
+    from profiler.codecs import parse_spec
+
+    parse_spec(text)
+    return text
+
+
+# --- options declared by more than one command ----------------------------------------------
+
+
+def add_run_out(p: Any) -> None:
+    """``--out RUN``: the run directory a collector writes (several may share one)."""
+    p.add_argument("--out", required=True, metavar="RUN")
+
+
+def add_interval(
+    p: Any, *, default: str, help: str, longest: tuple[float, str] | None = None
+) -> None:
+    """``--interval``: the time between a collector's polls."""
+    p.add_argument(
+        "--interval", type=seconds("--interval", longest=longest), default=default, help=help
+    )
+
+
+def add_timeout(p: Any, *, help: str, longest: tuple[float, str] | None = None) -> None:
+    """``--timeout`` (10s): how long a collector waits for its source."""
+    p.add_argument(
+        "--timeout", type=seconds("--timeout", longest=longest), default="10s", help=help
+    )
+
+
+def add_duration_or_once(
+    p: Any, *, once_help: str, longest: tuple[float, str] | None = None, hint: str = ""
+) -> None:
+    """``--duration`` or ``--once``: how long a collector runs (default: until stopped)."""
+    span = seconds("--duration", longest=longest, hint=hint)
+
+    def duration(text: str) -> float | None:
+        return span(text) if text else None  # an empty --duration= has always meant none
+
+    duration.__name__ = "seconds"
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--duration", type=duration, help="stop after this long, e.g. 10m")
+    stop.add_argument("--once", action="store_true", help=once_help)
+
+
+def add_generation(p: Any, *, help: str | None = None, default: str | None = None) -> None:
+    """``--generation cxx|rust``: the queue runner's generation (None: detect, where the
+    command can)."""
+    p.add_argument("--generation", choices=GENERATIONS, default=default, help=help)

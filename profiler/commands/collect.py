@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
 from profiler.commands import collect_db, collect_logs
+from profiler.commands.argtypes import (
+    add_duration_or_once,
+    add_generation,
+    add_interval,
+    add_run_out,
+    add_timeout,
+)
 from profiler.errors import UsageError
+
+# beyond these, waits and socket timeouts overflow (and nobody means them)
+_LONGEST_INTERVAL = (3650 * 86400.0, "3650 days")  # --interval and --duration
+_LONGEST_TIMEOUT = (86400.0, "1 day")
 
 HELP = """\
 sources (give one or more; they are sampled together each interval):
@@ -58,15 +68,18 @@ def add_parser(sub: Any) -> None:
         if name == "status":
             q.add_argument("--command", action="append", default=[])
             q.add_argument("--pg", action="append", default=[], metavar="DSN")
-        q.add_argument("--out", required=True, metavar="RUN")
-        q.add_argument("--interval", default="30s", help="time between samples (30s)")
-        stop = q.add_mutually_exclusive_group()
-        stop.add_argument("--duration", help="stop after this long, e.g. 10m")
-        stop.add_argument("--once", action="store_true", help="take one sample and stop")
-        q.add_argument(
-            "--timeout",
-            default="10s",
+        add_run_out(q)
+        add_interval(q, default="30s", help="time between samples (30s)", longest=_LONGEST_INTERVAL)
+        add_duration_or_once(
+            q,
+            once_help="take one sample and stop",
+            longest=_LONGEST_INTERVAL,
+            hint=" (or use --once)",
+        )
+        add_timeout(
+            q,
             help="total time a request may take, however slowly the server answers (10s)",
+            longest=_LONGEST_TIMEOUT,
         )
         q.add_argument(
             "--header",
@@ -76,38 +89,10 @@ def add_parser(sub: Any) -> None:
             help="an HTTP header sent to every --url, e.g. 'Authorization: Bearer TOKEN' "
             "(stored redacted); user:password@ in a URL is sent as basic authentication",
         )
-        q.add_argument(
-            "--generation",
-            choices=("cxx", "rust"),
-            help="force the generation (default: detect from each document)",
-        )
+        add_generation(q, help="force the generation (default: detect from each document)")
         q.set_defaults(run=run, kind=name)
     collect_logs.add_parser(what)
     collect_db.add_parser(what)
-
-
-# beyond these, waits and socket timeouts overflow (and nobody means them)
-_LONGEST = {
-    "--interval": (3650 * 86400.0, "3650 days"),
-    "--duration": (3650 * 86400.0, "3650 days"),
-}
-_LONGEST_TIMEOUT = (86400.0, "1 day")
-
-
-def _seconds(text: str, flag: str) -> float:
-    """A positive, finite time span no longer than the flag allows (one-line usage errors)."""
-    from profiler.units import parse_seconds
-
-    try:
-        value = parse_seconds(text)
-    except ValueError as exc:
-        raise UsageError(f"{flag}: {exc}") from None
-    longest, said = _LONGEST.get(flag, _LONGEST_TIMEOUT)
-    if not math.isfinite(value) or value > longest:
-        raise UsageError(f"{flag} {text!r}: too long (at most {said})")
-    if value <= 0:
-        raise UsageError(f"{flag} must be positive" + (" (or use --once)" * (flag == "--duration")))
-    return value
 
 
 def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:
@@ -138,10 +123,8 @@ def run(args: argparse.Namespace) -> int:
     from profiler.collect.status.collector import Collector, CollectorOptions
     from profiler.store import Run, compact, redact, redact_argv
 
-    interval = _seconds(args.interval, "--interval")
-    timeout = _seconds(args.timeout, "--timeout")
-    duration = _seconds(args.duration, "--duration") if args.duration else None
-    sources = build_sources(args, timeout)
+    interval, duration = args.interval, args.duration  # seconds, checked by argparse
+    sources = build_sources(args, args.timeout)
     run_dir = Run.open(args.out, command=redact_argv(sys.argv))
 
     def log(message: str) -> None:

@@ -15,6 +15,14 @@ import sys
 import time
 from typing import Any
 
+from profiler.commands.argtypes import (
+    add_duration_or_once,
+    add_generation,
+    add_interval,
+    add_run_out,
+    add_timeout,
+    seconds,
+)
 from profiler.errors import UsageError
 
 HELP = """\
@@ -48,7 +56,7 @@ def add_parser(what: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     q.add_argument("--pg", required=True, metavar="DSN", help="Hydra's database (libpq DSN/URL)")
-    q.add_argument("--out", required=True, metavar="RUN")
+    add_run_out(q)
     q.add_argument(
         "--since",
         metavar="TIME",
@@ -56,39 +64,25 @@ def add_parser(what: argparse._SubParsersAction) -> None:
         "(UTC unless it has an offset) or a duration ago like 2h (default: now; ignored "
         "when the run already has a cursor)",
     )
-    q.add_argument("--interval", default="1s", help="phase-tracker poll interval (1s)")
-    q.add_argument("--export-every", default="30s", help="time between export passes (30s)")
+    add_interval(q, default="1s", help="phase-tracker poll interval (1s)")
+    q.add_argument(
+        "--export-every",
+        type=seconds("--export-every"),
+        default="30s",
+        help="time between export passes (30s)",
+    )
     q.add_argument(
         "--overlap",
+        type=seconds("--overlap", positive=False),
         default="1h",
         help="re-read window below the cursor, for steps committed late with an older "
         "stopTime (C++: after their outputs were copied) (1h)",
     )
-    stop = q.add_mutually_exclusive_group()
-    stop.add_argument("--duration", help="stop after this long, e.g. 10m")
-    stop.add_argument(
-        "--once", action="store_true", help="one export pass (no phase tracking), then exit"
-    )
-    q.add_argument("--timeout", default="10s", help="connect and statement timeout (10s)")
+    add_duration_or_once(q, once_help="one export pass (no phase tracking), then exit")
+    add_timeout(q, help="connect and statement timeout (10s)")
     q.add_argument("--no-track", action="store_true", help="export only: no phase tracking")
-    q.add_argument(
-        "--generation",
-        choices=("cxx", "rust"),
-        help="the runner generation that wrote the rows (default: detect)",
-    )
+    add_generation(q, help="the runner generation that wrote the rows (default: detect)")
     q.set_defaults(run=run, kind="db")
-
-
-def _seconds(text: str, flag: str, *, positive: bool = True) -> float:
-    from profiler.units import parse_seconds
-
-    try:
-        value = parse_seconds(text)
-    except ValueError as exc:
-        raise UsageError(f"{flag}: {exc}") from None
-    if positive and value <= 0:
-        raise UsageError(f"{flag} must be positive")
-    return value
 
 
 def parse_since(text: str, now: float) -> float:
@@ -117,7 +111,7 @@ def parse_since(text: str, now: float) -> float:
             stamp = stamp.replace(tzinfo=dt.UTC)
         return stamp.timestamp()
     try:
-        return now - _seconds(t, "--since", positive=False)
+        return now - seconds("--since", positive=False)(t)
     except UsageError:
         raise UsageError(
             f"--since: {text!r} is neither epoch seconds, an ISO 8601 time nor a duration "
@@ -130,14 +124,14 @@ def options_from(args: argparse.Namespace) -> Any:
     from profiler.collect.database.common import DbOptions
 
     return DbOptions(
-        interval_seconds=_seconds(args.interval, "--interval"),
-        export_every_seconds=_seconds(args.export_every, "--export-every"),
-        duration_seconds=_seconds(args.duration, "--duration") if args.duration else None,
+        interval_seconds=args.interval,
+        export_every_seconds=args.export_every,
+        duration_seconds=args.duration,
         once=args.once,
         track=not args.no_track and not args.once,
-        timeout_seconds=_seconds(args.timeout, "--timeout"),
+        timeout_seconds=args.timeout,
         since=parse_since(args.since, time.time()) if args.since else None,
-        overlap_seconds=_seconds(args.overlap, "--overlap", positive=False),
+        overlap_seconds=args.overlap,
         generation=args.generation,
     )
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from profiler.commands.argtypes import add_run_out
 from profiler.errors import UsageError
 from profiler.hydra import facts
 
@@ -56,7 +57,7 @@ def add_parser(what: Any) -> None:
     q.add_argument("--year", type=int, help="year of year-less timestamps")
     q.add_argument("--strict", action="store_true", help="stop at the first malformed line")
     q.add_argument("--poll", default="0.5s", help="how often a followed file is checked (0.5s)")
-    q.add_argument("--out", required=True, metavar="RUN")
+    add_run_out(q)
     q.set_defaults(run=run, kind="logs")
 
 

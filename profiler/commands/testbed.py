@@ -14,7 +14,14 @@ import os
 import sys
 from typing import Any
 
-from profiler.commands.argtypes import integer, number
+from profiler.commands.argtypes import (
+    add_generation,
+    codec_spec,
+    integer,
+    number,
+    positive_int,
+    rate,
+)
 from profiler.errors import ProfilerError, UsageError
 
 MAX_STEPS = 100_000
@@ -47,25 +54,33 @@ def add_parser(sub: Any) -> None:
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--generation", choices=("cxx", "rust"), default="cxx")
+    add_generation(p, default="cxx")
     p.add_argument(
         "--codec",
+        type=codec_spec,
         default="compression=xz",
         help="store-URI query or short spec (default compression=xz)",
     )
-    p.add_argument("--steps", type=integer(1, MAX_STEPS), default=40)
+    p.add_argument("--steps", type=positive_int(MAX_STEPS), default=40)
     p.add_argument("--seed", type=integer(), default=1)
     p.add_argument("--workload", metavar="FILE", help="replay a saved workload.json")
-    p.add_argument("--machines", type=integer(1, MAX_MACHINES), default=2)
-    p.add_argument("--max-jobs", type=integer(1, MAX_JOBS), default=2)
+    p.add_argument("--machines", type=positive_int(MAX_MACHINES), default=2)
+    p.add_argument("--max-jobs", type=positive_int(MAX_JOBS), default=2)
     p.add_argument(
         "--local-workers",
-        type=integer(1, MAX_WORKERS),
+        type=positive_int(MAX_WORKERS),
         metavar="N",
         help="C++ max_local_worker_threads (default: Hydra's, max(4, cores)-2)",
     )
-    p.add_argument("--link", metavar="RATE", help="builder link bandwidth, e.g. 200Mbit")
-    p.add_argument("--upload", metavar="RATE", help="cache upload bandwidth, e.g. 100Mbit")
+    p.add_argument(
+        "--link", type=rate("--link"), metavar="RATE", help="builder link bandwidth, e.g. 200Mbit"
+    )
+    p.add_argument(
+        "--upload",
+        type=rate("--upload"),
+        metavar="RATE",
+        help="cache upload bandwidth, e.g. 100Mbit",
+    )
     p.add_argument("--dispatch-delay", type=number(0, MAX_DELAY), default=0.0, metavar="SECONDS")
     p.add_argument("--db-latency", type=number(0, MAX_DELAY), default=0.0, metavar="SECONDS")
     p.add_argument(
@@ -114,20 +129,9 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _rate(option: str, text: str | None) -> float | None:
-    import math
-
-    from profiler.units import parse_bits_per_second
-
-    if text is None:
-        return None
-    try:
-        rate = parse_bits_per_second(text) / 8
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if not (math.isfinite(rate) and rate > 0):
-        raise UsageError(f"{option}: must be a positive, finite rate, got {text!r}")
-    return rate
+def _bytes_per_second(bits_per_second: float | None) -> float | None:
+    """A ``--link``/``--upload`` rate (bits per second, checked by argparse) in bytes."""
+    return None if bits_per_second is None else bits_per_second / 8
 
 
 def check_out(out: str) -> None:
@@ -160,12 +164,10 @@ def run(args: argparse.Namespace) -> int:
     import random
     from dataclasses import replace
 
-    from profiler.codecs import parse_spec
     from profiler.testbed import workload
     from profiler.testbed.engine import Knobs
     from profiler.testbed.run import run_testbed
 
-    parse_spec(args.codec)
     if args.pressure_machines and (
         args.generation != "rust" or not 0 < args.pressure_machines < args.machines
     ):
@@ -176,8 +178,8 @@ def run(args: argparse.Namespace) -> int:
         args.machines,
         args.max_jobs,
         args.local_workers,
-        _rate("--link", args.link),
-        _rate("--upload", args.upload),
+        _bytes_per_second(args.link),
+        _bytes_per_second(args.upload),
         args.dispatch_delay,
         args.db_latency,
         burn=args.burn,

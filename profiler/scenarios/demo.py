@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from profiler.errors import ProfilerError
-from profiler.testbed.observe import Observed
+from profiler.scenarios.observe import Observed
 
 if TYPE_CHECKING:
     from profiler.analyze.analysis import Analysis
@@ -137,9 +137,9 @@ def _database(stack: ExitStack, opts: DemoOptions, say: Callable[[str], object])
 def _observe(
     opts: DemoOptions, out: str, dsn: str | None, say: Callable[[str], object]
 ) -> Observed:
+    from profiler.scenarios.observe import observed_run
     from profiler.testbed import workload
     from profiler.testbed.engine import Knobs
-    from profiler.testbed.observe import observed_run
 
     wl = workload.generate(opts.steps, seed=3, build_scale=0.3)
     knobs = Knobs(opts.generation, opts.codec, local_workers=opts.local_workers)

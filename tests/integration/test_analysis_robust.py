@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from profiler.cli import main
+from profiler.scenarios.observe import observed_run
 from profiler.store import Run, read_run
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
-from profiler.testbed.observe import observed_run
 
 TABLES = ("db_steps", "db_builds", "db_phases", "log_events", "samples")
 NULLABLE = (

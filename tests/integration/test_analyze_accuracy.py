@@ -14,9 +14,9 @@ import pytest
 from profiler.analyze import whatif
 from profiler.analyze.analysis import Analysis
 from profiler.scenarios.analysis import analyze_run
+from profiler.scenarios.observe import Observed, observed_run
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
-from profiler.testbed.observe import Observed, observed_run
 
 SCENARIOS: dict[str, tuple[str, dict[str, Any], float]] = {
     # name: (expected verdict, knobs, build scale)

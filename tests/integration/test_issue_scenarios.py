@@ -1,5 +1,5 @@
 """The runs a new user found wrong (issue 13), each observed through the data mixes an
-operator may have (profiler.testbed.scenarios.MIXES) and checked against the testbed's truth
+operator may have (profiler.scenarios.random_runs.MIXES) and checked against the testbed's truth
 and, for what-ifs, against an actual re-run of the same workload."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import pytest
 from profiler.analyze import whatif
 from profiler.analyze.analysis import Analysis
 from profiler.cli import main
+from profiler.scenarios import random_runs as scenarios
 from profiler.scenarios.analysis import analyze_run
-from profiler.testbed import scenarios, truth, workload
+from profiler.scenarios.observe import observed_run
+from profiler.testbed import truth, workload
 from profiler.testbed.engine import Knobs
-from profiler.testbed.observe import observed_run
 from profiler.testbed.run import run_testbed
 
 

@@ -21,9 +21,9 @@ import pytest
 
 from profiler.commands import report as report_cmd
 from profiler.report.trace import PHASES
+from profiler.scenarios.observe import observed_run
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
-from profiler.testbed.observe import observed_run
 from tests.conftest import fresh_database, require_tool
 
 PNG = b"\x89PNG\r\n\x1a\n"

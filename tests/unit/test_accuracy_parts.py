@@ -18,7 +18,8 @@ from profiler.analyze.gauges import metric_series, workers_from_samples
 from profiler.analyze.schema import StepTable
 from profiler.bench import profiles
 from profiler.bench.profiles import CodecProfile
-from profiler.testbed import scenarios, truth
+from profiler.scenarios import random_runs as scenarios
+from profiler.testbed import truth
 from profiler.testbed.engine import Knobs
 from profiler.testbed.workload import SHAPES, generate
 

@@ -9,7 +9,9 @@ knows what the analysis will conclude; the benchmark (``benchmarks/accuracy.py``
 scenarios with fresh seeds and checks the analysis against each run's truth.
 
 :data:`MIXES` are the data an operator may have, each built from one observed run the way
-an operator would collect it (the collectors' own code paths: the CLI in-process).
+an operator would collect it: the collectors the CLI runs, with the options its commands
+give them (``collect logs --file``, ``collect db --since 1d --once``, ``collect status|metrics
+--file --once``), called as library code.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 import glob
 import os
 import random
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from profiler.errors import ProfilerError
 from profiler.testbed import workload as wlmod
 from profiler.testbed.engine import Knobs
 
@@ -164,39 +168,32 @@ def build_mixes(testbed_dir: str, full_run: str, out: str, dsn: str | None) -> d
 
     ``full_run`` is mix (a), collected live; the others take its live status and metrics
     samples (what ``collect status --url`` and ``collect metrics --url`` keep) and collect the
-    journals and the database with the CLI, as an operator would; ``e-files`` imports the
-    testbed's snapshot files instead (C++ status documents are stamped in whole seconds).
-    """
-    from profiler.cli import main
-
+    journals and the database as ``collect logs`` and ``collect db`` would; ``e-files``
+    imports the testbed's snapshot files instead (C++ status documents are stamped in whole
+    seconds)."""
     statuses = os.path.join(testbed_dir, "status")
     metrics = os.path.join(testbed_dir, "metrics")
     json_logs = sorted(glob.glob(os.path.join(testbed_dir, "*.journal.json")))
     short_logs = sorted(glob.glob(os.path.join(testbed_dir, "*.journal.txt")))
     runs = {"a": full_run}
 
-    def cli(*args: str) -> None:
-        code = main(list(args))
-        if code != 0:
-            raise RuntimeError(f"hydra-profiler {' '.join(args)}: exit {code}")
-
     for mix, logs in (("b", json_logs), ("c", short_logs)):
         run = os.path.join(out, mix)
         copy_samples(full_run, run, metrics=mix == "b")
         if logs:
-            cli("collect", "logs", *[a for p in logs for a in ("--file", p)], "--out", run)
+            collect_logs(logs, run)
         runs[mix] = run
     if dsn is not None:
         run = os.path.join(out, "d")
-        cli("collect", "db", "--pg", dsn, "--since", "1d", "--once", "--out", run)
+        collect_db_once(dsn, run, since_seconds_ago=86400.0)
         runs["d"] = run
     run = os.path.join(out, "e")
     copy_samples(full_run, run, metrics=True)
     runs["e"] = run
     # the same status as an operator importing captured snapshot files would have it
     run = os.path.join(out, "e-files")
-    cli("collect", "status", "--file", statuses, "--once", "--out", run)
-    cli("collect", "metrics", "--file", metrics, "--once", "--out", run)
+    collect_files_once(statuses, run, kind="status")
+    collect_files_once(metrics, run, kind="metrics")
     runs["e-files"] = run
     return runs
 
@@ -222,3 +219,73 @@ def copy_samples(full_run: str, run: str, *, metrics: bool) -> None:
     with Run.open(run, command="status and metrics samples collected live") as r:
         r.write_part("samples", records)
     compact(run)
+
+
+def collect_logs(paths: list[str], run_dir: str) -> None:
+    """``collect logs --file P ... --out RUN``: the journals ``paths`` into ``run_dir``.
+
+    Raises
+    ------
+    ProfilerError
+        Every input failed and no event was written (the command's exit 1).
+    """
+    from profiler.collect.journal.collector import LogCollector
+    from profiler.store import Run, compact
+
+    run = Run.open(run_dir, command=f"collect logs ({len(paths)} file(s), mix build)")
+    collector = LogCollector(run)
+    try:
+        for path in paths:
+            collector.collect_file(path)
+    finally:
+        run.close()
+    compact(run_dir)
+    if collector.errors and not collector.events_written:
+        raise ProfilerError(f"collect logs into {run_dir}: {collector.errors} error(s)")
+
+
+def collect_db_once(dsn: str, run_dir: str, *, since_seconds_ago: float) -> None:
+    """``collect db --pg DSN --since ... --once --out RUN``: one export pass, no tracking.
+
+    Raises
+    ------
+    ProfilerError
+        The export pass never ran (the command's exit 1).
+    """
+    from profiler.collect.database.collector import DbCollector
+    from profiler.collect.database.common import DbOptions
+    from profiler.store import Run, compact
+
+    options = DbOptions(once=True, track=False, since=time.time() - since_seconds_ago)
+    run = Run.open(run_dir, command="collect db --once (mix build)")
+    try:
+        collector = DbCollector(run, dsn, options)
+        collector.run_loop()
+    finally:
+        run.close()
+    compact(run_dir)
+    if collector.exporter.passes == 0 and collector.errors:
+        raise ProfilerError(f"collect db into {run_dir}: {collector.errors} error(s)")
+
+
+def collect_files_once(path: str, run_dir: str, *, kind: str) -> None:
+    """``collect status|metrics --file PATH --once --out RUN``: captured snapshots imported.
+
+    Raises
+    ------
+    ProfilerError
+        No sample was written and there were errors (the command's exit 1).
+    """
+    from profiler.collect.status.collector import Collector, CollectorOptions
+    from profiler.collect.status.sources import FileSource
+    from profiler.store import Run, compact
+
+    run = Run.open(run_dir, command=f"collect {kind} --file --once (mix build)")
+    collector = Collector(run, [FileSource(path, kind=kind)], CollectorOptions(once=True))
+    try:
+        collector.run_loop()
+    finally:
+        run.close()
+    compact(run_dir)
+    if collector.samples_written == 0 and collector.errors:
+        raise ProfilerError(f"collect {kind} into {run_dir}: {collector.errors} error(s)")
