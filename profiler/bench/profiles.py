@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from profiler import atomic
 from profiler.errors import ProfilerError
 
 if TYPE_CHECKING:
@@ -135,11 +136,8 @@ def _store_cache(key: str, profile: CodecProfile) -> None:
     path = cache_path()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-        os.replace(tmp, path)
-    except OSError:
+        atomic.write_text(path, json.dumps(doc, indent=1))
+    except (OSError, ProfilerError):
         pass  # a read-only home: calibrate again next time
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from profiler.commands.argtypes import integer
 from profiler.errors import UsageError
+from profiler.units import to_jsonable
 
 HELP = """\
 RUN is a run directory written by `collect` (any mix of status, metrics, logs, db; status
@@ -124,16 +125,10 @@ def run(args: argparse.Namespace) -> int:
         doc["whatif"] = [w.as_dict() for w in results] + [
             {"change": label, "error": reason} for label, reason in failed
         ]
-        json.dump(doc, sys.stdout, indent=2, default=_json_default)
+        json.dump(to_jsonable(doc), sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         from profiler.report import terminal
 
         sys.stdout.write(terminal.render(a, results, failed))
     return 0
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

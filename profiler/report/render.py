@@ -12,14 +12,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
-from typing import Any, Protocol, TypeVar
-
-import numpy as np
+from typing import Protocol, TypeVar
 
 from profiler import __version__, atomic
 from profiler.report.build import FigureItem, Report, TableItem
+from profiler.units import to_jsonable
 
 _CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
@@ -219,20 +217,6 @@ def to_markdown(report: Report, figure_dir: str, *, link_dir: str | None = None)
     return "\n".join(lines) + "\n"
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
 def to_json(report: Report) -> str:
     """The report's data as JSON: ``analyze --format json``'s document, what-ifs, codecs.
 
@@ -247,7 +231,7 @@ def to_json(report: Report) -> str:
         Strict JSON (non-finite numbers as ``null``) with at least ``verdict``,
         ``attribution``, ``whatif``, ``codecs`` and ``report`` (figure ids, window).
     """
-    return json.dumps(_json_safe(report.data), indent=2, allow_nan=False) + "\n"
+    return json.dumps(to_jsonable(report.data), indent=2, allow_nan=False) + "\n"
 
 
 class HtmlRenderer:

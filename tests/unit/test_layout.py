@@ -66,6 +66,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "cli": {"commands", "store"},
     "__main__": {"cli"},
+    # the package's face (profiler/__init__.py): lazy names from the stages; the stages take
+    # only __version__ from it, which is not an edge
+    "api": {"analyze", "scenarios", "store", "bench", "codecs"},
 }
 # Edges of the code the layout does not allow (a ratchet while a move is under way; issue
 # 15's moves emptied it): adding one needs a reason in its comment.
@@ -75,7 +78,7 @@ KNOWN: set[tuple[str, str]] = set()
 def _part(path: Path) -> str:
     rel = path.relative_to(ROOT)
     name = rel.parts[0]
-    return name.removesuffix(".py") if name != "__init__.py" else "__version__"
+    return name.removesuffix(".py") if name != "__init__.py" else "api"
 
 
 def _edges() -> dict[tuple[str, str], list[str]]:
@@ -102,7 +105,7 @@ def _edges() -> dict[tuple[str, str], list[str]]:
 
 
 def test_every_part_is_in_the_layout() -> None:
-    parts = {_part(p) for p in ROOT.rglob("*.py")} - {"__version__"}
+    parts = {_part(p) for p in ROOT.rglob("*.py")}
     assert parts <= set(ALLOWED), f"parts missing from the layout: {sorted(parts - set(ALLOWED))}"
 
 
