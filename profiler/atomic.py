@@ -76,7 +76,7 @@ def replacing(
                 os.fsync(f.fileno())
         os.replace(tmp, path)
         if durable:
-            _fsync_dir(os.path.dirname(path) or ".")
+            fsync_dir(os.path.dirname(path) or ".")
     except OSError as exc:
         _remove(tmp)
         raise cannot_write(path, exc, error) from None
@@ -115,8 +115,18 @@ def write_bytes(
         f.write(data)
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_dir(directory: str) -> None:
+    """Make a created, renamed or removed directory entry durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str) -> None:
+    """Make a written file's contents durable."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from profiler import atomic
 from profiler.errors import StoreError
 
 MAX_SEGMENT_BYTES = 8 * 1024 * 1024
@@ -43,24 +44,6 @@ SEGMENT_NAME = re.compile(rf"{STAMP}-\d+-\d{{6,}}\.jsonl")
 def utc_stamp() -> str:
     """The current UTC time as a sortable file-name stamp (microseconds)."""
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def fsync_dir(directory: str) -> None:
-    """Make a created, renamed or removed directory entry durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: str) -> None:
-    """Make a written file's contents durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _encode(record: Mapping[str, Any], where: str) -> bytes:
@@ -169,7 +152,7 @@ class SegmentWriter:
         if self._fd is not None and self._unsynced:
             os.fsync(self._fd)
             if not self._dir_synced:
-                fsync_dir(self.directory)
+                atomic.fsync_dir(self.directory)
                 self._dir_synced = True
         self._unsynced = 0
         self._last_sync = time.monotonic()

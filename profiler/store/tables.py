@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from profiler import atomic
 from profiler.errors import StoreError
 from profiler.store import segments
 from profiler.store.contracts import NUMBER, TEXT, Contract, contract, is_number
@@ -109,7 +110,7 @@ def _write_atomically(table_dir: str, name: str, table: Any, what: str) -> str:
         finally:
             os.close(fd)
         os.replace(tmp, os.path.join(table_dir, name))
-        segments.fsync_dir(table_dir)
+        atomic.fsync_dir(table_dir)
     except OSError as exc:
         raise StoreError(f"{tmp}: cannot write {what}: {exc.strerror}") from None
     return name
@@ -148,7 +149,7 @@ def remove_files(table_dir: str, names: Iterable[str]) -> None:
             os.remove(os.path.join(table_dir, name))
         except FileNotFoundError:
             pass
-    segments.fsync_dir(table_dir)
+    atomic.fsync_dir(table_dir)
 
 
 def table_names(path: str) -> list[str]:
@@ -617,9 +618,9 @@ def _write_compacted(
             rows += _flush(writer, buffered)
             if not rows:
                 writer.write_table(schema.empty_table())
-        segments.fsync_file(tmp)
+        atomic.fsync_file(tmp)
         os.replace(tmp, os.path.join(table_dir, name))
-        segments.fsync_dir(table_dir)
+        atomic.fsync_dir(table_dir)
     except OSError as exc:
         raise StoreError(f"{tmp}: cannot write compacted table: {exc.strerror or exc}") from None
     except pa.ArrowException as exc:

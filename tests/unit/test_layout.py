@@ -23,6 +23,8 @@ ROOT = Path(profiler.__file__).parent
 
 # The foundation every part may use: no imports of the parts above it.
 BASE = {"errors", "units", "hydra", "atomic", "_files", "__version__"}
+# everything below the wiring: what scenarios and commands may use
+STAGES = {"nar", "codecs", "payloads", "bench", "store", "collect", "analyze", "report", "testbed"}
 # part -> the parts it may import (besides BASE and itself)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -41,29 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"analyze", "store", "bench", "codecs"},
     # the emulator does real work with the sources; its truth asks the analysis's questions
     "testbed": {"nar", "codecs", "payloads", "store", "analyze"},
-    "scenarios": {
-        "nar",
-        "codecs",
-        "payloads",
-        "bench",
-        "store",
-        "collect",
-        "analyze",
-        "report",
-        "testbed",
-    },
-    "commands": {
-        "nar",
-        "codecs",
-        "payloads",
-        "bench",
-        "store",
-        "collect",
-        "analyze",
-        "report",
-        "testbed",
-        "scenarios",
-    },
+    "scenarios": STAGES,
+    "commands": STAGES | {"scenarios"},
     "cli": {"commands", "store"},
     "__main__": {"cli"},
     # the package's face (profiler/__init__.py): lazy names from the stages; the stages take
