@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from profiler.commands.argtypes import integer
+from profiler.commands.argtypes import add_generation, codec_spec, integer
 from profiler.errors import UsageError
 from profiler.units import to_jsonable
 
@@ -50,7 +50,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
-    p.add_argument("--codec", help=CODEC_HELP)
+    p.add_argument("--codec", type=codec_spec, help=CODEC_HELP)
     p.add_argument(
         "--cache",
         metavar="DIR",
@@ -72,7 +72,7 @@ CODEC_HELP = (
 
 def add_farm_arguments(p: argparse.ArgumentParser) -> None:
     """What the operator knows of the farm better than the data, for `analyze` and `report`."""
-    p.add_argument("--generation", choices=("cxx", "rust"), help="force the semantics")
+    add_generation(p, help="force the semantics")
     p.add_argument(
         "--slots", type=integer(1, 100_000), help="build slots per machine (default: observed)"
     )

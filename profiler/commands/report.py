@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from profiler.commands.analyze import CODEC_HELP, add_farm_arguments
+from profiler.commands.argtypes import codec_spec
 from profiler.errors import UsageError
 
 HELP = """\
@@ -46,7 +47,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--trace", metavar="OUT.json", help="also (or only) write a Chrome trace")
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
-    p.add_argument("--codec", help=CODEC_HELP)
+    p.add_argument("--codec", type=codec_spec, help=CODEC_HELP)
     add_farm_arguments(p)
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC",
                    help="a change to project (repeatable; see `analyze --help`)")  # fmt: skip
