@@ -85,6 +85,9 @@ def _fmt(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
+DECADE_SECONDS = 3650 * 86400.0
+
+
 def seconds(
     flag: str,
     *,
@@ -102,8 +105,11 @@ def seconds(
         Refuse zero: ``{flag} must be positive`` followed by ``hint``.
     longest
         The longest span allowed and how to say it, e.g. ``(86400.0, "1 day")``; an infinite
-        span is refused as too long too. None: no upper bound.
+        span is refused as too long too. None: ten years (a span no timer or clock
+        arithmetic overflows on: ``--timeout 1e400`` was a traceback).
     """
+    if longest is None:
+        longest = (DECADE_SECONDS, "3650 days")
 
     def parse(text: str) -> float:
         from profiler.units import parse_seconds

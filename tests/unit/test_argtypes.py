@@ -61,3 +61,13 @@ def test_a_type_error_stops_the_parse_as_a_usage_error() -> None:
     assert argtypes.positive_int(3)("3") == 3
     with pytest.raises(argparse.ArgumentTypeError, match="must be at least 1"):
         argtypes.positive_int()("0")
+
+
+def test_a_time_span_without_a_stated_limit_still_has_one() -> None:
+    """``collect db --timeout 1e400`` was an OverflowError traceback: every span is at most
+    ten years unless the option says less."""
+    parse = argtypes.seconds("--timeout")
+    assert parse("90s") == 90.0 and parse("3650d") == 3650 * 86400.0
+    for text in ("1e400", "1e300s", "3651d"):
+        with pytest.raises(UsageError, match=r"^--timeout '.*': too long \(at most 3650 days\)$"):
+            parse(text)
