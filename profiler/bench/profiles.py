@@ -17,7 +17,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from profiler.errors import ProfilerError
 
 if TYPE_CHECKING:
     from profiler.bench.results import StoredResult
+    from profiler.codecs.spec import CodecSpec
 
 CALIBRATION_BYTES_PER_CLASS = 1 << 20
 
@@ -97,7 +98,7 @@ def from_result(result: StoredResult) -> dict[str, CodecProfile]:
     return out
 
 
-CALIBRATION_VERSION = 4
+CALIBRATION_VERSION = 5  # 5: fast measurements repeated, the median kept
 SMALL_NAR_BYTES = 4096  # a call this small costs the codec's set-up and nearly nothing else
 
 
@@ -219,17 +220,16 @@ def calibrate(
     # streamed: 0.3-0.6 s a NAR fresh, milliseconds reused)
     points: list[tuple[float, float]] = []
     for size in (n for n in CALIBRATION_SIZES if n < len(sample)):
-        runs = []
-        for _ in range(3 if size <= SMALL_NAR_BYTES else 1):
-            fresh = make_codec(spec)
-            t0 = time.perf_counter()
-            fresh.compress(sample[:size])
-            runs.append(time.perf_counter() - t0)
-        points.append((float(size), sorted(runs)[len(runs) // 2]))
+        timed = functools.partial(_fresh, spec, sample[:size])
+        points.append((float(size), _median_seconds(timed)))
     fixed = points[0][1] if points else 0.0
-    start = time.perf_counter()
-    packed = codec.compress(sample)
-    seconds = time.perf_counter() - start
+    packed = b""
+
+    def whole() -> None:
+        nonlocal packed
+        packed = codec.compress(sample)
+
+    seconds = _median_seconds(whole)
     points.append((float(len(sample)), seconds))
     profile = CodecProfile(
         spec.label,
@@ -242,6 +242,32 @@ def calibrate(
     )
     _store_cache(key, profile)
     return profile
+
+
+def _fresh(spec: CodecSpec, data: bytes) -> bytes:
+    """``data`` compressed by a new encoder of ``spec``, as a writer makes one per NAR."""
+    from profiler.codecs import make_codec
+
+    return make_codec(spec).compress(data)
+
+
+REPEAT_BUDGET_SECONDS = 0.5  # a measurement shorter than this is repeated (up to 5 times)
+
+
+def _median_seconds(call: Callable[[], object], budget: float = REPEAT_BUDGET_SECONDS) -> float:
+    """The median wall time of ``call``, repeated 3 to 5 times until the runs add up to the
+    budget (once or twice when they already take 4 budgets: a whole-sample xz run). A single
+    timing of a 20 ms zstd-3 run cannot tell a hiccup of the machine from the codec's cost,
+    and a calibration is kept for later runs; the median of several is immune to one
+    (timeit's autorange, pyperf's repeated values)."""
+    runs: list[float] = []
+    while len(runs) < 5:
+        t0 = time.perf_counter()
+        call()
+        runs.append(time.perf_counter() - t0)
+        if sum(runs) >= 4 * budget or (len(runs) >= 3 and sum(runs) >= budget):
+            break
+    return sorted(runs)[len(runs) // 2]
 
 
 def _monotone(points: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
