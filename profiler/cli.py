@@ -22,6 +22,7 @@ examples:
   hydra-profiler nar dump ./result > result.nar
   hydra-profiler payloads default
   hydra-profiler bench --suite hydra
+  hydra-profiler cache audit ./cache --sample all
 """
 
 
@@ -35,6 +36,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from profiler.commands import analyze as analyze_cmd
     from profiler.commands import bench as bench_cmd
+    from profiler.commands import cache as cache_cmd
     from profiler.commands import collect as collect_cmd
     from profiler.commands import compare as compare_cmd
     from profiler.commands import demo as demo_cmd
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (
         analyze_cmd,
         bench_cmd,
+        cache_cmd,
         collect_cmd,
         compare_cmd,
         demo_cmd,

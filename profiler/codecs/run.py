@@ -14,10 +14,10 @@ import lzma
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from profiler.codecs import xzmt
 from profiler.codecs.spec import CodecSpec
 
 
@@ -50,11 +50,17 @@ def _xz(spec: CodecSpec) -> Codec:
         return lzma.compress(block, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=preset)
 
     def compress(data: bytes) -> bytes:
-        if spec.threads == 1 or len(data) <= spec.block_bytes:
+        if spec.threads == 1 or not xzmt.available():
             return one(data)
-        # independent blocks over N threads, as liblzma's multithreaded encoder cuts them
-        with ThreadPoolExecutor(spec.threads) as pool:
-            return b"".join(pool.map(one, _split(data, spec.block_bytes)))
+        # liblzma's multithreaded encoder, as Nix (libarchive) and the Rust runner call it:
+        # one stream of independent blocks that record their sizes
+        enc = xzmt.MtEncoder(
+            preset & ~lzma.PRESET_EXTREME,
+            extreme=spec.extreme,
+            block_bytes=spec.block_bytes,
+            threads=spec.threads,
+        )
+        return enc.compress(data) + enc.flush()
 
     return Codec(spec, compress, _xz_decompress)
 
