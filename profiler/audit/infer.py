@@ -78,12 +78,16 @@ def infer(
     if method == "none":
         return Inference("none", None, True, ("none",), 0, "uncompressed", "none", len(nar))
     cands = candidates(layout, len(nar), bytes(stored[:10]))
-    matched = []
+    matched: list[Candidate] = []
+    tried = 0
     for cand in cands:
+        if cand.tier > 0 and any(m.tier < cand.tier for m in matched):
+            continue  # a common writer reproduced it: the exotic ones are not tried
+        if matched and len(nar) > TIE_CHECK_BYTES:
+            break  # two levels writing megabytes byte for byte alike: not worth the time
+        tried += 1
         if _run(cand, nar, stored, max_bytes):
             matched.append(cand)
-            if len(nar) > TIE_CHECK_BYTES:
-                break  # two levels writing megabytes byte for byte alike: not worth the time
     compared = min(len(nar), max_bytes)
     levels = {c.level for c in matched}
     level = levels.pop() if len(levels) == 1 else None
@@ -106,7 +110,7 @@ def infer(
         level=level,
         exact=bool(matched),
         matches=tuple(c.label for c in matched),
-        tried=len(cands),
+        tried=tried,
         writer=writer,
         layout=layout.describe(),
         compared_bytes=compared,

@@ -64,6 +64,9 @@ class Candidate:
     label: str
     layout: str  # how the bytes are laid out, for people: "one stream", "16 MiB frames"...
     make: Callable[[], Encoder]
+    # 0: what Nix and Hydra write; 1: what only other programs write (xz extreme, zstd long
+    # windows), tried only when no tier-0 candidate reproduces the bytes
+    tier: int = 0
 
     def encoder(self) -> Encoder:
         return self.make()
@@ -247,14 +250,14 @@ def _xz_candidates(layout: Layout) -> list[Candidate]:
                     return xzmt.MtEncoder(p, extreme=e, block_bytes=b)
 
                 blocks = "multithreaded blocks"
-                out.append(Candidate("xz", p, f"{name}:parallel", blocks, mt))
+                out.append(Candidate("xz", p, f"{name}:parallel", blocks, mt, int(extreme)))
             else:
 
                 def st(p: int = p, e: bool = extreme) -> Encoder:
                     preset = p | (lzma.PRESET_EXTREME if e else 0)
                     return lzma.LZMACompressor(lzma.FORMAT_XZ, lzma.CHECK_CRC64, preset)
 
-                out.append(Candidate("xz", p, name, "one stream, one block", st))
+                out.append(Candidate("xz", p, name, "one stream, one block", st, int(extreme)))
     return out
 
 
@@ -294,7 +297,7 @@ def _zstd_lib_candidates(layout: Layout, lib: _ZstdLib) -> list[Candidate]:
                 return lib.stream(lv, checksum, w)
 
             kind = "one streamed frame, long window" + tag
-            out.append(Candidate("zstd", lvl, f"zstd:{lvl}:long={w}", kind, long))
+            out.append(Candidate("zstd", lvl, f"zstd:{lvl}:long={w}", kind, long, tier=1))
     return out
 
 
@@ -380,7 +383,7 @@ def candidates(layout: Layout, nar_bytes: int, head: bytes = b"") -> list[Candid
     if layout.method == "xz":
         return _xz_candidates(layout)
     if layout.method == "zstd":
-        return _zstd_candidates(layout)
+        return sorted(_zstd_candidates(layout), key=lambda c: c.tier)
     if layout.method == "br":
         return _br_candidates(layout)
     if layout.method == "bzip2":

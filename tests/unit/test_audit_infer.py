@@ -84,7 +84,7 @@ def test_other_headers() -> None:
 @pytest.mark.parametrize(
     "spec",
     ["xz:5", "xz:6", "xz:9", "xz:3e", "xz:1:parallel", "zstd:1", "zstd:3", "zstd:12",
-     "zstd:19", "zstd:3:frames=256K", "zstd:19:long=27", "br:11", "bzip2:9", "gzip:6", "gzip:1"],
+     "zstd:19", "zstd:3:frames=256K", "zstd:3:long=27", "br:11", "bzip2:9", "gzip:6", "gzip:1"],
 )  # fmt: skip
 def test_the_writer_is_reproduced(spec: str) -> None:
     """Each writer this tool knows is found from its own bytes, at its own level."""
@@ -96,7 +96,7 @@ def test_the_writer_is_reproduced(spec: str) -> None:
     assert r.exact, r.writer
     expected = f"xz:{s.level}:parallel" if s.threads > 1 else s.label
     assert expected in r.matches, r.matches
-    # a level, or a tie that says so (600 KB at zstd 19-22 with a 2^27 window: one output)
+    # a level, or a tie that says so (a tiny input that several levels write alike)
     assert r.level == s.level or (r.level is None and "tie" in r.writer), r.matches
     assert r.tried >= 1 and r.compared_bytes == len(DATA)
 
