@@ -26,6 +26,7 @@ DEFAULT_MAX_INFER_BYTES = 256 << 20
 # up to this NAR size every candidate is tried, so ties show; above it the first candidate
 # that reproduces the bytes is taken (the candidates are ordered most likely first)
 TIE_CHECK_BYTES = 16 << 20
+SMALL_NAR_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,14 @@ def infer(
     if matched:
         who = writers_for(method, matched[0].level, matched[0].layout)
         label = " or ".join(c.label for c in matched[:4]) + (" ..." if len(matched) > 4 else "")
-        tie = f" (tie: {len(matched)} candidates write these bytes)" if len(matched) > 1 else ""
+        tie = ""
+        if len(matched) > 1:
+            why = ""
+            if len(stored) > 0.9 * len(nar):
+                why = ": the NAR barely compresses, so levels store it alike"
+            elif len(nar) < SMALL_NAR_BYTES:
+                why = ": a NAR this small gives the levels nothing to differ on"
+            tie = f" (tie: {len(matched)} candidates write these bytes{why})"
         if len(nar) > TIE_CHECK_BYTES:
             tie = " (first match; ties not looked for above 16 MiB)"
         prefix = (

@@ -25,7 +25,6 @@ from profiler.audit import bill as billing
 from profiler.audit.headers import read_layout
 from profiler.audit.infer import DEFAULT_MAX_INFER_BYTES, Inference, infer
 from profiler.audit.verify import Fault, Fetched, fetch
-from profiler.audit.writers import presigned_level
 from profiler.bench.derive import Assumptions
 from profiler.codecs import make_codec, parse_spec
 from profiler.errors import PayloadError
@@ -285,8 +284,15 @@ def summarize(
     (method, level, kind), count = writers.most_common(1)[0]
     share = count / len(table)
     main = f"{method}" + (f" level {int(level)}" if level is not None else " (level unknown)")
+    consistent = 0
+    if level is not None:
+        for lv, matches in zip(table["level"], table["matches"], strict=True):
+            if lv != lv or lv is None:  # a tie: is the main level among its candidates?
+                consistent += any(_label_level(m) == int(level) for m in matches)
+    out["ties_consistent"] = consistent
+    also = f"; {consistent} more tie with it among others" if consistent else ""
     out["headline"] = (
-        f"{main}, {kind} ({count} of {len(table)} NARs, {share:.0%}; "
+        f"{main}, {kind} ({count} of {len(table)} NARs, {share:.0%}{also}; "
         f"{len(exact)} reproduced exactly)"
     )
     if configured:
@@ -296,6 +302,12 @@ def summarize(
         )
         out["headline"] += f"; {out['versus_configured']}"
     return out
+
+
+def _label_level(label: str) -> int | None:
+    parts = label.split(":")
+    level = parts[1].rstrip("e") if len(parts) > 1 else ""
+    return int(level) if level.isdigit() else None
 
 
 def _kind_of(layout: str) -> str:
@@ -308,17 +320,43 @@ def _kind_of(layout: str) -> str:
 
 def versus_configured(method: str, level: int | None, configured: str) -> str:
     """How what is stored compares with the farm's configuration (a store URI query or a
-    codec spec): equal, explained by a writer's level mapping, or unexplained."""
-    spec = parse_spec(configured)
-    want = spec.level
-    if spec.method != method:
-        return f"not the configured {spec.method}: the cache holds {method}"
-    if level is None or want == level:
-        return f"as configured ({spec.label})" if level is not None else "level not determined"
-    mapped = presigned_level(method, want)
-    if mapped == level:
+    codec spec), read as each writer reads it: Nix passes the level on (default xz 6, zstd
+    3); the Rust runner's direct uploads too, with its own defaults (xz 5, zstd 3); its
+    presigned uploads map it (hydra 14332fbf subprojects/crates/binary-cache/src/
+    presigned.rs:42-47). Equal for one of them, or unexplained."""
+    nix = parse_spec(configured)
+    if nix.method != method:
+        return f"not the configured {nix.method}: the cache holds {method}"
+    if level is None:
+        return "level not determined"
+    readings = {
+        "Nix": nix.level,
+        "the Rust runner (direct upload)": parse_spec(configured, default_writer="rust").level,
+        "the Rust builders (presigned upload)": parse_spec(
+            configured, default_writer="rust-presigned"
+        ).level,
+    }
+    who = [name for name, lv in readings.items() if lv == level]
+    given = _given_level(configured)
+    asked = f"level {given}" if given is not None else "no level (each writer's default)"
+    if not who:
+        return f"not the configured {asked}: no known writer writes it at {level}"
+    if given is not None and given != level:
         return (
-            f"not the configured {want}: the Rust builder's presigned uploads map level {want} "
-            f"to {level} (hydra 14332fbf subprojects/crates/binary-cache/src/presigned.rs:42-47)"
+            f"not the configured {given}: {' and '.join(who)} write {given} as {level} "
+            "(hydra 14332fbf subprojects/crates/binary-cache/src/presigned.rs:42-47)"
         )
-    return f"not the configured {want}: no known writer maps {want} to {level}"
+    return f"as configured ({asked}, as {' or '.join(who)} write it)"
+
+
+def _given_level(configured: str) -> int | None:
+    """The level the configuration states, or None when it leaves the default."""
+    spec = parse_spec(configured, default_writer="nix")
+    text = configured.strip()
+    if "compression-level=" in text:
+        value = text.split("compression-level=", 1)[1].split("&", 1)[0]
+        return None if value.strip() == "-1" else int(value)
+    short = text.split(":")
+    if len(short) > 1 and short[1].rstrip("e").isdigit():
+        return spec.level
+    return None
