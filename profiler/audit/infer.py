@@ -98,10 +98,10 @@ def infer(
         tie = ""
         if len(matched) > 1:
             why = ""
-            if len(stored) > 0.9 * len(nar):
-                why = ": the NAR barely compresses, so levels store it alike"
-            elif len(nar) < SMALL_NAR_BYTES:
+            if len(nar) < SMALL_NAR_BYTES:
                 why = ": a NAR this small gives the levels nothing to differ on"
+            elif len(stored) > 0.9 * len(nar):
+                why = ": the NAR barely compresses, so levels store it alike"
             tie = f" (tie: {len(matched)} candidates write these bytes{why})"
         if len(nar) > TIE_CHECK_BYTES:
             tie = " (first match; ties not looked for above 16 MiB)"

@@ -24,7 +24,10 @@ ROOT = Path(profiler.__file__).parent
 # The foundation every part may use: no imports of the parts above it.
 BASE = {"errors", "units", "hydra", "atomic", "_files", "__version__"}
 # everything below the wiring: what scenarios and commands may use
-STAGES = {"nar", "codecs", "payloads", "bench", "store", "collect", "analyze", "report", "testbed"}
+STAGES = {
+    "nar", "codecs", "payloads", "bench", "audit", "store", "collect", "analyze", "report",
+    "testbed",
+}  # fmt: skip
 # part -> the parts it may import (besides BASE and itself)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -36,11 +39,14 @@ ALLOWED: dict[str, set[str]] = {
     "codecs": set(),
     "payloads": {"nar", "codecs"},
     "bench": {"nar", "codecs", "payloads"},
+    # a binary cache read as it is: narinfos (payloads), NAR hashes, the writers (codecs),
+    # the bill's assumptions and codec figures (bench)
+    "audit": {"nar", "codecs", "payloads", "bench"},
     "store": set(),
     "collect": {"store", "codecs"},  # codecs: compressed journals (codecs.streams)
     # bench: codec profiles (types and values); payloads: the farm's binary cache (narinfo sizes)
     "analyze": {"store", "bench", "codecs", "payloads"},
-    "report": {"analyze", "store", "bench", "codecs"},
+    "report": {"analyze", "store", "bench", "codecs", "audit"},
     # the emulator does real work with the sources; its truth asks the analysis's questions
     "testbed": {"nar", "codecs", "payloads", "store", "analyze"},
     "scenarios": STAGES,
