@@ -152,7 +152,11 @@ def add_parser(sub: Any) -> None:
 
 def _read_paths(spec: str) -> list[str]:
     try:
-        text = sys.stdin.read() if spec == "-" else open(spec, encoding="utf-8").read()
+        if spec == "-":
+            text = sys.stdin.read()
+        else:
+            with open(spec, encoding="utf-8") as f:
+                text = f.read()
     except OSError as exc:
         raise UsageError(f"--paths: {spec}: {exc.strerror}") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
@@ -205,6 +209,14 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render.csv(doc))
     else:
         sys.stdout.write(render.text(doc))
+    if not result.nars and result.faults:
+        first = result.faults[0]
+        print(
+            f"hydra-profiler: error: cache audit: no NAR could be read ({len(result.faults)} "
+            f"fault(s); first: {first.line()})",
+            file=sys.stderr,
+        )
+        return 1
     if args.fail_on_fault and result.faults:
         return 3
     return 130 if result.interrupted else 0
