@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from profiler.audit.bill import MIN_FOR_CI
 from profiler.units import format_bytes
 
 CSV_COLUMNS = (
@@ -18,13 +19,22 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _ci(d: dict[str, Any] | None, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
+NO_CI = "*"
+NO_CI_NOTE = f"{NO_CI} fewer than {MIN_FOR_CI} NARs in the class: no interval"
+
+
+def _ci(d: dict[str, Any] | None, fmt: str | Any = "{:.3f}", scale: float = 1.0) -> str:
+    """``value [low, high]``, or ``value*`` when the sample is too small for an interval;
+    ``fmt`` is a format string or a function of the value."""
     if not d or d.get("value") is None or math.isnan(d["value"]):
         return "n/a"
-    text = fmt.format(d["value"] * scale)
+
+    def show(v: float) -> str:
+        return fmt(v * scale) if callable(fmt) else fmt.format(v * scale)
+
     if d.get("low") is None:
-        return f"{text} (too few NARs for an interval)"
-    return f"{text} [{fmt.format(d['low'] * scale)}, {fmt.format(d['high'] * scale)}]"
+        return f"{show(d['value'])}{NO_CI}"
+    return f"{show(d['value'])} [{show(d['low'])}, {show(d['high'])}]"
 
 
 def _pct(d: dict[str, Any] | None) -> str:
@@ -46,7 +56,7 @@ def tables(doc: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "NAR bytes": format_bytes(g["nar_bytes"]),
                 "stored bytes": format_bytes(g["file_bytes"]),
                 "ratio [95% CI]": _ci(g["ratio"]),
-                "egress per download": _ci(g["file_bytes_per_nar"], "{:.0f}") + " B",
+                "egress per download": _ci(g["file_bytes_per_nar"], format_bytes),
                 "client decode CPU s/NAR": _ci(g["decompress_cpu_seconds_per_nar"], "{:.4f}"),
             }
         )
@@ -89,6 +99,7 @@ def text(doc: dict[str, Any]) -> str:
     classes, proj = tables(doc)
     if not classes.empty:
         lines += ["", classes.to_string(index=False)]
+        lines.append(f"[95% CI: bootstrap over the sampled NARs; {NO_CI_NOTE}]")
     if not proj.empty:
         lines += ["", "projected on the same NARs (measured here):", proj.to_string(index=False)]
     cache = (doc.get("bill") or {}).get("cache")

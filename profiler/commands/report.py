@@ -46,6 +46,11 @@ def add_parser(sub: Any) -> None:
         help="report file: .html, .md or .json (repeatable: one analysis, several formats)",
     )
     p.add_argument("--trace", metavar="OUT.json", help="also (or only) write a Chrome trace")
+    p.add_argument(
+        "--audit",
+        metavar="AUDIT_DIR",
+        help="include a `cache audit --out` result (its summary, bill and plots)",
+    )
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
     p.add_argument("--codec", type=codec_spec, help=CODEC_HELP)
     add_farm_arguments(p)
@@ -84,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from profiler.scenarios.analysis import analyze_run
 
     window = _check_args(args)
+    if args.audit:
+        outputs.load_audit(args.audit)  # a bad --audit fails before the analysis
     asked = [wi.parse_change(text) for text in args.whatif]  # bad values fail before the work
     if args.codec is not None:
         canonical(args.codec)
@@ -106,5 +113,6 @@ def run(args: argparse.Namespace) -> int:
         window_seconds=window,
         say=print,
         progress=lambda message: print(message, file=sys.stderr),
+        audit_dir=args.audit,
     )
     return 0

@@ -100,9 +100,11 @@ def write_reports(
     window_seconds: float | None = None,
     say: Say = _quiet,
     progress: Say = _quiet,
+    audit_dir: str | None = None,
 ) -> None:
     """Write the Chrome trace of ``a`` to ``trace``, and its report, with ``whatifs``
     projected, to every file of ``outs`` (the format by suffix: :data:`SUFFIXES`).
+    ``audit_dir``: a ``cache audit --out`` directory, whose section every report includes.
 
     ``say`` is told each file written, ``progress`` when the figures are drawn.
     """
@@ -122,14 +124,68 @@ def write_reports(
     )
     missing = [f.title for f in report.figures() if f.png is None]
     note = f" ({len(missing)} figure(s) not shown: {', '.join(missing)})" if missing else ""
+    audit = load_audit(audit_dir) if audit_dir else None
     for out in outs:
-        _write_report(report, out, note, say)
+        _write_report(report, out, note, say, audit)
 
 
-def _write_report(report: Report, out: str, note: str, say: Say) -> None:
+def load_audit(directory: str) -> tuple[dict[str, object], dict[str, str]]:
+    """A ``cache audit --out`` directory's document and its plots (as data URIs, so the HTML
+    report stays one file)."""
+    import base64
+    import json
+
+    path = os.path.join(directory, "audit.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"--audit {directory}: {exc.strerror}: {path}") from None
+    except ValueError as exc:
+        raise UsageError(f"--audit {directory}: audit.json is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or "nars" not in doc or "summary" not in doc:
+        raise UsageError(f"--audit {directory}: audit.json is not a cache audit result")
+    images = {}
+    for title, name in (("Ratio by NAR size", "ratio_by_size.png"),
+                        ("Ratio by writer", "ratio_by_writer.png")):  # fmt: skip
+        png = os.path.join(directory, name)
+        if os.path.isfile(png):
+            with open(png, "rb") as f:
+                images[title] = "data:image/png;base64," + base64.b64encode(f.read()).decode()
+    return doc, images
+
+
+def _with_audit(document: str, kind: str, audit: tuple[dict[str, object], dict[str, str]]) -> str:
+    import json
+
+    from profiler.audit import render as audit_render
+
+    doc, images = audit
+    if kind == "html":
+        section = audit_render.html_section(doc, images)
+        at = document.rfind("</body>")
+        return document[:at] + section + document[at:] if at >= 0 else document + section
+    if kind == "md":
+        return document.rstrip("\n") + "\n\n" + audit_render.markdown(doc)
+    report = json.loads(document)
+    report["cache_audit"] = {"cache": doc.get("cache"), "summary": doc.get("summary"),
+                             "bill": doc.get("bill")}  # fmt: skip
+    return json.dumps(report, indent=1)
+
+
+def _write_report(
+    report: Report,
+    out: str,
+    note: str,
+    say: Say,
+    audit: tuple[dict[str, object], dict[str, str]] | None = None,
+) -> None:
     renderer = renderer_for(out)
     try:
         document = renderer.render(report)
+        if audit is not None and isinstance(document, str):
+            kind = os.path.splitext(out)[1].lower().lstrip(".").replace("htm", "html")
+            document = _with_audit(document, kind.replace("htmll", "html"), audit)
     except OSError as exc:
         if not isinstance(renderer, MarkdownRenderer):
             raise

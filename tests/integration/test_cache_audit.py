@@ -193,3 +193,15 @@ def test_the_command_writes_json_csv_and_pictures(
     csv = (out / "nars.csv").read_text().splitlines()
     assert csv[0].startswith("url,store_path,nar_size,file_size,method,level")
     assert len(csv) == 4
+    # the report includes the audit: its headline, tables and plots (inline in HTML)
+    run = Path(__file__).parents[1] / "data" / "run-v1" / "cxx-db-only"
+    outs = [tmp_path / "r.html", tmp_path / "r.md", tmp_path / "r.json"]
+    argv = ["report", str(run), "--audit", str(out)]
+    for o in outs:
+        argv += ["-o", str(o)]
+    assert main(argv) == 0
+    page = outs[0].read_text()
+    assert "Binary cache audit" in page and "data:image/png;base64," in page
+    assert "zstd level 19" in outs[1].read_text()
+    assert json.loads(outs[2].read_text())["cache_audit"]["summary"]["nars"] == 3
+    assert main(["report", str(run), "--audit", str(tmp_path), "-o", str(outs[0])]) == 2
