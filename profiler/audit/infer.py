@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from profiler.audit.headers import Layout
 from profiler.audit.writers import Candidate, candidates, writers_for
 
-CHUNK_BYTES = 1 << 20
+# fed at a time: a wrong candidate is dropped at its first output that differs
+CHUNK_BYTES = 128 << 10
 DEFAULT_MAX_INFER_BYTES = 256 << 20
 # up to this NAR size every candidate is tried, so ties show; above it the first candidate
 # that reproduces the bytes is taken (the candidates are ordered most likely first)
