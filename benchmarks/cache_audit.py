@@ -83,9 +83,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="audit-bench-"))
     try:
         paths = make_paths(work / "src", args.paths)
-        print(
-            f"{len(paths)} store paths of this machine's files, ~50 KB to ~{50 * 1.6 ** (len(paths) - 1) / 1000:.0f} MB"
-        )
+        top = 50 * 1.6 ** (len(paths) - 1) / 1000
+        print(f"{len(paths)} store paths of this machine's files, ~50 KB to ~{top:.0f} MB")
         print(f"{'method':10s} {'NARs/s':>7s} {'MB/s stored':>11s} {'MB/s NAR':>9s} "
               f"{'exact':>6s} {'named':>6s}  infer/CLI decode: median   p90  worst"
               "   infer/CLI compress: median")  # fmt: skip
