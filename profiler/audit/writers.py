@@ -15,11 +15,16 @@ Who writes what (sources pinned):
   frame of unknown size, xz one stream (one block, or the multithreaded encoder's sized
   blocks); br goes through libbrotli's stream encoder at its defaults, quality 11 and window
   22, whatever the level (:215-265).
+* libarchive v3.6.2 (ba80276c)'s filters (what Debian's Nix 2.8 links): zstd through
+  ``ZSTD_initCStream(level)`` and ``ZSTD_compressStream``, so no checksum and no content size
+  (libarchive/archive_write_add_filter_zstd.c:264-335); gzip writes its own header, XFL 2
+  at level 9, 4 at level 1, else 0 (archive_write_add_filter_gzip.c:224-231).
 * Nix 2.35+ writes zstd itself: a new frame every 16 MiB of input, each pledged its exact
-  size (so its header records it), with ``ZSTD_c_nbWorkers`` = min(cores, 4) when parallel,
-  which it is by default for zstd (NixOS/nix 88b09c64 src/libutil/compression.cc:338-455).
+  size (so its header records it) and compressed in one ``ZSTD_e_end`` call, with
+  ``ZSTD_c_nbWorkers`` = min(cores, 4) when parallel, which it is by default for zstd
+  (NixOS/nix 88b09c64 src/libutil/compression.cc:354-454, the frame at :410-427).
 * The Rust queue runner (hydra 14332fbf subprojects/crates/binary-cache/src/compression.rs:
-  92-104) streams through async-compression: xz via liblzma's easy encoder (or the
+  67-85) streams through async-compression: xz via liblzma's easy encoder (or the
   multithreaded one with 4 threads when parallel), zstd one frame of unknown size. Its
   default level is xz 5 and zstd 3; with presigned uploads the builder maps the configured
   level 1 -> fastest, 2-8 -> as given, 9 -> best, anything else -> default

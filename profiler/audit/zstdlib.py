@@ -131,8 +131,8 @@ class SystemEncoder:
 
     def compress_all(self, data: bytes) -> bytes:
         """``data`` as the whole input, in one ``ZSTD_e_end`` call as Nix 2.35 compresses
-        each frame (its bytes differ from the same input streamed: zstd plans a whole input
-        it is given at once differently)."""
+        each frame (NixOS/nix 88b09c64 src/libutil/compression.cc:410-427; its bytes differ from
+        the same input streamed: zstd plans a whole input it is given at once differently)."""
         try:
             return self._stream(data, E_END)
         finally:

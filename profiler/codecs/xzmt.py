@@ -2,10 +2,11 @@
 module does not expose, through ``ctypes`` on the same system liblzma.
 
 Its output is what Nix writes with ``parallel-compression=true`` (libarchive 3.6's xz filter
-calls ``lzma_stream_encoder_mt`` with ``block_size`` 0, CRC64 and the preset's filters,
-libarchive/libarchive v3.6.2 libarchive/archive_write_add_filter_xz.c) and what the Rust
-queue runner writes with ``parallel`` (async-compression's ``XzEncoder::parallel``, 4
-threads, hydra 14332fbf subprojects/crates/binary-cache/src/compression.rs:96-99): one
+calls ``lzma_stream_encoder_mt`` with ``block_size`` left 0, CRC64, a 300 ms timeout and
+the preset's filters: libarchive v3.6.2 (ba80276c) libarchive/archive_write_add_filter_xz.c:
+233-243) and what the Rust queue runner writes with ``parallel`` (async-compression's
+``XzEncoder::parallel``, 4 threads, hydra 14332fbf subprojects/crates/binary-cache/src/
+compression.rs:74-79): one
 stream, blocks of ``block_size`` (0: max(3 x dictionary, 1 MiB), liblzma's default), each
 block header recording its sizes. The bytes depend on the block size and the preset, not on
 the number of threads, so two threads reproduce any writer's output.
