@@ -51,6 +51,14 @@ class StoreError(PayloadError):
     """The store could not be read (after retries); one line, what and where."""
 
 
+class _Refused(StoreError):
+    """An HTTP 4xx other than 404: not retried."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Listed:
     key: str
@@ -176,6 +184,26 @@ class _Links(html.parser.HTMLParser):
             self.hrefs += [v for k, v in attrs if k == "href" and v]
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, parts.hostname or "", parts.port or default
+
+
+class _KeepAuthHome(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but never takes the cache's credentials to another origin (a CDN or
+    a presigned bucket URL must not see them)."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:  # fmt: skip
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
 class HttpStore:
     def __init__(
         self,
@@ -201,6 +229,7 @@ class HttpStore:
         self.retries = retries
         self.bucket = bucket
         self._paths = paths
+        self._opener = urllib.request.build_opener(_KeepAuthHome())
 
     def _request(self, key: str, offset: int = 0) -> Any:
         headers = {"User-Agent": f"hydra-profiler/{__version__}"}
@@ -212,7 +241,7 @@ class HttpStore:
                                      headers=headers)  # fmt: skip
         self.bucket.take()
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout)
+            return self._opener.open(req, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
             where = f"{self.url}/{key}"
@@ -220,7 +249,7 @@ class HttpStore:
                 raise ObjectMissing(f"{where}: missing (HTTP 404)") from None
             if exc.code == 429 or exc.code >= 500:
                 raise _Retryable(f"HTTP {exc.code}", _retry_after(exc.headers)) from None
-            raise StoreError(f"{where}: HTTP {exc.code} {exc.reason}") from None
+            raise _Refused(f"{where}: HTTP {exc.code} {exc.reason}", exc.code) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, HTTPException) as exc:
             raise _Retryable(_reason(exc)) from None
 
@@ -260,6 +289,10 @@ class HttpStore:
         try:
             page = self.read_bytes("", 64 << 20).decode("utf-8", "replace")
         except ObjectMissing:
+            page = ""
+        except _Refused as exc:  # a bucket behind the server says 403 where it lists nothing
+            if exc.status not in (403, 405):
+                raise
             page = ""
         parser = _Links()
         parser.feed(page)
