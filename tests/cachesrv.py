@@ -11,6 +11,7 @@ autoindex page and optionally requires basic auth. Faults are set per path after
 * ``flaky``: the first ``times`` requests get ``code`` (500; ``retry_after`` as above), later
   ones the file;
 * ``slow``: sleep ``seconds`` before answering;
+* ``redirect``: 302 to the URL ``to``;
 * ``drop_once``: the first answer cut off after ``bytes``, later ones whole (``Range`` is
   honoured with 206, or ignored with a whole 200 when ``ranges=False``).
 
@@ -80,22 +81,26 @@ class CacheServer:
         if self.auth is not None:
             want = "Basic " + base64.b64encode(":".join(self.auth).encode()).decode()
             if h.headers.get("Authorization") != want:
-                h.send_response(401)
-                h.send_header("Content-Length", "0")
-                h.end_headers()
-                return
+                return self._status(h, 401)
         fault = self.faults.get(path, {})
         kind = fault.get("kind")
         if kind == "slow":
             time.sleep(fault["seconds"])
         if kind == "missing":
             return self._status(h, 404)
+        if kind == "redirect":
+            return self._status(h, 302, {"Location": fault["to"]})
         if kind == "status" or (kind == "flaky" and n <= fault["times"]):
-            return self._status(h, fault.get("code", 500), fault.get("retry_after"))
+            retry_after = fault.get("retry_after")
+            extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            return self._status(h, fault.get("code", 500), extra)
         if path == "" and self.listing:
             names = sorted(os.listdir(self.root))
             body = "".join(f'<a href="{x}">{x}</a>\n' for x in names).encode()
             return self._send(h, 200, body, len(body))
+        return self._file(h, path, fault, n)
+
+    def _file(self, h: BaseHTTPRequestHandler, path: str, fault: dict[str, Any], n: int) -> None:
         full = os.path.join(self.root, path)
         if not path or not os.path.isfile(full):
             return self._status(h, 404)
@@ -107,20 +112,23 @@ class CacheServer:
             start = int(rng[6:-1])
         body = data[start:]
         length = len(body)
-        if kind == "truncate":
+        if fault.get("kind") == "truncate":
             body = body[: max(0, fault["bytes"] - start)]
-        elif kind == "drop_once" and n == 1:
+        elif fault.get("kind") == "drop_once" and n == 1:
             body = body[: fault["bytes"]]
         code = 206 if start else 200
         self._send(h, code, body, length, start, len(data))
         if len(body) < length:
             h.close_connection = True
+        return None
 
-    def _status(self, h: BaseHTTPRequestHandler, code: int, retry_after: Any = None) -> None:
+    def _status(
+        self, h: BaseHTTPRequestHandler, code: int, extra: dict[str, str] | None = None
+    ) -> None:
         h.send_response(code)
         h.send_header("Content-Length", "0")
-        if retry_after is not None:
-            h.send_header("Retry-After", str(retry_after))
+        for k, v in (extra or {}).items():
+            h.send_header(k, v)
         h.end_headers()
 
     def _send(
@@ -151,8 +159,11 @@ _MOTO_ENV = {
     "AWS_CONFIG_FILE": "/nonexistent/aws-config",
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
 }
-_MOTO_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-               "AWS_ENDPOINT_URL_S3")  # fmt: skip
+_MOTO_UNSET = (
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+)  # fmt: skip
 
 
 @contextmanager
