@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -417,6 +418,23 @@ def test_s3_lists_reads_streams_and_resumes(
     naive = late.last_modified.replace(tzinfo=None)
     assert [x.key for x in store.list_narinfos(naive)] == [names[1]]
     assert list(store.list_narinfos(datetime(2999, 1, 1, tzinfo=UTC))) == []
+    paginator = store.client.get_paginator
+    pages: list[object] = []
+
+    def small_pages(name: str) -> Any:  # two keys a page: the listing must walk them all
+        real = paginator(name)
+
+        def paginate(**kw: Any) -> Iterator[Any]:
+            for page in real.paginate(**kw, PaginationConfig={"PageSize": 2}):
+                pages.append(page)
+                yield page
+
+        return SimpleNamespace(paginate=paginate)
+
+    monkeypatch.setattr(store.client, "get_paginator", small_pages)
+    assert [x.key for x in store.list_narinfos()] == names
+    assert len(pages) >= 3  # nix-cache-info, 3 narinfos and the nar/ and sub/ folders
+    monkeypatch.undo()
     for name in names:
         assert store.read_bytes(name) == (cache / name).read_bytes()
     key, data = biggest_nar(cache)
