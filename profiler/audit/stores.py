@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.client import HTTPException
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from profiler import __version__
 from profiler.errors import PayloadError
@@ -51,6 +51,14 @@ class StoreError(PayloadError):
     """The store could not be read (after retries); one line, what and where."""
 
 
+class _Refused(StoreError):
+    """An HTTP 4xx other than 404: not retried."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Listed:
     key: str
@@ -63,7 +71,7 @@ class CacheStore(Protocol):
 
     def list_narinfos(self, since: datetime | None = None) -> Iterator[Listed]: ...
     def read_bytes(self, key: str, max_bytes: int = 1 << 20) -> bytes: ...
-    def open(self, key: str) -> IO[bytes]: ...
+    def open(self, key: str) -> BinaryIO: ...
     def close(self) -> None: ...
 
 
@@ -89,6 +97,13 @@ class TokenBucket:
                     return
                 wait = (1 - self._tokens) / self.rate
             time.sleep(wait)
+
+
+def _utc(since: datetime | None) -> datetime | None:
+    """``since`` as an aware time (a naive one is taken as UTC, as ``--since`` reads it)."""
+    if since is not None and since.tzinfo is None:
+        return since.replace(tzinfo=UTC)
+    return since
 
 
 def key_for_path(path: str) -> str:
@@ -121,16 +136,21 @@ class LocalStore:
             raise StoreError(f"{self.url}: not a binary cache (no nix-cache-info)")
 
     def list_narinfos(self, since: datetime | None = None) -> Iterator[Listed]:
+        since = _utc(since)
         if self._paths is not None:
-            yield from _filter_paths(self._paths)
-            return
-        for name in sorted(os.listdir(self.root)):
-            if not name.endswith(".narinfo"):
+            listed: Iterator[Listed] = _filter_paths(self._paths)
+        else:
+            names = sorted(n for n in os.listdir(self.root) if n.endswith(".narinfo"))
+            listed = (Listed(n) for n in names)
+        for item in listed:
+            try:
+                st = os.stat(os.path.join(self.root, item.key))
+            except OSError:  # a listed path not in the cache: reading it will say so
+                yield item
                 continue
-            st = os.stat(os.path.join(self.root, name))
             modified = datetime.fromtimestamp(st.st_mtime, UTC)
             if since is None or modified >= since:
-                yield Listed(name, modified, st.st_size)
+                yield Listed(item.key, modified, st.st_size)
 
     def _path(self, key: str) -> str:
         path = os.path.normpath(os.path.join(self.root, key))
@@ -145,7 +165,7 @@ class LocalStore:
             raise StoreError(f"{self.url}/{key}: larger than {max_bytes} bytes")
         return data
 
-    def open(self, key: str) -> IO[bytes]:
+    def open(self, key: str) -> BinaryIO:
         try:
             return open(self._path(key), "rb")
         except FileNotFoundError:
@@ -176,6 +196,26 @@ class _Links(html.parser.HTMLParser):
             self.hrefs += [v for k, v in attrs if k == "href" and v]
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, parts.hostname or "", parts.port or default
+
+
+class _KeepAuthHome(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but never takes the cache's credentials to another origin (a CDN or
+    a presigned bucket URL must not see them)."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:  # fmt: skip
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
 class HttpStore:
     def __init__(
         self,
@@ -201,6 +241,7 @@ class HttpStore:
         self.retries = retries
         self.bucket = bucket
         self._paths = paths
+        self._opener = urllib.request.build_opener(_KeepAuthHome())
 
     def _request(self, key: str, offset: int = 0) -> Any:
         headers = {"User-Agent": f"hydra-profiler/{__version__}"}
@@ -212,7 +253,7 @@ class HttpStore:
                                      headers=headers)  # fmt: skip
         self.bucket.take()
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout)
+            return self._opener.open(req, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
             where = f"{self.url}/{key}"
@@ -220,7 +261,7 @@ class HttpStore:
                 raise ObjectMissing(f"{where}: missing (HTTP 404)") from None
             if exc.code == 429 or exc.code >= 500:
                 raise _Retryable(f"HTTP {exc.code}", _retry_after(exc.headers)) from None
-            raise StoreError(f"{where}: HTTP {exc.code} {exc.reason}") from None
+            raise _Refused(f"{where}: HTTP {exc.code} {exc.reason}", exc.code) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, HTTPException) as exc:
             raise _Retryable(_reason(exc)) from None
 
@@ -246,7 +287,7 @@ class HttpStore:
             raise StoreError(f"{self.url}/{key}: larger than {max_bytes} bytes")
         return data
 
-    def open(self, key: str) -> IO[bytes]:
+    def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(_Resuming(self, key), buffer_size=1 << 20)
 
     def list_narinfos(self, since: datetime | None = None) -> Iterator[Listed]:
@@ -260,6 +301,10 @@ class HttpStore:
         try:
             page = self.read_bytes("", 64 << 20).decode("utf-8", "replace")
         except ObjectMissing:
+            page = ""
+        except _Refused as exc:  # a bucket behind the server says 403 where it lists nothing
+            if exc.status not in (403, 405):
+                raise
             page = ""
         parser = _Links()
         parser.feed(page)
@@ -371,6 +416,7 @@ class S3Store:
         try:
             import boto3
             from botocore.config import Config
+            from botocore.exceptions import BotoCoreError
         except ImportError:
             raise StoreError("s3:// caches need boto3: pip install 'hydra-profiler[s3]'") from None
         parts = urllib.parse.urlsplit(url)
@@ -382,16 +428,19 @@ class S3Store:
             endpoint = f"{query.get('scheme', 'https')}://{endpoint}"
         shown = f"?endpoint={endpoint}" if endpoint else ""
         self.url = f"s3://{self.bucket_name}{'/' + self.prefix if self.prefix else ''}{shown}"
-        session = boto3.session.Session(
-            profile_name=query.get("profile") or None, region_name=query.get("region") or None
-        )
         config = Config(
             retries={"mode": "standard", "max_attempts": retries + 1},
             connect_timeout=timeout_seconds,
             read_timeout=timeout_seconds,
             user_agent_extra=f"hydra-profiler/{__version__}",
         )
-        self.client = session.client("s3", endpoint_url=endpoint, config=config)
+        try:  # a profile that is not configured, an endpoint that is no URL
+            session = boto3.session.Session(
+                profile_name=query.get("profile") or None, region_name=query.get("region") or None
+            )
+            self.client = session.client("s3", endpoint_url=endpoint, config=config)
+        except (BotoCoreError, ValueError) as exc:
+            raise StoreError(f"{self.url}: {type(exc).__name__}: {_reason(exc)}") from None
         self.tokens = bucket
         self.retries = retries
         self._paths = paths
@@ -411,18 +460,26 @@ class S3Store:
         return StoreError(f"{where}: {type(exc).__name__}: {_reason(exc)}")
 
     def list_narinfos(self, since: datetime | None = None) -> Iterator[Listed]:
+        since = _utc(since)
         if self._paths is not None:
+            if since is not None:
+                raise StoreError(f"{self.url}: --since needs the bucket's listing, not --paths")
             yield from _filter_paths(self._paths)
             return
         from botocore.exceptions import BotoCoreError, ClientError
 
         prefix = f"{self.prefix}/" if self.prefix else ""
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
+            pages = iter(
+                self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
+                )
             )
-            for page in pages:
-                self.tokens.take()
+            while True:
+                self.tokens.take()  # before each page's request, which next() sends
+                page = next(pages, None)
+                if page is None:
+                    return
                 for obj in page.get("Contents", []):
                     key = obj["Key"][len(prefix) :]
                     modified = obj.get("LastModified")
@@ -441,7 +498,7 @@ class S3Store:
             raise StoreError(f"{self.url} {key}: larger than {max_bytes} bytes")
         return data
 
-    def open(self, key: str) -> IO[bytes]:
+    def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(_S3Body(self, key), buffer_size=1 << 20)
 
     def _get(self, key: str, offset: int) -> Any:
