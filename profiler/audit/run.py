@@ -33,6 +33,9 @@ from profiler.units import format_bytes
 
 DEFAULT_CODECS = ("xz:6", "zstd:3", "zstd:19")
 DEFAULT_PROJECT_BYTES = 256 << 20
+# the codecs compress a NAR in memory (the bench's whole-buffer codecs): larger NARs are not
+# projected, so memory stays bounded; the bill says how many NARs each projection covers
+PROJECT_MAX_NAR_BYTES = 256 << 20
 Progress = Callable[[str], object]
 
 
@@ -197,7 +200,7 @@ def audit_one(
             max_bytes=options.max_infer_bytes,
         )  # fmt: skip
         row = _row(info, listed, fetched, inf)
-        if options.codecs and budget[0] > 0:
+        if options.codecs and budget[0] > 0 and info.nar_size <= PROJECT_MAX_NAR_BYTES:
             row.update(_project(fetched, options.codecs))
             budget[0] -= info.nar_size
         return row, []
