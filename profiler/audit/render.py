@@ -88,6 +88,8 @@ def text(doc: dict[str, Any]) -> str:
         f", {doc['options']['order']} order) in {doc['seconds']:.1f} s"
         + ("; INTERRUPTED, partial" if doc["interrupted"] else "")
     )
+    if s.get("written_as_by"):
+        lines.append("written as by: " + "; ".join(s["written_as_by"]))
     for w in s.get("writers", []):
         level = "level unknown (tie or no match)" if w["level"] is None else f"level {w['level']}"
         lines.append(f"  {w['nars']:6d}  {w['method']} {level}, {w['layout']}")

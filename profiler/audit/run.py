@@ -293,6 +293,9 @@ def summarize(
             if lv != lv or lv is None:  # a tie: is the main level among its candidates?
                 consistent += any(_label_level(m) == int(level) for m in matches)
     out["ties_consistent"] = consistent
+    sample = table[(table["method"] == method) & (table["level"] == level)]
+    if len(sample):  # who writes that way, from the inference of one such NAR
+        out["written_as_by"] = str(sample["writer"].iloc[0]).split("; ")[1:]
     also = f"; {consistent} more tie with it among others" if consistent else ""
     out["headline"] = (
         f"{main}, {kind} ({count} of {len(table)} NARs, {share:.0%}{also}; "

@@ -185,6 +185,7 @@ def test_the_command_writes_json_csv_and_pictures(
         assert nar["method"] == "zstd" and nar["writer"]
     assert doc["summary"]["headline"].startswith("zstd level 19")
     assert "as configured" in doc["summary"]["versus_configured"]
+    assert "Nix <=2.34 (level 19)" in doc["summary"]["written_as_by"]
     assert "zstd:3" in doc["bill"]["overall"]["projections"]
     for name in ("audit.json", "nars.csv", "audit.md", "audit.html", "ratio_by_size.png",
                  "ratio_by_writer.png"):  # fmt: skip
