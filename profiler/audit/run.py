@@ -108,9 +108,24 @@ class AuditResult:
         }
 
 
-def choose(listing: Iterable[_Listed], options: AuditOptions) -> tuple[list[_Listed], int]:
+LISTING_PROGRESS_EVERY = 10_000
+
+
+def _counted(listing: Iterable[_Listed], say: Progress | None) -> Iterator[_Listed]:
+    """``listing``, saying how far it got every :data:`LISTING_PROGRESS_EVERY` items (a
+    bucket of millions of narinfos takes minutes to list)."""
+    for n, item in enumerate(listing, 1):
+        if say is not None and n % LISTING_PROGRESS_EVERY == 0:
+            say(f"audit: listing: {n} narinfos so far")
+        yield item
+
+
+def choose(
+    listing: Iterable[_Listed], options: AuditOptions, say: Progress | None = None
+) -> tuple[list[_Listed], int]:
     """The narinfos to audit and how many were listed: a seeded uniform sample (reservoir,
     so the listing is never held) or the first ``sample`` in listing order."""
+    listing = _counted(listing, say)
     if options.order == "listing":
         chosen: list[_Listed] = []
         count = 0
@@ -226,7 +241,7 @@ def run_audit(
     say = progress or (lambda _m: None)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    chosen, listed = choose(store.list_narinfos(options.since), options)
+    chosen, listed = choose(store.list_narinfos(options.since), options, say)
     say(f"audit: {len(chosen)} of {listed} narinfos listed in {store.url}")
     result = AuditResult(store.url, options, listed, [], [], started)
     scratch = tempfile.mkdtemp(prefix="hydra-profiler-audit-")

@@ -137,6 +137,35 @@ def test_listing_auth_and_unreachable(
     assert code == 1 and "no NAR could be read" in err
 
 
+def test_a_harmonia_style_cache(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """harmonia serves NARs uncompressed, ``URL: nar/<narhash>.nar?hash=<hash>``, no
+    FileHash or FileSize (nix-community/harmonia b438172 harmonia-store-nar-info/src/lib.rs:
+    49, :63-72): audited as uncompressed, checked against NarHash and NarSize."""
+    from profiler.codecs.streams import open_decompressed
+
+    served = tmp_path / "harmonia"
+    (served / "nar").mkdir(parents=True)
+    (served / "nix-cache-info").write_text((cache / "nix-cache-info").read_text())
+    for name, fields in _narinfos(cache):
+        with open(cache / fields["URL"], "rb") as f:
+            nar = open_decompressed(f, "xz").read()
+        bare = fields["NarHash"].split(":", 1)[1]
+        (served / "nar" / f"{bare}.nar").write_bytes(nar)
+        lines = [f"{k}: {v}" for k, v in fields.items()
+                 if k not in ("URL", "Compression", "FileHash", "FileSize")]  # fmt: skip
+        lines += [f"URL: nar/{bare}.nar?hash={name[:32]}", "Compression: none"]
+        (served / name).write_text("\n".join(lines) + "\n")
+    with CacheServer(str(served), listing=True) as srv:
+        code, out, err = _run(["cache", "audit", srv.url, "--codec", "none", "--format", "json"],
+                              capsys)  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert len(doc["nars"]) == 6 and not doc["faults"]
+    assert all(n["method"] == "none" and n["exact"] for n in doc["nars"])
+
+
 def test_a_slow_server_times_out_after_retries(cache: Path) -> None:
     name = _narinfos(cache)[0][0]
     with CacheServer(str(cache)) as srv:

@@ -159,8 +159,13 @@ def test_sampling_is_seeded_uniform_and_bounded() -> None:
     assert {x.key for x in a} != {x.key for x in c}
     first, _ = choose(iter(items), AuditOptions(sample=5, order="listing"))
     assert [x.key for x in first] == [f"{i:04d}.narinfo" for i in range(5)]
-    everything, _ = choose(iter(items), AuditOptions(sample=None))
-    assert len(everything) == 1000
+    said: list[str] = []
+    everything, _ = choose(iter(items * 25), AuditOptions(sample=None), said.append)
+    assert len(everything) == 25_000
+    assert said == [
+        "audit: listing: 10000 narinfos so far",
+        "audit: listing: 20000 narinfos so far",
+    ]
     # uniform: over many seeds every decile is drawn about equally
     counts = np.zeros(10)
     for seed in range(200):
