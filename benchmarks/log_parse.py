@@ -89,6 +89,20 @@ def _time_import(path: str, tmp: str) -> float:
     return time.perf_counter() - start
 
 
+def _time_columns(path: str) -> float:
+    """The columnar pass alone (``JournalParser.feed_frame``, as ``collect logs --file``
+    runs it), in 16 MiB batches of lines."""
+    from profiler.collect.journal.parse import JournalParser
+
+    start = time.perf_counter()
+    parser = JournalParser(path, 2026, False)
+    with open(path, encoding="utf-8") as f:
+        while batch := f.readlines(16 << 20):
+            if parser.feed_frame(batch) is None:
+                parser.feed_all(batch)
+    return time.perf_counter() - start
+
+
 def _time_parse(path: str) -> tuple[float, int]:
     start = time.perf_counter()
     with open(path, encoding="utf-8") as f:
@@ -136,7 +150,7 @@ def main() -> None:
         n = write_journal(path, args.lines)
         size = os.path.getsize(path)
         parse_best, n_events = float("inf"), 0
-        floor_best = steps_best = import_best = float("inf")
+        floor_best = steps_best = import_best = columns_best = float("inf")
         for _ in range(args.rounds):
             floor_best = min(floor_best, _time_grep(path, ".")[0])
             elapsed_grep, n_grep = _time_grep(path, "-E", GREP_STEPS)
@@ -144,14 +158,27 @@ def main() -> None:
             elapsed, n_events = _time_parse(path)
             parse_best = min(parse_best, elapsed)
             import_best = min(import_best, _time_import(path, tmp))
+            try:
+                columns_best = min(columns_best, _time_columns(path))
+            except ImportError:
+                pass
     print(f"journal: {n} lines, {size / 1e6:.1f} MB, {n_events} events, grep -E matched {n_grep}")
     print(f"parse_lines       : {n / parse_best:12,.0f} lines/s ({parse_best * 1e3:.0f} ms)")
     print(f"collect logs      : {n / import_best:12,.0f} lines/s ({import_best * 1e3:.0f} ms, "
           "parse + Parquet parts + compaction)")  # fmt: skip
+    if columns_best < float("inf"):
+        print(f"columnar parse    : {n / columns_best:12,.0f} lines/s "
+              f"({columns_best * 1e3:.0f} ms, feed_frame; polars)")  # fmt: skip
     print(f"grep -cE <steps>  : {n / steps_best:12,.0f} lines/s ({steps_best * 1e3:.0f} ms)")
     print(f"grep -c . (floor) : {n / floor_best:12,.0f} lines/s ({floor_best * 1e3:.0f} ms)")
     print(f"parse / grep -cE <steps> time: {parse_best / steps_best:.1f}x (target <= 3x)")
     print(f"parse / grep -c . time       : {parse_best / floor_best:.1f}x")
+    if columns_best < float("inf"):
+        print(f"columnar / grep -cE time     : {columns_best / steps_best:.1f}x (target <= 3x)")
+        print(
+            f"collect logs / grep -cE time : {import_best / steps_best:.1f}x "
+            f"(grep -c .: {import_best / floor_best:.0f}x; target 5x)"
+        )
 
 
 if __name__ == "__main__":

@@ -432,6 +432,24 @@ class Run:
             raise StoreError(f"{self.path}: invalid table name {table!r}")
         return write_part(os.path.join(self.path, "tables", table), records_to_arrow(records))
 
+    def write_arrow_part(self, table: str, arrow: Any) -> str:
+        """Write the Arrow table ``arrow`` as one Parquet part of ``table`` (a bulk importer
+        that has its rows as columns already); strings are stored as plain ``string``, as
+        :func:`profiler.store.tables.records_to_arrow` makes them."""
+        import pyarrow as pa
+
+        from profiler.store.tables import write_part
+
+        if not TABLE_NAME.fullmatch(table):
+            raise StoreError(f"{self.path}: invalid table name {table!r}")
+        fields = []
+        for f in arrow.schema:
+            kind = f.type
+            if pa.types.is_large_string(kind) or str(kind) == "string_view":
+                kind = pa.string()
+            fields.append(pa.field(f.name, kind))
+        return write_part(os.path.join(self.path, "tables", table), arrow.cast(pa.schema(fields)))
+
     def note(self, text: str) -> None:
         """Add a (redacted) note to the manifest, e.g. a signal that was absent."""
         update_manifest(self.path, lambda doc: doc.setdefault("notes", []).append(note_entry(text)))

@@ -44,6 +44,7 @@ from profiler.store import Run
 
 BATCH_LINES = 20_000  # lines parsed between two writes to the run
 PART_EVENTS = 200_000  # events per Parquet part when a whole file is imported
+FILE_BATCH_BYTES = 16 << 20  # of a whole file's lines parsed at a time
 PROGRESS_SECONDS = 5.0
 
 
@@ -166,6 +167,12 @@ class LogCollector:
 
     def _feed(self, item: _Input, lines: list[str]) -> None:
         parser = item.parser
+        if item.bulk:
+            frame = parser.feed_frame(lines)
+            if frame is not None:  # the whole batch parsed as columns: a part of its own
+                item.next_lineno += len(lines)
+                self._frame_part(item, frame)
+                return
         try:
             item.next_lineno = parser.feed_all(lines, item.next_lineno)
         finally:  # a strict-mode error keeps the events parsed before the bad line
@@ -183,6 +190,22 @@ class LogCollector:
                     item.first_ts = item.first_ts if item.first_ts is not None else stamps[0]
                     item.last_ts = stamps[-1]
                 parser.events.clear()
+
+    def _frame_part(self, item: _Input, frame: Any) -> None:
+        """Write a batch's event frame as a part, after the rows before it (parts keep their
+        order), with the same columns the dict path writes."""
+        import polars as pl
+
+        if frame.is_empty():
+            return
+        self._flush_part(item)
+        frame = frame.with_columns(pl.lit(item.name).alias("source"))
+        self.run.write_arrow_part("log_events", frame.to_arrow())
+        item.written += len(frame)
+        stamps = frame["ts"].drop_nulls()
+        if len(stamps):
+            item.first_ts = item.first_ts if item.first_ts is not None else stamps[0]
+            item.last_ts = stamps[-1]
 
     def _flush_part(self, item: _Input) -> None:
         if item.pending:
@@ -325,7 +348,9 @@ class _FileBatches:
         try:
             batch = self._head
             while batch:
-                following = self._text.readlines(1 << 20)  # one ahead: is this the last?
+                # one ahead (is this the last?); 16 MiB of lines a batch: a columnar batch's
+                # fixed cost (a few dozen column passes) spread over ~100k lines
+                following = self._text.readlines(FILE_BATCH_BYTES)
                 if not following and self._guard.error is not None and batch:
                     if not batch[-1].endswith("\n"):  # cut by the damage: not a whole line
                         batch = batch[:-1]

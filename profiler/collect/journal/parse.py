@@ -381,9 +381,12 @@ class JournalParser:
                         for name, value in zip(rule.names, found.groups(), strict=True):
                             if value is not None:
                                 last[name] = value
-                        for name, conv in rule.convs:
-                            if name in last:
-                                last[name] = conv(last[name])
+                        failed = _convert(rule, last)
+                        if failed is not None:  # as feed() has it: a malformed line
+                            fast_lines -= 1
+                            self._bad(lineno, failed)
+                            last = None
+                            break
                         append(last)
                         understood += 1
                         after_unknown = False
@@ -404,6 +407,26 @@ class JournalParser:
             self.last, self.after_unknown = last, after_unknown
             self.last_stamp, self.last_ts = last_stamp, last_ts
         return lineno + 1
+
+    def feed_frame(self, lines: list[str]) -> Any:
+        """The events of ``lines`` as a polars DataFrame when they all have the common shape
+        (:mod:`~profiler.collect.journal.vector`), else None (then :meth:`feed_all` them).
+        The state is handed over, and taken back only when the batch was done this way. For a
+        bulk import that writes columns (``collect logs --file``): turned back into dicts
+        (:func:`event_dicts`) a batch costs more than :meth:`feed_all`'s."""
+        from profiler.collect.journal import vector
+
+        state = vector.State(self.year, self.last_month, dict(self.pids))
+        done = vector.parse_batch(lines, state)
+        if done is None:
+            return None
+        self.summary.lines += done.lines
+        self.summary.understood += done.understood
+        self.summary.unknown.update(done.unknown)
+        self.year, self.last_month, self.pids = state.year, state.last_month, state.pids
+        self.last, self.after_unknown = done.last_event, done.last_event is None
+        self.last_stamp, self.day_epochs = "", {}
+        return done.events
 
     def _pid(self, ts: float, host: str, unit: str, pid: int, prio: str | None) -> None:
         """Record the PID of ``host``'s ``unit``; a new one is a runner restart."""
@@ -431,6 +454,26 @@ class JournalParser:
         self.summary.lines += 1
         self.summary.malformed.append(where)
         self.last, self.after_unknown = None, True
+
+
+def _convert(rule: rules.Rule, ev: dict[str, Any]) -> str | None:
+    """Convert ``ev``'s fields as ``rule`` types them; the error's text when one does not."""
+    try:
+        for name, conv in rule.convs:
+            if name in ev:
+                ev[name] = conv(ev[name])
+    except (ValueError, TypeError) as e:
+        return str(e)
+    return None
+
+
+def event_dicts(frame: Any) -> list[dict[str, Any]]:
+    """A batch's event frame as the line parser's dicts: a field that did not take part is
+    absent (``priority`` is always there, None when the line had none)."""
+    return [
+        {k: v for k, v in row.items() if v is not None or k == "priority"}
+        for row in frame.iter_rows(named=True)
+    ]
 
 
 def _restart_event(
