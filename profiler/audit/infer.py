@@ -79,7 +79,7 @@ def infer(
     t0 = now()
     if method == "none":
         return Inference("none", None, True, ("none",), 0, "uncompressed", "none", len(nar))
-    cands = candidates(layout, len(nar), bytes(stored[:10]))
+    cands = candidates(layout, bytes(stored[:10]))
     matched: list[Candidate] = []
     tried = 0
     for cand in cands:

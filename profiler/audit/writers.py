@@ -97,7 +97,7 @@ def writers_for(method: str, level: int | None, layout: str) -> list[str]:
     out: list[str] = []
     if method == "zstd" and layout.startswith("frames"):
         return [f"Nix >=2.35 (level {level}{', parallel' if 'workers' in layout else ''})"]
-    if method == "zstd" and layout == "one sized frame":
+    if method == "zstd" and layout.startswith("one sized frame"):
         return [f"Nix >=2.35, a NAR under 16 MiB (level {level})", "a one-shot zstd call"]
     if method in ("xz", "zstd", "bzip2", "gzip"):
         parallel = "multithreaded" in layout
@@ -382,7 +382,7 @@ class _BrotliAdapter:
         return self._c.finish()  # type: ignore[attr-defined]
 
 
-def candidates(layout: Layout, nar_bytes: int, head: bytes = b"") -> list[Candidate]:
+def candidates(layout: Layout, head: bytes = b"") -> list[Candidate]:
     """The candidates ``layout`` leaves possible, most likely first; ``head`` is the stored
     object's first bytes (gzip's header is copied from it)."""
     if layout.method == "xz":
