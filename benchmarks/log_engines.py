@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from log_parse import GREP_STEPS, write_journal
+from log_parse import GREP_STEPS, _time_grep, write_journal
 
 from profiler.collect.journal import rules
 from profiler.collect.journal.parse import parse_lines
@@ -148,9 +147,7 @@ def run_re2(path: str) -> int:
 
 
 def grep(path: str, *pattern: str) -> int:
-    done = subprocess.run(["grep", "-c", *pattern, path], check=True, capture_output=True,
-                          env={**os.environ, "LC_ALL": "C"})  # fmt: skip
-    return int(done.stdout)
+    return _time_grep(path, *pattern)[1]
 
 
 def best(call: Callable[[], int], rounds: int) -> tuple[float, int | str]:

@@ -75,6 +75,15 @@ class CacheStore(Protocol):
     def close(self) -> None: ...
 
 
+def _read_small(opened: BinaryIO, where: str, max_bytes: int) -> bytes:
+    """All of a small object (a narinfo), or ``StoreError`` when it is over ``max_bytes``."""
+    with opened as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise StoreError(f"{where}: larger than {max_bytes} bytes")
+    return data
+
+
 class TokenBucket:
     """At most ``rate`` requests per second on average, bursts of one second's worth."""
 
@@ -159,11 +168,7 @@ class LocalStore:
         return path
 
     def read_bytes(self, key: str, max_bytes: int = 1 << 20) -> bytes:
-        with self.open(key) as f:
-            data = f.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise StoreError(f"{self.url}/{key}: larger than {max_bytes} bytes")
-        return data
+        return _read_small(self.open(key), f"{self.url}/{key}", max_bytes)
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -281,11 +286,7 @@ class HttpStore:
         raise AssertionError("unreachable")
 
     def read_bytes(self, key: str, max_bytes: int = 1 << 20) -> bytes:
-        with self.open(key) as f:
-            data = f.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise StoreError(f"{self.url}/{key}: larger than {max_bytes} bytes")
-        return data
+        return _read_small(self.open(key), f"{self.url}/{key}", max_bytes)
 
     def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(_Resuming(self, key), buffer_size=1 << 20)
@@ -492,11 +493,7 @@ class S3Store:
             raise self._fail(exc, "") from None
 
     def read_bytes(self, key: str, max_bytes: int = 1 << 20) -> bytes:
-        with self.open(key) as f:
-            data = f.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise StoreError(f"{self.url} {key}: larger than {max_bytes} bytes")
-        return data
+        return _read_small(self.open(key), f"{self.url} {key}", max_bytes)
 
     def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(_S3Body(self, key), buffer_size=1 << 20)

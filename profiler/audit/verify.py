@@ -92,6 +92,24 @@ def _hash_matches(expected: Hash | None, digest: bytes) -> bool:
     return expected is None or expected.algo != "sha256" or expected.digest == digest
 
 
+def _check(
+    faults: list[Fault],
+    url: str,
+    names: tuple[str, str],
+    sizes: tuple[int | None, int],
+    hashes: tuple[Hash | None, bytes],
+) -> None:
+    """A fault when the size (``<File|Nar>Size``, when recorded) or else the SHA-256 of what
+    was read (``object`` or ``decoded``) is not what the narinfo says."""
+    field, what = names
+    (want, got), (expected, digest) = sizes, hashes
+    if want is not None and got != want:
+        faults.append(Fault(f"{field.lower()}-size", url, f"{field}Size {want}, {what} {got}"))
+    elif not _hash_matches(expected, digest):
+        faults.append(Fault(f"{field.lower()}-hash", url, f"{field}Hash {expected}, {what} "
+                            f"sha256:{Hash('sha256', digest).nix32}"))  # fmt: skip
+
+
 def fetch(store: Store, info: NarInfo, scratch: str) -> Fetched:
     """Download ``info.url`` to a spool under ``scratch``, decode it, and check both against
     ``info``. A missing or unreadable object raises ``PayloadError`` (one line); a mismatch is
@@ -111,13 +129,8 @@ def fetch(store: Store, info: NarInfo, scratch: str) -> Fetched:
         raise
     fetched_in = time.perf_counter() - t0
     faults: list[Fault] = []
-    if info.file_size is not None and size != info.file_size:
-        faults.append(Fault("file-size", info.url, f"FileSize {info.file_size}, object {size}"))
-    elif not _hash_matches(info.file_hash, file_sha.digest()):
-        faults.append(
-            Fault("file-hash", info.url, f"FileHash {info.file_hash}, object sha256:"
-                  f"{Hash('sha256', file_sha.digest()).nix32}")
-        )  # fmt: skip
+    _check(faults, info.url, ("File", "object"), (info.file_size, size),
+           (info.file_hash, file_sha.digest()))  # fmt: skip
     nar_path, nar_size, cpu = _decode(stored_path, info, scratch, faults)
     return Fetched(info, stored_path, nar_path, size, nar_size, fetched_in, cpu, faults)
 
@@ -160,11 +173,6 @@ def _decode(
                       f"of NAR: {exc or type(exc).__name__}")
             )  # fmt: skip
             return nar_path, size, cpu
-    if size != info.nar_size:
-        faults.append(Fault("nar-size", info.url, f"NarSize {info.nar_size}, decoded {size}"))
-    elif not _hash_matches(info.nar_hash, nar_sha.digest()):
-        faults.append(
-            Fault("nar-hash", info.url, f"NarHash {info.nar_hash}, decoded sha256:"
-                  f"{Hash('sha256', nar_sha.digest()).nix32}")
-        )  # fmt: skip
+    _check(faults, info.url, ("Nar", "decoded"), (info.nar_size, size),
+           (info.nar_hash, nar_sha.digest()))  # fmt: skip
     return nar_path, size, cpu

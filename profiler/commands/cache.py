@@ -45,14 +45,17 @@ def _sample(text: str) -> int | None:
 
 
 def _size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    mult = units.get(t[-1:], 1)
-    number_text = t[:-1] if t[-1:] in units else t
+    """A size in bytes as :func:`profiler.units.parse_bytes` reads it (``256MiB``, ``1GB``),
+    a bare ``K``/``M``/``G`` suffix meaning KiB/MiB/GiB (``256M``)."""
+    from profiler.units import parse_bytes
+
+    t = text.strip()
+    if t[-1:].upper() in ("K", "M", "G"):
+        t += "iB"
     try:
-        value = int(float(number_text) * mult)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size such as 256M, got {text!r}") from None
+        value = int(parse_bytes(t))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a size such as 256M: {exc}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
     return value

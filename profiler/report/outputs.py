@@ -155,17 +155,19 @@ def load_audit(directory: str) -> tuple[dict[str, object], dict[str, str]]:
     return doc, images
 
 
-def _with_audit(document: str, kind: str, audit: tuple[dict[str, object], dict[str, str]]) -> str:
+def _with_audit(
+    document: str, renderer: Renderer[Report], audit: tuple[dict[str, object], dict[str, str]]
+) -> str:
     import json
 
     from profiler.audit import render as audit_render
 
     doc, images = audit
-    if kind == "html":
+    if isinstance(renderer, HtmlRenderer):
         section = audit_render.html_section(doc, images)
         at = document.rfind("</body>")
         return document[:at] + section + document[at:] if at >= 0 else document + section
-    if kind == "md":
+    if isinstance(renderer, MarkdownRenderer):
         return document.rstrip("\n") + "\n\n" + audit_render.markdown(doc)
     report = json.loads(document)
     report["cache_audit"] = {"cache": doc.get("cache"), "summary": doc.get("summary"),
@@ -184,8 +186,7 @@ def _write_report(
     try:
         document = renderer.render(report)
         if audit is not None and isinstance(document, str):
-            kind = os.path.splitext(out)[1].lower().lstrip(".").replace("htm", "html")
-            document = _with_audit(document, kind.replace("htmll", "html"), audit)
+            document = _with_audit(document, renderer, audit)
     except OSError as exc:
         if not isinstance(renderer, MarkdownRenderer):
             raise

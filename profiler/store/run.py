@@ -426,11 +426,9 @@ class Run:
         """Write ``records`` as one Parquet part of ``table`` at once (bulk imports); the
         part's file name. Columns as :func:`profiler.store.tables.records_to_arrow` makes them.
         """
-        from profiler.store.tables import records_to_arrow, write_part
+        from profiler.store.tables import records_to_arrow
 
-        if not TABLE_NAME.fullmatch(table):
-            raise StoreError(f"{self.path}: invalid table name {table!r}")
-        return write_part(os.path.join(self.path, "tables", table), records_to_arrow(records))
+        return self.write_arrow_part(table, records_to_arrow(records))
 
     def write_arrow_part(self, table: str, arrow: Any) -> str:
         """Write the Arrow table ``arrow`` as one Parquet part of ``table`` (a bulk importer

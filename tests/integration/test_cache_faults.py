@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from profiler.audit.stores import ObjectMissing, StoreError, open_store
 from profiler.cli import main
-from tests.cachesrv import CacheServer
+from tests.cachesrv import _MOTO_ENV, CacheServer, moto_s3
 from tests.conftest import NIX_ENV, require_tool
 
 
@@ -179,27 +178,19 @@ def test_a_slow_server_times_out_after_retries(cache: Path) -> None:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3-compatible server on 127.0.0.1 (its endpoint), with throwaway credentials."""
+def s3() -> Iterator[str]:
+    """moto's S3-compatible server on 127.0.0.1 (tests/cachesrv.py), with its throwaway
+    credentials in the environment while it runs."""
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401
     except ImportError:
         from tests.conftest import STRICT
 
         if STRICT:
             pytest.fail("CI=true: moto[server] not installed (scripts/setup-tests.sh)")
         pytest.skip("moto[server] not installed")
-    for k, v in {"AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "topsecretvalue",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 def test_s3_cache(cache: Path, s3: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,7 +210,8 @@ def test_s3_cache(cache: Path, s3: str, capsys: pytest.CaptureFixture[str]) -> N
     doc = json.loads(out)
     assert len(doc["nars"]) == 4 and doc["listed"] == 6 and not doc["faults"]
     assert all(n["exact"] and n["level"] == 6 and n["last_modified"] for n in doc["nars"])
-    assert "topsecretvalue" not in out + err and "AKIATESTKEY" not in out + err
+    secret, key_id = _MOTO_ENV["AWS_SECRET_ACCESS_KEY"], _MOTO_ENV["AWS_ACCESS_KEY_ID"]
+    assert secret not in out + err and key_id not in out + err
     code, _, err = _run(["cache", "audit", url, "--since", "2999-01-01T00:00:00"], capsys)
     assert code == 0 and "0 of 0 narinfos" in err
     store = open_store(url)
@@ -229,5 +221,5 @@ def test_s3_cache(cache: Path, s3: str, capsys: pytest.CaptureFixture[str]) -> N
     missing = open_store(f"s3://no-such-bucket?region=us-east-1&endpoint={endpoint}&scheme=http")
     with pytest.raises(StoreError, match="NoSuchBucket") as info:
         list(missing.list_narinfos())
-    assert re.search(r"topsecret|AKIA", str(info.value)) is None
+    assert secret not in str(info.value) and key_id not in str(info.value)
     missing.close()

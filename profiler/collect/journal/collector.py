@@ -85,6 +85,12 @@ class _Input:
     bulk: bool = False  # a whole file: events go to Parquet parts, not JSON lines
     pending: list[dict[str, Any]] = field(default_factory=list)
 
+    def saw(self, stamps: list[float]) -> None:
+        """Note the event times of a batch (in line order)."""
+        if stamps:
+            self.first_ts = self.first_ts if self.first_ts is not None else stamps[0]
+            self.last_ts = stamps[-1]
+
     def summary_row(self, ended: str) -> dict[str, Any]:
         s: LogSummary = self.parser.summary
         return {
@@ -185,10 +191,7 @@ class LogCollector:
                 else:
                     self.events_out.append_many(rows)
                 item.written += len(parser.events)
-                stamps = [e["ts"] for e in parser.events if e["ts"] is not None]
-                if stamps:
-                    item.first_ts = item.first_ts if item.first_ts is not None else stamps[0]
-                    item.last_ts = stamps[-1]
+                item.saw([e["ts"] for e in parser.events if e["ts"] is not None])
                 parser.events.clear()
 
     def _frame_part(self, item: _Input, frame: Any) -> None:
@@ -202,10 +205,7 @@ class LogCollector:
         frame = frame.with_columns(pl.lit(item.name).alias("source"))
         self.run.write_arrow_part("log_events", frame.to_arrow())
         item.written += len(frame)
-        stamps = frame["ts"].drop_nulls()
-        if len(stamps):
-            item.first_ts = item.first_ts if item.first_ts is not None else stamps[0]
-            item.last_ts = stamps[-1]
+        item.saw(frame["ts"].drop_nulls().to_list())
 
     def _flush_part(self, item: _Input) -> None:
         if item.pending:
