@@ -9,10 +9,10 @@ breaks off. A missing object is :class:`ObjectMissing`; anything else that does 
 :class:`StoreError`; both are one line naming the store and the key, never credentials
 (``url`` is the display form: no user, password or secret query values).
 
-URL forms follow Nix's store URIs (NixOS/nix 88b09c64 src/libstore/
-http-binary-cache-store.cc, s3-binary-cache-store.cc): ``file://PATH`` or a bare
-directory; ``http(s)://host[:port][/prefix]``; ``s3://bucket[/prefix]?region=&endpoint=&
-profile=&scheme=``.
+URL forms follow Nix's store URIs: ``file://PATH`` or a bare directory;
+``http(s)://host[:port][/prefix]``; ``s3://bucket[/prefix]?region=&endpoint=&profile=&scheme=``
+(the S3 store's settings: NixOS/nix 88b09c64 src/libstore/include/nix/store/
+s3-binary-cache-store.hh:25-62; ``endpoint`` and ``scheme`` read in src/libstore/s3-url.cc:70-71).
 """
 
 from __future__ import annotations
