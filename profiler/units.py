@@ -126,14 +126,19 @@ def parse_bits_per_second(text: str) -> float:
     return number * _BIT_UNITS[unit]
 
 
-_DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+# w: a week; y: 365 days (a history's span, ``--since 5y``: not a calendar year)
+_DURATION_UNITS = {
+    "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
+    "w": 7 * 86400.0, "y": 365 * 86400.0,
+}  # fmt: skip
 
 
 def parse_seconds(text: str) -> float:
-    """``'30s'`` -> 30.0, ``'10m'`` -> 600.0, ``'500ms'`` -> 0.5; a bare number is seconds."""
+    """``'30s'`` -> 30.0, ``'10m'`` -> 600.0, ``'500ms'`` -> 0.5, ``'5y'`` -> 5 x 365 days;
+    a bare number is seconds."""
     number, unit = _split_number(text)
     if unit not in _DURATION_UNITS and unit != "":
-        raise ValueError(f"unknown duration unit in {text!r} (use ms, s, m, h, d)")
+        raise ValueError(f"unknown duration unit in {text!r} (use ms, s, m, h, d, w, y)")
     if number < 0:
         raise ValueError(f"negative duration {text!r}")
     return number * _DURATION_UNITS.get(unit, 1.0)

@@ -8,6 +8,7 @@ never runs a bench or a calibration. Which codec's profile it needs is in the ru
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from profiler.analyze.gauges import (
     waiting_series,
     workers_from_samples,
 )
+from profiler.analyze.history import BATCH_ROWS, DEFAULT_MEMORY, Progress, Window, run_history
 from profiler.analyze.schema import StepTable
 from profiler.analyze.steps import build_step_table, run_generation, with_cache_sizes
 from profiler.analyze.verdict import (
@@ -74,6 +76,9 @@ class Analysis:
     calibration_cache: str | None = None  # the binary cache codecs are calibrated on (else corpus)
     running_series: Series | None = None  # jobs running on all machines (status/metrics)
     bench: StoredResult | None = None  # the bench result the profiles came from (codec table)
+    wall_percentiles_s: Mapping[str, float] = field(default_factory=dict)  # p50, p90, p99
+    slot_not_building_share: float = math.nan  # machine-slot time not spent building
+    engine: str = "memory"  # "memory", or "history" (out of core: `steps` has no rows)
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -102,8 +107,9 @@ class Analysis:
             "attribution": self.attribution.as_dict(),
             "attribution_seconds": self.attribution.seconds,
             "attribution_how": {c: self.attribution.how(c) for c in self.attribution.shares},
-            "slot_not_building_share": _not_building(self.steps),
-            "wall_percentiles_s": _percentiles(self.steps["wall_s"]),
+            "engine": self.engine,
+            "slot_not_building_share": self.slot_not_building_share,
+            "wall_percentiles_s": dict(self.wall_percentiles_s),
             "use": _records(self.use.reset_index()),
             "by_machine": _records(self.by_machine.reset_index()),
             "coverage": self.coverage(),
@@ -167,8 +173,10 @@ def analyze(
     cache_dir: str | None = None,
     local_workers: int | None = None,
     runner_cores: int | None = None,
+    window: Window | None = None,
 ) -> Analysis:
-    """Analyse a stored run (a run directory, or the run already read).
+    """Analyse a stored run (a run directory, or the run already read), in memory (see
+    :func:`analyze_history` for a history too long for that).
 
     Parameters
     ----------
@@ -200,8 +208,12 @@ def analyze(
     runner_cores
         CPU cores of the C++ runner's host, where local workers compress (default: this
         machine's, assuming the analysis runs on the Hydra host; said so).
+    window
+        Only the steps that stopped in it, and the samples and events of its time.
     """
     reader = run if isinstance(run, RunReader) else open_run(run)
+    if window is not None:
+        reader = windowed(reader, window)
     table = with_cache_sizes(build_step_table(reader, generation=generation), cache_dir)
     gen = table.generation
     logs = reader.table("log_events") if "log_events" in reader.tables() else None
@@ -210,11 +222,7 @@ def analyze(
     codec_name = choice.spec
     profiles = profiles or {}
     profile = _farm_profile(codec_name, profiles, profile)
-    cores_of = (
-        (runner_cores, "given by the operator (--runner-cores)")
-        if runner_cores
-        else (os.cpu_count() or 1, "this machine's; assumed to be the Hydra host")
-    )
+    cores_of = _runner_cores(runner_cores)
     if table.steps.empty:
         totals = farm_totals(samples, gen, profile, choice.mode) if gen in ("cxx", "rust") else None
         if totals is None or sum(totals.seconds.values()) <= 0:
@@ -268,6 +276,115 @@ def analyze(
         calibration_cache=calibration_cache,
         running_series=running_jobs(samples),
         bench=bench,
+        wall_percentiles_s=_percentiles(steps["wall_s"]),
+        slot_not_building_share=_not_building(steps),
+    )
+
+
+def _runner_cores(runner_cores: int | None) -> tuple[int, str]:
+    if runner_cores:
+        return runner_cores, "given by the operator (--runner-cores)"
+    return os.cpu_count() or 1, "this machine's; assumed to be the Hydra host"
+
+
+# The time a table's rows are placed at for --since/--until (default ``ts``); None: kept
+# whole (the builds are joined to the steps kept).
+TIME_COLUMN = {"db_steps": "stop_time", "db_builds": None}
+
+
+def windowed(reader: RunReader, window: Window) -> RunReader:
+    """The run with only the rows of ``window``: steps by ``stopTime`` (as the history
+    engine selects them), every other table by its ``ts``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if window.since is None and window.until is None:
+        return reader
+    data = {}
+    for name, arrow in reader.data.items():
+        column = TIME_COLUMN.get(name, "ts")
+        if column is None or column not in arrow.column_names:
+            data[name] = arrow
+            continue
+        t = pc.cast(arrow[column], pa.float64())
+        keep = pc.is_valid(t)
+        if window.since is not None:
+            keep = pc.and_(keep, pc.greater_equal(t, window.since))
+        if window.until is not None:
+            keep = pc.and_(keep, pc.less(t, window.until))
+        data[name] = arrow.filter(pc.fill_null(keep, False))
+    return dataclasses.replace(reader, data=data)
+
+
+def analyze_history(
+    run_dir: str | os.PathLike[str],
+    *,
+    profiles: Mapping[str, CodecProfile] | None = None,
+    profile: CodecProfile | None = None,
+    bench: StoredResult | None = None,
+    calibration_cache: str | None = None,
+    notes: Sequence[str] = (),
+    codec: str | None = None,
+    generation: str | None = None,
+    window_seconds: float = 3600.0,
+    cache_dir: str | None = None,
+    local_workers: int | None = None,
+    runner_cores: int | None = None,
+    window: Window | None = None,
+    memory_limit: str = DEFAULT_MEMORY,
+    progress: Progress | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Analysis:
+    """:func:`analyze` of a run's BuildSteps history out of core (DuckDB over its Parquet,
+    bounded memory: :mod:`profiler.analyze.history`). The result has no step rows
+    (``steps`` is empty, ``engine`` is ``history``): the totals, shares, percentiles,
+    breakdowns and the verdict are the in-memory engine's on the same steps; what-ifs,
+    which replay the steps, are not made."""
+    profiles = profiles or {}
+    cores = _runner_cores(runner_cores)
+    found = run_history(
+        os.fspath(run_dir),
+        profile=None,
+        codec=codec,
+        generation=generation,
+        runner_cores=cores[0],
+        local_workers=local_workers,
+        window_seconds=window_seconds,
+        window=window or Window(),
+        memory_limit=memory_limit,
+        batch_rows=batch_rows,
+        cache_dir=cache_dir,
+        progress=progress,
+        profile_for=lambda spec: _farm_profile(spec, profiles, profile),
+    )
+    found.attribution.notes.extend(notes)
+    wall = found.totals
+    slot = wall.sum("slot_s")
+    return Analysis(
+        run=os.fspath(run_dir),
+        generation=found.table.generation,
+        codec=found.codec_choice.spec,
+        profile=found.profile,
+        table=found.table,
+        steps=found.table.steps,
+        attribution=found.attribution,
+        verdict=found.verdict,
+        pressure=Pressure(),
+        use=found.use,
+        by_machine=found.breakdowns["machine"],
+        by_system=found.breakdowns["system"],
+        by_jobset=found.breakdowns["jobset"],
+        by_window=found.breakdowns["window"],
+        profiles=profiles,
+        local_workers=found.local_workers[0],
+        codec_choice=found.codec_choice,
+        local_workers_source=found.local_workers[1],
+        runner_cores=cores,
+        calibration_cache=calibration_cache,
+        bench=bench,
+        wall_percentiles_s=found.wall_percentiles_s,
+        slot_not_building_share=1 - wall.sum("build_s") / slot if slot > 0 else math.nan,
+        engine="history",
     )
 
 

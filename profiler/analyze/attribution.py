@@ -27,6 +27,7 @@ import pandas as pd
 
 from profiler.analyze.gauges import peak_concurrency
 from profiler.analyze.schema import CATEGORIES, CATEGORY_COLUMN, StepTable
+from profiler.analyze.totals import StepTotals
 from profiler.bench.profiles import SMALL_NAR_BYTES, CodecProfile
 
 # Phases that hold a machine slot (C++ gives the slot back once it has a local worker slot).
@@ -106,36 +107,58 @@ def compression_in_phase(
 
 def slowdown_evidence(phase: pd.Series, nar: pd.Series, per_call_seconds: float) -> float:
     """How much slower than calibrated the phases show compression to be, from what phases
-    cost whatever their size: each phase less its bytes at the Theil-Sen slope of phase
-    seconds over NAR bytes (the median of pairwise slopes, robust to a few odd steps), the
-    90th percentile of that (a machine's load varies over a run: a per-NAR cost a tenth of
-    the phases show is one it reached), less a transfer's own fixed cost, over the
-    profile's cost of one call (a fresh encoder's set-up). A transfer costs per byte; a
-    codec's set-up, slowed by a busy machine, costs per NAR. At least
-    :data:`SLOWDOWN_PRIOR`; the prior alone with fewer than four sized phases."""
-    x, y = _sized(phase, nar)
+    cost whatever their size (:func:`slowdown_of` on :func:`sized_sample`)."""
+    return slowdown_of(sized_sample(phase, nar), per_call_seconds)
+
+
+def slowdown_of(sample: tuple[np.ndarray, np.ndarray], per_call_seconds: float) -> float:
+    """The slowdown a sample of sized phases (NAR bytes, phase seconds) shows: each phase
+    less its bytes at the Theil-Sen slope of phase seconds over NAR bytes (the median of
+    pairwise slopes, robust to a few odd steps), the 90th percentile of that (a machine's
+    load varies over a run: a per-NAR cost a tenth of the phases show is one it reached),
+    less a transfer's own fixed cost, over the profile's cost of one call (a fresh
+    encoder's set-up). A transfer costs per byte; a codec's set-up, slowed by a busy
+    machine, costs per NAR. At least :data:`SLOWDOWN_PRIOR`; the prior alone with fewer than
+    four sized phases."""
+    x, y = sample
     if len(x) < 4 or per_call_seconds <= 0:
         return SLOWDOWN_PRIOR
-    slope = max(phase_slope(phase, nar), 0.0)
+    slope = max(slope_of(sample), 0.0)
     per_call = float(np.quantile(y - slope * x, 0.9))
     return max(SLOWDOWN_PRIOR, (per_call - REQUEST_SECONDS) / per_call_seconds)
 
 
-def _sized(phase: pd.Series, nar: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(NAR bytes, phase seconds) of the phases with both, at most 200 (a fixed sample: the
-    pairs of a Theil-Sen fit grow as n^2, and a median is as good from 200)."""
+SAMPLE_PHASES = 200  # the pairs of a Theil-Sen fit grow as n^2, and a median is as good
+
+
+def sample_ranks(n: int) -> np.ndarray:
+    """Which of ``n`` sized phases, ranked by (NAR bytes, phase seconds), form the sample:
+    all of them up to :data:`SAMPLE_PHASES`, else that many spread evenly over the ranks
+    (the same whatever order the rows are stored in, in memory or in SQL)."""
+    if n <= SAMPLE_PHASES:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, SAMPLE_PHASES).round().astype(np.int64))
+
+
+def sized_sample(phase: pd.Series, nar: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(NAR bytes, phase seconds) of the phases with both, at most :data:`SAMPLE_PHASES`
+    (:func:`sample_ranks`)."""
     ok = nar.notna() & (nar > 0) & phase.notna() & (phase > 0)
     x, y = nar[ok].to_numpy(float), phase[ok].to_numpy(float)
-    if len(x) > 200:
-        keep = np.random.default_rng(0).choice(len(x), 200, replace=False)
-        x, y = x[keep], y[keep]
-    return x, y
+    order = np.lexsort((y, x))
+    keep = order[sample_ranks(len(x))]
+    return x[keep], y[keep]
 
 
 def phase_slope(phase: pd.Series, nar: pd.Series) -> float:
-    """What a NAR byte costs the phases: the Theil-Sen slope of phase seconds over NAR bytes
-    (the median of pairwise slopes, robust to a few odd steps); NaN with fewer than 4."""
-    x, y = _sized(phase, nar)
+    """What a NAR byte costs the phases (:func:`slope_of` on :func:`sized_sample`)."""
+    return slope_of(sized_sample(phase, nar))
+
+
+def slope_of(sample: tuple[np.ndarray, np.ndarray]) -> float:
+    """The Theil-Sen slope of phase seconds over NAR bytes of a sample (the median of
+    pairwise slopes, robust to a few odd steps); NaN with fewer than 4."""
+    x, y = sample
     if len(x) < 4:
         return math.nan
     i, j = np.triu_indices(len(x), 1)
@@ -276,12 +299,93 @@ def _cpu_plausible(slope: float, expected_per_byte: pd.Series) -> pd.Series:
     return (SLOWDOWN_PRIOR / implied).clip(upper=1.0).fillna(1.0)
 
 
+def _compression(
+    s: pd.DataFrame,
+    generation: str,
+    profile: CodecProfile,
+    phases: tuple[pd.Series, pd.Series, pd.Series],
+    facts: SplitFacts,
+) -> tuple[pd.Series, pd.Series]:
+    """Per step, compression seconds in the copy phase and the CPU work of it
+    (:func:`split_copy`); ``phases``: whether a pipeline time is known, the compressing
+    part of the phase and the NAR bytes."""
+    has_pipe, pipe, nar = phases
+    wanted = profile.seconds(nar)
+    # what else a NAR byte costs in the phase: the Rust builder's upload phase is compress
+    # + PUT; a C++ pipeline (Nix's copy line) is receive + compress + write; a C++ copy
+    # phase without it is receive + compress + write + PUT
+    put, receive = put_seconds_per_byte(profile), RECEIVE_SECONDS_PER_BYTE
+    if generation == "rust":
+        other = pd.Series(put, s.index)
+    else:
+        other = pd.Series(np.where(has_pipe, receive, receive + put), s.index)
+    share = other.map(lambda o: compress_share(profile, o))
+    slowdown = slowdown_of(facts.sample, float(profile.seconds(SMALL_NAR_BYTES)))
+    if facts.peak > 0:  # k single-threaded compressions share at least one core
+        slowdown = min(slowdown, SLOWDOWN_PRIOR * facts.peak)
+    with_size = compression_in_phase(pipe, wanted, nar * other, share, slowdown)
+    compress = with_size.where(nar.notna(), pipe * share).fillna(0.0)
+    # the profile's time slowed by the contention seen is CPU work; of the rest, the
+    # share a byte's cost gives compression (as the split itself weighed it): a CPU
+    # slower than the calibration's, or a slow link the split could not tell apart
+    contention = facts.contention.reindex(s.index)
+    explained = np.minimum(compress, profile.seconds(nar) * contention)
+    explained = explained + (compress - explained) * share * _cpu_plausible(
+        slope_of(facts.sample), profile.seconds_per_byte + other
+    )
+    known = nar.notna() & contention.notna()
+    return compress, explained.where(known, compress).fillna(compress)
+
+
+@dataclass(frozen=True)
+class SplitFacts:
+    """What :func:`split_copy` needs of the whole table rather than of a row: a sample of
+    sized phases (:func:`sized_sample`), the most steps compressing on one host at once
+    (:func:`compressing_peak`) and each step's CPU contention (:func:`cpu_contention`, by
+    the table's index). :func:`split_facts` finds them in memory; the history engine in
+    SQL, and splits its steps a batch at a time with them."""
+
+    sample: tuple[np.ndarray, np.ndarray]
+    peak: int
+    contention: pd.Series
+
+
+def copy_pipe(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(copy phase, whether a journal's pipeline time is inside it, the part that
+    compresses: the pipeline where there is one, else the whole copy phase), seconds."""
+    copy = steps["copy_s"].astype(float).fillna(0.0)
+    pipeline = (
+        steps["pipeline_s"].astype(float)
+        if "pipeline_s" in steps
+        else pd.Series(np.nan, steps.index)
+    )
+    has_pipe = pipeline.notna() & (pipeline <= copy + 1.0)  # a copy phase holds its pipeline
+    pipe = pipeline.where(has_pipe, copy).clip(upper=copy.where(copy > 0, pipeline))
+    return copy, has_pipe, pipe
+
+
+def split_facts(
+    table: StepTable,
+    runner_cores: float | None = None,
+    psi: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> SplitFacts:
+    """The :class:`SplitFacts` of a step table in memory."""
+    s = table.steps
+    _, _, pipe = copy_pipe(s)
+    return SplitFacts(
+        sized_sample(pipe, s["nar_bytes"].astype(float)),
+        compressing_peak(s, table.generation),
+        cpu_contention(s, table.generation, runner_cores, psi),
+    )
+
+
 def split_copy(
     table: StepTable,
     profile: CodecProfile | None,
     upload_mode: str | None = None,
     runner_cores: float | None = None,
     psi: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    facts: SplitFacts | None = None,
 ) -> pd.DataFrame:
     """Add ``compress_s``, ``receive_s``, ``upload_s`` and the category columns to the steps.
 
@@ -296,30 +400,17 @@ def split_copy(
     a step's compression time is CPU work: ``compress_cpu_s``, the part a codec change
     scales (the profile's time slowed by the contention seen, and of the rest the share the
     split gave compression, less where the phases' per-byte cost is beyond what a slower
-    CPU could do); the rest (a slow link read as compression) stays."""
+    CPU could do); the rest (a slow link read as compression) stays. ``facts``: the whole
+    table's (:func:`split_facts`), when ``table`` is a batch of a larger one."""
     s = table.steps.copy()
-    copy = s["copy_s"].astype(float).fillna(0.0)
-    pipeline = s["pipeline_s"].astype(float) if "pipeline_s" in s else pd.Series(np.nan, s.index)
-    has_pipe = pipeline.notna() & (pipeline <= copy + 1.0)  # a copy phase holds its pipeline
-    pipe = pipeline.where(has_pipe, copy).clip(upper=copy.where(copy > 0, pipeline))
+    copy, has_pipe, pipe = copy_pipe(s)
     nar = s["nar_bytes"].astype(float)
+    compress = pd.Series(0.0, s.index)
+    s["compress_source"] = "no codec profile: compression not separated from I/O"
+    s["compress_cpu_s"] = compress
     if profile is not None and math.isfinite(profile.seconds_per_byte):
-        wanted = profile.seconds(nar)
-        # what else a NAR byte costs in the phase: the Rust builder's upload phase is compress
-        # + PUT; a C++ pipeline (Nix's copy line) is receive + compress + write; a C++ copy
-        # phase without it is receive + compress + write + PUT
-        put, receive = put_seconds_per_byte(profile), RECEIVE_SECONDS_PER_BYTE
-        if table.generation == "rust":
-            other = pd.Series(put, s.index)
-        else:
-            other = pd.Series(np.where(has_pipe, receive, receive + put), s.index)
-        share = other.map(lambda o: compress_share(profile, o))
-        slowdown = slowdown_evidence(pipe, nar, float(profile.seconds(SMALL_NAR_BYTES)))
-        peak = compressing_peak(s, table.generation)
-        if peak > 0:  # k single-threaded compressions share at least one core
-            slowdown = min(slowdown, SLOWDOWN_PRIOR * peak)
-        with_size = compression_in_phase(pipe, wanted, nar * other, share, slowdown)
-        compress = with_size.where(nar.notna(), pipe * share).fillna(0.0)
+        facts = facts or split_facts(table, runner_cores, psi)
+        compress, cpu = _compression(s, table.generation, profile, (has_pipe, pipe, nar), facts)
         s["compress_source"] = np.where(
             nar.notna(),
             f"estimated: NAR bytes x {profile.codec} profile, the rest of the phase shared "
@@ -327,25 +418,12 @@ def split_copy(
             f"estimated without NAR sizes: the phase shared by per-byte costs ({profile.codec} "
             "profile vs assumed transfer rates)",
         )
-    else:
-        compress = pd.Series(0.0, s.index)
-        s["compress_source"] = "no codec profile: compression not separated from I/O"
+        s["compress_cpu_s"] = cpu
     if table.generation == "rust" and upload_mode == "direct":
         compress = pd.Series(0.0, s.index)
         s["compress_source"] = "direct upload mode: the runner compresses after the step"
+        s["compress_cpu_s"] = compress
     s["compress_s"] = compress
-    s["compress_cpu_s"] = compress
-    if profile is not None and math.isfinite(profile.seconds_per_byte):
-        # the profile's time slowed by the contention seen is CPU work; of the rest, the
-        # share a byte's cost gives compression (as the split itself weighed it): a CPU
-        # slower than the calibration's, or a slow link the split could not tell apart
-        contention = cpu_contention(s, table.generation, runner_cores, psi)
-        explained = np.minimum(compress, profile.seconds(nar) * contention)
-        explained = explained + (compress - explained) * share * _cpu_plausible(
-            phase_slope(pipe, nar), profile.seconds_per_byte + other
-        )
-        known = nar.notna() & contention.notna()
-        s["compress_cpu_s"] = explained.where(known, compress).fillna(compress)
     s["upload_s"] = (copy - pipe.fillna(copy)).clip(lower=0.0)
     s["receive_s"] = (pipe.fillna(copy) - compress).clip(lower=0.0)
     s["scheduling_s"] = s["connect_s"].fillna(0.0)
@@ -368,14 +446,19 @@ def split_copy(
 
 def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
     """Totals over all steps, with the queue wait (when observed) in scheduling."""
-    cols = CATEGORY_COLUMN
-    seconds = {c: float(steps[col].fillna(0.0).sum()) for c, col in cols.items()}
+    return attribute_totals(table, StepTotals.of(steps))
+
+
+def attribute_totals(table: StepTable, totals: StepTotals) -> Attribution:
+    """:func:`attribute` from the steps' totals (the history engine computes them in SQL);
+    ``table`` gives the queue wait, the notes and the categories estimated."""
+    seconds = {c: totals.sum(col) for c, col in CATEGORY_COLUMN.items()}
     queue = table.queue_seconds if math.isfinite(table.queue_seconds) else 0.0
     seconds["scheduling"] += queue
     total = sum(seconds.values())
     shares = {c: (seconds[c] / total if total > 0 else 0.0) for c in CATEGORIES}
     estimated = dict.fromkeys(CATEGORIES, False)
-    estimated["compression"] = bool((steps.get("compress_s", pd.Series(dtype=float)) > 0).any())
+    estimated["compression"] = totals.sum("compress_s") > 0
     estimated["io"] = estimated["compression"]
     estimated["scheduling"] = queue > 0 and "integral" in table.queue_source
     for category in table.estimated:
@@ -383,7 +466,7 @@ def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
     notes = list(table.notes)
     if queue > 0:
         notes.append(f"queue wait {queue:.1f} step-s: {table.queue_source}")
-    unsplit = _unsplit(steps)
+    unsplit = totals.unsplit_seconds
     if unsplit > 0:
         notes.append(
             f"{unsplit:.1f} step-s of copy phases (receive, compress, upload together) could not "
@@ -393,39 +476,38 @@ def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:
         )
     observed = math.isfinite(table.queue_seconds)
     return Attribution(
-        seconds, shares, estimated, len(steps), total, queue, notes, unsplit, observed
+        seconds, shares, estimated, totals.steps, total, queue, notes, unsplit, observed
     )
 
 
-def _unsplit(steps: pd.DataFrame) -> float:
-    if "compress_source" not in steps or "copy_s" not in steps:
-        return 0.0
-    source = steps["compress_source"].astype(str)
-    unsplit = source.str.startswith("no ") & (steps["compress_s"].fillna(0.0) <= 0)
-    return float(steps.loc[unsplit, "copy_s"].fillna(0.0).sum())
-
-
-def breakdown(steps: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
-    """Per group: steps, wall p50/p90/p99, category shares, and slot time not building."""
-    cols = CATEGORY_COLUMN
-    rows = []
-    for key, g in steps.groupby(by, dropna=False, sort=True):
-        wall = g["wall_s"]
-        total = float(wall.sum())
-        row: dict[str, object] = {
-            "group": key if not isinstance(key, tuple) or len(key) != 1 else key[0],
-            "steps": len(g),
-            "wall_p50_s": float(wall.quantile(0.5)),
-            "wall_p90_s": float(wall.quantile(0.9)),
-            "wall_p99_s": float(wall.quantile(0.99)),
+def breakdown(steps: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per group of ``by`` (missing keys a group of their own, last): steps, wall
+    p50/p90/p99, category shares, and slot time not building (grouped aggregations, not a
+    loop over groups: an hourly breakdown of five years has 44,000 of them)."""
+    if steps.empty:
+        return pd.DataFrame()
+    summed = ["wall_s", "slot_s", "build_s", *CATEGORY_COLUMN.values()]
+    frame = steps[list(dict.fromkeys([by, *summed]))].copy()
+    for column in CATEGORY_COLUMN.values():
+        frame[column] = frame[column].fillna(0.0)
+    groups = frame.groupby(by, dropna=False, sort=True)
+    sums = groups[list(dict.fromkeys(summed))].sum()
+    wall = groups["wall_s"].quantile(np.array([0.5, 0.9, 0.99])).unstack()
+    out = pd.DataFrame(
+        {
+            "steps": groups.size(),
+            "wall_p50_s": wall[0.5],
+            "wall_p90_s": wall[0.9],
+            "wall_p99_s": wall[0.99],
         }
-        for c, col in cols.items():
-            row[f"{c}_share"] = float(g[col].fillna(0.0).sum()) / total if total > 0 else 0.0
-        slot = float(g["slot_s"].sum())
-        row["slot_not_building_share"] = 1 - float(g["build_s"].sum()) / slot if slot > 0 else 0.0
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    return out.set_index("group") if not out.empty else out
+    )
+    total = sums["wall_s"]
+    for c, col in CATEGORY_COLUMN.items():
+        out[f"{c}_share"] = (sums[col] / total).where(total > 0, 0.0)
+    slot = sums["slot_s"]
+    out["slot_not_building_share"] = (1 - sums["build_s"] / slot).where(slot > 0, 0.0)
+    out.index.name = "group"
+    return out
 
 
 def by_window(steps: pd.DataFrame, window_seconds: float) -> pd.DataFrame:

@@ -403,6 +403,9 @@ def _with_db(
             wanted.append("drv_path")
         keep = ["build", "stepnr", *(c for c in wanted if c in db)]
         info = db[keep].rename(columns={"machine": "db_machine", "system": "db_system"})
+        # a step exported twice joins once (its last copy): each copy of the step would
+        # otherwise meet each copy of its row, and the repeats counted be their product
+        info = info.drop_duplicates(["build", "stepnr"], keep="last")
         steps = steps.merge(info, on=["build", "stepnr"], how="left")
         for c in ("machine", "system"):
             if f"db_{c}" in steps:

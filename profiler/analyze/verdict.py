@@ -25,6 +25,7 @@ import pandas as pd
 
 from profiler.analyze.attribution import Attribution
 from profiler.analyze.gauges import metric_series, waiting_series
+from profiler.analyze.totals import StepTotals
 from profiler.hydra import facts
 from profiler.units import format_share
 
@@ -393,12 +394,10 @@ def pressure(
     return p
 
 
-def _slot_blame(steps: pd.DataFrame, generation: str) -> dict[str, float]:
+def _slot_blame(totals: StepTotals, generation: str) -> dict[str, float]:
     """What machine-slot time was spent on, by category (slot waits blamed on what the
     local worker slots were doing: compressing vs moving bytes)."""
-
-    def col(name: str) -> float:
-        return float(steps[name].fillna(0.0).to_numpy(float).sum()) if name in steps else 0.0
+    col = totals.sum
 
     compress, receive, upload = col("compress_s"), col("receive_s"), col("upload_s")
     wait = col("slot_wait_s")
@@ -419,12 +418,10 @@ def _slot_blame(steps: pd.DataFrame, generation: str) -> dict[str, float]:
     return {k: v / total for k, v in blame.items()} if total > 0 else blame
 
 
-def _coarseness(steps: pd.DataFrame, resolution_s: float, needed: float) -> float:
+def _coarseness(totals: StepTotals, resolution_s: float, needed: float) -> float:
     """1 when steps last ``needed`` times their timing resolution or more, down to 0.2."""
-    if resolution_s <= 0 or steps.empty or "wall_s" not in steps:
-        return 1.0
-    median = float(steps["wall_s"].median())
-    if not math.isfinite(median):
+    median = totals.wall_median_s
+    if resolution_s <= 0 or not totals.steps or not math.isfinite(median):
         return 1.0
     return float(min(1.0, max(0.2, median / (needed * resolution_s))))
 
@@ -459,7 +456,7 @@ def _runnable_evidence(p: Pressure) -> str:
 
 def decide(
     attribution: Attribution,
-    steps: pd.DataFrame,
+    steps: pd.DataFrame | StepTotals,
     generation: str,
     p: Pressure,
     log_events: pd.DataFrame | None = None,
@@ -471,9 +468,10 @@ def decide(
     ``resolution_s`` is how finely the steps were timed (1 for whole-second rows): steps not
     much longer than it make every share coarse, and the confidence says so; ``sampled_s`` is
     the sample interval of the gauges that split phases (an integral over many samples: a
-    step need only outlast a couple of them)."""
+    step need only outlast a couple of them). ``steps``: the step table, or its totals."""
+    totals = steps if isinstance(steps, StepTotals) else StepTotals.of(steps)
     sh = attribution.shares
-    blame = _slot_blame(steps, generation) if len(steps) else _farm_blame(attribution)
+    blame = _slot_blame(totals, generation) if totals.steps else _farm_blame(attribution)
     stalls = 0
     if log_events is not None and "event" in log_events:
         stalls = int((log_events["event"] == "db_stalled").sum())
@@ -493,7 +491,7 @@ def decide(
     if flipped and flipped != top and flipped not in close:
         close.append(flipped)
     confidence = _confidence(top_score, second, thr) * _quality(top, thr, attribution, unsplit)
-    coarse = min(_coarseness(steps, resolution_s, 10), _coarseness(steps, sampled_s, 2))
+    coarse = min(_coarseness(totals, resolution_s, 10), _coarseness(totals, sampled_s, 2))
     confidence *= coarse
     scores = dict.fromkeys(BOTTLENECKS, 0.0)
     scores.update({name: float(v) for name, v in ranking})
@@ -501,7 +499,7 @@ def decide(
         f"attribution of {attribution.steps} steps: "
         + ", ".join(f"{k} {_pct(v)}" for k, v in sh.items()),
         _runnable_evidence(p),
-        ("machine-slot time spent on: " if len(steps) else "step time held (farm totals): ")
+        ("machine-slot time spent on: " if totals.steps else "step time held (farm totals): ")
         + ", ".join(f"{k} {_pct(v)}" for k, v in sorted(blame.items(), key=lambda kv: -kv[1])),
     ]
     if math.isfinite(busy):
@@ -533,7 +531,7 @@ def decide(
             f"thresholds) while slots were free {_pct(p.pressure_gated_share)} of the time"
         )
     if coarse < 1:
-        median = float(steps["wall_s"].median())
+        median = totals.wall_median_s
         every = max(resolution_s, sampled_s)
         evidence.append(
             f"steps were timed (or their phases sampled) every {every:.2g} s but the "
@@ -577,17 +575,21 @@ def _close_calls(
 
 
 def use_table(
-    p: Pressure, attribution: Attribution, steps: pd.DataFrame, local_workers: int | None = None
+    p: Pressure,
+    attribution: Attribution,
+    steps: pd.DataFrame | StepTotals,
+    local_workers: int | None = None,
 ) -> pd.DataFrame:
     """Utilisation, saturation and errors per resource, as far as the run shows them.
 
     Each row says in ``measures`` what its three figures are (shares of the run's time unless
-    said otherwise); NaN where the run has no such signal.
+    said otherwise); NaN where the run has no such signal. ``steps``: the step table, or its
+    totals.
     """
-    window = float(steps["end_ts"].max() - steps["start_ts"].min()) if len(steps) else math.nan
-    failed = int((steps["status"].fillna(0) != 0).sum()) if "status" in steps else 0
-    copy_columns = [c for c in ("compress_s", "receive_s", "upload_s") if c in steps]
-    copying = float(steps[copy_columns].fillna(0).to_numpy(float).sum()) if copy_columns else 0.0
+    totals = steps if isinstance(steps, StepTotals) else StepTotals.of(steps)
+    window = totals.window_seconds
+    failed = totals.failed
+    copying = sum(totals.sum(c) for c in ("compress_s", "receive_s", "upload_s"))
     workers_busy = copying / window / local_workers if local_workers and window else math.nan
     rows = [
         ("builder slots", p.slot_busy_share, p.runnable_full_share, failed,

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from profiler.commands.argtypes import add_generation, codec_spec, integer
+from profiler.commands.argtypes import add_generation, codec_spec, integer, when
 from profiler.errors import UsageError
 from profiler.units import to_jsonable
 
@@ -33,8 +33,16 @@ what-if (--whatif, repeatable; one change each, compared with a replay of the ru
   machines=+2          machines added (or =4 for exactly four; same slots each)
   upload=100MB/s       upload bandwidth (bytes or bits with b, e.g. 1Gbit/s)
 
+history (--since/--until, --engine): a run of any size is analysed over its Parquet by an
+embedded engine (DuckDB) with bounded memory: --engine history, or by default (auto) when
+the run holds more than 2,000,000 BuildSteps rows (e.g. `collect db --since 5y`). It reads
+BuildSteps and Builds only; the totals, shares, percentiles, breakdowns and the verdict equal
+the in-memory engine's on the same steps; what-ifs (a replay of every step) are not made.
+--since/--until select the steps that stopped in the window (both engines).
+
 examples:
   hydra-profiler analyze run1
+  hydra-profiler analyze history --since 2025-01-01 --until 2025-07-01 --window 1d
   hydra-profiler analyze run1 --profiles bench-results --whatif codec=zstd:19
   hydra-profiler analyze run1 --format json | jq .verdict
 """
@@ -61,7 +69,32 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
     p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_history_arguments(p)
     p.set_defaults(run=run)
+
+
+def add_history_arguments(p: argparse.ArgumentParser) -> None:
+    """The window and the engine, for `analyze` and `report`."""
+    p.add_argument(
+        "--since", type=when("--since"), metavar="TIME",
+        help="only steps that stopped at or after TIME: epoch seconds, ISO 8601 (UTC unless "
+        "it has an offset) or a duration ago like 30d",
+    )  # fmt: skip
+    p.add_argument(
+        "--until", type=when("--until"), metavar="TIME", help="and before TIME (same forms)"
+    )
+    p.add_argument(
+        "--engine", choices=ENGINE_CHOICES, default="auto",
+        help="memory, history (out of core, DuckDB), or auto: history above 2,000,000 "
+        "BuildSteps rows",
+    )  # fmt: skip
+    p.add_argument(
+        "--memory-limit", default="2GB", metavar="BYTES",
+        help="the history engine's memory limit (DuckDB spills beyond it to disk; 2GB)",
+    )  # fmt: skip
+
+
+ENGINE_CHOICES = ("auto", "memory", "history")
 
 
 CODEC_HELP = (
@@ -90,6 +123,16 @@ def add_farm_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+HISTORY_NO_WHATIF = (
+    "a what-if replays every step in memory; the history engine keeps them on disk: "
+    "narrow the window (--since/--until) and use --engine memory"
+)
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from profiler.units import parse_seconds
 
@@ -106,8 +149,14 @@ def run(args: argparse.Namespace) -> int:
         from profiler.bench.profiles import canonical
 
         canonical(args.codec)  # a bad spec fails before the run is read
+    from profiler.analyze.history import Window
     from profiler.scenarios.analysis import analyze_run
 
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise UsageError("--until must be after --since")
+    selected = None
+    if args.since is not None or args.until is not None:
+        selected = Window(args.since, args.until)
     a = analyze_run(
         args.run_dir,
         bench_dir=args.profiles,
@@ -118,8 +167,16 @@ def run(args: argparse.Namespace) -> int:
         window_seconds=window,
         local_workers=args.local_workers,
         runner_cores=args.runner_cores,
+        window=selected,
+        engine=args.engine,
+        memory_limit=args.memory_limit,
+        progress=_progress,
     )
-    results, failed = wi.project_all(a, changes, slots=args.slots)
+    results: list[wi.Projection] = []
+    if a.engine == "history":
+        failed = [(c.label, HISTORY_NO_WHATIF) for c in changes]
+    else:
+        results, failed = wi.project_all(a, changes, slots=args.slots)
     if args.format == "json":
         doc = a.as_dict()
         doc["whatif"] = [w.as_dict() for w in results] + [

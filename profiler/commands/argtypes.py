@@ -199,3 +199,38 @@ def add_generation(p: Any, *, help: str | None = None, default: str | None = Non
     """``--generation cxx|rust``: the queue runner's generation (None: detect, where the
     command can)."""
     p.add_argument("--generation", choices=GENERATIONS, default=default, help=help)
+
+
+def when(flag: str) -> Callable[[str], float]:
+    """A point in time, as epoch seconds: epoch seconds, an ISO 8601 time (UTC unless it has
+    an offset) or a duration before now such as ``2h`` or ``5y``."""
+
+    def parse(text: str) -> float:
+        import datetime as dt
+        import time
+
+        t = text.strip()
+        try:
+            value = float(t)
+        except ValueError:
+            pass
+        else:
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(f"{flag}: {text!r} is not a time")
+            return value
+        try:
+            stamp = dt.datetime.fromisoformat(t)
+        except ValueError:
+            pass
+        else:
+            return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp()
+        try:
+            return time.time() - seconds(flag, positive=False)(t)
+        except UsageError:
+            raise UsageError(
+                f"{flag}: {text!r} is neither epoch seconds, an ISO 8601 time nor a duration "
+                "such as 2h"
+            ) from None
+
+    parse.__name__ = "time"
+    return parse

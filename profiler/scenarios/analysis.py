@@ -10,10 +10,25 @@ else on the built-in corpus; kept per machine: :func:`profiler.bench.profiles.ca
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from profiler.analyze.analysis import Analysis, analyze, farm_codec, open_run
+from profiler.analyze.analysis import Analysis, analyze, analyze_history, farm_codec, open_run
+from profiler.analyze.evidence import choose_codec
+from profiler.analyze.history import DEFAULT_MEMORY, Progress, Window, history_rows
 from profiler.bench.profiles import farm_profile, from_result
 from profiler.bench.results import load_result
+
+ENGINES = ("auto", "memory", "history")
+# --engine auto: a run with more BuildSteps rows than this is analysed out of core (in
+# memory, 1M steps take about 1.3 GiB: benchmarks/history.py)
+HISTORY_AUTO_ROWS = 2_000_000
+
+
+def pick_engine(run_dir: str | os.PathLike[str], engine: str) -> str:
+    """``memory`` or ``history`` for ``--engine`` (``auto``: by the run's BuildSteps rows)."""
+    if engine != "auto":
+        return engine
+    return "history" if history_rows(os.fspath(run_dir)) > HISTORY_AUTO_ROWS else "memory"
 
 
 def analyze_run(
@@ -27,12 +42,25 @@ def analyze_run(
     window_seconds: float = 3600.0,
     local_workers: int | None = None,
     runner_cores: int | None = None,
+    window: Window | None = None,
+    engine: str = "memory",
+    memory_limit: str = DEFAULT_MEMORY,
+    progress: Progress | None = None,
 ) -> Analysis:
     """Analyse the run at ``run_dir`` with the profiles of the bench result at ``bench_dir``,
     the farm codec calibrated here when that result has none of it.
 
-    The other parameters are :func:`~profiler.analyze.analysis.analyze`'s.
+    ``engine`` ``history`` analyses the run's BuildSteps out of core
+    (:func:`~profiler.analyze.analysis.analyze_history`; ``auto``: :func:`pick_engine`). The
+    other parameters are :func:`~profiler.analyze.analysis.analyze`'s.
     """
+    if pick_engine(run_dir, engine) == "history":
+        return _history(
+            run_dir, bench_dir=bench_dir, codec=codec, cache_dir=cache_dir,
+            generation=generation, window_seconds=window_seconds, local_workers=local_workers,
+            runner_cores=runner_cores, window=window, memory_limit=memory_limit,
+            progress=progress,
+        )  # fmt: skip
     reader = open_run(run_dir)
     choice = farm_codec(reader, codec=codec, generation=generation, cache_dir=cache_dir)
     bench = load_result(bench_dir) if bench_dir else None
@@ -52,4 +80,34 @@ def analyze_run(
         cache_dir=cache_dir,
         local_workers=local_workers,
         runner_cores=runner_cores,
+        window=window,
+    )
+
+
+def _history(
+    run_dir: str | os.PathLike[str],
+    *,
+    bench_dir: str | None,
+    codec: str | None,
+    cache_dir: str | None,
+    generation: str | None,
+    **options: Any,
+) -> Analysis:
+    """The history engine's analysis, its farm codec calibrated as :func:`analyze_run` does
+    (the codec from the operator or the cache: a history has no journal to name it)."""
+    bench = load_result(bench_dir) if bench_dir else None
+    profiles = from_result(bench) if bench is not None else {}
+    spec = choose_codec(None, generation or "cxx", codec, cache_dir).spec
+    found = farm_profile(spec, profiles, cache_dir=cache_dir)
+    return analyze_history(
+        run_dir,
+        profiles=profiles,
+        profile=found.profile,
+        bench=bench,
+        calibration_cache=found.calibration_cache,
+        notes=[found.note] if found.note else [],
+        codec=codec,
+        generation=generation,
+        cache_dir=cache_dir,
+        **options,
     )

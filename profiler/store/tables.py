@@ -520,6 +520,68 @@ def read_run(path: str | os.PathLike[str]) -> RunReader:
     raise StoreError(f"{path}: the run kept being compacted while it was read; try again")
 
 
+@dataclass(frozen=True)
+class TableFiles:
+    """One table as an out-of-core reader scans it (:func:`table_files`): its Parquet files
+    in reading order, and the records of its unabsorbed segments, read and checked."""
+
+    parquet: list[str]  # paths: the compacted file, then the parts
+    segments: Any  # Arrow table of the segments' records (None when there are none)
+    warnings: list[str]
+
+
+def table_files(path: str | os.PathLike[str], table: str) -> TableFiles:
+    """The files of ``table`` in the run at ``path`` for a reader that scans Parquet itself
+    (DuckDB, Dask), each Parquet file's schema checked against the table's contract (its
+    rows are not read here); segments, small and line-oriented, are read and checked.
+
+    Raises
+    ------
+    StoreError
+        No such table, a file it lists is missing, or a file is damaged.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = os.fspath(path)
+    table_dir = os.path.join(path, "tables", table)
+    if table not in table_names(path):
+        raise StoreError(f"{path}: no table {table!r}")
+    manifest = load_manifest(path)
+    entry = compacted_entry(manifest, table)
+    try:
+        _check_accounted(path, table_dir, table, entry)
+    except FileNotFoundError as exc:
+        raise StoreError(f"{exc.filename}: the run was compacted while read; try again") from None
+    rules = contract(table)
+    warnings: list[str] = []
+    parquet, batches = [], []
+    for source in _sources(table_dir, entry):
+        file = os.path.join(table_dir, source.name)
+        if source.kind == "segment":
+            batches += list(_batches(table_dir, table, source, rules, warnings))
+            continue
+        try:
+            meta = pq.read_metadata(file)
+            schema = pq.read_schema(file)
+        except FileNotFoundError:
+            raise StoreError(f"{file}: listed in the run but missing") from None
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise StoreError(f"{file}: unreadable table file: {exc}") from None
+        if source.rows is not None and meta.num_rows != source.rows:
+            raise StoreError(
+                f"{file}: {meta.num_rows} rows, but {MANIFEST} says {source.rows} (replaced "
+                "or damaged)"
+            )
+        _check_schema(file, schema, None if source.kind == "compacted" else meta.num_rows, rules)
+        parquet.append(file)
+    segs = None
+    if batches:
+        schema = _unify((b.schema for b in batches), rules)
+        segs = pa.concat_tables([_conform(b, schema) for b in batches])
+    return TableFiles(parquet, segs, warnings)
+
+
 def _stray_tables(path: str) -> list[str]:
     root = os.path.join(path, "tables")
     tables = set(table_names(path))
