@@ -28,7 +28,14 @@ from profiler.analyze.gauges import (
     waiting_series,
     workers_from_samples,
 )
-from profiler.analyze.history import BATCH_ROWS, DEFAULT_MEMORY, Progress, Window, run_history
+from profiler.analyze.history import (
+    BATCH_ROWS,
+    DEFAULT_MEMORY,
+    Progress,
+    Splitter,
+    Window,
+    run_history,
+)
 from profiler.analyze.schema import StepTable
 from profiler.analyze.steps import build_step_table, run_generation, with_cache_sizes
 from profiler.analyze.verdict import (
@@ -334,12 +341,16 @@ def analyze_history(
     memory_limit: str = DEFAULT_MEMORY,
     progress: Progress | None = None,
     batch_rows: int = BATCH_ROWS,
+    splitter: Splitter | None = None,
+    scratch_dir: str | None = None,
 ) -> Analysis:
     """:func:`analyze` of a run's BuildSteps history out of core (DuckDB over its Parquet,
     bounded memory: :mod:`profiler.analyze.history`). The result has no step rows
     (``steps`` is empty, ``engine`` is ``history``): the totals, shares, percentiles,
     breakdowns and the verdict are the in-memory engine's on the same steps; what-ifs,
-    which replay the steps, are not made."""
+    which replay the steps, are not made. ``splitter``: where the per-step split runs
+    (:func:`profiler.analyze.cluster.on_cluster` for a Dask cluster, whose workers must see
+    ``scratch_dir``)."""
     profiles = profiles or {}
     cores = _runner_cores(runner_cores)
     found = run_history(
@@ -353,6 +364,8 @@ def analyze_history(
         window=window or Window(),
         memory_limit=memory_limit,
         batch_rows=batch_rows,
+        splitter=splitter,
+        scratch_dir=scratch_dir,
         cache_dir=cache_dir,
         progress=progress,
         profile_for=lambda spec: _farm_profile(spec, profiles, profile),

@@ -45,8 +45,11 @@ from profiler.errors import ProfilerError, StoreError
 from profiler.store.tables import TableFiles, table_files, table_names
 
 Progress = Callable[[str], None]
-BATCH_ROWS = 1_000_000  # steps split per batch in pandas (~0.5 GiB at the widest)
-DEFAULT_MEMORY = "2GB"  # DuckDB's limit; the batch and Python's own memory come on top
+BATCH_ROWS = 500_000  # steps split per batch in pandas (~0.3 GiB at the widest)
+# DuckDB's limit while it joins and sorts; the batches and Python's own memory come on top
+# (10M steps: 2GB gave a 3.8 GiB peak, most of it DuckDB's pool held while the batches
+# streamed, so the split runs with half of it: benchmarks/history.py)
+DEFAULT_MEMORY = "2GB"
 KEPT = (  # the per-step results the aggregates read
     "machine", "system", "jobset", "status", "start_ts", "end_ts", "wall_s", "unsplit",
     *SUM_COLUMNS,
@@ -130,6 +133,16 @@ def _register(con: Any, name: str, files: TableFiles) -> None:
     con.execute(f"CREATE VIEW {name} AS " + " UNION ALL BY NAME ".join(parts))
 
 
+def _half(memory_limit: str) -> str:
+    """Half of a DuckDB memory limit (``2GB`` -> ``1000MB``)."""
+    from profiler.units import parse_bytes
+
+    try:
+        return f"{int(parse_bytes(memory_limit) / 2e6)}MB"
+    except ValueError:
+        return memory_limit
+
+
 def _connect(scratch: str, memory_limit: str, threads: int | None) -> Any:
     import duckdb
 
@@ -171,39 +184,59 @@ def _batches(con: Any, batch_rows: int) -> Iterator[pd.DataFrame]:
         yield batch.to_pandas()
 
 
-def _split_all(
-    con: Any,
+def split_frame(
+    frame: pd.DataFrame,
     generation: str,
     profile: CodecProfile | None,
     mode: str | None,
     facts: SplitFacts,
-    out: str,
-    *,
-    total: int,
-    batch_rows: int,
-    progress: Progress,
-) -> None:
-    """Split every step's copy phase, a batch at a time, into the Parquet file ``out``."""
+) -> Any:
+    """One batch of ``steps`` (with its ``contention`` column) split as in memory, and the
+    columns the aggregates read, as Arrow."""
     import pyarrow as pa
+
+    mine = SplitFacts(facts.sample, facts.peak, frame["contention"])
+    s = split_copy(StepTable(frame, generation), profile, mode, facts=mine)
+    s["unsplit"] = s["compress_source"].str.startswith("no ") & (s["compress_s"] <= 0)
+    return pa.Table.from_pandas(s[[c for c in KEPT if c in s]], preserve_index=False)
+
+
+@dataclass(frozen=True)
+class SplitJob:
+    """What a splitter needs: the split's inputs, where to write, how many steps."""
+
+    generation: str
+    profile: CodecProfile | None
+    mode: str | None
+    facts: SplitFacts
+    scratch: str
+    total: int
+    batch_rows: int
+
+
+Splitter = Callable[[Any, SplitJob, Progress], list[str]]
+
+
+def split_here(con: Any, job: SplitJob, progress: Progress) -> list[str]:
+    """Split every step's copy phase in this process, a batch at a time, into one Parquet
+    file in the scratch directory; its path (none without steps)."""
     import pyarrow.parquet as pq
 
+    out = os.path.join(job.scratch, "split.parquet")
     writer = None
     done, began = 0, time.monotonic()
     try:
-        for frame in _batches(con, batch_rows):
-            batch = StepTable(frame, generation)
-            mine = SplitFacts(facts.sample, facts.peak, frame["contention"])
-            s = split_copy(batch, profile, mode, facts=mine)
-            s["unsplit"] = s["compress_source"].str.startswith("no ") & (s["compress_s"] <= 0)
-            kept = pa.Table.from_pandas(s[[c for c in KEPT if c in s]], preserve_index=False)
+        for frame in _batches(con, job.batch_rows):
+            kept = split_frame(frame, job.generation, job.profile, job.mode, job.facts)
             if writer is None:
                 writer = pq.ParquetWriter(out, kept.schema)
             writer.write_table(kept.cast(writer.schema))
             done += len(frame)
-            progress(f"split {done:,}/{total:,} steps ({time.monotonic() - began:.0f} s)")
+            progress(f"split {done:,}/{job.total:,} steps ({time.monotonic() - began:.0f} s)")
     finally:
         if writer is not None:
             writer.close()
+    return [out] if writer is not None else []
 
 
 def _totals(con: Any) -> StepTotals:
@@ -291,6 +324,7 @@ def run_history(
     cache_dir: str | None = None,
     progress: Progress | None = None,
     profile_for: Callable[[str], CodecProfile | None] | None = None,
+    splitter: Splitter | None = None,
 ) -> HistoryResult:
     """Analyse the BuildSteps history of the run at ``run_dir`` out of core (see the module).
 
@@ -318,6 +352,7 @@ def run_history(
                 profile=profile, codec=codec, generation=generation, runner_cores=runner_cores,
                 local_workers=local_workers, window_seconds=window_seconds, window=window,
                 batch_rows=batch_rows, cache_dir=cache_dir, profile_for=profile_for,
+                splitter=splitter, memory_limit=memory_limit,
             )  # fmt: skip
         finally:
             con.close()
@@ -340,6 +375,8 @@ def _run(
     batch_rows: int,
     cache_dir: str | None,
     profile_for: Callable[[str], CodecProfile | None] | None,
+    splitter: Splitter | None,
+    memory_limit: str,
 ) -> HistoryResult:
     began = time.monotonic()
     _register(con, "raw_steps", steps_files)
@@ -359,14 +396,13 @@ def _run(
     choice = choose_codec(None, gen, codec, cache_dir)
     if profile_for is not None:
         profile = profile_for(choice.spec)
-    split = os.path.join(tmp, "split.parquet")
-    _split_all(
-        con, gen, profile, choice.mode, facts, split,
-        total=total, batch_rows=batch_rows, progress=say,
-    )  # fmt: skip
+    con.execute("SET memory_limit = " + q.literal(_half(memory_limit)))
+    job = SplitJob(gen, profile, choice.mode, facts, tmp, total, batch_rows)
+    files = (splitter or split_here)(con, job, say)
     con.execute("DROP TABLE steps")
     con.execute("DROP TABLE levels")
-    con.execute(f"CREATE VIEW split AS SELECT * FROM read_parquet({q.literal(split)})")
+    listed = ", ".join(q.literal(f) for f in files)
+    con.execute(f"CREATE VIEW split AS SELECT * FROM read_parquet([{listed}])")
     say(f"history: totals and breakdowns ({time.monotonic() - began:.0f} s)")
     totals = _totals(con)
     att = attribute_totals(table, totals)

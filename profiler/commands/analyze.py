@@ -89,6 +89,15 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
         "BuildSteps rows",
     )  # fmt: skip
     p.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run the history engine's per-step work on this Dask scheduler's workers "
+        "(tcp://host:8786; they must see RUN at the same path)",
+    )  # fmt: skip
+    p.add_argument(
+        "--local-cluster", type=integer(1, 1024), metavar="N",
+        help="... or on a Dask LocalCluster of N worker processes on this machine",
+    )  # fmt: skip
+    p.add_argument(
         "--memory-limit", default="2GB", metavar="BYTES",
         help="the history engine's memory limit (DuckDB spills beyond it to disk; 2GB)",
     )  # fmt: skip
@@ -171,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         memory_limit=args.memory_limit,
         progress=_progress,
+        scheduler=args.scheduler,
+        local_cluster=args.local_cluster,
     )
     results: list[wi.Projection] = []
     if a.engine == "history":

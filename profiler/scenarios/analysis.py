@@ -46,21 +46,33 @@ def analyze_run(
     engine: str = "memory",
     memory_limit: str = DEFAULT_MEMORY,
     progress: Progress | None = None,
+    scheduler: str | None = None,
+    local_cluster: int | None = None,
 ) -> Analysis:
     """Analyse the run at ``run_dir`` with the profiles of the bench result at ``bench_dir``,
     the farm codec calibrated here when that result has none of it.
 
     ``engine`` ``history`` analyses the run's BuildSteps out of core
-    (:func:`~profiler.analyze.analysis.analyze_history`; ``auto``: :func:`pick_engine`). The
-    other parameters are :func:`~profiler.analyze.analysis.analyze`'s.
+    (:func:`~profiler.analyze.analysis.analyze_history`; ``auto``: :func:`pick_engine`), its
+    per-step split on a Dask cluster with ``scheduler`` (an address) or ``local_cluster``
+    (worker processes here). The other parameters are
+    :func:`~profiler.analyze.analysis.analyze`'s.
     """
+    options: dict[str, Any] = {
+        "bench_dir": bench_dir, "codec": codec, "cache_dir": cache_dir,
+        "generation": generation, "window_seconds": window_seconds,
+        "local_workers": local_workers, "runner_cores": runner_cores, "window": window,
+        "memory_limit": memory_limit, "progress": progress,
+    }  # fmt: skip
+    if scheduler or local_cluster:
+        from profiler.analyze.cluster import client_for, on_cluster
+
+        with client_for(scheduler, local_cluster) as client:
+            # a remote cluster's workers see the run's directory, not this machine's /tmp
+            scratch = os.fspath(run_dir) if scheduler else None
+            return _history(run_dir, splitter=on_cluster(client), scratch_dir=scratch, **options)
     if pick_engine(run_dir, engine) == "history":
-        return _history(
-            run_dir, bench_dir=bench_dir, codec=codec, cache_dir=cache_dir,
-            generation=generation, window_seconds=window_seconds, local_workers=local_workers,
-            runner_cores=runner_cores, window=window, memory_limit=memory_limit,
-            progress=progress,
-        )  # fmt: skip
+        return _history(run_dir, **options)
     reader = open_run(run_dir)
     choice = farm_codec(reader, codec=codec, generation=generation, cache_dir=cache_dir)
     bench = load_result(bench_dir) if bench_dir else None

@@ -134,3 +134,22 @@ def test_auto_engine_picks_by_size(history: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(scenario, "HISTORY_AUTO_ROWS", 1000)
     assert scenario.pick_engine(history, "auto") == "history"
     assert np.isfinite(scenario.HISTORY_AUTO_ROWS)
+
+
+def test_the_split_on_a_dask_local_cluster_equals_one_process(history: str) -> None:
+    """Two worker processes split the step partitions (each reads its own Parquet files);
+    the analysis equals the in-memory one on the same steps."""
+    from profiler.analyze.cluster import client_for, on_cluster
+
+    memory = analyze(history, profile=PROFILE, codec="xz:6", runner_cores=4, window_seconds=86400)
+    seen: list[str] = []
+    with client_for(None, 2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        out = analyze_history(
+            history, profile=PROFILE, codec="xz:6", runner_cores=4, window_seconds=86400,
+            batch_rows=2_500, splitter=on_cluster(client), progress=seen.append,
+        )  # fmt: skip
+    _same(memory, out)
+    split_lines = [s for s in seen if s.startswith("split ")]
+    assert len(split_lines) >= 2 and "on 2 Dask worker(s)" in split_lines[-1]
+    assert split_lines[-1].startswith("split 12,000/12,000 steps")
