@@ -104,7 +104,17 @@ def measure_on_host(request: dict[str, Any]) -> dict[str, Any]:
     result.meta["suite"] = request["suite"]
     digest = corpus_digest(result.meta["manifest"]["payloads"])
     return {"meta": result.meta, "rows": result.rows, "samples": result.samples,
-            "corpus_digest": digest}  # fmt: skip
+            "corpus_digest": digest, "ran_on": _this_worker()}  # fmt: skip
+
+
+def _this_worker() -> str | None:
+    """The address of the Dask worker running this, if one is."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None
 
 
 def run_fleet(
@@ -114,6 +124,7 @@ def run_fleet(
     *,
     progress: Progress = lambda _m: None,
     connect_timeout_seconds: float = 30.0,
+    client: Client | None = None,
 ) -> FleetRun:
     """Measure ``request`` (see :func:`measure_on_host`; its ``payloads`` are the shared
     corpus) on every host of ``spec`` at once, each pinned to its worker, and write each
@@ -121,19 +132,20 @@ def run_fleet(
 
     ``out`` is checked beforehand (:func:`profiler.bench.fleet_view.check_fleet_out`).
     Raises :class:`~profiler.errors.BenchmarkError` when no cluster can be reached; a host
-    that fails is an outcome, not an exception.
+    that fails is an outcome, not an exception. ``client``: run on this client's cluster
+    (left open) instead of the one ``spec`` names.
     """
     from profiler.bench import fleet_view
 
     run = FleetRun(spec, request, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    with open_cluster(spec, connect_timeout_seconds) as (client, workers):
+    with open_cluster(spec, connect_timeout_seconds, client) as (live, workers):
         run.outcomes = [HostOutcome(h, workers.get(h.name)) for h in spec.hosts]
         for o in run.outcomes:
             if o.worker is None:
                 _fail(o, f"no worker for {o.host.address} on {spec.describe()}", progress)
         fleet_view.write_index(out, run)
-        futures = {_submit(client, o, request): o for o in run.outcomes if o.worker}
-        for future, outcome in _as_finished(client, futures):
+        futures = {_submit(live, o, request): o for o in run.outcomes if o.worker}
+        for future, outcome in _as_finished(live, futures):
             _collect(future, outcome, run, out, progress)
             fleet_view.write_index(out, run)
     return run

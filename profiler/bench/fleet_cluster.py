@@ -41,9 +41,20 @@ def _import_distributed() -> Any:
 
 
 @contextlib.contextmanager
-def open_cluster(spec: FleetSpec, timeout_seconds: float) -> Iterator[tuple[Client, Workers]]:
+def open_cluster(
+    spec: FleetSpec, timeout_seconds: float, client: Client | None = None
+) -> Iterator[tuple[Client, Workers]]:
     """A client on the fleet's cluster (started here for ``local:N`` and SSH, closed after)
-    and each host's worker; a host with no worker is absent from the mapping."""
+    and each host's worker; a host with no worker is absent from the mapping.
+
+    With ``client`` (a caller's, left open), its cluster's workers are the fleet: in order
+    for ``local:N``, else matched like an existing scheduler's."""
+    if client is not None:
+        if spec.local_workers is not None:
+            yield client, _by_order(client, spec.hosts)
+        else:
+            yield client, match_workers(spec.hosts, _workers(client))
+        return
     distributed = _import_distributed()
     if spec.local_workers is not None:
         with _local(distributed, spec.local_workers, timeout_seconds) as client:

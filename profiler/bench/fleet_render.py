@@ -60,8 +60,12 @@ def codec_lines(cells: pd.DataFrame, hosts: list[str]) -> list[str]:
     return _grid([top, header], rows, {0})
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _cores(r: Any) -> str:
-    if r["cpu_count"] is None or (isinstance(r["cpu_count"], float) and math.isnan(r["cpu_count"])):
+    if _missing(r["cpu_count"]):
         return "-"
     return f"{int(r['cpus_usable'] or r['cpu_count'])}/{int(r['cpu_count'])}"
 
@@ -72,7 +76,8 @@ def host_lines(hosts: pd.DataFrame) -> list[str]:
     rows = []
     for r in hosts.to_dict("records"):
         speed = format_share(r["speed_vs_median"], signed=True, missing="-")
-        rows.append([r["host"], r["status"], r["cpu_model"] or "-", _cores(r), r["payloads"],
+        cpu = "-" if _missing(r["cpu_model"]) else str(r["cpu_model"])
+        rows.append([r["host"], r["status"], cpu, _cores(r), r["payloads"],
                      speed + (FLAG if r["outlier"] else "")])  # fmt: skip
     return _grid([header], rows, {0, 1, 2, 4})
 

@@ -128,6 +128,7 @@ def write_host_result(
         "host": outcome.host.name,
         "address": outcome.host.address,
         "worker": outcome.worker,
+        "ran_on": data.get("ran_on"),
         "scheduler": run.spec.describe(),
         "payloads": "own" if outcome.host.payloads else "shared",
         "corpus_digest": data["corpus_digest"],
