@@ -128,3 +128,26 @@ def fleet_json(fleet: Fleet) -> str:
         "hosts": json.loads(hosts.to_json(orient="records")),
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def wide_frame(fleet: Fleet) -> tuple[pd.DataFrame, str]:
+    """The codec rows as a table (``codec``, then ``<host> comp MB/s`` and ``<host> ratio``
+    per host) and a caption with each host's CPU, the flags and the corpus line, for a report.
+    """
+    cells = fleet_frame(fleet)
+    hosts = host_frame(fleet, cells)
+    wide = pd.DataFrame({"codec": pd.unique(cells["codec"])})
+    for name in fleet.results:
+        mine = cells[cells["host"] == name].set_index("codec")
+        wide[f"{name} comp MB/s"] = wide["codec"].map(mine["compress_mb_per_s"])
+        wide[f"{name} ratio"] = wide["codec"].map(mine["ratio"])
+    about = []
+    for r in hosts.to_dict("records"):
+        if r["status"] != "ok":
+            about.append(f"{r['host']}: FAILED: {r['error']}")
+            continue
+        speed = format_share(r["speed_vs_median"], signed=True, missing="-")
+        flag = f" ({FLAG} over {OUTLIER_SHARE:.0%} from the median)" if r["outlier"] else ""
+        about.append(f"{r['host']}: {r['cpu_model']}, {_cores(r)} cores, {speed} vs median{flag}")
+    caption = "; ".join(about) + ". " + corpus_line(fleet.index) + "."
+    return wide, caption

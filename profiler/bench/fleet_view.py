@@ -210,3 +210,28 @@ def host_frame(fleet: Fleet, cells: pd.DataFrame) -> pd.DataFrame:
             "speed_vs_median": speed, "outlier": bool(abs(speed) > OUTLIER_SHARE),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def load_bench(directory: str) -> StoredResult:
+    """A bench result to take codec profiles from: ``directory`` itself, or, for a fleet
+    directory, its typical host's (the one whose compress speed is nearest the fleet median,
+    ties to the first listed): a report on the farm is about its usual builder."""
+    from profiler.bench import results
+
+    if not is_fleet(directory):
+        return results.load_result(directory)
+    fleet = load_fleet(directory)
+    if not fleet.results:
+        raise BenchmarkError(f"{directory}: no host of the fleet has a result")
+    hosts = host_frame(fleet, fleet_frame(fleet))
+    hosts = hosts[hosts["status"] == "ok"]
+    distance = hosts["speed_vs_median"].abs().fillna(math.inf).to_numpy()
+    return fleet.results[str(hosts["host"].iloc[int(distance.argmin())])]
+
+
+def fleet_of(result: StoredResult) -> Fleet | None:
+    """The fleet ``result`` is one host of (its parent directory), or None."""
+    parent = os.path.dirname(os.path.normpath(result.path))
+    if "fleet" not in result.meta or not is_fleet(parent):
+        return None
+    return load_fleet(parent)

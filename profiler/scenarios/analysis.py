@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from profiler.analyze.analysis import Analysis, analyze, farm_codec, open_run
+from profiler.bench.fleet_view import load_bench
 from profiler.bench.profiles import farm_profile, from_result
-from profiler.bench.results import load_result
 
 
 def analyze_run(
@@ -35,7 +35,7 @@ def analyze_run(
     """
     reader = open_run(run_dir)
     choice = farm_codec(reader, codec=codec, generation=generation, cache_dir=cache_dir)
-    bench = load_result(bench_dir) if bench_dir else None
+    bench = load_bench(bench_dir) if bench_dir else None  # a fleet: its typical host's
     profiles = from_result(bench) if bench is not None else {}
     found = farm_profile(choice.spec, profiles, cache_dir=cache_dir)
     return analyze(

@@ -229,3 +229,25 @@ def test_a_host_whose_worker_dies_fails_in_one_line_and_the_other_is_kept(
     assert errors, "the worker answered: it was not killed"
     assert results.load_result(os.path.join(out, "small")).rows["error"].isna().all()
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it before the cluster closes
+
+
+def test_the_report_shows_the_fleet_given_a_fleet_directory(
+    fleet_dir: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    from tests.runhelp import make_base_run
+
+    run = make_base_run(tmp_path / "run")
+    report = tmp_path / "report.md"
+    done = subprocess.run(
+        [*CMD, "report", str(run), "--profiles", fleet_dir[0], "--codec", "zstd:3",
+         "-o", str(report)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    table = text[text.index("### Fleet side by side") :].splitlines()
+    header = next(line for line in table if line.startswith("| codec"))
+    assert header.split(" | ")[1:] == [
+        "builder-a comp MB/s", "builder-a ratio", "builder-b comp MB/s", "builder-b ratio |"
+    ]  # fmt: skip
+    assert "shared corpus: byte-equal on builder-a, builder-b" in text
