@@ -45,6 +45,7 @@ class HostOutcome:
     error: str | None = None
     directory: str | None = None
     corpus_digest: str | None = None
+    payload_hashes: dict[str, str] = field(default_factory=dict)  # name -> NarHash
     elapsed_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class HostOutcome:
             "error": self.error,
             "result": self.host.name if self.status == "ok" else None,
             "corpus_digest": self.corpus_digest,
+            "payload_hashes": self.payload_hashes,
             "elapsed_seconds": self.elapsed_seconds,
         }
 
@@ -205,6 +207,9 @@ def _collect(
         return
     outcome.status, outcome.directory = "ok", directory
     outcome.corpus_digest = data["corpus_digest"]
+    outcome.payload_hashes = {
+        p["name"]: p["nar_hash"] for p in data["meta"]["manifest"]["payloads"]
+    }
     outcome.elapsed_seconds = data["meta"].get("elapsed_seconds")
     progress(fleet_view.done_line(outcome, data["rows"]))
 

@@ -69,9 +69,12 @@ def open_cluster(
 
 @contextlib.contextmanager
 def _local(distributed: Any, n: int, timeout_seconds: float) -> Iterator[Client]:
+    # ":0": the scheduler's HTTP server on a free port. None would still bind 8787 and warn
+    # when another cluster holds it (distributed 2026.8.0 distributed/node.py,
+    # start_http_server: ``dashboard_address or default_port``).
     with (
         distributed.LocalCluster(
-            n_workers=n, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=n, processes=True, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -104,7 +107,7 @@ def _ssh(distributed: Any, spec: FleetSpec, timeout_seconds: float) -> Iterator[
             [spec.ssh_scheduler or addresses[0], *addresses],
             connect_options=spec.ssh_options,
             worker_options={"nthreads": 1, "n_workers": 1},
-            scheduler_options={"port": 0, "dashboard_address": None},
+            scheduler_options={"port": 0},  # a free port (the dashboard: 8787 or another)
             remote_python=spec.remote_python,
         )
     except Exception as exc:  # asyncssh's and the spawned processes' errors, one line each

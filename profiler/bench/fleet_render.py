@@ -93,8 +93,9 @@ def corpus_line(index: dict[str, Any]) -> str:
     if shared["byte_equal"]:
         digest = next(iter(digests.values()))
         return f"shared corpus: byte-equal on {', '.join(digests)} ({digest[:23]}...)"
-    each = ", ".join(f"{h} {d[:15]}..." for h, d in digests.items())
-    return f"shared corpus: NOT byte-equal ({each}): ratios are of different bytes"
+    differ = ", ".join(shared.get("differing_payloads", [])) or "?"
+    return (f"shared corpus: NOT byte-equal on {', '.join(digests)} (payloads that differ: "
+            f"{differ}): their ratios and speeds are of different bytes")  # fmt: skip
 
 
 def fleet_text(fleet: Fleet) -> str:

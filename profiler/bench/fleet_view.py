@@ -85,14 +85,17 @@ def check_fleet_out(directory: str, host_names: list[str], *, force: bool = Fals
 
 
 def shared_corpus(outcomes: list[HostOutcome]) -> dict[str, Any]:
-    """Whether the hosts that measured the shared corpus measured the same bytes."""
-    digests = {o.host.name: o.corpus_digest for o in outcomes
-               if o.status == "ok" and not o.host.payloads}  # fmt: skip
-    distinct = sorted({d for d in digests.values() if d})
+    """Whether the hosts that measured the shared corpus measured the same bytes, and the
+    payloads whose NarHash differs between them (or that some of them lack)."""
+    shared = [o for o in outcomes if o.status == "ok" and not o.host.payloads]
+    digests = {o.host.name: o.corpus_digest for o in shared}
+    names = sorted({n for o in shared for n in o.payload_hashes})
+    differ = [n for n in names if len({o.payload_hashes.get(n) for o in shared}) > 1]
     return {
         "hosts": sorted(digests),
-        "byte_equal": len(distinct) == 1 if len(digests) > 1 else None,
+        "byte_equal": len(set(digests.values())) == 1 if len(digests) > 1 else None,
         "digests": digests,
+        "differing_payloads": differ,
     }
 
 

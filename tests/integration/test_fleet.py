@@ -62,7 +62,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def client() -> Iterator[Any]:
     with (
         distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
@@ -251,3 +251,62 @@ def test_the_report_shows_the_fleet_given_a_fleet_directory(
         "builder-a comp MB/s", "builder-a ratio", "builder-b comp MB/s", "builder-b ratio |"
     ]  # fmt: skip
     assert "shared corpus: byte-equal on builder-a, builder-b" in text
+
+
+def test_an_existing_scheduler_matches_hosts_to_workers_by_name(
+    suite: dict[str, Any], tmp_path: Path
+) -> None:
+    """`--scheduler tcp://...` over the file's: the workers were started as builder-a and
+    builder-b (as `dask worker --name` does); builder-c has no worker and fails in one line."""
+    named = {
+        n: {"cls": distributed.Nanny, "options": {"nthreads": 1}}
+        for n in ("builder-a", "builder-b")
+    }
+    quiet = {"dashboard": False, "dashboard_address": ":0"}  # no HTTP server on port 8787
+    scheduler = {"cls": distributed.Scheduler, "options": quiet}
+    hosts = tmp_path / "hosts.toml"
+    hosts.write_text(
+        'scheduler = "tcp://hydra.invalid:8786"\n[[host]]\nname = "builder-a"\n'
+        '[[host]]\nname = "builder-b"\n[[host]]\nname = "builder-c"\naddress = "192.0.2.77"\n'
+    )
+    out = tmp_path / "fleet"
+    with distributed.SpecCluster(workers=named, scheduler=scheduler) as cluster:
+        done = subprocess.run(
+            [*CMD, "bench", "--fleet", str(hosts), "--scheduler", cluster.scheduler_address,
+             "--suite", suite["path"], "--codec", "zstd:3", "--out", str(out), "--format", "json"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        workers = {str(w["name"]): a for a, w in cluster.scheduler_info["workers"].items()}
+    assert done.returncode == 1, done.stderr
+    assert [line for line in done.stderr.splitlines() if "FAILED" in line] == [
+        f"builder-c: FAILED: no worker for 192.0.2.77 on {cluster.scheduler_address}"
+    ]
+    doc = json.loads(done.stdout)
+    assert doc["fleet"]["scheduler"] == cluster.scheduler_address
+    ran = {h["name"]: (h["status"], h["worker"]) for h in doc["fleet"]["hosts"]}
+    assert ran == {
+        "builder-a": ("ok", workers["builder-a"]),
+        "builder-b": ("ok", workers["builder-b"]),
+        "builder-c": ("failed", None),
+    }
+    for name in ("builder-a", "builder-b"):
+        meta = results.load_result(str(out / name)).meta
+        assert meta["fleet"]["ran_on"] == workers[name]
+    assert {c["host"] for c in doc["cells"]} == {"builder-a", "builder-b"}
+
+
+def test_an_unreachable_scheduler_is_one_line_and_nothing_is_written(
+    suite: dict[str, Any], tmp_path: Path
+) -> None:
+    from profiler.errors import BenchmarkError
+
+    hosts = tmp_path / "hosts.toml"
+    hosts.write_text('[[host]]\nname = "builder-a"\n')
+    spec = load_hosts(str(hosts), scheduler="tcp://127.0.0.1:9")  # discard port: no listener
+    out = tmp_path / "fleet"
+    out.mkdir()
+    with pytest.raises(
+        BenchmarkError, match=r"^scheduler tcp://127.0.0.1:9: cannot connect: "
+    ) as e:
+        fleet.run_fleet(spec, _request(suite), str(out), connect_timeout_seconds=2)
+    assert "\n" not in str(e.value) and list(out.iterdir()) == []

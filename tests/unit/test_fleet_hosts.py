@@ -9,7 +9,7 @@ import pytest
 
 from profiler.bench.fleet_cluster import match_workers
 from profiler.bench.fleet_hosts import Host, load_hosts
-from profiler.bench.fleet_view import Fleet, fleet_frame, host_frame
+from profiler.bench.fleet_view import Fleet, fleet_frame, host_frame, shared_corpus
 from profiler.errors import UsageError
 
 GOOD = """\
@@ -138,3 +138,25 @@ def test_a_host_far_from_the_fleet_median_is_flagged() -> None:
     assert list(hosts.index) == ["fast", "usual", "slow", "down"]
     assert hosts.loc["slow", "outlier"] and not hosts.loc["usual", "outlier"]
     assert hosts.loc["slow", "cpu_model"] == "slow" and hosts.loc["down", "status"] == "failed"
+
+
+def test_the_shared_corpus_is_checked_byte_equal_across_hosts() -> None:
+    from profiler.bench.fleet import HostOutcome
+    from profiler.bench.fleet_render import corpus_line
+
+    def ok(name: str, hashes: dict[str, str], own: tuple[str, ...] = ()) -> HostOutcome:
+        o = HostOutcome(Host(name, name, own), "tcp://w", "ok")
+        o.payload_hashes, o.corpus_digest = hashes, "sha256:" + "".join(sorted(hashes.values()))
+        return o
+
+    same = [ok("a", {"elf": "h1", "docs": "h2"}), ok("b", {"elf": "h1", "docs": "h2"})]
+    doc = shared_corpus([*same, ok("own", {"x": "h9"}, ("/nars",))])  # own payloads: not shared
+    assert doc["byte_equal"] is True and doc["hosts"] == ["a", "b"]
+    assert doc["differing_payloads"] == []
+    differ = shared_corpus([*same, ok("c", {"elf": "h1", "docs": "OTHER"})])
+    assert differ["byte_equal"] is False and differ["differing_payloads"] == ["docs"]
+    line = corpus_line({"shared_corpus": differ})
+    assert "NOT byte-equal on a, b, c" in line and "differ: docs" in line
+    lacking = shared_corpus([*same, ok("d", {"elf": "h1"})])
+    assert lacking["differing_payloads"] == ["docs"]
+    assert shared_corpus(same[:1])["byte_equal"] is None  # one host: nothing to compare
