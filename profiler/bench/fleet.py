@@ -140,11 +140,12 @@ def run_fleet(
     from profiler.bench import fleet_view
 
     run = FleetRun(spec, request, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    with open_cluster(spec, connect_timeout_seconds, client) as (live, workers):
+    with open_cluster(spec, connect_timeout_seconds, client) as (live, workers, reasons):
         run.outcomes = [HostOutcome(h, workers.get(h.name)) for h in spec.hosts]
         for o in run.outcomes:
             if o.worker is None:
-                _fail(o, f"no worker for {o.host.address} on {spec.describe()}", progress)
+                why = f"no worker for {o.host.address} on {spec.describe()}"
+                _fail(o, reasons.get(o.host.name, why), progress)
         fleet_view.write_index(out, run)
         futures = {_submit(live, o, request): o for o in run.outcomes if o.worker}
         for future, outcome in _as_finished(live, futures):

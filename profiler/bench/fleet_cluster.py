@@ -8,10 +8,8 @@ Three ways in (:class:`~profiler.bench.fleet_hosts.FleetSpec`'s ``scheduler``):
   (the host's name or address, as ``dask worker --name`` sets it) or by the worker's host
   (the address, or what it resolves to). A machine serves one host: a second host entry on
   the same machine gets no worker, so two suites never time each other's runs;
-- no scheduler: ``SSHCluster`` over the hosts' addresses, scheduler on ``ssh_scheduler`` (or
-  the first host); its workers are named 0, 1, ... in the order of the addresses given
-  (``distributed.deploy.ssh.SSHCluster``, dask/distributed 2026.8.0
-  ``distributed/deploy/ssh.py``: ``workers = {i: ... for i, host in enumerate(hosts[1:])}``).
+- no scheduler: an SSH cluster (:mod:`profiler.bench.fleet_ssh`), one worker per host,
+  named as the host.
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 Workers = dict[str, str]  # host name -> worker address
+Reasons = dict[str, str]  # host name -> why it has no worker (when known)
 
 
 def _import_distributed() -> Any:
@@ -43,28 +42,30 @@ def _import_distributed() -> Any:
 @contextlib.contextmanager
 def open_cluster(
     spec: FleetSpec, timeout_seconds: float, client: Client | None = None
-) -> Iterator[tuple[Client, Workers]]:
-    """A client on the fleet's cluster (started here for ``local:N`` and SSH, closed after)
-    and each host's worker; a host with no worker is absent from the mapping.
+) -> Iterator[tuple[Client, Workers, Reasons]]:
+    """A client on the fleet's cluster (started here for ``local:N`` and SSH, closed after),
+    each host's worker, and why a host has none when that is known (an SSH start failed).
 
     With ``client`` (a caller's, left open), its cluster's workers are the fleet: in order
     for ``local:N``, else matched like an existing scheduler's."""
     if client is not None:
         if spec.local_workers is not None:
-            yield client, _by_order(client, spec.hosts)
+            yield client, _by_order(client, spec.hosts), {}
         else:
-            yield client, match_workers(spec.hosts, _workers(client))
+            yield client, match_workers(spec.hosts, _workers(client)), {}
         return
     distributed = _import_distributed()
     if spec.local_workers is not None:
         with _local(distributed, spec.local_workers, timeout_seconds) as client:
-            yield client, _by_order(client, spec.hosts)
+            yield client, _by_order(client, spec.hosts), {}
     elif spec.scheduler is not None:
         with _connect(distributed, spec.scheduler, timeout_seconds) as client:
-            yield client, match_workers(spec.hosts, _workers(client))
+            yield client, match_workers(spec.hosts, _workers(client)), {}
     else:
-        with _ssh(distributed, spec, timeout_seconds) as client:
-            yield client, _by_order(client, spec.hosts)
+        from profiler.bench.fleet_ssh import ssh_cluster
+
+        with ssh_cluster(distributed, spec, timeout_seconds) as (client, reasons):
+            yield client, _by_name(client, spec.hosts), reasons
 
 
 @contextlib.contextmanager
@@ -87,36 +88,12 @@ def _connect(distributed: Any, address: str, timeout_seconds: float) -> Iterator
     try:
         client = distributed.Client(address, timeout=timeout_seconds)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise BenchmarkError(f"scheduler {address}: cannot connect: {_one_line(exc)}") from None
+        raise BenchmarkError(f"scheduler {address}: cannot connect: {one_line(exc)}") from None
     with client:
         yield client
 
 
-@contextlib.contextmanager
-def _ssh(distributed: Any, spec: FleetSpec, timeout_seconds: float) -> Iterator[Client]:
-    import importlib.util
-
-    if importlib.util.find_spec("asyncssh") is None:  # SSHCluster's transport
-        raise BenchmarkError(
-            f"{spec.source}: an SSH fleet needs asyncssh (pip install asyncssh), or give "
-            "scheduler = 'tcp://...' for workers already running"
-        )
-    addresses = [h.address for h in spec.hosts]
-    try:
-        cluster = distributed.SSHCluster(
-            [spec.ssh_scheduler or addresses[0], *addresses],
-            connect_options=spec.ssh_options,
-            worker_options={"nthreads": 1, "n_workers": 1},
-            scheduler_options={"port": 0},  # a free port (the dashboard: 8787 or another)
-            remote_python=spec.remote_python,
-        )
-    except Exception as exc:  # asyncssh's and the spawned processes' errors, one line each
-        raise BenchmarkError(f"SSH cluster over {', '.join(addresses)}: {_one_line(exc)}") from None
-    with cluster, distributed.Client(cluster, timeout=timeout_seconds) as client:
-        yield client
-
-
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -130,6 +107,12 @@ def _by_order(client: Client, hosts: tuple[Host, ...]) -> Workers:
     """Host i -> the worker named i (LocalCluster and SSHCluster name them 0, 1, ...)."""
     by_name = {str(w["name"]): address for address, w in _workers(client).items()}
     return {h.name: by_name[str(i)] for i, h in enumerate(hosts) if str(i) in by_name}
+
+
+def _by_name(client: Client, hosts: tuple[Host, ...]) -> Workers:
+    """Host -> the worker named as the host (the SSH fleet names them so)."""
+    by_name = {str(w["name"]): address for address, w in _workers(client).items()}
+    return {h.name: by_name[h.name] for h in hosts if h.name in by_name}
 
 
 def _resolved(address: str) -> set[str]:
