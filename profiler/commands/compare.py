@@ -1,5 +1,5 @@
 """hydra-profiler compare: are two bench results faster, slower or the same, per codec?
-Or, given one fleet directory (``bench --fleet``), its hosts side by side."""
+Or, given one fleet directory (written by `bench --fleet`), its hosts side by side."""
 
 from __future__ import annotations
 
