@@ -44,8 +44,8 @@ def run_fleet(args: argparse.Namespace, suite: dict[str, Any], specs: list[str],
         print(message, file=sys.stderr, flush=True)
 
     request = _request(args, suite, specs)
-    progress(f"bench --fleet: {len(names)} hosts on {spec.describe()}, "
-             f"{len(request['codecs'])} codecs -> {out}")  # fmt: skip
+    n = len(request["codecs"])
+    progress(f"bench --fleet: {len(names)} host(s) on {spec.describe()}, {n} codec(s) -> {out}")
     try:
         run = fleet.run_fleet(spec, request, out, progress=progress)
     except BaseException:
