@@ -4,10 +4,10 @@ Three ways in (:class:`~profiler.bench.fleet_hosts.FleetSpec`'s ``scheduler``):
 
 - ``local:N``: a ``LocalCluster`` of N worker processes, one thread each, on this machine;
   host i is worker i (the tests and the demo);
-- ``tcp://...``: an existing scheduler; a host is matched to a worker by the worker's name
-  (the host's name or address, as ``dask worker --name`` sets it) or by the worker's host
-  (the address, or what it resolves to). A machine serves one host: a second host entry on
-  the same machine gets no worker, so two suites never time each other's runs;
+- ``tcp://...``: an existing scheduler; a host is matched to the worker named as the host
+  (its name or address, as ``dask worker --name`` sets it: the operator's choice), else to
+  a worker on the host's machine (the address, or what it resolves to) when that machine
+  serves no other host yet, so two suites never time each other's runs by accident;
 - no scheduler: an SSH cluster (:mod:`profiler.bench.fleet_ssh`), one worker per host,
   named as the host.
 """
