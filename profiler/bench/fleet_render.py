@@ -60,6 +60,13 @@ def codec_lines(cells: pd.DataFrame, hosts: list[str]) -> list[str]:
     return _grid([top, header], rows, {0})
 
 
+def _share(value: float) -> str:
+    """A signed share, with no "-0.0%" for a speed a hair below the median."""
+    if not _missing(value) and abs(value) < 0.0005:
+        value = 0.0
+    return format_share(value, signed=True, missing="-")
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -75,7 +82,7 @@ def host_lines(hosts: pd.DataFrame) -> list[str]:
     header = ["host", "status", "CPU", "cores", "payloads", "speed vs median"]
     rows = []
     for r in hosts.to_dict("records"):
-        speed = format_share(r["speed_vs_median"], signed=True, missing="-")
+        speed = _share(r["speed_vs_median"])
         cpu = "-" if _missing(r["cpu_model"]) else str(r["cpu_model"])
         rows.append([r["host"], r["status"], cpu, _cores(r), r["payloads"],
                      speed + (FLAG if r["outlier"] else "")])  # fmt: skip
@@ -147,7 +154,7 @@ def wide_frame(fleet: Fleet) -> tuple[pd.DataFrame, str]:
         if r["status"] != "ok":
             about.append(f"{r['host']}: FAILED: {r['error']}")
             continue
-        speed = format_share(r["speed_vs_median"], signed=True, missing="-")
+        speed = _share(r["speed_vs_median"])
         flag = f" ({FLAG} over {OUTLIER_SHARE:.0%} from the median)" if r["outlier"] else ""
         about.append(f"{r['host']}: {r['cpu_model']}, {_cores(r)} cores, {speed} vs median{flag}")
     caption = "; ".join(about) + ". " + corpus_line(fleet.index) + "."
