@@ -465,8 +465,9 @@ def _fleet_item(result: StoredResult) -> list[TableItem]:
     wide, caption = fleet_render.wide_frame(fleet)
     formats = {c: _num(1 if c.endswith("MB/s") else 3) for c in wide.columns if c != "codec"}
     title = f"Fleet side by side ({os.path.dirname(os.path.normpath(result.path))})"
-    return [TableItem("table-fleet", title, wide, f"Profiles from {result.meta['fleet']['host']}"
-                      f" (nearest the fleet median). {caption}", formats)]  # fmt: skip
+    return [TableItem("table-fleet", title, wide,
+                      f"Codec profiles from {result.meta['fleet']['host']}. {caption}",
+                      formats)]  # fmt: skip
 
 
 def _coverage_section(a: Analysis) -> Section:
