@@ -34,6 +34,14 @@ examples:
   hydra-profiler bench ./cache store:*chromium* --codec xz:6 --codec zstd:19:long=27
   hydra-profiler bench --codec 'compression=zstd&compression-level=19&as=rust-presigned'
   hydra-profiler bench --format json > result.json
+
+a fleet (--fleet hosts.toml): the suite runs on every host at once, one Dask task pinned to
+each host's worker (an existing scheduler, an SSH cluster, or --local-cluster N worker
+processes on this machine); each host's result goes to OUT/<host>/, the index to
+OUT/fleet.json, and the hosts are shown side by side (also: hydra-profiler compare OUT):
+  hydra-profiler bench --fleet hosts.toml --suite hydra --out results/fleet
+  hydra-profiler bench --fleet hosts.toml --scheduler tcp://hydra.example:8786
+  hydra-profiler bench --local-cluster 2 --suite quick --out fleet-demo
 """
 
 
@@ -99,7 +107,27 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="record the harness with py-spy (native frames) into the result dir",
     )
+    _add_fleet_arguments(p)
     p.set_defaults(run=run)
+
+
+def _add_fleet_arguments(p: Any) -> None:
+    p.add_argument(
+        "--fleet",
+        metavar="HOSTS.toml",
+        help="run the suite on every host of this file with Dask (see below)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --fleet: this Dask scheduler (tcp://HOST:8786) instead of the file's",
+    )
+    p.add_argument(
+        "--local-cluster",
+        type=integer(1, 64),
+        metavar="N",
+        help="a fleet of N worker processes on this machine (the hosts are the workers)",
+    )
 
 
 def assumptions(args: argparse.Namespace) -> Any:
@@ -131,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
     for spec in specs:
         parse_spec(spec)  # a typo fails before any payload is read
     a = assumptions(args)
+    if args.fleet or args.local_cluster or args.scheduler:
+        from profiler.commands.bench_fleet import run_fleet
+
+        return run_fleet(args, suite, specs, a)
     out = args.out or f"bench-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     from profiler.bench.results import check_out
 

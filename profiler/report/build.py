@@ -451,7 +451,23 @@ def _codec_section(a: Analysis) -> tuple[Section, pd.DataFrame | None]:
                                    "a day, $23/TB-month, clients on 100 Mbit/s (the bench's "
                                    "default assumptions; client: download + decompress).",
                                    formats, labels))  # fmt: skip
+    sec.items.extend(_fleet_item(a.bench))
     return sec, table
+
+
+def _fleet_item(result: StoredResult) -> list[TableItem]:
+    """The fleet side by side when the bench result is one host of a fleet (bench --fleet)."""
+    from profiler.bench import fleet_render, fleet_view
+
+    fleet = fleet_view.fleet_of(result)
+    if fleet is None:
+        return []
+    wide, caption = fleet_render.wide_frame(fleet)
+    formats = {c: _num(1 if c.endswith("MB/s") else 3) for c in wide.columns if c != "codec"}
+    title = f"Fleet side by side ({os.path.dirname(os.path.normpath(result.path))})"
+    return [TableItem("table-fleet", title, wide,
+                      f"Codec profiles from {result.meta['fleet']['host']}. {caption}",
+                      formats)]  # fmt: skip
 
 
 def _coverage_section(a: Analysis) -> Section:

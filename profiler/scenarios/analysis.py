@@ -15,8 +15,8 @@ from typing import Any
 from profiler.analyze.analysis import Analysis, analyze, analyze_history, farm_codec, open_run
 from profiler.analyze.evidence import choose_codec
 from profiler.analyze.history import DEFAULT_MEMORY, Progress, Window, history_rows
+from profiler.bench.fleet_view import load_bench
 from profiler.bench.profiles import farm_profile, from_result
-from profiler.bench.results import load_result
 
 ENGINES = ("auto", "memory", "history")
 # --engine auto: a run with more BuildSteps rows than this is analysed out of core (in
@@ -75,7 +75,7 @@ def analyze_run(
         return _history(run_dir, **options)
     reader = open_run(run_dir)
     choice = farm_codec(reader, codec=codec, generation=generation, cache_dir=cache_dir)
-    bench = load_result(bench_dir) if bench_dir else None
+    bench = load_bench(bench_dir) if bench_dir else None  # a fleet: its typical host's
     profiles = from_result(bench) if bench is not None else {}
     found = farm_profile(choice.spec, profiles, cache_dir=cache_dir)
     return analyze(
@@ -107,7 +107,7 @@ def _history(
 ) -> Analysis:
     """The history engine's analysis, its farm codec calibrated as :func:`analyze_run` does
     (the codec from the operator or the cache: a history has no journal to name it)."""
-    bench = load_result(bench_dir) if bench_dir else None
+    bench = load_bench(bench_dir) if bench_dir else None
     profiles = from_result(bench) if bench is not None else {}
     spec = choose_codec(None, generation or "cxx", codec, cache_dir).spec
     found = farm_profile(spec, profiles, cache_dir=cache_dir)
