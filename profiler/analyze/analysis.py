@@ -119,6 +119,7 @@ class Analysis:
             "wall_percentiles_s": dict(self.wall_percentiles_s),
             "use": _records(self.use.reset_index()),
             "by_machine": _records(self.by_machine.reset_index()),
+            "by_window": _records(self.by_window.reset_index()),
             "coverage": self.coverage(),
         }
 

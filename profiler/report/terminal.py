@@ -72,6 +72,7 @@ def _tables(a: Analysis, whatifs: Sequence[Projection], out: io.StringIO) -> Non
         cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
                 "build_share", "slot_not_building_share"]  # fmt: skip
         print("\nby machine:\n" + a.by_machine[cols].round(3).to_string(), file=out)
+    _over_time(a, out)
     use = a.use.drop(columns="measures").round(3)
     use = use.astype(object).where(use.notna(), "not seen")  # absent, not zero
     print("\nUSE (utilisation, saturation, errors):\n" + use.to_string(), file=out)
@@ -79,6 +80,30 @@ def _tables(a: Analysis, whatifs: Sequence[Projection], out: io.StringIO) -> Non
         print(f"  {name}: {text}", file=out)
     for w in whatifs:
         _whatif(w, out)
+
+
+OVER_TIME_ROWS = 24  # the last windows shown; the JSON and the report have every one
+
+
+def _over_time(a: Analysis, out: io.StringIO) -> None:
+    """The per-window breakdown (UTC window starts), its last :data:`OVER_TIME_ROWS` rows."""
+    if len(a.by_window) < 2:
+        return
+    cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
+            "build_share"]  # fmt: skip
+    table = a.by_window[cols].round(3).tail(OVER_TIME_ROWS)
+    table.index = [
+        pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%MZ") if pd.notna(t) else "?"
+        for t in table.index
+    ]
+    table.index.name = "window (UTC)"
+    more = len(a.by_window) - len(table)
+    head = (
+        f"\nover time (last {len(table)} of {len(a.by_window)} windows):"
+        if more
+        else ("\nover time:")
+    )
+    print(head + "\n" + table.to_string(), file=out)
 
 
 def _whatif(w: Projection, out: io.StringIO) -> None:

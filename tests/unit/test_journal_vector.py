@@ -164,3 +164,22 @@ def test_collect_logs_writes_the_same_table(
     import pandas as pd
 
     pd.testing.assert_frame_equal(fast[cols], slow[cols])
+
+
+@given(st.lists(st.text(alphabet="ab \r\x0b\x1c\u2028é", max_size=6), max_size=8), st.booleans())
+def test_a_block_splits_lines_as_readlines_does(parts: list[str], final_newline: bool) -> None:
+    """A file block read as one string gives the line parser the lines ``readlines`` would
+    (split at ``\\n`` only, each keeping it) and the columnar pass the same lines without
+    their ends."""
+    import io
+
+    from profiler.collect.journal.collector import Block
+
+    text = "\n".join(parts) + ("\n" if final_newline and parts else "")
+    expected = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8", newline="\n")
+    want = expected.readlines()
+    block = Block(text)
+    assert block.lines() == want
+    assert len(block) == len(want)
+    if want:
+        assert block.column().to_list() == [w.rstrip("\r\n") for w in want]

@@ -171,14 +171,15 @@ class LogCollector:
         self.run.add_source("logs", name, None)
         return item
 
-    def _feed(self, item: _Input, lines: list[str]) -> None:
+    def _feed(self, item: _Input, batch: list[str] | Block) -> None:
         parser = item.parser
         if item.bulk:
-            frame = parser.feed_frame(lines)
+            frame = parser.feed_frame(batch.column() if isinstance(batch, Block) else batch)
             if frame is not None:  # the whole batch parsed as columns: a part of its own
-                item.next_lineno += len(lines)
+                item.next_lineno += len(batch)
                 self._frame_part(item, frame)
                 return
+        lines = batch.lines() if isinstance(batch, Block) else batch
         try:
             item.next_lineno = parser.feed_all(lines, item.next_lineno)
         finally:  # a strict-mode error keeps the events parsed before the bad line
@@ -224,7 +225,9 @@ class LogCollector:
             f"{len(s.unknown)} patterns, {len(s.malformed)} malformed ({ended})"
         )
 
-    def _run(self, item: _Input, batches: Iterator[list[str]], progress: Callable[[], str]) -> None:
+    def _run(
+        self, item: _Input, batches: Iterator[list[str] | Block], progress: Callable[[], str]
+    ) -> None:
         ended = "end of input"
         next_report = time.monotonic() + PROGRESS_SECONDS
         try:
@@ -344,16 +347,16 @@ class _FileBatches:
         share = f"{100 * done / self.size:.0f}% of {self.size / 1e6:,.0f} MB, " if self.size else ""
         return f"{share}{self.lines:,} lines ({rate:,.0f} lines/s)"
 
-    def batches(self) -> Iterator[list[str]]:
+    def batches(self) -> Iterator[list[str] | Block]:
         try:
-            batch = self._head
+            batch: list[str] | Block = self._head
             while batch:
                 # one ahead (is this the last?); 16 MiB of lines a batch: a columnar batch's
-                # fixed cost (a few dozen column passes) spread over ~100k lines
-                following = self._text.readlines(FILE_BATCH_BYTES)
+                # fixed cost (a few dozen column passes) spread over ~100k lines; read as one
+                # string (no object per line: a columnar parse splits it in Rust)
+                following = Block(self._read_block())
                 if not following and self._guard.error is not None and batch:
-                    if not batch[-1].endswith("\n"):  # cut by the damage: not a whole line
-                        batch = batch[:-1]
+                    batch = _whole_lines(batch)  # cut by the damage: not a whole line
                 self.lines += len(batch)
                 if batch:
                     yield batch
@@ -365,6 +368,50 @@ class _FileBatches:
         finally:
             self._text.close()
             self._raw.close()
+
+    def _read_block(self) -> str:
+        """About :data:`FILE_BATCH_BYTES` of text, to the end of a line."""
+        text = self._text.read(FILE_BATCH_BYTES)
+        if text and not text.endswith("\n"):
+            text += self._text.readline()
+        return text
+
+
+def _whole_lines(batch: list[str] | Block) -> list[str] | Block:
+    """``batch`` without a last line that has no newline."""
+    if isinstance(batch, Block):
+        end = batch.text.rfind("\n")
+        return Block(batch.text[: end + 1])
+    return batch[:-1] if batch and not batch[-1].endswith("\n") else batch
+
+
+class Block:
+    """Whole lines read as one string: the columnar pass splits it into a column (in Rust),
+    the line parser gets the list of lines (each with its newline, as ``readlines``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __len__(self) -> int:
+        return self.text.count("\n") + (0 if not self.text or self.text.endswith("\n") else 1)
+
+    def lines(self) -> list[str]:
+        return _split_nl(self.text)
+
+    def column(self) -> Any:
+        """The lines as a polars string Series, without their line ends (``\r\n`` too)."""
+        import polars as pl
+
+        body = self.text[:-1] if self.text.endswith("\n") else self.text
+        column = pl.Series("line", [body]).str.split("\n").explode()
+        return column.str.strip_chars_end("\r")
+
+
+def _split_nl(text: str) -> list[str]:
+    """Lines split at ``\n`` only, each keeping it (``readlines`` with ``newline="\n"``)."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    return [*lines, parts[-1]] if parts[-1] else lines
 
 
 class _Lines:

@@ -408,8 +408,9 @@ class JournalParser:
             self.last_stamp, self.last_ts = last_stamp, last_ts
         return lineno + 1
 
-    def feed_frame(self, lines: list[str]) -> Any:
-        """The events of ``lines`` as a polars DataFrame when they all have the common shape
+    def feed_frame(self, lines: list[str] | Any) -> Any:
+        """The events of ``lines`` (a list, or a polars Series of lines without their ends)
+        as a polars DataFrame when they all have the common shape
         (:mod:`~profiler.collect.journal.vector`), else None (then :meth:`feed_all` them).
         The state is handed over, and taken back only when the batch was done this way. For a
         bulk import that writes columns (``collect logs --file``): turned back into dicts
@@ -417,7 +418,10 @@ class JournalParser:
         from profiler.collect.journal import vector
 
         state = vector.State(self.year, self.last_month, dict(self.pids))
-        done = vector.parse_batch(lines, state)
+        if isinstance(lines, list):
+            done = vector.parse_batch(lines, state)
+        else:  # a polars Series of lines already
+            done = vector.parse_column(lines, state) if vector.available() else None
         if done is None:
             return None
         self.summary.lines += done.lines

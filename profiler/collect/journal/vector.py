@@ -29,15 +29,17 @@ from typing import Any
 from profiler.collect.journal import rules
 
 MONTH_NUMBERS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
-# the shape handled here; the same header the line parser's _FAST_SHORT takes, narrowed
-_SHAPE = (
-    r"^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9] "
-    r"[0-9][0-9]:[0-9][0-9]:[0-9][0-9] [^ ]+ [^\s\[:]+\[[0-9]+\]: [^\s0-9<]"
+# the shape's fields, for one extract_groups pass (what the line parser's header takes)
+_HEADER = (
+    r"^(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?P<day>[ 0-9][0-9]) "
+    r"(?P<hh>[0-9][0-9]):(?P<mm>[0-9][0-9]):(?P<ss>[0-9][0-9]) (?P<host>[^ ]+) "
+    r"(?P<unit>[^\s\[:]+)\[(?P<pid>[0-9]+)\]: (?P<msg>[^\s0-9<].*)$"
 )
 # characters on which Python's re and the Rust regex crate agree for every class the
 # catalogue uses: printable ASCII and the quotes Nix prints (\s differs on \x1c-\x1f, \w on
 # numerals like ½, ...); a batch with any other character goes line by line
 _SAFE = "^[\x20-\x7e\u2018\u2019]*$"
+_WHOLE = "hydra_profiler_whole_match"  # a group name no catalogue pattern uses
 _RUST_UNITS = ("hydra-queue-runner-dev", "hydra-queue-builder-dev", "hydra-builder")
 MIN_BATCH_LINES = 2000  # fewer lines are not worth a columnar pass
 
@@ -81,25 +83,37 @@ def parse_batch(lines: list[str], state: State) -> BatchResult | None:
     import polars as pl
 
     text = pl.Series("line", [s.rstrip("\r\n") for s in lines], dtype=pl.Utf8)
-    if not bool(text.str.contains(_SHAPE).all()) or not bool(text.str.contains(_SAFE).all()):
+    return parse_column(text, state)
+
+
+def parse_column(text: Any, state: State) -> BatchResult | None:
+    """:func:`parse_batch` of a polars string Series of lines (no line ends)."""
+    import polars as pl
+
+    if len(text) < MIN_BATCH_LINES:
         return None
-    frame = pl.DataFrame({"line": text}).with_row_index("i")
-    frame = frame.with_columns(
-        pl.col("line").str.slice(0, 3).replace_strict(MONTH_NUMBERS, return_dtype=pl.Int32)
-        .alias("month"),
-        pl.col("line").str.slice(4, 2).str.strip_chars(" ").cast(pl.Int32).alias("day"),
-        pl.col("line").str.slice(7, 2).cast(pl.Int32).alias("hh"),
-        pl.col("line").str.slice(10, 2).cast(pl.Int32).alias("mm"),
-        pl.col("line").str.slice(13, 2).cast(pl.Int32).alias("ss"),
-        pl.col("line").str.slice(16).str.splitn(" ", 3).alias("parts"),
-    ).unnest("parts")  # fmt: skip
-    frame = frame.rename({"field_0": "host", "field_1": "ident", "field_2": "msg"})
-    if frame["msg"].null_count() or frame["ident"].null_count():
+    if not bool(text.str.contains(_SAFE).all()):
         return None
-    ident = frame["ident"].str.extract_groups(r"^([^\[]+)\[([0-9]+)\]:$").struct.unnest()
-    frame = frame.with_columns(
-        ident[ident.columns[0]].alias("unit"), ident[ident.columns[1]].cast(pl.Int64).alias("pid")
-    )
+    # the header's fields in one pass; a line without the shape has none (null)
+    head = text.str.extract_groups(_HEADER).struct.unnest()
+    if head["msg"].null_count():
+        return None
+    try:
+        frame = pl.DataFrame(
+            {
+                "month": head["mon"].replace_strict(MONTH_NUMBERS, return_dtype=pl.Int32),
+                "day": head["day"].str.strip_chars(" ").cast(pl.Int32),
+                "hh": head["hh"].cast(pl.Int32),
+                "mm": head["mm"].cast(pl.Int32),
+                "ss": head["ss"].cast(pl.Int32),
+                "host": head["host"],
+                "unit": head["unit"],
+                "pid": head["pid"].cast(pl.Int64),
+                "msg": head["msg"],
+            }
+        ).with_row_index("i")
+    except pl.exceptions.PolarsError:  # a PID beyond 64 bits: the line parser says so
+        return None
     if not _times(frame):
         return None
     frame = _stamps(frame, state)
@@ -178,13 +192,15 @@ def _events(frame: Any, state: State) -> BatchResult | None:
             pattern = rule.message.pattern
             if not _compatible(pattern):
                 return None
-            anchored = f"^(?:{pattern})$"
-            hit = remaining["msg"].str.contains(anchored)
+            # one pass: the whole match as a group of its own says which lines matched
+            anchored = f"^(?P<{_WHOLE}>{pattern})$"
+            found = remaining["msg"].str.extract_groups(anchored).struct.unnest()
+            hit = found[_WHOLE].is_not_null()
             if not bool(hit.any()):
                 continue
             rows = remaining.filter(hit)
             remaining = remaining.filter(~hit)
-            part = _rule_frame(rule, rows, anchored)
+            part = _rule_frame(rule, rows, found.filter(hit).drop(_WHOLE))
             if part is None:
                 return None
             parts.append(part)
@@ -215,9 +231,10 @@ def _events(frame: Any, state: State) -> BatchResult | None:
 _CASTS = {"int": "Int64", "float": "Float64"}
 
 
-def _rule_frame(rule: rules.Rule, rows: Any, pattern: str) -> Any:
-    """The events of ``rows`` (all matching ``rule``) as columns, the fields cast as the line
-    parser converts them; None when a field's type is not one a cast reproduces (json)."""
+def _rule_frame(rule: rules.Rule, rows: Any, fields: Any) -> Any:
+    """The events of ``rows`` (all matching ``rule``; ``fields`` their named groups) as
+    columns, the fields cast as the line parser converts them; None when a field's type is
+    not one a cast reproduces (json)."""
     import polars as pl
 
     program = rule.message.program
@@ -242,7 +259,6 @@ def _rule_frame(rule: rules.Rule, rows: Any, pattern: str) -> Any:
         pl.lit(program).alias("program"),
     )
     if rule.names:
-        fields = rows["msg"].str.extract_groups(pattern).struct.unnest()
         fields.columns = list(rule.names)
         kinds = rule.message.types
         casts = []
