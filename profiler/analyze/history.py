@@ -24,9 +24,11 @@ a recent window, and their absence is said, never read as zero.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -150,9 +152,33 @@ def _connect(scratch: str, memory_limit: str, threads: int | None) -> Any:
     con.execute(f"SET memory_limit = {q.literal(memory_limit)}")
     con.execute(f"SET temp_directory = {q.literal(os.path.join(scratch, 'spill'))}")
     con.execute("SET preserve_insertion_order = false")
+    # its own bar goes to stdout (and would corrupt --format json): progress is ours, on stderr
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+@contextlib.contextmanager
+def _watched(con: Any, label: str, say: Progress, every_seconds: float = 5.0) -> Iterator[None]:
+    """Say ``label`` and, while the statement runs, DuckDB's progress every few seconds."""
+    say(label)
+    done = threading.Event()
+    began = time.monotonic()
+
+    def watch() -> None:
+        while not done.wait(every_seconds):
+            share = con.query_progress()
+            if share >= 0:
+                say(f"{label}: {share:.0f}% ({time.monotonic() - began:.0f} s)")
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def _generation(con: Any, given: str | None) -> str:
@@ -385,10 +411,17 @@ def _run(
         _register(con, "raw_builds", table_files(run_dir, "db_builds"))
     gen = _generation(con, generation)
     notes = list(steps_files.warnings)
-    say("history: joining BuildSteps and Builds into the step table")
-    con.execute(q.steps_sql(gen, window.since, window.until, has_builds))
-    for statement in q.contention_sql(gen, runner_cores):
-        con.execute(statement)
+    statements = [
+        ("joining BuildSteps and Builds", q.steps_sql(gen, window.since, window.until, has_builds)),
+        *zip(
+            ("busy levels", "contention", "tidying"),
+            q.contention_sql(gen, runner_cores),
+            strict=True,
+        ),
+    ]
+    for label, statement in statements:
+        with _watched(con, f"history: {label}", say):
+            con.execute(statement)
     table = _table_of(con, run_dir, gen, window, notes)
     total = _one(con, "SELECT count(*) FROM steps")[0]
     say(f"history: {total:,} steps ({time.monotonic() - began:.0f} s); the split's facts")
