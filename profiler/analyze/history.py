@@ -168,9 +168,9 @@ def _watched(con: Any, label: str, say: Progress, every_seconds: float = 5.0) ->
 
     def watch() -> None:
         while not done.wait(every_seconds):
-            share = con.query_progress()
-            if share >= 0:
-                say(f"{label}: {share:.0f}% ({time.monotonic() - began:.0f} s)")
+            share = con.query_progress()  # -1: DuckDB cannot tell for this statement
+            done_share = f"{share:.0f}%, " if share >= 0 else ""
+            say(f"{label}: {done_share}{time.monotonic() - began:.0f} s")
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
