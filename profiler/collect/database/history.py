@@ -1,0 +1,300 @@
+"""The backfill: an export pass whose window reaches far into the past (``--since 5y``),
+streamed at database speed with memory bounded by a batch and the re-read window.
+
+One ``repeatable read, read only`` transaction (one snapshot for the whole stream, and for
+the builds looked up along it) declares a server-side cursor over the finished steps with
+``stopTime >= window start`` in key order ``(stopTime, build, stepnr)``. The order is served
+by Hydra's partial ``IndexBuildStepsOnStopTime`` on ``BuildSteps(stopTime desc) where startTime
+is not null and stopTime is not null`` (hydra.sql:688 at NixOS/hydra 14332fbf), scanned
+backwards, with PostgreSQL's incremental sort ordering the steps of one ``stopTime`` by
+``(build, stepnr)`` (PostgreSQL >= 13); the query's predicate implies the index's, so the
+planner may use it. Batches of ``backfill_rows`` are fetched, turned into Arrow columns (no
+per-row dicts) with the types the live export's records have, and written as one Parquet part
+of ``db_steps`` each.
+
+**Builds**: each build is exported once, in the batch that holds its last finished step
+(largest key), looked up per batch by primary key in the same snapshot (a lateral top-1 over
+``BuildSteps``' primary key ``(build, stepnr)``). A build is therefore written whole when its
+last step is, needs no memory of the builds exported over years, and a build unfinished in the
+snapshot becomes ``pending`` (the live export retries it every pass). Its part is written
+*before* the batch's steps part.
+
+**Resume**: the parts are the record. Each is renamed into place whole; the run's state
+(:func:`profiler.collect.database.state.load_state`) is read back from them: the cursor is the
+largest ``stop_time`` written, and a restarted backfill re-reads from ``cursor - overlap``,
+skipping the keys the run already has. A part written just before a crash (its ``db_cursor``
+row not yet) is thus neither lost nor duplicated; a builds part whose steps part was not
+written is deduplicated by ``(build, stop_time)`` against the builds of the window. Steps
+committed after the snapshot are caught by the live export's re-read window that follows
+(``--once``: one pass of it), with the live export's guarantee (``overlap``). A finished
+stream says when its snapshot began (``complete_at``, the database's clock), so that a
+history without recent steps is not streamed again on every pass.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from profiler.collect.database.common import (
+    BUILD_SEMANTICS,
+    BUILDS_SQL,
+    EXPORT_APP,
+    FINISHED,
+    SEMANTICS,
+    STATUS_ROW_SQL,
+    Conn,
+    DbContext,
+    ms,
+)
+from profiler.collect.database.state import ExportState
+
+STREAM_SQL = (
+    "select build, stepnr, type, drvPath, machine, system, status, left(errorMsg, 500),"
+    " startTime, stopTime, overhead, timesBuilt, isNonDeterministic, propagatedFrom"
+    f" from BuildSteps where {FINISHED} and stopTime >= %(lo)s"
+    " order by stopTime, build, stepnr"
+)
+ESTIMATE_SQL = f"explain (format json) select 1 from BuildSteps where {FINISHED} and stopTime >= %s"
+# BUILDS_SQL's columns, then the build's last finished step (stopTime, stepnr)
+OWNED_BUILDS_SQL = BUILDS_SQL.replace(
+    " from Builds b join Jobsets j on j.id = b.jobset_id",
+    ", last.stopTime, last.stepnr from Builds b join Jobsets j on j.id = b.jobset_id"
+    " cross join lateral (select s.stopTime, s.stepnr from BuildSteps s where s.build = b.id"
+    " and s.startTime is not null and s.stopTime is not null and s.busy = 0"
+    " order by s.stopTime desc, s.stepnr desc limit 1) last",
+)
+# when the transaction began, on the database's clock: before its snapshot was taken
+SNAPSHOT_SQL = "select floor(extract(epoch from transaction_timestamp()))::bigint"
+CURSOR_NAME = "hydra_profiler_backfill"
+
+_INT = "int64"
+STEP_COLUMNS: tuple[tuple[str, str], ...] = (  # (name, Arrow type), in STREAM_SQL's order
+    ("build", _INT), ("stepnr", _INT), ("type", _INT), ("drv_path", "string"),
+    ("machine", "string"), ("system", "string"), ("status", _INT), ("error_msg", "string"),
+    ("start_time", _INT), ("stop_time", _INT), ("overhead_ms", _INT), ("times_built", _INT),
+    ("is_non_deterministic", "bool"), ("propagated_from", _INT),
+)  # fmt: skip
+BUILD_COLUMNS: tuple[tuple[str, str], ...] = (  # in BUILDS_SQL's order
+    ("build", _INT), ("project", "string"), ("jobset", "string"), ("job", "string"),
+    ("system", "string"), ("drv_path", "string"), ("nix_name", "string"),
+    ("queued_time", _INT), ("start_time", _INT), ("stop_time", _INT), ("status", _INT),
+    ("is_cached", "bool"), ("size_bytes", _INT), ("closure_size_bytes", _INT),
+    ("priority", _INT), ("global_priority", _INT),
+)  # fmt: skip
+STEP_ORDER = (
+    "ts build stepnr type drv_path machine system status error_msg start_time stop_time "
+    "stop_minus_start_s overhead_ms times_built is_non_deterministic propagated_from "
+    "generation semantics"
+).split()
+
+
+def _arrays(columns: Sequence[Sequence[Any]], spec: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    import pyarrow as pa
+
+    out = {}
+    for values, (name, kind) in zip(columns, spec, strict=True):
+        if name == "is_cached":  # Builds.isCachedBuild is an integer
+            values = [None if v is None else bool(v) for v in values]
+        out[name] = pa.array(values, type=pa.type_for_alias(kind))
+    return out
+
+
+def steps_arrow(rows: Sequence[tuple[Any, ...]], generation: str, ts: float) -> Any:
+    """Rows of :data:`STREAM_SQL` as an Arrow table with the live export's ``db_steps``
+    columns (:func:`profiler.collect.database.export._step_record`): ``overhead_ms`` 0 for
+    Hydra's NULL, ``stop_minus_start_s`` computed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = _arrays(list(zip(*rows, strict=True)), STEP_COLUMNS)
+    n = len(rows)
+    cols["overhead_ms"] = pc.fill_null(cols["overhead_ms"], 0)
+    cols["stop_minus_start_s"] = pc.subtract(cols["stop_time"], cols["start_time"])
+    cols["ts"] = pa.repeat(pa.scalar(ts, pa.float64()), n)
+    cols["generation"] = pa.repeat(pa.scalar(generation, pa.string()), n)
+    cols["semantics"] = pa.repeat(pa.scalar(SEMANTICS[generation], pa.string()), n)
+    return pa.table({name: cols[name] for name in STEP_ORDER})
+
+
+def builds_arrow(rows: Sequence[Sequence[Any]], generation: str, ts: float) -> Any:
+    """Rows of :data:`BUILDS_SQL` as an Arrow table with ``db_builds``' columns."""
+    import pyarrow as pa
+
+    n = len(rows)
+    cols = _arrays(list(zip(*(r[:16] for r in rows), strict=True)), BUILD_COLUMNS)
+    return pa.table(
+        {
+            "ts": pa.repeat(pa.scalar(ts, pa.float64()), n),
+            **cols,
+            "generation": pa.repeat(pa.scalar(generation, pa.string()), n),
+            "semantics": pa.repeat(pa.scalar(BUILD_SEMANTICS[generation], pa.string()), n),
+        }
+    )
+
+
+class Progress:
+    """A progress line at most every ``every_seconds``: rows, rate, stopTime reached, ETA."""
+
+    def __init__(self, log: Callable[[str], object], every_seconds: float, total: int | None):
+        self.log = log
+        self.every = every_seconds
+        self.total = total
+        self.rows = 0
+        self.started = time.monotonic()
+        self._last = self.started
+
+    def update(self, rows: int, stop_time: int, *, final: bool = False) -> None:
+        self.rows += rows
+        now = time.monotonic()
+        if not final and now - self._last < self.every:
+            return
+        self._last = now
+        rate = self.rows / max(now - self.started, 1e-9)
+        reached = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stop_time))
+        line = f"collect db: backfill: {self.rows:,} steps"
+        if self.total:
+            left = max(self.total - self.rows, 0)
+            share = min(self.rows / self.total, 1.0)
+            eta = "" if final else f", ETA {_duration(left / rate) if rate else '?'}"
+            line += f" of ~{self.total:,} ({share:.0%}){eta}"
+        self.log(f"{line}, {rate:,.0f} rows/s, stopTime reached {reached}")
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Backfill:
+    """One streamed pass from the window start to the end of the snapshot (see the module).
+
+    ``after_part(steps, builds)`` is called after each part (the exporter records its cursor).
+    """
+
+    def __init__(
+        self, ctx: DbContext, state: ExportState, after_part: Callable[[int, int], object]
+    ) -> None:
+        self.ctx = ctx
+        self.state = state
+        self.after_part = after_part
+        self.steps_written = 0
+        self.builds_written = 0
+        self._status_row: bool | None = None
+        self.complete_at: int | None = None  # epoch s: the stream reached its snapshot's end
+
+    def run(self) -> tuple[int, int]:
+        """Stream until the snapshot's end or ``stop``; the steps and builds written.
+
+        Raises
+        ------
+        psycopg.Error
+            The database failed; every part written is in the state, a new pass resumes.
+        """
+        opts = self.ctx.options
+        conn = self.ctx.connect(self.ctx.dsn, EXPORT_APP, opts.timeout_seconds, False)
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                conn.execute(f"set local statement_timeout = {_timeout_ms(opts)}")
+                self._stream(conn)
+        finally:
+            conn.close()
+        return self.steps_written, self.builds_written
+
+    def _stream(self, conn: Conn) -> None:
+        opts, st = self.ctx.options, self.state
+        lo = st.window_start(opts.overlap_seconds)
+        snapshot = int(conn.execute(SNAPSHOT_SQL).fetchall()[0][0])  # takes the snapshot
+        progress = Progress(self.ctx.reporter.log, opts.progress_seconds, _estimate(conn, lo))
+        self.ctx.reporter.log(
+            f"collect db: backfill: steps from stopTime {lo} on, about {progress.total or 0:,};"
+            f" parts of {opts.backfill_rows:,} rows"
+        )
+        with conn.cursor(name=CURSOR_NAME, binary=True) as cur:
+            cur.itersize = opts.backfill_rows
+            cur.execute(STREAM_SQL, {"lo": lo})
+            while not self.ctx.stop.is_set():
+                rows = cur.fetchmany(opts.backfill_rows)
+                if not rows:
+                    self.complete_at = snapshot
+                    break
+                self._batch(conn, rows)
+                progress.update(len(rows), rows[-1][9])
+        if progress.rows:
+            progress.update(0, st.cursor, final=True)
+
+    def _batch(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        st = self.state
+        last = (rows[-1][9], rows[-1][0], rows[-1][1])
+        if st.seen and rows[0][9] <= max(st.seen.values()):  # a resumed window: skip the run's
+            rows = [r for r in rows if (r[0], r[1]) not in st.seen]
+        if not rows:
+            return
+        self._detect(conn, rows)
+        generation, now = self.ctx.generation.name, time.time()
+        builds = self._owned_builds(conn, rows, last)
+        if builds:  # first: a crash before the steps part re-reads them (deduplicated)
+            self.ctx.run.write_arrow_part("db_builds", builds_arrow(builds, generation, now))
+        self.ctx.run.write_arrow_part("db_steps", steps_arrow(rows, generation, now))
+        self._advance(rows, builds)
+        self.after_part(len(rows), len(builds))
+
+    def _owned_builds(
+        self, conn: Conn, rows: list[tuple[Any, ...]], last: tuple[int, int, int]
+    ) -> list[tuple[Any, ...]]:
+        """The finished builds whose last step is in this batch and not exported yet; the
+        unfinished ones become pending."""
+        st = self.state
+        ids = sorted({r[0] for r in rows})
+        found = conn.execute(OWNED_BUILDS_SQL, {"ids": ids}).fetchall()
+        out = []
+        for b in found:
+            if (b[17], b[0], b[18]) > last:  # a later batch holds its last step
+                continue
+            if not b[16]:
+                st.pending.add(b[0])
+            elif (b[0], b[9]) not in st.builds_done:
+                out.append(b)
+        return out
+
+    def _advance(self, rows: list[tuple[Any, ...]], builds: list[tuple[Any, ...]]) -> None:
+        """The state after a batch's parts are written: cursor, window keys, builds."""
+        st, overlap = self.state, self.ctx.options.overlap_seconds
+        st.cursor = max(st.cursor, rows[-1][9])
+        lo = st.cursor - overlap
+        for r in reversed(rows):  # key order: the window's keys are at the end
+            if r[9] < lo:
+                break
+            st.seen[(r[0], r[1])] = r[9]
+        for b in builds:
+            st.builds_done.add((b[0], b[9]))
+            st.pending.discard(b[0])
+        st.prune(overlap)
+        self.steps_written += len(rows)
+        self.builds_written += len(builds)
+
+    def _detect(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        if self.ctx.generation.value is not None:
+            return
+        if self._status_row is None:
+            self._status_row = bool(conn.execute(STATUS_ROW_SQL).fetchall()[0][0])
+        self.ctx.generation.consider([r[4] for r in rows], self._status_row)
+
+
+def _timeout_ms(opts: Any) -> int:
+    return 0 if not opts.backfill_timeout_seconds else ms(opts.backfill_timeout_seconds)
+
+
+def _estimate(conn: Conn, lo: int) -> int | None:
+    """The planner's row estimate for the stream (from the column statistics: no scan)."""
+    try:
+        plan = conn.execute(ESTIMATE_SQL, (lo,)).fetchall()[0][0]
+        doc = plan if isinstance(plan, list) else json.loads(plan)
+        return int(doc[0]["Plan"]["Plan Rows"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
