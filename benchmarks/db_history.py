@@ -6,7 +6,10 @@ Hydra's real schema (tests/data/hydra-sql/hydra.sql) is filled with generated st
 five years (generate_series; tests/integration/test_collect_db_history.fill_history), then:
 
 * **COPY**: ``COPY (the backfill's SELECT) TO STDOUT`` read through psycopg, in this process:
-  the database's own speed for these rows (text and binary formats);
+  the database's own speed for these rows (text and binary formats), and the same for the
+  builds it exports (finished builds with an exported step);
+* **cursor fetch**: the backfill's server-side cursor fetched into Python tuples and
+  dropped (psycopg's own cost, the floor of any Python reader);
 * **ours**: the backfill (``--once --no-track``, the stream then one live pass), in a fresh
   process so that its peak RSS (``ru_maxrss`` of that child, from ``wait4``) is its own;
   compaction of the run afterwards is timed separately (the CLI does it at the end).
@@ -35,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import psycopg
 from psycopg import sql
 
+from profiler.collect.database.common import BUILDS_SQL
 from profiler.collect.database.history import STREAM_SQL
 from profiler.testbed.pgserver import PostgresServer, find_pg_bindir
 from tests.conftest import fresh_database
@@ -64,9 +68,17 @@ print(json.dumps({"steps": collector.exporter.steps_written, "seconds": seconds,
 """
 
 
-def copy_seconds(dsn: str, since: int, binary: bool) -> tuple[int, float]:
-    """Bytes and seconds of ``COPY (STREAM_SQL) TO STDOUT`` read whole through psycopg."""
-    query = sql.SQL(STREAM_SQL.replace("%(lo)s", "{}")).format(sql.Literal(since))  # type: ignore[arg-type]
+# the builds the backfill exports: finished, with a step it exports (BUILDS_SQL's columns)
+BUILDS_COPY = BUILDS_SQL.replace(
+    "b.id = any(%(ids)s::integer[])",
+    "b.finished = 1 and b.id in (select build from BuildSteps where startTime is not null"
+    " and stopTime is not null and busy = 0 and stopTime >= %(lo)s)",
+)
+
+
+def copy_seconds(dsn: str, since: int, binary: bool, select: str = STREAM_SQL) -> tuple[int, float]:
+    """Bytes and seconds of ``COPY (select) TO STDOUT`` read whole through psycopg."""
+    query = sql.SQL(select.replace("%(lo)s", "{}")).format(sql.Literal(since))  # type: ignore[arg-type]
     fmt = sql.SQL(" (format binary)" if binary else "")
     total = 0
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
@@ -74,6 +86,19 @@ def copy_seconds(dsn: str, since: int, binary: bool) -> tuple[int, float]:
         with cur.copy(sql.SQL("copy ({}) to stdout{}").format(query, fmt)) as copy:
             for block in copy:
                 total += len(block)
+        return total, time.perf_counter() - t
+
+
+def fetch_seconds(dsn: str, since: int, rows_per_fetch: int) -> tuple[int, float]:
+    """Rows and seconds of the backfill's server-side cursor fetched into Python tuples and
+    dropped: what psycopg costs any Python reader of these rows (no conversion, no writes)."""
+    total = 0
+    with psycopg.connect(dsn) as conn:
+        t = time.perf_counter()
+        with conn.transaction(), conn.cursor(name="bench", binary=True) as cur:
+            cur.execute(STREAM_SQL, {"lo": since})
+            while rows := cur.fetchmany(rows_per_fetch):
+                total += len(rows)
         return total, time.perf_counter() - t
 
 
@@ -96,7 +121,6 @@ def ours(dsn: str, since: int, batch_rows: int) -> dict[str, Any]:
                 raise SystemExit(f"backfill failed:\n{f.read()}")
         result: dict[str, Any] = json.loads(stdout)
         result["peak_bytes"] = usage.ru_maxrss * 1024
-        result["parts"] = len(os.listdir(os.path.join(out, "tables", "db_steps")))
         return result
 
 
@@ -110,24 +134,36 @@ def measure(server_dsn: str, steps: int, batch_rows: int) -> dict[str, Any]:
         since = int(time.time() - 6 * YEAR)
         copy_text = copy_seconds(dsn, since, binary=False)
         copy_binary = copy_seconds(dsn, since, binary=True)
+        builds = copy_seconds(dsn, since, False, BUILDS_COPY)
+        fetched = fetch_seconds(dsn, since, batch_rows)
         mine = ours(dsn, since, batch_rows)
-    return {"steps": steps, "fill": fill, "text": copy_text, "binary": copy_binary, "ours": mine}
+    return {
+        "steps": steps, "fill": fill, "text": copy_text, "binary": copy_binary,
+        "fetch": fetched, "ours": mine, "batch_rows": batch_rows, "builds": builds,
+    }  # fmt: skip
 
 
 def report(m: dict[str, Any]) -> None:
     ours_s, rows = m["ours"]["seconds"], m["ours"]["steps"]
-    text_s, binary_s = m["text"][1], m["binary"][1]
+    text_s, binary_s, fetch_s = m["text"][1], m["binary"][1], m["fetch"][1]
+    builds_s = m["builds"][1]
     peak = m["ours"]["peak_bytes"]
     print(
         f"{m['steps']:>9,} generated, {rows:,} exported ({m['ours']['builds']:,} builds, "
-        f"{m['ours']['parts'] - 1} step parts; fill {m['fill']:.1f} s)\n"
-        f"  COPY text    {text_s:7.2f} s  {rows / text_s:>10,.0f} rows/s"
+        f"{-(-rows // m['batch_rows'])} parts of {m['batch_rows']:,}; fill {m['fill']:.1f} s)\n"
+        f"  COPY text      {text_s:7.2f} s  {rows / text_s:>10,.0f} rows/s"
         f"  ({m['text'][0] / 2**20:,.0f} MiB)\n"
-        f"  COPY binary  {binary_s:7.2f} s  {rows / binary_s:>10,.0f} rows/s"
+        f"  COPY binary    {binary_s:7.2f} s  {rows / binary_s:>10,.0f} rows/s"
         f"  ({m['binary'][0] / 2**20:,.0f} MiB)\n"
-        f"  ours         {ours_s:7.2f} s  {rows / ours_s:>10,.0f} rows/s"
-        f"  = {ours_s / text_s:.2f}x COPY text, {ours_s / binary_s:.2f}x COPY binary;"
-        f" peak RSS {peak / 2**20:,.0f} MiB; then compaction {m['ours']['compact_seconds']:.2f} s"
+        f"  cursor fetch   {fetch_s:7.2f} s  {rows / fetch_s:>10,.0f} rows/s"
+        f"  (psycopg tuples only: {fetch_s / text_s:.2f}x COPY text)\n"
+        f"  COPY builds    {builds_s:7.2f} s  (text; steps + builds {text_s + builds_s:.2f} s)\n"
+        f"  ours           {ours_s:7.2f} s  {rows / ours_s:>10,.0f} rows/s"
+        f"  = {ours_s / text_s:.2f}x COPY text, {ours_s / binary_s:.2f}x COPY binary,"
+        f" {ours_s / (text_s + builds_s):.2f}x COPY steps + builds,"
+        f" {ours_s / fetch_s:.2f}x the cursor fetch\n"
+        f"  ours: peak RSS {peak / 2**20:,.0f} MiB (whole process); steps and builds written;"
+        f" compaction afterwards {m['ours']['compact_seconds']:.2f} s"
     )
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 
 from profiler.collect.database.common import (
+    BUILD_MEMORY_SECONDS,
     BUILD_SEMANTICS,
     BUILDS_SQL,
     EXPORT_APP,
@@ -271,9 +272,10 @@ class Backfill:
             if r[9] < lo:
                 break
             st.seen[(r[0], r[1])] = r[9]
-        for b in builds:
-            st.builds_done.add((b[0], b[9]))
-            st.pending.discard(b[0])
+        remembered = lo - BUILD_MEMORY_SECONDS  # as prune() keeps them
+        st.builds_done.update((b[0], b[9]) for b in builds if (b[9] or 0) >= remembered)
+        if st.pending:
+            st.pending.difference_update(b[0] for b in builds)
         st.prune(overlap)
         self.steps_written += len(rows)
         self.builds_written += len(builds)
