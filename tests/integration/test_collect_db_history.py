@@ -19,6 +19,7 @@ import pytest
 
 from profiler.analyze.steps import build_step_table
 from profiler.collect.database import common as dbc
+from profiler.collect.database import history as history_sql
 from profiler.collect.database.collector import DbCollector
 from profiler.collect.database.common import DbOptions
 from profiler.store import Run, read_run
@@ -291,3 +292,18 @@ def test_killed_session_mid_backfill(tmp_path: Path, history: str) -> None:
     assert collector.exporter.errors == 1 and collector.exporter.passes == 1
     assert any("reconnecting in" in line for line in logs)
     assert_exact(tmp_path / "run", history, since_of(tmp_path / "run"))
+
+
+def test_the_streams_are_served_by_hydras_stoptime_index(history: str) -> None:
+    """The steps stream is an index range scan in key order (no sort of the whole history
+    before the first row), and so is the builds stream's aggregate over a recent window."""
+    lo = int(time.time()) - 30 * 86400
+    with psycopg.connect(history) as conn:
+        plans = [
+            "\n".join(r[0] for r in conn.execute(f"explain declare c cursor for {q}", {"lo": lo}))
+            for q in (history_sql.STREAM_SQL, history_sql.BUILDS_STREAM_SQL)
+        ]
+    steps, builds = plans
+    assert "Index Scan Backward using indexbuildstepsonstoptime" in steps, steps
+    assert "Incremental Sort" in steps and "Presorted Key: stoptime" in steps, steps
+    assert "indexbuildstepsonstoptime" in builds, builds

@@ -2,7 +2,7 @@
 streamed at database speed with memory bounded by a batch and the re-read window.
 
 One ``repeatable read, read only`` transaction (one snapshot for the whole stream, and for
-the builds looked up along it) declares a server-side cursor over the finished steps with
+the builds streamed beside it) declares a server-side cursor over the finished steps with
 ``stopTime >= window start`` in key order ``(stopTime, build, stepnr)``. The order is served
 by Hydra's partial ``IndexBuildStepsOnStopTime`` on ``BuildSteps(stopTime desc) where startTime
 is not null and stopTime is not null`` (hydra.sql:688 at NixOS/hydra 14332fbf), scanned
@@ -12,12 +12,13 @@ planner may use it. Batches of ``backfill_rows`` are fetched, turned into Arrow 
 per-row dicts) with the types the live export's records have, and written as one Parquet part
 of ``db_steps`` each.
 
-**Builds**: each build is exported once, in the batch that holds its last finished step
-(largest key), looked up per batch by primary key in the same snapshot (a lateral top-1 over
-``BuildSteps``' primary key ``(build, stepnr)``). A build is therefore written whole when its
-last step is, needs no memory of the builds exported over years, and a build unfinished in the
-snapshot becomes ``pending`` (the live export retries it every pass). Its part is written
-*before* the batch's steps part.
+**Builds**: each build is exported once, with the batch that holds its last finished step
+(largest key). A second server-side cursor in the same snapshot streams the builds with a
+step in the window in the order of their last step's key (an aggregate over the same index
+range, then ``Builds`` and ``Jobsets`` by primary key), and is read alongside the steps: a
+merge of two ordered streams, so no build is looked up twice and nothing is remembered over
+the years. A build unfinished in the snapshot becomes ``pending`` (the live export retries
+it every pass). A batch's builds part is written *before* its steps part.
 
 **Resume**: the parts are the record. Each is renamed into place whole; the run's state
 (:func:`profiler.collect.database.state.load_state`) is read back from them: the cursor is the
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,17 +63,26 @@ STREAM_SQL = (
     " order by stopTime, build, stepnr"
 )
 ESTIMATE_SQL = f"explain (format json) select 1 from BuildSteps where {FINISHED} and stopTime >= %s"
-# BUILDS_SQL's columns, then the build's last finished step (stopTime, stepnr)
-OWNED_BUILDS_SQL = BUILDS_SQL.replace(
-    " from Builds b join Jobsets j on j.id = b.jobset_id",
-    ", last.stopTime, last.stepnr from Builds b join Jobsets j on j.id = b.jobset_id"
-    " cross join lateral (select s.stopTime, s.stepnr from BuildSteps s where s.build = b.id"
-    " and s.startTime is not null and s.stopTime is not null and s.busy = 0"
-    " order by s.stopTime desc, s.stepnr desc limit 1) last",
+# a step's key (stopTime, stepnr) as one bigint: stopTime and stepnr are 32-bit integers
+_KEY = "((stopTime::bigint << 32) | stepnr)"
+_LAST = "(l.k >> 32)"
+_NR = "(l.k & 4294967295)"
+# BUILDS_SQL's columns, then its last finished step's (stopTime, stepnr), in that key order:
+# every build with a step in the stream, once (the largest key of a build with a step at or
+# after lo is among its steps at or after lo: the same range of IndexBuildStepsOnStopTime),
+# aggregated, then the builds by primary key
+BUILDS_STREAM_SQL = (
+    BUILDS_SQL.split(" from Builds b")[0] + f", {_LAST}, {_NR}"
+    f" from (select build, max({_KEY}) as k from BuildSteps where {FINISHED}"
+    " and stopTime >= %(lo)s group by build) l"
+    " join Builds b on b.id = l.build join Jobsets j on j.id = b.jobset_id"
+    f" order by {_LAST}, b.id, {_NR}"
 )
 # when the transaction began, on the database's clock: before its snapshot was taken
 SNAPSHOT_SQL = "select floor(extract(epoch from transaction_timestamp()))::bigint"
 CURSOR_NAME = "hydra_profiler_backfill"
+BUILDS_PER_FETCH = 10_000  # builds held at once: a batch of steps spans a third as many
+BUILDS_CURSOR_NAME = "hydra_profiler_backfill_builds"
 
 _INT = "int64"
 STEP_COLUMNS: tuple[tuple[str, str], ...] = (  # (name, Arrow type), in STREAM_SQL's order
@@ -216,47 +227,45 @@ class Backfill:
             f"collect db: backfill: steps from stopTime {lo} on, about {progress.total or 0:,};"
             f" parts of {opts.backfill_rows:,} rows"
         )
-        with conn.cursor(name=CURSOR_NAME, binary=True) as cur:
-            cur.itersize = opts.backfill_rows
+        builds_cur = conn.cursor(name=BUILDS_CURSOR_NAME, binary=True)
+        with conn.cursor(name=CURSOR_NAME, binary=True) as cur, builds_cur:
             cur.execute(STREAM_SQL, {"lo": lo})
+            builds_cur.execute(BUILDS_STREAM_SQL, {"lo": lo})
+            builds = _Merge(builds_cur, BUILDS_PER_FETCH)
             while not self.ctx.stop.is_set():
                 rows = cur.fetchmany(opts.backfill_rows)
                 if not rows:
                     self.complete_at = snapshot
                     break
-                self._batch(conn, rows)
+                self._batch(conn, rows, builds)
                 progress.update(len(rows), rows[-1][9])
         if progress.rows:
             progress.update(0, st.cursor, final=True)
 
-    def _batch(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+    def _batch(self, conn: Conn, rows: list[tuple[Any, ...]], merge: _Merge) -> None:
         st = self.state
-        last = (rows[-1][9], rows[-1][0], rows[-1][1])
+        found = merge.upto((rows[-1][9], rows[-1][0], rows[-1][1]))
         if st.seen and rows[0][9] <= max(st.seen.values()):  # a resumed window: skip the run's
             rows = [r for r in rows if (r[0], r[1]) not in st.seen]
         if not rows:
             return
         self._detect(conn, rows)
         generation, now = self.ctx.generation.name, time.time()
-        builds = self._owned_builds(conn, rows, last)
+        builds = self._owned_builds(found)
         if builds:  # first: a crash before the steps part re-reads them (deduplicated)
             self.ctx.run.write_arrow_part("db_builds", builds_arrow(builds, generation, now))
         self.ctx.run.write_arrow_part("db_steps", steps_arrow(rows, generation, now))
         self._advance(rows, builds)
         self.after_part(len(rows), len(builds))
 
-    def _owned_builds(
-        self, conn: Conn, rows: list[tuple[Any, ...]], last: tuple[int, int, int]
-    ) -> list[tuple[Any, ...]]:
-        """The finished builds whose last step is in this batch and not exported yet; the
-        unfinished ones become pending."""
+    def _owned_builds(self, found: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Of the builds whose last step is in this batch, the finished ones not exported yet;
+        the unfinished ones become pending. (A build whose steps were all written before a
+        restart was exported, or made pending, with its last step: ``builds_done`` and
+        ``pending`` say so.)"""
         st = self.state
-        ids = sorted({r[0] for r in rows})
-        found = conn.execute(OWNED_BUILDS_SQL, {"ids": ids}).fetchall()
         out = []
         for b in found:
-            if (b[17], b[0], b[18]) > last:  # a later batch holds its last step
-                continue
             if not b[16]:
                 st.pending.add(b[0])
             elif (b[0], b[9]) not in st.builds_done:
@@ -286,6 +295,31 @@ class Backfill:
         if self._status_row is None:
             self._status_row = bool(conn.execute(STATUS_ROW_SQL).fetchall()[0][0])
         self.ctx.generation.consider([r[4] for r in rows], self._status_row)
+
+
+class _Merge:
+    """The builds stream (:data:`BUILDS_STREAM_SQL`, in last-step key order) read alongside
+    the steps stream: :meth:`upto` gives the builds whose last step is at or below a key."""
+
+    def __init__(self, cur: Any, rows_per_fetch: int) -> None:
+        self.cur = cur
+        self.rows_per_fetch = rows_per_fetch
+        self.buffer: deque[tuple[Any, ...]] = deque()
+        self.ended = False
+
+    def upto(self, last: tuple[int, int, int]) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        while True:
+            if not self.buffer:
+                more = [] if self.ended else self.cur.fetchmany(self.rows_per_fetch)
+                if not more:
+                    self.ended = True
+                    return out
+                self.buffer.extend(more)
+            b = self.buffer[0]
+            if (b[17], b[0], b[18]) > last:
+                return out
+            out.append(self.buffer.popleft())
 
 
 def _timeout_ms(opts: Any) -> int:
