@@ -21,7 +21,9 @@ from profiler.analyze.steps import build_step_table
 from profiler.collect.database import common as dbc
 from profiler.collect.database import history as history_sql
 from profiler.collect.database.collector import DbCollector
-from profiler.collect.database.common import DbOptions
+from profiler.collect.database.common import BUILD_MEMORY_SECONDS, DbOptions
+from profiler.collect.database.state import load_state
+from profiler.commands.collect_db import parse_since
 from profiler.store import Run, read_run
 from tests.conftest import fresh_database
 
@@ -166,6 +168,13 @@ def since_of(run_dir: Path) -> int:
     return int(read_run(run_dir).data["db_cursor"].column("since")[0].as_py())
 
 
+def test_since_takes_years_and_weeks() -> None:
+    now = 2_000_000_000.0
+    assert parse_since("5y", now) == now - 5 * YEAR
+    assert parse_since("1.5w", now) == now - 1.5 * 7 * 86400
+    assert parse_since("30d", now) == now - 30 * 86400
+
+
 # --- the whole history ----------------------------------------------------------------------
 
 
@@ -185,6 +194,17 @@ def test_history_once_is_the_tables_rows(tmp_path: Path, history: str) -> None:
     assert len(parts) == -(-end["steps"] // 20_000) >= 5
     assert sum(p["steps"] for p in parts) == end["steps"]  # the live pass found nothing new
     assert [p["stop_time"] for p in parts] == sorted(p["stop_time"] for p in parts)
+
+    # read back for a restart: the cursor, and only the re-read window's keys and recent builds
+    state = load_state(str(run_dir), None, 3600, time.time())
+    steps = read_run(run_dir).data["db_steps"]
+    keys = zip(
+        *(steps.column(c).to_pylist() for c in ("build", "stepnr", "stop_time")), strict=True
+    )
+    assert state.cursor == max(steps.column("stop_time").to_pylist())
+    assert state.seen == {(b, n): t for b, n, t in keys if t >= state.cursor - 3600}
+    assert 0 < len(state.builds_done) < 200  # about a week of 33k builds over five years
+    assert all(t >= state.cursor - 3600 - BUILD_MEMORY_SECONDS for _, t in state.builds_done)
 
 
 def test_failed_steps_keep_their_nulls(tmp_path: Path, history: str) -> None:

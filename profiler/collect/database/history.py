@@ -225,7 +225,7 @@ class Backfill:
         progress = Progress(self.ctx.reporter.log, opts.progress_seconds, _estimate(conn, lo))
         self.ctx.reporter.log(
             f"collect db: backfill: steps from stopTime {lo} on, about {progress.total or 0:,};"
-            f" parts of {opts.backfill_rows:,} rows"
+            f" parts of {opts.backfill_rows:,} rows (the builds are ordered first, once)"
         )
         builds_cur = conn.cursor(name=BUILDS_CURSOR_NAME, binary=True)
         with conn.cursor(name=CURSOR_NAME, binary=True) as cur, builds_cur:
@@ -247,16 +247,16 @@ class Backfill:
         found = merge.upto((rows[-1][9], rows[-1][0], rows[-1][1]))
         if st.seen and rows[0][9] <= max(st.seen.values()):  # a resumed window: skip the run's
             rows = [r for r in rows if (r[0], r[1]) not in st.seen]
-        if not rows:
-            return
         self._detect(conn, rows)
         generation, now = self.ctx.generation.name, time.time()
         builds = self._owned_builds(found)
         if builds:  # first: a crash before the steps part re-reads them (deduplicated)
             self.ctx.run.write_arrow_part("db_builds", builds_arrow(builds, generation, now))
-        self.ctx.run.write_arrow_part("db_steps", steps_arrow(rows, generation, now))
+        if rows:
+            self.ctx.run.write_arrow_part("db_steps", steps_arrow(rows, generation, now))
         self._advance(rows, builds)
-        self.after_part(len(rows), len(builds))
+        if rows or builds:
+            self.after_part(len(rows), len(builds))
 
     def _owned_builds(self, found: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Of the builds whose last step is in this batch, the finished ones not exported yet;
@@ -275,7 +275,7 @@ class Backfill:
     def _advance(self, rows: list[tuple[Any, ...]], builds: list[tuple[Any, ...]]) -> None:
         """The state after a batch's parts are written: cursor, window keys, builds."""
         st, overlap = self.state, self.ctx.options.overlap_seconds
-        st.cursor = max(st.cursor, rows[-1][9])
+        st.cursor = max(st.cursor, rows[-1][9]) if rows else st.cursor
         lo = st.cursor - overlap
         for r in reversed(rows):  # key order: the window's keys are at the end
             if r[9] < lo:
@@ -290,7 +290,7 @@ class Backfill:
         self.builds_written += len(builds)
 
     def _detect(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
-        if self.ctx.generation.value is not None:
+        if self.ctx.generation.value is not None or not rows:
             return
         if self._status_row is None:
             self._status_row = bool(conn.execute(STATUS_ROW_SQL).fetchall()[0][0])
