@@ -50,7 +50,7 @@ examples:
   hydra-profiler collect db --pg 'postgresql:///hydra?host=/run/postgresql' --out run1
   hydra-profiler collect db --pg 'host=db user=hydra dbname=hydra' --since 2h --once \\
       --out run1                                  # export the last two hours, then exit
-  hydra-profiler collect db --pg "$DSN" --since 5y --once --no-track --out history
+  hydra-profiler collect db --pg "$DSN" --since 5y --once --out history
                                                   # years of steps and builds, then exit
   hydra-profiler collect db --pg "$DSN" --since 2020-01-01 --out run1
                                                   # the history, then follow live

@@ -274,6 +274,8 @@ def test_interrupted_backfill_resumes_exactly(tmp_path: Path, history: str, sig:
             proc.kill()
             proc.wait()
     assert "Traceback" not in err
+    if sig == signal.SIGINT:
+        assert proc.returncode == 0 and "run it again with the same --out to resume" in err
     first = read_run(run_dir).data["db_steps"].num_rows
     assert 0 < first < len(expected_steps(history, since_of(run_dir))), "not interrupted"
     again = collect(run_dir, history, "--batch-rows", "30000")

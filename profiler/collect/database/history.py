@@ -237,10 +237,16 @@ class Backfill:
                 if not rows:
                     self.complete_at = snapshot
                     break
+                before = self.steps_written
                 self._batch(conn, rows, builds)
-                progress.update(len(rows), rows[-1][9])
+                progress.update(self.steps_written - before, rows[-1][9])
         if progress.rows:
             progress.update(0, st.cursor, final=True)
+        if self.complete_at is None:
+            self.ctx.reporter.log(
+                f"collect db: backfill: stopped after {self.steps_written:,} steps, at stopTime "
+                f"{st.cursor}; run it again with the same --out to resume from there"
+            )
 
     def _batch(self, conn: Conn, rows: list[tuple[Any, ...]], merge: _Merge) -> None:
         st = self.state
