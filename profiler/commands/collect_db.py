@@ -101,8 +101,8 @@ def add_parser(what: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--batch-rows",
         type=positive_int(10_000_000),
-        default=100_000,
-        help="steps per Parquet part when streaming the history (100000)",
+        default=50_000,
+        help="steps per Parquet part when streaming the history (50000)",
     )
     add_duration_or_once(q, once_help="one export pass (no phase tracking), then exit")
     add_timeout(q, help="connect and statement timeout (10s)")

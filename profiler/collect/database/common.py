@@ -85,7 +85,7 @@ class DbOptions:
     once_retries: int = 2
     on_page: Callable[[int], object] | None = None  # after each exported page (a test seam)
     backfill_after_seconds: float | None = None  # a window older than this: backfill (history)
-    backfill_rows: int = 100_000  # rows per backfill part
+    backfill_rows: int = 50_000  # rows per backfill part
     backfill_timeout_seconds: float = 0.0  # the backfill transaction's statement timeout; 0 none
     progress_seconds: float = 2.0  # between backfill progress lines
 

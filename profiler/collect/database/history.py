@@ -159,13 +159,16 @@ class Progress:
         self.rows = 0
         self.started = time.monotonic()
         self._last = self.started
+        self._shown = -1  # rows the last line showed
 
     def update(self, rows: int, stop_time: int, *, final: bool = False) -> None:
         self.rows += rows
         now = time.monotonic()
+        if final and self.rows == self._shown:  # the last line said it already
+            return
         if not final and now - self._last < self.every:
             return
-        self._last = now
+        self._last, self._shown = now, self.rows
         rate = self.rows / max(now - self.started, 1e-9)
         reached = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stop_time))
         line = f"collect db: backfill: {self.rows:,} steps"
