@@ -312,6 +312,8 @@ def test_killed_session_mid_backfill(tmp_path: Path, history: str) -> None:
         run.close()
     assert killed == [1]
     assert collector.exporter.errors == 1 and collector.exporter.passes == 1
+    steps = len(expected_steps(history, since_of(tmp_path / "run")))
+    assert collector.exporter.steps_written == steps  # the parts before the kill count too
     assert any("reconnecting in" in line for line in logs)
     assert_exact(tmp_path / "run", history, since_of(tmp_path / "run"))
 

@@ -159,10 +159,12 @@ class Exporter:
         if self._far_behind():
             self.close()  # the backfill has a session of its own; this one would idle
             backfill = Backfill(self.ctx, self.state, self._after_part)
-            steps, builds = backfill.run()
+            try:
+                steps, builds = backfill.run()
+            finally:  # the parts written count, also when the database failed meanwhile
+                self.steps_written += backfill.steps_written
+                self.builds_written += backfill.builds_written
             self._streamed_until = backfill.complete_at or self._streamed_until
-            self.steps_written += steps
-            self.builds_written += builds
             if self.ctx.stop.is_set():  # stopped mid-stream: the next start resumes it
                 self._write_cursor(steps, builds)
                 self.passes += 1
