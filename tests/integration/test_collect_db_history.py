@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -331,3 +332,44 @@ def test_the_streams_are_served_by_hydras_stoptime_index(history: str) -> None:
     assert "Index Scan Backward using indexbuildstepsonstoptime" in steps, steps
     assert "Incremental Sort" in steps and "Presorted Key: stoptime" in steps, steps
     assert "indexbuildstepsonstoptime" in builds, builds
+
+
+def test_stop_cancels_a_statement_that_waits(tmp_path: Path, history: str) -> None:
+    """Ctrl-C while the database works on the stream's first rows (minutes, for years of
+    history; here: a lock it waits for) stops the backfill at once, without an error."""
+    run = Run.open(tmp_path / "run")
+    logs: list[str] = []
+    options = DbOptions(
+        once=True, track=False, since=time.time() - 6 * YEAR, backfill_after_seconds=3600,
+        generation="cxx", backoff_seconds=0.05,
+    )  # fmt: skip
+    collector = DbCollector(run, history, options, log=logs.append)
+    with psycopg.connect(history) as locker:
+        locker.execute("lock table BuildSteps in access exclusive mode")
+        worker = threading.Thread(target=collector.run_loop)
+        worker.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not _waiting_for_a_lock(history) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stopped = time.monotonic()
+            collector.stop.set()
+            worker.join(timeout=30)
+            took = time.monotonic() - stopped
+        finally:
+            locker.rollback()
+            worker.join()
+            run.close()
+    assert took < 5, f"stopping took {took:.1f} s"
+    assert collector.exporter.errors == 0, logs
+    assert any("stopped after 0 steps" in line for line in logs), logs
+
+
+def _waiting_for_a_lock(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity where application_name = %s"
+            " and wait_event_type = 'Lock'",
+            (dbc.EXPORT_APP,),
+        ).fetchone()
+    return bool(row and row[0])

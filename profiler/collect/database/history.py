@@ -35,6 +35,7 @@ history without recent steps is not streamed again on every pass.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -212,14 +213,36 @@ class Backfill:
         """
         opts = self.ctx.options
         conn = self.ctx.connect(self.ctx.dsn, EXPORT_APP, opts.timeout_seconds, False)
+        ended = threading.Event()
+        watch = threading.Thread(target=self._cancel_on_stop, args=(conn, ended), daemon=True)
+        watch.start()
         try:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():
                 conn.execute(f"set local statement_timeout = {_timeout_ms(opts)}")
                 self._stream(conn)
+        except psycopg.errors.QueryCanceled:
+            if not self.ctx.stop.is_set():  # a statement timeout: an error like any other
+                raise
         finally:
+            ended.set()
+            watch.join()
             conn.close()
+        if self.complete_at is None:
+            self.ctx.reporter.log(
+                f"collect db: backfill: stopped after {self.steps_written:,} steps, at stopTime "
+                f"{self.state.cursor}; run it again with the same --out to resume from there"
+            )
         return self.steps_written, self.builds_written
+
+    def _cancel_on_stop(self, conn: Conn, ended: threading.Event) -> None:
+        """Cancel the statement running when ``stop`` is set (the first fetch of years of
+        history can take minutes), so that Ctrl-C stops the backfill at once."""
+        while not ended.is_set():
+            if self.ctx.stop.wait(0.2):
+                if not ended.is_set():
+                    conn.cancel_safe(timeout=5.0)
+                return
 
     def _stream(self, conn: Conn) -> None:
         opts, st = self.ctx.options, self.state
@@ -245,11 +268,6 @@ class Backfill:
                 progress.update(self.steps_written - before, rows[-1][9])
         if progress.rows:
             progress.update(0, st.cursor, final=True)
-        if self.complete_at is None:
-            self.ctx.reporter.log(
-                f"collect db: backfill: stopped after {self.steps_written:,} steps, at stopTime "
-                f"{st.cursor}; run it again with the same --out to resume from there"
-            )
 
     def _batch(self, conn: Conn, rows: list[tuple[Any, ...]], merge: _Merge) -> None:
         st = self.state
