@@ -165,7 +165,7 @@ class Exporter:
                 self.steps_written += backfill.steps_written
                 self.builds_written += backfill.builds_written
             self._streamed_until = backfill.complete_at or self._streamed_until
-            if self.ctx.stop.is_set():  # stopped mid-stream: the next start resumes it
+            if backfill.complete_at is None:  # stopped mid-stream: the next start resumes it
                 self._write_cursor(steps, builds)
                 self.passes += 1
                 return steps, builds
