@@ -28,7 +28,8 @@ from profiler.commands.argtypes import (
 from profiler.errors import UsageError
 
 HELP = """\
-Everything runs in read-only transactions with a statement timeout, on Hydra's own indexes.
+Everything runs in read-only transactions with a statement timeout (the history stream's own
+transaction has none; Ctrl-C cancels it), on Hydra's own indexes.
 A lost connection, a server restart or a timeout is reported in one line (and as an `error`
 event in the run); the collector reconnects with backoff and resumes: nothing lost, nothing
 duplicated. Run it again with the same --out to continue where it stopped.
@@ -42,9 +43,10 @@ history (--since reaching further back than --backfill-after, 6h): the first pas
 the steps in one read-only snapshot through a server-side cursor, in stopTime order (Hydra's
 IndexBuildStepsOnStopTime), into Parquet parts of --batch-rows rows, each build with its last
 step, with a progress line every 2 s (rows/s, stopTime reached, ETA from the planner's
-estimate). Ctrl-C, SIGTERM or a lost connection stop it after the last whole part: run it
-again with the same --out and it resumes there, nothing lost or written twice. Then the
-incremental export goes on from where the backfill ended (--once: one pass, then exit).
+estimate). A lost connection resumes it after the last whole part (reconnecting as above);
+Ctrl-C or SIGTERM stop it there: run it again with the same --out and it resumes, nothing
+lost or written twice. Then the incremental export goes on from where the history ended
+(--once: one pass, then exit).
 
 examples:
   hydra-profiler collect db --pg 'postgresql:///hydra?host=/run/postgresql' --out run1
@@ -56,7 +58,8 @@ examples:
                                                   # the history, then follow live
   hydra-profiler collect db --pg "$DSN" --interval 500ms --duration 1h --out run1
   hydra-profiler collect db --pg "$DSN" --no-track --export-every 5m --out run1
-Stop with Ctrl-C (or SIGTERM): a last export pass runs, and the run stays readable.
+Stop with Ctrl-C (or SIGTERM): a last export pass runs (unless the history is still being
+streamed), and the run stays readable.
 """
 
 
