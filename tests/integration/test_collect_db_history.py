@@ -25,6 +25,7 @@ from profiler.collect.database.collector import DbCollector
 from profiler.collect.database.common import BUILD_MEMORY_SECONDS, DbOptions
 from profiler.collect.database.state import load_state
 from profiler.commands.collect_db import parse_since
+from profiler.errors import StoreError
 from profiler.store import Run, read_run
 from tests.conftest import fresh_database
 
@@ -373,3 +374,18 @@ def _waiting_for_a_lock(dsn: str) -> bool:
             (dbc.EXPORT_APP,),
         ).fetchone()
     return bool(row and row[0])
+
+
+def test_a_damaged_part_is_one_line_naming_it(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    with Run.open(tmp_path / "run") as run:
+        part = run.write_arrow_part(
+            "db_steps", pa.table({"ts": [1.0], "build": [1], "stepnr": [1], "stop_time": [100]})
+        )
+        run.writer("db_cursor").append({"ts": 1.0, "since": 10, "stop_time": 10})
+    assert load_state(str(tmp_path / "run"), None, 60, 200.0).cursor == 100
+    path = tmp_path / "run" / "tables" / "db_steps" / part
+    os.truncate(path, path.stat().st_size - 10)  # its footer cut off
+    with pytest.raises(StoreError, match=rf"{part}: unreadable table file"):
+        load_state(str(tmp_path / "run"), None, 60, 200.0)

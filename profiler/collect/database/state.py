@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -99,12 +100,27 @@ def _segment_rows(file: str, names: Sequence[str], at_least: float | None) -> li
     return cols
 
 
+@contextmanager
+def _reading(file: str) -> Iterator[None]:
+    """A damaged Parquet file: one line naming it (a vanished one is left to the caller)."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise StoreError(f"{file}: unreadable table file: {exc}") from None
+
+
 def _read(path: str, table: str, names: Sequence[str], at_least: float | None) -> list[list[Any]]:
     cols: list[list[Any]] = [[] for _ in names]
     for kind, file in _files(path, table):
         read = _parquet_rows if kind == "parquet" else _segment_rows
-        for col, more in zip(cols, read(file, names, at_least), strict=True):
-            col += more
+        with _reading(file):
+            more = read(file, names, at_least)
+        for col, values in zip(cols, more, strict=True):
+            col += values
     return cols
 
 
@@ -130,7 +146,8 @@ def _max(path: str, table: str, column: str) -> float | None:
     found: list[float] = []
     for kind, file in _files(path, table):
         if kind == "parquet":
-            value = _parquet_max(file, column)
+            with _reading(file):
+                value = _parquet_max(file, column)
             found += [] if value is None else [value]
         else:
             (values,) = _segment_rows(file, [column], None)
