@@ -389,3 +389,29 @@ def test_a_damaged_part_is_one_line_naming_it(tmp_path: Path) -> None:
     os.truncate(path, path.stat().st_size - 10)  # its footer cut off
     with pytest.raises(StoreError, match=rf"{part}: unreadable table file"):
         load_state(str(tmp_path / "run"), None, 60, 200.0)
+
+
+def test_the_stream_is_one_read_only_snapshot_without_timeout(tmp_path: Path, history: str) -> None:
+    conns: list[psycopg.Connection[Any]] = []
+    seen: list[list[str]] = []
+
+    def connect(dsn: str, app: str, timeout: float, autocommit: bool) -> Any:
+        conns.append(dbc.connect_readonly(dsn, app, timeout, autocommit))
+        return conns[-1]
+
+    def on_page(_written: int) -> None:  # inside the stream's transaction
+        names = ("transaction_isolation", "transaction_read_only", "statement_timeout")
+        seen.append([str(conns[-1].execute(f"show {n}").fetchall()[0][0]) for n in names])
+
+    run = Run.open(tmp_path / "run")
+    options = DbOptions(
+        once=True, track=False, since=time.time() - 6 * YEAR, backfill_after_seconds=3600,
+        backfill_rows=40_000, on_page=on_page, timeout_seconds=7,
+    )  # fmt: skip
+    try:
+        DbCollector(run, history, options, connect=connect).run_loop()
+    finally:
+        run.close()
+    parts, live = seen[:-1], seen[-1]  # a part's, then the live pass's page (its session)
+    assert len(parts) == 3 and all(s == ["repeatable read", "on", "0"] for s in parts), seen
+    assert live == ["read committed", "on", "7s"]
