@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 import pytest
 
 from profiler.analyze.steps import build_step_table
@@ -236,6 +237,11 @@ def test_the_step_table_equals_the_live_exports(tmp_path: Path, history: str) ->
         collector.run_loop()
     finally:
         run.close()
+    for table in ("db_steps", "db_builds"):  # the same columns, in the same order and types
+        live, ours = (read_run(r).data[table].schema for r in (paged, streamed))
+        assert live.names == ours.names
+        # a column the live export saw only nulls in has no type there (propagated_from here)
+        assert all(a.type in (b.type, pa.null()) for a, b in zip(live, ours, strict=True))
     assert stored(paged, "db_steps", STEP_COLS) == stored(streamed, "db_steps", STEP_COLS)
     assert stored(paged, "db_builds", BUILD_COLS) == stored(streamed, "db_builds", BUILD_COLS)
     one = build_step_table(read_run(streamed)).steps
@@ -377,8 +383,6 @@ def _waiting_for_a_lock(dsn: str) -> bool:
 
 
 def test_a_damaged_part_is_one_line_naming_it(tmp_path: Path) -> None:
-    import pyarrow as pa
-
     with Run.open(tmp_path / "run") as run:
         part = run.write_arrow_part(
             "db_steps", pa.table({"ts": [1.0], "build": [1], "stepnr": [1], "stop_time": [100]})
