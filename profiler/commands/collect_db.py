@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import re
 import sys
 import time
 from typing import Any
@@ -21,12 +22,14 @@ from profiler.commands.argtypes import (
     add_interval,
     add_run_out,
     add_timeout,
+    positive_int,
     seconds,
 )
 from profiler.errors import UsageError
 
 HELP = """\
-Everything runs in read-only transactions with a statement timeout, on Hydra's own indexes.
+Everything runs in read-only transactions with a statement timeout (the history stream's own
+transaction has none; Ctrl-C cancels it), on Hydra's own indexes.
 A lost connection, a server restart or a timeout is reported in one line (and as an `error`
 event in the run); the collector reconnects with backoff and resumes: nothing lost, nothing
 duplicated. Run it again with the same --out to continue where it stopped.
@@ -36,13 +39,27 @@ overhead is the copy time in ms; Rust runner: stop - start is the whole step and
 the builder's import + upload time. --generation sets it; otherwise it is detected from the
 step machines (ssh://... = C++, bare host names = Rust) and the SystemStatus row (C++ only).
 
+history (--since reaching further back than --backfill-after, 6h): the first pass streams
+the steps in one read-only snapshot through a server-side cursor, in stopTime order (Hydra's
+IndexBuildStepsOnStopTime), into Parquet parts of --batch-rows rows, each build with its last
+step, with a progress line every 2 s (rows/s, stopTime reached, ETA from the planner's
+estimate). A lost connection resumes it after the last whole part (reconnecting as above);
+Ctrl-C or SIGTERM stop it there: run it again with the same --out and it resumes, nothing
+lost or written twice. Then the incremental export goes on from where the history ended
+(--once: one pass, then exit).
+
 examples:
   hydra-profiler collect db --pg 'postgresql:///hydra?host=/run/postgresql' --out run1
   hydra-profiler collect db --pg 'host=db user=hydra dbname=hydra' --since 2h --once \\
       --out run1                                  # export the last two hours, then exit
+  hydra-profiler collect db --pg "$DSN" --since 5y --once --out history
+                                                  # years of steps and builds, then exit
+  hydra-profiler collect db --pg "$DSN" --since 2020-01-01 --out run1
+                                                  # the history, then follow live
   hydra-profiler collect db --pg "$DSN" --interval 500ms --duration 1h --out run1
   hydra-profiler collect db --pg "$DSN" --no-track --export-every 5m --out run1
-Stop with Ctrl-C (or SIGTERM): a last export pass runs, and the run stays readable.
+Stop with Ctrl-C (or SIGTERM): a last export pass runs (unless the history is still being
+streamed), and the run stays readable.
 """
 
 
@@ -61,8 +78,8 @@ def add_parser(what: argparse._SubParsersAction) -> None:
         "--since",
         metavar="TIME",
         help="export steps whose stopTime is at or after TIME: epoch seconds, ISO 8601 "
-        "(UTC unless it has an offset) or a duration ago like 2h (default: now; ignored "
-        "when the run already has a cursor)",
+        "(UTC unless it has an offset) or a duration ago like 2h, 30d, 5y (365 days) "
+        "(default: now; ignored when the run already has a cursor)",
     )
     add_interval(q, default="1s", help="phase-tracker poll interval (1s)")
     q.add_argument(
@@ -78,6 +95,18 @@ def add_parser(what: argparse._SubParsersAction) -> None:
         help="re-read window below the cursor, for steps committed late with an older "
         "stopTime (C++: after their outputs were copied) (1h)",
     )
+    q.add_argument(
+        "--backfill-after",
+        type=seconds("--backfill-after"),
+        default="6h",
+        help="a pass reaching further back than this streams the history (6h)",
+    )
+    q.add_argument(
+        "--batch-rows",
+        type=positive_int(10_000_000),
+        default=50_000,
+        help="steps per Parquet part when streaming the history (50000)",
+    )
     add_duration_or_once(q, once_help="one export pass (no phase tracking), then exit")
     add_timeout(q, help="connect and statement timeout (10s)")
     q.add_argument("--no-track", action="store_true", help="export only: no phase tracking")
@@ -85,8 +114,13 @@ def add_parser(what: argparse._SubParsersAction) -> None:
     q.set_defaults(run=run, kind="db")
 
 
+_LONG_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([yw])")
+_LONG_UNITS_SECONDS = {"y": 365 * 86400.0, "w": 7 * 86400.0}
+
+
 def parse_since(text: str, now: float) -> float:
-    """``--since``: epoch seconds, an ISO 8601 time (naive = UTC), or a duration before ``now``.
+    """``--since``: epoch seconds, an ISO 8601 time (naive = UTC), or a duration before ``now``
+    (also ``w`` weeks and ``y`` years of 365 days).
 
     Raises
     ------
@@ -110,6 +144,9 @@ def parse_since(text: str, now: float) -> float:
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=dt.UTC)
         return stamp.timestamp()
+    long_ago = _LONG_AGO.fullmatch(t)
+    if long_ago:  # years and weeks: the spans a history is asked for in
+        return now - float(long_ago[1]) * _LONG_UNITS_SECONDS[long_ago[2]]
     try:
         return now - seconds("--since", positive=False)(t)
     except UsageError:
@@ -133,6 +170,8 @@ def options_from(args: argparse.Namespace) -> Any:
         since=parse_since(args.since, time.time()) if args.since else None,
         overlap_seconds=args.overlap,
         generation=args.generation,
+        backfill_after_seconds=args.backfill_after,
+        backfill_rows=args.batch_rows,
     )
 
 

@@ -24,8 +24,14 @@ the window); builds of exported steps that are not finished yet are retried on e
 Only steps with both times are exported (the index's predicate): propagated and
 cached-failure rows have no timing.
 
+**History** (``--since 5y``): a pass whose window reaches further back than
+``backfill_after_seconds`` first streams it through a server-side cursor in one snapshot,
+straight into Parquet parts (:mod:`.history`), then goes on as above from where the stream
+ended; interrupted, it resumes from the parts written.
+
 The run itself is the persistent state: a restarted collector reads ``db_steps``, ``db_builds``
-and ``db_cursor`` back, so it resumes where the last one stopped, losing and duplicating
+and ``db_cursor`` back (only the re-read window's keys and recent builds: :mod:`.state`), so
+it resumes where the last one stopped, losing and duplicating
 nothing (``--since`` only applies to a run that has no cursor yet). One ``collect db`` at a time
 may write a run (``RUN/.collect-db.lock``).
 
@@ -70,9 +76,9 @@ Tables written
     start = stop), ``status``, ``is_cached``, ``size_bytes``, ``closure_size_bytes``,
     ``priority``, ``global_priority``, ``generation``, ``semantics``.
 ``db_cursor``
-    one row per export pass: ``ts``, ``since``, ``stop_time`` (the cursor), ``window_start``,
-    ``overlap_seconds``, ``steps``, ``builds`` (exported by the pass), ``pending_builds``,
-    ``generation``.
+    one row per export pass, and one per history part (its ``steps`` and ``builds``): ``ts``,
+    ``since``, ``stop_time`` (the cursor), ``window_start``, ``overlap_seconds``, ``steps``,
+    ``builds`` (exported by the pass), ``pending_builds``, ``generation``.
 ``db_phases``
     ``ts``, ``build``, ``stepnr``, ``phase`` (name), ``busy`` (code; None for
     ``unobserved``, a step that started and finished between two polls), ``start_ts``,

@@ -32,10 +32,11 @@ LOCK_NAME = ".collect-db.lock"
 # that failed through another dependency) can still finish later and make it pending again
 BUILD_MEMORY_SECONDS = 7 * 86400
 
-_FINISHED = "startTime is not null and stopTime is not null and busy = 0"
+# a finished step with both times: the predicate of IndexBuildStepsOnStopTime (hydra.sql:688)
+FINISHED = "startTime is not null and stopTime is not null and busy = 0"
 STEP_KEYS_SQL = (
     "select stopTime, build, stepnr from BuildSteps"
-    f" where {_FINISHED} and stopTime >= %(lo)s"
+    f" where {FINISHED} and stopTime >= %(lo)s"
     " and (stopTime, build, stepnr) > (%(stop)s, %(build)s, %(stepnr)s)"
     " order by stopTime, build, stepnr limit %(limit)s"
 )
@@ -45,7 +46,7 @@ STEP_ROWS_SQL = (
     " s.isNonDeterministic, s.propagatedFrom"
     " from unnest(%(builds)s::integer[], %(stepnrs)s::integer[]) as k(build, stepnr)"
     " join BuildSteps s on s.build = k.build and s.stepnr = k.stepnr"
-    f" where {_FINISHED}"
+    f" where {FINISHED}"
 )
 BUILDS_SQL = (
     "select b.id, j.project, j.name, b.job, b.system, b.drvPath, b.nixName, b.timestamp,"
@@ -83,6 +84,10 @@ class DbOptions:
     max_backoff_seconds: float = 30.0
     once_retries: int = 2
     on_page: Callable[[int], object] | None = None  # after each exported page (a test seam)
+    backfill_after_seconds: float | None = None  # a window older than this: backfill (history)
+    backfill_rows: int = 50_000  # rows per backfill part
+    backfill_timeout_seconds: float = 0.0  # the backfill transaction's statement timeout; 0 none
+    progress_seconds: float = 2.0  # between backfill progress lines
 
 
 def phase_name(busy: int | None) -> str:

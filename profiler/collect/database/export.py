@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
 from profiler.collect.database.common import (
-    BUILD_MEMORY_SECONDS,
     BUILD_SEMANTICS,
     BUILDS_SQL,
     EXPORT_APP,
@@ -28,85 +25,10 @@ from profiler.collect.database.common import (
     ms,
     read_query,
 )
-from profiler.errors import StoreError
-from profiler.store.run import load_manifest
+from profiler.collect.database.history import Backfill
+from profiler.collect.database.state import ExportState, load_state
 
-
-@dataclass
-class ExportState:
-    """Where the export stands: the cursor and what it has already written.
-
-    ``seen`` holds the step keys inside the re-read window (with their ``stop_time``),
-    ``pending`` the builds of exported steps not exported yet, ``builds_done`` the
-    ``(build, stop_time)`` of exported builds.
-    """
-
-    since: int
-    cursor: int
-    seen: dict[Key, int] = field(default_factory=dict)
-    pending: set[int] = field(default_factory=set)
-    builds_done: set[tuple[int, int]] = field(default_factory=set)
-    resumed: bool = False
-
-    def window_start(self, overlap_seconds: float) -> int:
-        """The smallest ``stopTime`` a pass reads."""
-        return max(self.since, self.cursor - int(overlap_seconds))
-
-    def prune(self, overlap_seconds: float) -> None:
-        """Forget keys below the window (no pass reads them again), and old builds."""
-        lo = self.window_start(overlap_seconds)
-        self.seen = {k: s for k, s in self.seen.items() if s >= lo}
-        old = lo - BUILD_MEMORY_SECONDS
-        if any(s < old for _, s in self.builds_done):
-            self.builds_done = {(b, s) for b, s in self.builds_done if s >= old}
-
-
-def stored_columns(path: str, table: str, names: Sequence[str]) -> dict[str, list[Any]]:
-    """Columns ``names`` of a run's table (compacted Parquet + segments); empty if absent."""
-    from profiler.store import tables
-
-    if table not in tables.table_names(path):
-        return {n: [] for n in names}
-    for _ in range(20):  # as read_run: retry when a compaction swapped files meanwhile
-        manifest = load_manifest(path)
-        try:
-            data, _warnings = tables.load_table(path, table, manifest)
-        except FileNotFoundError:
-            continue
-        if load_manifest(path).get("compacted") == manifest.get("compacted"):
-            return {
-                n: data.column(n).to_pylist() if n in data.column_names else [None] * data.num_rows
-                for n in names
-            }
-    raise StoreError(f"{path}: table {table} kept being compacted while it was read; try again")
-
-
-def load_state(path: str, since: float | None, overlap_seconds: float, now: float) -> ExportState:
-    """The export state of the run at ``path``: resumed from its tables, or a fresh one.
-
-    A fresh state starts at ``since`` (default ``now``); a resumed one keeps its own
-    ``since`` and continues from the largest ``stop_time`` it exported or recorded.
-    """
-    steps = stored_columns(path, "db_steps", ("build", "stepnr", "stop_time"))
-    cursors = stored_columns(path, "db_cursor", ("since", "stop_time"))
-    if not steps["build"] and not cursors["since"]:
-        start = math.floor(now if since is None else since)
-        return ExportState(since=start, cursor=start)
-    stops = [int(s) for s in steps["stop_time"]]
-    first = int(cursors["since"][0]) if cursors["since"] else min(stops)
-    cursor = max([first, *(int(s) for s in cursors["stop_time"] if s is not None), *stops])
-    state = ExportState(since=first, cursor=cursor, resumed=True)
-    lo = state.window_start(overlap_seconds)
-    for build, stepnr, stop in zip(steps["build"], steps["stepnr"], stops, strict=True):
-        if stop >= lo:
-            state.seen[(int(build), int(stepnr))] = stop
-    builds = stored_columns(path, "db_builds", ("build", "stop_time"))
-    state.builds_done = {
-        (int(b), int(s)) for b, s in zip(builds["build"], builds["stop_time"], strict=True)
-    }
-    exported = {b for b, _ in state.builds_done}
-    state.pending = {int(b) for b in steps["build"]} - exported
-    return state
+__all__ = ["ExportState", "Exporter", "load_state"]
 
 
 # --- export -------------------------------------------------------------------------------
@@ -180,6 +102,7 @@ class Exporter:
         self._conn: Conn | None = None
         self._timeout_ms = ms(ctx.options.timeout_seconds)
         self._has_status_row: bool | None = None
+        self._streamed_until = 0  # when the last finished backfill's snapshot began
         if not state.resumed:
             self._write_cursor(0, 0)  # persists --since before anything is exported
 
@@ -232,12 +155,37 @@ class Exporter:
         self._has_status_row = None
         if self.ctx.generation.value is None:
             self._detect()
-        steps = self._export_steps()
-        builds = self._export_builds()
+        steps = builds = 0
+        if self._far_behind():
+            self.close()  # the backfill has a session of its own; this one would idle
+            backfill = Backfill(self.ctx, self.state, self._after_part)
+            try:
+                steps, builds = backfill.run()
+            finally:  # the parts written count, also when the database failed meanwhile
+                self.steps_written += backfill.steps_written
+                self.builds_written += backfill.builds_written
+            self._streamed_until = backfill.complete_at or self._streamed_until
+            if backfill.complete_at is None:  # stopped mid-stream: the next start resumes it
+                self._write_cursor(steps, builds)
+                self.passes += 1
+                return steps, builds
+        steps += self._export_steps()
+        builds += self._export_builds()
         self.state.prune(self.ctx.options.overlap_seconds)
         self._write_cursor(steps, builds)
         self.passes += 1
         return steps, builds
+
+    def _far_behind(self) -> bool:
+        """Whether this pass's window reaches back further than ``backfill_after_seconds``."""
+        after = self.ctx.options.backfill_after_seconds
+        start = self.state.window_start(self.ctx.options.overlap_seconds)
+        return after is not None and time.time() - max(start, self._streamed_until) > after
+
+    def _after_part(self, steps: int, builds: int) -> None:
+        self._write_cursor(steps, builds)
+        if self.ctx.options.on_page is not None:
+            self.ctx.options.on_page(steps)
 
     def _export_steps(self) -> int:
         st, opts = self.state, self.ctx.options
