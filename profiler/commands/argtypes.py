@@ -201,36 +201,48 @@ def add_generation(p: Any, *, help: str | None = None, default: str | None = Non
     p.add_argument("--generation", choices=GENERATIONS, default=default, help=help)
 
 
+def parse_time(text: str, now: float, flag: str = "--since") -> float:
+    """A point in time as epoch seconds: epoch seconds, an ISO 8601 time (UTC unless it has
+    an offset), or a duration before ``now`` such as ``2h``, ``30d``, ``2w`` or ``5y`` (a
+    year of 365 days).
+
+    Raises
+    ------
+    UsageError
+        None of those.
+    """
+    import datetime as dt
+
+    t = text.strip()
+    try:
+        value = float(t)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value) or value < 0:
+            raise UsageError(f"{flag}: {text!r} is not a time")
+        return value
+    try:
+        stamp = dt.datetime.fromisoformat(t)
+    except ValueError:
+        pass
+    else:
+        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp()
+    try:
+        return now - seconds(flag, positive=False)(t)
+    except UsageError:
+        raise UsageError(
+            f"{flag}: {text!r} is neither epoch seconds, an ISO 8601 time nor a duration such as 2h"
+        ) from None
+
+
 def when(flag: str) -> Callable[[str], float]:
-    """A point in time, as epoch seconds: epoch seconds, an ISO 8601 time (UTC unless it has
-    an offset) or a duration before now such as ``2h`` or ``5y``."""
+    """:func:`parse_time` as an argparse ``type=``, durations before the time of parsing."""
 
     def parse(text: str) -> float:
-        import datetime as dt
         import time
 
-        t = text.strip()
-        try:
-            value = float(t)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(value) or value < 0:
-                raise UsageError(f"{flag}: {text!r} is not a time")
-            return value
-        try:
-            stamp = dt.datetime.fromisoformat(t)
-        except ValueError:
-            pass
-        else:
-            return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp()
-        try:
-            return time.time() - seconds(flag, positive=False)(t)
-        except UsageError:
-            raise UsageError(
-                f"{flag}: {text!r} is neither epoch seconds, an ISO 8601 time nor a duration "
-                "such as 2h"
-            ) from None
+        return parse_time(text, time.time(), flag)
 
     parse.__name__ = "time"
     return parse

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from profiler.audit import render
     from profiler.audit.run import DEFAULT_CODECS, AuditOptions, run_audit
     from profiler.audit.stores import open_store
-    from profiler.commands.collect_db import parse_since
+    from profiler.commands.argtypes import parse_time
 
     if args.out:
         os.makedirs(args.out, exist_ok=True)
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     codecs = [c for c in (args.codec or DEFAULT_CODECS) if c != "none"]
     since = None
     if args.since:
-        since = dt.datetime.fromtimestamp(parse_since(args.since, time.time()), dt.UTC)
+        since = dt.datetime.fromtimestamp(parse_time(args.since, time.time()), dt.UTC)
     paths = _read_paths(args.paths) if args.paths else None
     options = AuditOptions(
         sample=args.sample,

@@ -9,9 +9,6 @@ polling the busy steps and listening to the runner's notifications.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import math
-import re
 import sys
 import time
 from typing import Any
@@ -22,10 +19,10 @@ from profiler.commands.argtypes import (
     add_interval,
     add_run_out,
     add_timeout,
+    parse_time,
     positive_int,
     seconds,
 )
-from profiler.errors import UsageError
 
 HELP = """\
 Everything runs in read-only transactions with a statement timeout (the history stream's own
@@ -114,48 +111,6 @@ def add_parser(what: argparse._SubParsersAction) -> None:
     q.set_defaults(run=run, kind="db")
 
 
-_LONG_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([yw])")
-_LONG_UNITS_SECONDS = {"y": 365 * 86400.0, "w": 7 * 86400.0}
-
-
-def parse_since(text: str, now: float) -> float:
-    """``--since``: epoch seconds, an ISO 8601 time (naive = UTC), or a duration before ``now``
-    (also ``w`` weeks and ``y`` years of 365 days).
-
-    Raises
-    ------
-    UsageError
-        None of those.
-    """
-    t = text.strip()
-    try:
-        value = float(t)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(value) or value < 0:
-            raise UsageError(f"--since: {text!r} is not a time")
-        return value
-    try:
-        stamp = dt.datetime.fromisoformat(t)
-    except ValueError:
-        pass
-    else:
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=dt.UTC)
-        return stamp.timestamp()
-    long_ago = _LONG_AGO.fullmatch(t)
-    if long_ago:  # years and weeks: the spans a history is asked for in
-        return now - float(long_ago[1]) * _LONG_UNITS_SECONDS[long_ago[2]]
-    try:
-        return now - seconds("--since", positive=False)(t)
-    except UsageError:
-        raise UsageError(
-            f"--since: {text!r} is neither epoch seconds, an ISO 8601 time nor a duration "
-            "such as 2h"
-        ) from None
-
-
 def options_from(args: argparse.Namespace) -> Any:
     """The :class:`~profiler.collect.database.common.DbOptions` of parsed arguments."""
     from profiler.collect.database.common import DbOptions
@@ -167,7 +122,7 @@ def options_from(args: argparse.Namespace) -> Any:
         once=args.once,
         track=not args.no_track and not args.once,
         timeout_seconds=args.timeout,
-        since=parse_since(args.since, time.time()) if args.since else None,
+        since=parse_time(args.since, time.time()) if args.since else None,
         overlap_seconds=args.overlap,
         generation=args.generation,
         backfill_after_seconds=args.backfill_after,

@@ -25,7 +25,7 @@ from profiler.collect.database import history as history_sql
 from profiler.collect.database.collector import DbCollector
 from profiler.collect.database.common import BUILD_MEMORY_SECONDS, DbOptions
 from profiler.collect.database.state import load_state
-from profiler.commands.collect_db import parse_since
+from profiler.commands.argtypes import parse_time as parse_since
 from profiler.errors import StoreError
 from profiler.store import Run, read_run
 from tests.conftest import fresh_database

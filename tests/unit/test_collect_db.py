@@ -12,7 +12,7 @@ import pytest
 from profiler.collect.database.common import Backoff, classify_generation, phase_name
 from profiler.collect.database.export import ExportState, load_state
 from profiler.collect.database.track import PhaseTracker
-from profiler.commands.collect_db import parse_since
+from profiler.commands.argtypes import parse_time as parse_since
 from profiler.errors import UsageError
 from profiler.store import Run
 
