@@ -701,6 +701,25 @@ def _flush(writer: Any, buffered: list[Any]) -> int:
     return int(table.num_rows)
 
 
+BULK_PART_ROWS = 50_000  # parts this large on average are a bulk import's, left as they are
+
+
+def _bulk(table_dir: str, parts: list[str]) -> bool:
+    """Whether ``parts`` (and no segment) are a bulk importer's: on average at least
+    :data:`BULK_PART_ROWS` rows each (``collect db --since 5y``, ``collect logs --file``).
+    Compaction leaves them: the order of the table's records stays the same (compacted
+    file, then parts), and readers scan parts as they scan a compacted file."""
+    import pyarrow.parquet as pq
+
+    if not parts:
+        return False
+    try:
+        rows = sum(pq.read_metadata(os.path.join(table_dir, n)).num_rows for n in parts)
+    except (OSError, ValueError):
+        return False  # compaction itself says what is wrong with it
+    return rows >= BULK_PART_ROWS * len(parts)
+
+
 def _compact_table(path: str, table: str) -> int:
     table_dir = os.path.join(path, "tables", table)
     entry = compacted_entry(load_manifest(path), table)
@@ -711,6 +730,8 @@ def _compact_table(path: str, table: str) -> int:
     remove_files(table_dir, absorbed)  # left over if an earlier compaction crashed
     todo = segments.compactable(table_dir, set(absorbed))
     parts = [n for n in part_names(table_dir) if n not in set(absorbed)]
+    if not todo and _bulk(table_dir, parts):
+        return 0  # a bulk import's Parquet: rewriting years of it into one file buys nothing
     if not todo and not parts:
         remove_files(table_dir, _stale(table_dir, entry, entry.parquet if entry else None))
         return 0

@@ -607,3 +607,27 @@ def test_parquet_parts_are_read_and_absorbed_by_compaction(tmp_path: Path) -> No
 def test_write_part_refuses_bad_table_names(tmp_path: Path) -> None:
     with Run.open(str(tmp_path / "r")) as run, pytest.raises(StoreError, match="invalid table"):
         run.write_part("../x", [{"a": 1}])
+
+
+def test_compaction_leaves_a_bulk_import_as_its_parts(tmp_path: Path) -> None:
+    """Parts of a bulk import (on average BULK_PART_ROWS rows or more, no segment) stay as
+    they are: rewriting a history of them into one file would cost minutes at a farm's size
+    for nothing; once a segment comes, everything is folded as before."""
+    import pyarrow as pa
+
+    from profiler.store.tables import BULK_PART_ROWS
+
+    run_dir = str(tmp_path / "r")
+    n = BULK_PART_ROWS
+    with Run.open(run_dir) as run:
+        run.write_arrow_part("t", pa.table({"ts": [float(i) for i in range(n)], "i": range(n)}))
+        run.write_arrow_part("t", pa.table({"ts": [1.0] * n, "i": range(n, 2 * n)}))
+    table_dir = tmp_path / "r" / "tables" / "t"
+    assert compact(run_dir) == {}
+    assert len(list(table_dir.glob("part-*.parquet"))) == 2
+    assert read_run(run_dir).table("t")["i"].tolist() == list(range(2 * n))
+    with Run.open(run_dir) as run:
+        run.writer("t").append({"ts": 2.0, "i": 2 * n})
+    assert compact(run_dir) == {"t": 2 * n + 1}
+    assert not list(table_dir.glob("part-*.parquet"))
+    assert read_run(run_dir).table("t")["i"].tolist() == list(range(2 * n + 1))
