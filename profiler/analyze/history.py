@@ -92,6 +92,19 @@ class HistoryResult:
     profile: CodecProfile | None
 
 
+def _engine_error(exc: Exception, scratch: str) -> str:
+    """DuckDB's error in one line, with the remedy where there is one."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "No space left" in first:
+        return (
+            f"history engine: the scratch directory {scratch} ran out of disk space ({first}); "
+            "point TMPDIR at a larger disk (it needs a few times the run's Parquet size)"
+        )
+    if "memory" in first.lower():
+        return f"history engine: {first}; raise --memory-limit or free memory"
+    return f"history engine: {first}"
+
+
 def _one(con: Any, sql: str) -> Any:
     """The one row ``sql`` gives (read whole: DuckDB wants a result finished before the
     next statement)."""
@@ -201,13 +214,13 @@ def _facts(con: Any, generation: str, runner_cores: float | None) -> SplitFacts:
     return SplitFacts((sample["x"], sample["y"]), int(peak or 0), empty)
 
 
-def _batches(con: Any, batch_rows: int) -> Iterator[pd.DataFrame]:
-    rel = con.sql("SELECT * FROM steps")
-    # DuckDB 2 names it to_arrow_reader; 1.x fetch_arrow_reader (deprecated in 2)
-    reader = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader
-    reader = reader(batch_rows)
-    for batch in reader:
-        yield batch.to_pandas()
+def _batches(con: Any, total: int, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The steps with their contention, ``batch_rows`` at a time (by rowid ranges of
+    ``base``: each a range scan, where a stream of the whole join would hash all of it)."""
+    for first in range(0, total, batch_rows):
+        frame = con.execute(q.batch_sql(first, first + batch_rows)).fetch_df()
+        if len(frame):
+            yield frame
 
 
 def split_frame(
@@ -252,7 +265,7 @@ def split_here(con: Any, job: SplitJob, progress: Progress) -> list[str]:
     writer = None
     done, began = 0, time.monotonic()
     try:
-        for frame in _batches(con, job.batch_rows):
+        for frame in _batches(con, job.total, job.batch_rows):
             kept = split_frame(frame, job.generation, job.profile, job.mode, job.facts)
             if writer is None:
                 writer = pq.ParquetWriter(out, kept.schema)
@@ -298,7 +311,7 @@ def _percentiles(con: Any) -> dict[str, float]:
 
 def _table_of(con: Any, run_dir: str, gen: str, window: Window, notes: list[str]) -> StepTable:
     rows = _one(con, q.raw_count(window.since, window.until))[0]
-    kept = _one(con, "SELECT count(*) FROM steps")[0]
+    kept = _one(con, "SELECT count(*) FROM base")[0]
     repeated = rows - kept
     if not kept:
         raise ProfilerError(f"{run_dir}: no BuildSteps rows in {window.describe()}")
@@ -311,7 +324,7 @@ def _table_of(con: Any, run_dir: str, gen: str, window: Window, notes: list[str]
     notes.append("no status samples: queue wait not observed")
     sources = [Source("db_steps", int(rows), f"Hydra BuildSteps ({gen})", "1 s")]
     empty = pd.DataFrame(columns=list(STEP_COLUMNS))
-    start, end = _one(con, "SELECT min(start_ts), max(end_ts) FROM steps")
+    start, end = _one(con, "SELECT min(start_ts), max(end_ts) FROM base")
     return StepTable(
         empty,
         gen,
@@ -370,6 +383,8 @@ def run_history(
                 "(collect db --since ...)"
             ) from None
         raise
+    import duckdb
+
     with tempfile.TemporaryDirectory(prefix="hydra-profiler-history-", dir=scratch_dir) as tmp:
         con = _connect(tmp, memory_limit, threads)
         try:
@@ -380,6 +395,8 @@ def run_history(
                 batch_rows=batch_rows, cache_dir=cache_dir, profile_for=profile_for,
                 splitter=splitter, memory_limit=memory_limit,
             )  # fmt: skip
+        except duckdb.Error as exc:
+            raise ProfilerError(_engine_error(exc, tmp)) from None
         finally:
             con.close()
 
@@ -423,7 +440,7 @@ def _run(
         with _watched(con, f"history: {label}", say):
             con.execute(statement)
     table = _table_of(con, run_dir, gen, window, notes)
-    total = _one(con, "SELECT count(*) FROM steps")[0]
+    total = _one(con, "SELECT count(*) FROM base")[0]
     say(f"history: {total:,} steps ({time.monotonic() - began:.0f} s); the split's facts")
     facts = _facts(con, gen, runner_cores)
     choice = choose_codec(None, gen, codec, cache_dir)
@@ -432,8 +449,8 @@ def _run(
     con.execute("SET memory_limit = " + q.literal(_half(memory_limit)))
     job = SplitJob(gen, profile, choice.mode, facts, tmp, total, batch_rows)
     files = (splitter or split_here)(con, job, say)
-    con.execute("DROP TABLE steps")
-    con.execute("DROP TABLE levels")
+    for drop in ("VIEW steps", "TABLE cont", "TABLE levels", "TABLE base"):
+        con.execute(f"DROP {drop}")
     listed = ", ".join(q.literal(f) for f in files)
     con.execute(f"CREATE VIEW split AS SELECT * FROM read_parquet([{listed}])")
     say(f"history: totals and breakdowns ({time.monotonic() - began:.0f} s)")

@@ -128,9 +128,11 @@ def _hosts(generation: str) -> tuple[str, str, str]:
 
 def contention_sql(generation: str, runner_cores: float | None) -> Sequence[str]:
     """``levels`` (per host and instant, how many busy intervals are open after it, and the
-    area below that step function up to it: :func:`profiler.analyze.attribution._mean_level`)
-    and ``steps``: ``base`` with each step's ``contention``, the mean level over its copy
-    phase per core (at least 1; NULL where it cannot be known)."""
+    area below that step function up to it: :func:`profiler.analyze.attribution._mean_level`),
+    ``cont``: per ``base`` row (``id``: its rowid) its ``contention``, the mean level over its
+    copy phase per core (at least 1; NULL where it cannot be known), and the view ``steps``:
+    ``base`` with it. The joins run on these narrow rows, not on ``base``'s (100M wide rows
+    through two ASOF joins spilled more than the disk had)."""
     host, start, end = _hosts(generation)
     ok = f"{start} IS NOT NULL AND {end} IS NOT NULL AND {end} >= {start}"
     levels = f"""
@@ -148,7 +150,6 @@ SELECT host, t, level, coalesce(sum(level * (next_t - t)) OVER (PARTITION BY hos
     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0::DOUBLE) AS area
 FROM (SELECT *, lead(t) OVER (PARTITION BY host ORDER BY t) AS next_t FROM lv)
 """
-    ws, we = _copy_window()
     per_core = 1.0 if generation == "rust" else float(runner_cores or 0)
     known = generation in ("rust", "cxx") and per_core > 0
 
@@ -156,6 +157,7 @@ FROM (SELECT *, lead(t) OVER (PARTITION BY host ORDER BY t) AS next_t FROM lv)
         at = f"{alias}.area + {alias}.level * ({x} - {alias}.t)"
         return f"CASE WHEN {alias}.t IS NULL THEN 0::DOUBLE ELSE {at} END"
 
+    ws, we = "w.ws", "w.we"
     mean = (
         f"CASE WHEN {we} - {ws} > 0 THEN ({integral('b', we)} - {integral('a', ws)}) / "
         f"({we} - {ws}) ELSE coalesce(a.level, 0::DOUBLE) END"
@@ -166,20 +168,35 @@ FROM (SELECT *, lead(t) OVER (PARTITION BY host ORDER BY t) AS next_t FROM lv)
         if known
         else "NULL::DOUBLE"
     )
-    steps = f"""
-CREATE TABLE steps AS
-SELECT base.*, {contention} AS contention FROM base
-ASOF LEFT JOIN levels AS a ON {host} = a.host AND {ws} >= a.t
-ASOF LEFT JOIN levels AS b ON {host} = b.host AND {we} >= b.t
+    start_w, end_w = _copy_window()
+    cont = f"""
+CREATE TABLE cont AS
+SELECT w.id, {contention} AS contention
+FROM (SELECT rowid AS id, {host} AS host, {start_w} AS ws, {end_w} AS we FROM base) AS w
+ASOF LEFT JOIN levels AS a ON w.host = a.host AND w.ws >= a.t
+ASOF LEFT JOIN levels AS b ON w.host = b.host AND w.we >= b.t
 """
-    return levels, steps, "DROP TABLE base"
+    steps = (
+        "CREATE VIEW steps AS SELECT base.*, cont.contention FROM base "
+        "JOIN cont ON cont.id = base.rowid"
+    )
+    return levels, cont, steps
+
+
+def batch_sql(first: int, end: int) -> str:
+    """The ``steps`` of ``base`` rows ``[first, end)`` (by rowid: a range scan of each)."""
+    return (
+        "SELECT base.*, cont.contention FROM base JOIN cont ON cont.id = base.rowid "
+        f"WHERE base.rowid >= {int(first)} AND base.rowid < {int(end)} "
+        f"AND cont.id >= {int(first)} AND cont.id < {int(end)}"
+    )
 
 
 # The most busy intervals open at once on one host (compressing_peak).
 PEAK = "SELECT max(level) FROM levels"
 
 _SIZED = "nar_bytes > 0 AND NOT isnan(nar_bytes) AND coalesce(copy_s, 0::DOUBLE) > 0"
-SIZED_COUNT = f"SELECT count(*) FROM steps WHERE {_SIZED}"
+SIZED_COUNT = f"SELECT count(*) FROM base WHERE {_SIZED}"
 
 
 def sized_sample(ranks: Iterable[int]) -> str:
@@ -191,7 +208,7 @@ def sized_sample(ranks: Iterable[int]) -> str:
 SELECT x, y FROM (
     SELECT nar_bytes AS x, coalesce(copy_s, 0::DOUBLE) AS y,
         row_number() OVER (ORDER BY nar_bytes, coalesce(copy_s, 0::DOUBLE)) - 1 AS r
-    FROM steps WHERE {_SIZED}
+    FROM base WHERE {_SIZED}
 ) WHERE r IN ({listed}) ORDER BY r
 """
 
