@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from profiler.commands.analyze import CODEC_HELP, add_farm_arguments
-from profiler.commands.argtypes import codec_spec
+from profiler.commands.argtypes import codec_spec, when
 from profiler.errors import UsageError
 
 HELP = """\
@@ -57,6 +57,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC",
                    help="a change to project (repeatable; see `analyze --help`)")  # fmt: skip
     p.add_argument("--window", help="time window of the over-time figure (default: automatic)")
+    p.add_argument(
+        "--since", type=when("--since"), metavar="TIME",
+        help="only steps that stopped at or after TIME (as `analyze --since`)",
+    )  # fmt: skip
+    p.add_argument("--until", type=when("--until"), metavar="TIME", help="and before TIME")
     p.set_defaults(run=run)
 
 
@@ -94,6 +99,18 @@ def run(args: argparse.Namespace) -> int:
     asked = [wi.parse_change(text) for text in args.whatif]  # bad values fail before the work
     if args.codec is not None:
         canonical(args.codec)
+    from profiler.analyze.history import Window
+    from profiler.scenarios.analysis import HISTORY_AUTO_ROWS, pick_engine
+
+    selected = None
+    if args.since is not None or args.until is not None:
+        selected = Window(args.since, args.until)
+    elif pick_engine(args.run_dir, "auto") == "history":  # the report draws every step
+        raise UsageError(
+            f"{args.run_dir} holds more than {HISTORY_AUTO_ROWS:,} BuildSteps rows: the report "
+            "draws every step, in memory; give it a window (--since/--until), or use "
+            "`analyze --engine history` for the whole history"
+        )
     print(f"analysing {args.run_dir}...", file=sys.stderr)
     a = analyze_run(
         args.run_dir,
@@ -103,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         slots=args.slots,
         local_workers=args.local_workers,
         runner_cores=args.runner_cores,
+        window=selected,
     )
     outputs.write_reports(
         a,

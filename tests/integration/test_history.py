@@ -153,3 +153,25 @@ def test_the_split_on_a_dask_local_cluster_equals_one_process(history: str) -> N
     split_lines = [s for s in seen if s.startswith("split ")]
     assert len(split_lines) >= 2 and "on 2 Dask worker(s)" in split_lines[-1]
     assert split_lines[-1].startswith("split 12,000/12,000 steps")
+
+
+def test_report_takes_a_window_and_refuses_a_whole_long_history(
+    history: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from profiler.cli import main
+    from profiler.scenarios import analysis as scenario
+
+    out = str(tmp_path / "r.md")
+    args = ["report", history, "--codec", "xz:6", "--runner-cores", "4", "-o", out]
+    assert main([*args, "--since", "2022-06-01", "--until", "2022-07-01"]) == 0
+    with open(out, encoding="utf-8") as f:
+        text = f.read()
+    steps = analyze(
+        history, profile=PROFILE, window=Window(1654041600.0, 1656633600.0)
+    ).attribution.steps
+    assert f"{steps:,}" in text or str(steps) in text
+    monkeypatch.setattr(scenario, "HISTORY_AUTO_ROWS", 1000)
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds more than 1,000 BuildSteps rows" in err and len(err.splitlines()) == 1
