@@ -451,6 +451,7 @@ def _run(
     files = (splitter or split_here)(con, job, say)
     for drop in ("VIEW steps", "TABLE cont", "TABLE levels", "TABLE base"):
         con.execute(f"DROP {drop}")
+    con.execute("SET memory_limit = " + q.literal(memory_limit))  # quantiles hold their values
     listed = ", ".join(q.literal(f) for f in files)
     con.execute(f"CREATE VIEW split AS SELECT * FROM read_parquet([{listed}])")
     say(f"history: totals and breakdowns ({time.monotonic() - began:.0f} s)")
