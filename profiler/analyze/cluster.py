@@ -25,7 +25,7 @@ from typing import Any
 
 from profiler.analyze import history_sql as q
 from profiler.analyze.attribution import SplitFacts
-from profiler.analyze.history import Progress, SplitJob, Splitter, split_frame
+from profiler.analyze.history_split import Progress, SplitJob, Splitter, split_frame
 from profiler.bench.profiles import CodecProfile
 from profiler.errors import ProfilerError
 

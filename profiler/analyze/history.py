@@ -37,8 +37,9 @@ from typing import Any
 import pandas as pd
 
 from profiler.analyze import history_sql as q
-from profiler.analyze.attribution import SplitFacts, attribute_totals, split_copy
+from profiler.analyze.attribution import SplitFacts, attribute_totals
 from profiler.analyze.evidence import choose_codec
+from profiler.analyze.history_split import Progress, SplitJob, Splitter, split_here
 from profiler.analyze.schema import CATEGORY_COLUMN, STEP_COLUMNS, Source, StepTable
 from profiler.analyze.totals import SUM_COLUMNS, StepTotals
 from profiler.analyze.verdict import Pressure, decide, use_table
@@ -46,16 +47,11 @@ from profiler.bench.profiles import CodecProfile
 from profiler.errors import ProfilerError, StoreError
 from profiler.store.tables import TableFiles, table_files, table_names
 
-Progress = Callable[[str], None]
 BATCH_ROWS = 500_000  # steps split per batch in pandas (~0.3 GiB at the widest)
 # DuckDB's limit while it joins and sorts; the batches and Python's own memory come on top
 # (10M steps: 2GB gave a 3.8 GiB peak, most of it DuckDB's pool held while the batches
 # streamed, so the split runs with half of it: benchmarks/history.py)
 DEFAULT_MEMORY = "2GB"
-KEPT = (  # the per-step results the aggregates read
-    "machine", "system", "jobset", "status", "start_ts", "end_ts", "wall_s", "unsplit",
-    *SUM_COLUMNS,
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -212,70 +208,6 @@ def _facts(con: Any, generation: str, runner_cores: float | None) -> SplitFacts:
     peak = _one(con, q.PEAK)[0]
     empty = pd.Series(dtype=float)
     return SplitFacts((sample["x"], sample["y"]), int(peak or 0), empty)
-
-
-def _batches(con: Any, total: int, batch_rows: int) -> Iterator[pd.DataFrame]:
-    """The steps with their contention, ``batch_rows`` at a time (by rowid ranges of
-    ``base``: each a range scan, where a stream of the whole join would hash all of it)."""
-    for first in range(0, total, batch_rows):
-        frame = con.execute(q.batch_sql(first, first + batch_rows)).fetch_df()
-        if len(frame):
-            yield frame
-
-
-def split_frame(
-    frame: pd.DataFrame,
-    generation: str,
-    profile: CodecProfile | None,
-    mode: str | None,
-    facts: SplitFacts,
-) -> Any:
-    """One batch of ``steps`` (with its ``contention`` column) split as in memory, and the
-    columns the aggregates read, as Arrow."""
-    import pyarrow as pa
-
-    mine = SplitFacts(facts.sample, facts.peak, frame["contention"])
-    s = split_copy(StepTable(frame, generation), profile, mode, facts=mine)
-    s["unsplit"] = s["compress_source"].str.startswith("no ") & (s["compress_s"] <= 0)
-    return pa.Table.from_pandas(s[[c for c in KEPT if c in s]], preserve_index=False)
-
-
-@dataclass(frozen=True)
-class SplitJob:
-    """What a splitter needs: the split's inputs, where to write, how many steps."""
-
-    generation: str
-    profile: CodecProfile | None
-    mode: str | None
-    facts: SplitFacts
-    scratch: str
-    total: int
-    batch_rows: int
-
-
-Splitter = Callable[[Any, SplitJob, Progress], list[str]]
-
-
-def split_here(con: Any, job: SplitJob, progress: Progress) -> list[str]:
-    """Split every step's copy phase in this process, a batch at a time, into one Parquet
-    file in the scratch directory; its path (none without steps)."""
-    import pyarrow.parquet as pq
-
-    out = os.path.join(job.scratch, "split.parquet")
-    writer = None
-    done, began = 0, time.monotonic()
-    try:
-        for frame in _batches(con, job.total, job.batch_rows):
-            kept = split_frame(frame, job.generation, job.profile, job.mode, job.facts)
-            if writer is None:
-                writer = pq.ParquetWriter(out, kept.schema)
-            writer.write_table(kept.cast(writer.schema))
-            done += len(frame)
-            progress(f"split {done:,}/{job.total:,} steps ({time.monotonic() - began:.0f} s)")
-    finally:
-        if writer is not None:
-            writer.close()
-    return [out] if writer is not None else []
 
 
 def _totals(con: Any) -> StepTotals:
