@@ -225,20 +225,33 @@ def _totals(con: Any) -> StepTotals:
     )
 
 
+def _quantiles(con: Any, key_sql: str) -> pd.DataFrame:
+    """Per group, ``wall_p50_s``, ``wall_p90_s``, ``wall_p99_s`` (:func:`q.quantiles_sql`)."""
+    long = con.execute(q.quantiles_sql(key_sql)).fetch_df()
+    wide = long.pivot(index="g", columns="q", values="value")
+    wide.columns = [f"wall_p{round(x * 100)}_s" for x in wide.columns]
+    return wide
+
+
 def _breakdown(con: Any, key_sql: str) -> pd.DataFrame:
     """:func:`profiler.analyze.attribution.breakdown` in SQL, same columns and order."""
     df = con.execute(q.breakdown_sql(key_sql, CATEGORY_COLUMN)).fetch_df()
     if df.empty:
         return pd.DataFrame()
     df["steps"] = df["steps"].astype("int64")
-    return df.set_index("group")
+    df = df.set_index("group")
+    wall = _quantiles(con, key_sql)
+    for column in ("wall_p50_s", "wall_p90_s", "wall_p99_s"):
+        df.insert(len([c for c in df.columns if c.startswith(("steps", "wall_"))]), column,
+                  df.index.map(wall[column]) if len(wall) else float("nan"))  # fmt: skip
+    return df
 
 
 def _percentiles(con: Any) -> dict[str, float]:
-    row = _one(con, q.PERCENTILES)
-    if row is None or row[0] is None:
+    wall = _quantiles(con, "0")
+    if wall.empty:
         return {}
-    return {f"p{p}": float(v) for p, v in zip((50, 90, 99), row[0], strict=True)}
+    return {str(c)[5:-2]: float(wall[c].iloc[0]) for c in wall}  # wall_p50_s -> p50
 
 
 def _table_of(con: Any, run_dir: str, gen: str, window: Window, notes: list[str]) -> StepTable:
