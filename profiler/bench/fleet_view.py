@@ -61,14 +61,7 @@ def check_fleet_out(directory: str, host_names: list[str], *, force: bool = Fals
     fleet directory replaced with ``force``; anything else is refused (UsageError)."""
     from profiler.bench import results
 
-    if os.path.lexists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"--out {directory}: exists and is not a directory")
-    if not os.path.isdir(directory):
-        try:
-            os.makedirs(directory)
-        except OSError as exc:
-            raise BenchmarkError(f"--out {directory}: cannot create: {exc.strerror}") from None
-        atomic.check_writable(os.path.join(directory, INDEX), error=BenchmarkError)
+    if results.created_out(directory, INDEX):
         return True
     if os.listdir(directory):
         if not is_fleet(directory):

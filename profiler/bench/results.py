@@ -69,6 +69,21 @@ def _describe(directory: str) -> str:
         return " (incomplete)"
 
 
+def created_out(directory: str, probe: str) -> bool:
+    """``--out directory``: refused when it exists and is not a directory; created (True,
+    ``probe`` checked writable in it) when it does not exist; False when it is there."""
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"--out {directory}: exists and is not a directory")
+    if os.path.isdir(directory):
+        return False
+    try:
+        os.makedirs(directory)
+    except OSError as exc:
+        raise BenchmarkError(f"--out {directory}: cannot create: {exc.strerror or exc}") from None
+    atomic.check_writable(os.path.join(directory, probe), error=BenchmarkError)
+    return True
+
+
 def check_out(directory: str, *, force: bool = False) -> bool:
     """Before a bench runs: may its result go to ``directory``, and can it be written there?
 
@@ -77,16 +92,7 @@ def check_out(directory: str, *, force: bool = False) -> bool:
     ``force``; anything else is refused, so nothing unrelated is ever written into or
     replaced. Raises ``UsageError`` for a refusal, ``BenchmarkError`` when the directory
     cannot be created or written."""
-    if os.path.lexists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"--out {directory}: exists and is not a directory")
-    if not os.path.isdir(directory):
-        try:
-            os.makedirs(directory)
-        except OSError as exc:
-            raise BenchmarkError(
-                f"--out {directory}: cannot create: {exc.strerror or exc}"
-            ) from None
-        atomic.check_writable(os.path.join(directory, "meta.json"), error=BenchmarkError)
+    if created_out(directory, "meta.json"):
         return True
     try:
         names = sorted(os.listdir(directory))

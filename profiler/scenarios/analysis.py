@@ -75,16 +75,9 @@ def analyze_run(
         return _history(run_dir, **options)
     reader = open_run(run_dir)
     choice = farm_codec(reader, codec=codec, generation=generation, cache_dir=cache_dir)
-    bench = load_bench(bench_dir) if bench_dir else None  # a fleet: its typical host's
-    profiles = from_result(bench) if bench is not None else {}
-    found = farm_profile(choice.spec, profiles, cache_dir=cache_dir)
     return analyze(
         reader,
-        profiles=profiles,
-        profile=found.profile,
-        bench=bench,
-        calibration_cache=found.calibration_cache,
-        notes=[found.note] if found.note else [],
+        **_profiled(bench_dir, choice.spec, cache_dir),
         codec=codec,
         generation=generation,
         slots=slots,
@@ -94,6 +87,21 @@ def analyze_run(
         runner_cores=runner_cores,
         window=window,
     )
+
+
+def _profiled(bench_dir: str | None, spec: str, cache_dir: str | None) -> dict[str, Any]:
+    """Both engines' codec inputs: the bench result's profiles (a fleet: its typical
+    host's), and the farm codec ``spec``'s profile, calibrated here when they lack it."""
+    bench = load_bench(bench_dir) if bench_dir else None
+    profiles = from_result(bench) if bench is not None else {}
+    found = farm_profile(spec, profiles, cache_dir=cache_dir)
+    return {
+        "profiles": profiles,
+        "profile": found.profile,
+        "bench": bench,
+        "calibration_cache": found.calibration_cache,
+        "notes": [found.note] if found.note else [],
+    }
 
 
 def _history(
@@ -107,17 +115,10 @@ def _history(
 ) -> Analysis:
     """The history engine's analysis, its farm codec calibrated as :func:`analyze_run` does
     (the codec from the operator or the cache: a history has no journal to name it)."""
-    bench = load_bench(bench_dir) if bench_dir else None
-    profiles = from_result(bench) if bench is not None else {}
     spec = choose_codec(None, generation or "cxx", codec, cache_dir).spec
-    found = farm_profile(spec, profiles, cache_dir=cache_dir)
     return analyze_history(
         run_dir,
-        profiles=profiles,
-        profile=found.profile,
-        bench=bench,
-        calibration_cache=found.calibration_cache,
-        notes=[found.note] if found.note else [],
+        **_profiled(bench_dir, spec, cache_dir),
         codec=codec,
         generation=generation,
         cache_dir=cache_dir,
