@@ -376,7 +376,7 @@ def _run(
     statements = [
         ("joining BuildSteps and Builds", q.steps_sql(gen, window.since, window.until, has_builds)),
         *zip(
-            ("busy levels", "contention", "tidying"),
+            ("busy levels", "contention", "joining steps and contention"),
             q.contention_sql(gen, runner_cores),
             strict=True,
         ),
