@@ -39,6 +39,7 @@ import pandas as pd
 from profiler.analyze import history_sql as q
 from profiler.analyze.attribution import SplitFacts, attribute_totals
 from profiler.analyze.evidence import choose_codec
+from profiler.analyze.history_quantiles import quantiles
 from profiler.analyze.history_split import Progress, SplitJob, Splitter, split_here
 from profiler.analyze.schema import CATEGORY_COLUMN, STEP_COLUMNS, Source, StepTable
 from profiler.analyze.totals import SUM_COLUMNS, StepTotals
@@ -210,9 +211,9 @@ def _facts(con: Any, generation: str, runner_cores: float | None) -> SplitFacts:
     return SplitFacts((sample["x"], sample["y"]), int(peak or 0), empty)
 
 
-def _totals(con: Any) -> StepTotals:
+def _totals(con: Any, median: float | None) -> StepTotals:
     row = _one(con, q.totals_sql(SUM_COLUMNS))
-    (steps, median, start, end, failed, unsplit, whole), sums = row[:7], row[7:]
+    (steps, start, end, failed, unsplit, whole), sums = row[:6], row[6:]
     return StepTotals(
         steps=int(steps),
         sums={c: float(v or 0.0) for c, v in zip(SUM_COLUMNS, sums, strict=True)},
@@ -225,14 +226,6 @@ def _totals(con: Any) -> StepTotals:
     )
 
 
-def _quantiles(con: Any, key_sql: str) -> pd.DataFrame:
-    """Per group, ``wall_p50_s``, ``wall_p90_s``, ``wall_p99_s`` (:func:`q.quantiles_sql`)."""
-    long = con.execute(q.quantiles_sql(key_sql)).fetch_df()
-    wide = long.pivot(index="g", columns="q", values="value")
-    wide.columns = [f"wall_p{round(x * 100)}_s" for x in wide.columns]
-    return wide
-
-
 def _breakdown(con: Any, key_sql: str) -> pd.DataFrame:
     """:func:`profiler.analyze.attribution.breakdown` in SQL, same columns and order."""
     df = con.execute(q.breakdown_sql(key_sql, CATEGORY_COLUMN)).fetch_df()
@@ -240,7 +233,7 @@ def _breakdown(con: Any, key_sql: str) -> pd.DataFrame:
         return pd.DataFrame()
     df["steps"] = df["steps"].astype("int64")
     df = df.set_index("group")
-    wall = _quantiles(con, key_sql)
+    wall = quantiles(con, key_sql)
     for column in ("wall_p50_s", "wall_p90_s", "wall_p99_s"):
         df.insert(len([c for c in df.columns if c.startswith(("steps", "wall_"))]), column,
                   df.index.map(wall[column]) if len(wall) else float("nan"))  # fmt: skip
@@ -248,7 +241,7 @@ def _breakdown(con: Any, key_sql: str) -> pd.DataFrame:
 
 
 def _percentiles(con: Any) -> dict[str, float]:
-    wall = _quantiles(con, "0")
+    wall = quantiles(con, "0")
     if wall.empty:
         return {}
     return {str(c)[5:-2]: float(wall[c].iloc[0]) for c in wall}  # wall_p50_s -> p50
@@ -400,7 +393,8 @@ def _run(
     listed = ", ".join(q.literal(f) for f in files)
     con.execute(f"CREATE VIEW split AS SELECT * FROM read_parquet([{listed}])")
     say(f"history: totals and breakdowns ({time.monotonic() - began:.0f} s)")
-    totals = _totals(con)
+    percentiles = _percentiles(con)
+    totals = _totals(con, percentiles.get("p50"))
     att = attribute_totals(table, totals)
     att.notes.append(f"codec {choice.spec}: {choice.source}")
     if choice.mode is not None:
@@ -422,7 +416,7 @@ def _run(
     say(f"history: done ({time.monotonic() - began:.0f} s)")
     return HistoryResult(
         table, totals, att, verdict, use_table(p, att, totals, workers[0]), breakdowns,
-        _percentiles(con), choice, workers, profile,
+        percentiles, choice, workers, profile,
     )  # fmt: skip
 
 

@@ -227,39 +227,14 @@ def totals_sql(columns: Sequence[str]) -> str:
     )
     sums = ", ".join(_sum(c) for c in columns)
     return (
-        f"SELECT count(*), median(wall_s), min(start_ts), max(end_ts), {failed}, "
+        f"SELECT count(*), min(start_ts), max(end_ts), {failed}, "
         f"sum(copy_s) FILTER (WHERE unsplit), {whole}, {sums} FROM split"
     )
 
 
-QUANTILES = (0.5, 0.9, 0.99)
-
-
-def quantiles_sql(key: str) -> str:
-    """Per group of ``key``, the wall-time quantiles pandas gives (linear interpolation
-    between the two ranks around ``q x (n - 1)``), by sorting rather than by a quantile
-    aggregate: DuckDB's holds every value in memory (100M steps, three of them: more than
-    the 2GB limit), a sort spills to disk."""
-    listed = ", ".join(str(x) for x in QUANTILES)
-    return f"""
-WITH ranked AS (
-    SELECT {key} AS g, wall_s,
-        row_number() OVER (PARTITION BY {key} ORDER BY wall_s) - 1 AS r,
-        count(*) OVER (PARTITION BY {key}) AS n
-    FROM split WHERE wall_s IS NOT NULL AND NOT isnan(wall_s)
-), picked AS (
-    SELECT g, q, n, wall_s FROM ranked, (SELECT unnest([{listed}]) AS q)
-    WHERE r = floor(q * (n - 1)) OR r = ceil(q * (n - 1))
-)
-SELECT g, q, min(wall_s) + (max(wall_s) - min(wall_s)) * (q * (n - 1) - floor(q * (n - 1)))
-    AS value
-FROM picked GROUP BY g, q, n ORDER BY g ASC NULLS LAST, q
-"""
-
-
 def breakdown_sql(key: str, categories: Mapping[str, str]) -> str:
     """:func:`profiler.analyze.attribution.breakdown` over ``split`` grouped by ``key``,
-    without the quantiles (:func:`quantiles_sql`)."""
+    without the quantiles (:func:`profiler.analyze.history_quantiles.quantiles`)."""
     shares = ", ".join(
         f"CASE WHEN sum(wall_s) > 0 THEN {_sum(col)} / sum(wall_s) ELSE 0::DOUBLE END AS {c}_share"
         for c, col in categories.items()
