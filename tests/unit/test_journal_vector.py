@@ -166,20 +166,31 @@ def test_collect_logs_writes_the_same_table(
     pd.testing.assert_frame_equal(fast[cols], slow[cols])
 
 
-@given(st.lists(st.text(alphabet="ab \r\x0b\x1c\u2028é", max_size=6), max_size=8), st.booleans())
-def test_a_block_splits_lines_as_readlines_does(parts: list[str], final_newline: bool) -> None:
-    """A file block read as one string gives the line parser the lines ``readlines`` would
-    (split at ``\\n`` only, each keeping it) and the columnar pass the same lines without
-    their ends."""
+@given(
+    st.lists(st.text(alphabet="ab \r\x0b\x1c\x1f\u2028é\ufeff", max_size=6), max_size=8),
+    st.booleans(),
+    st.sampled_from([b"", b"\xff", b"\xe2\x80"]),
+)
+def test_a_block_splits_lines_as_readlines_does(
+    parts: list[str], final_newline: bool, damage: bytes
+) -> None:
+    """A file block read as bytes gives the line parser the lines a text reader's
+    ``readlines`` would (errors replaced, split at ``\\n`` only, each keeping it) and the
+    columnar pass the same lines without their ends, or no column when polars would read them
+    otherwise (bytes that are not UTF-8, a leading byte-order mark, the CSV separator)."""
     import io
 
     from profiler.collect.journal.collector import Block
 
     text = "\n".join(parts) + ("\n" if final_newline and parts else "")
-    expected = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8", newline="\n")
+    data = text.encode() + damage
+    expected = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="\n")
     want = expected.readlines()
-    block = Block(text)
+    block = Block(data)
     assert block.lines() == want
     assert len(block) == len(want)
-    if want:
-        assert block.column().to_list() == [w.rstrip("\r\n") for w in want]
+    column = block.column()
+    refused = not want or damage or text.startswith("\ufeff") or "\x1f" in text
+    assert (column is None) == bool(refused)
+    if column is not None:
+        assert column.to_list() == [w.rstrip("\r\n") for w in want]

@@ -173,8 +173,9 @@ class LogCollector:
 
     def _feed(self, item: _Input, batch: list[str] | Block) -> None:
         parser = item.parser
-        if item.bulk:
-            frame = parser.feed_frame(batch.column() if isinstance(batch, Block) else batch)
+        column = batch.column() if isinstance(batch, Block) else batch
+        if item.bulk and column is not None:
+            frame = parser.feed_frame(column)
             if frame is not None:  # the whole batch parsed as columns: a part of its own
                 item.next_lineno += len(batch)
                 self._frame_part(item, frame)
@@ -328,13 +329,11 @@ class _FileBatches:
         self.size = os.path.getsize(path)
         self._raw = open(path, "rb")
         self._guard = Guarded(open_sniffed(self._raw))
-        self._text = io.TextIOWrapper(
-            io.BufferedReader(self._guard, 1 << 20),
-            encoding="utf-8",
-            errors="replace",
-            newline="\n",
-        )
-        self._head = self._text.readlines(1 << 16)
+        # bytes, decoded per batch: a columnar batch goes to polars undecoded (its CSV reader
+        # splits the lines in Rust and checks the UTF-8); the line parser's lists are decoded
+        # as a text reader with errors="replace", newline="\n" would
+        self._bytes = io.BufferedReader(self._guard, 1 << 20)
+        self._head = [b.decode("utf-8", "replace") for b in self._bytes.readlines(1 << 16)]
         self.lines = 0
         self.started = time.monotonic()
 
@@ -366,45 +365,69 @@ class _FileBatches:
                     f"{self.path}: unreadable after line {self.lines}: {self._guard.error}"
                 )
         finally:
-            self._text.close()
+            self._bytes.close()
             self._raw.close()
 
-    def _read_block(self) -> str:
-        """About :data:`FILE_BATCH_BYTES` of text, to the end of a line."""
-        text = self._text.read(FILE_BATCH_BYTES)
-        if text and not text.endswith("\n"):
-            text += self._text.readline()
-        return text
+    def _read_block(self) -> bytes:
+        """About :data:`FILE_BATCH_BYTES` of the file, to the end of a line."""
+        data = self._bytes.read(FILE_BATCH_BYTES)
+        if data and not data.endswith(b"\n"):
+            data += self._bytes.readline()
+        return data
 
 
 def _whole_lines(batch: list[str] | Block) -> list[str] | Block:
     """``batch`` without a last line that has no newline."""
     if isinstance(batch, Block):
-        end = batch.text.rfind("\n")
-        return Block(batch.text[: end + 1])
+        end = batch.data.rfind(b"\n")
+        return Block(batch.data[: end + 1])
     return batch[:-1] if batch and not batch[-1].endswith("\n") else batch
 
 
-class Block:
-    """Whole lines read as one string: the columnar pass splits it into a column (in Rust),
-    the line parser gets the list of lines (each with its newline, as ``readlines``)."""
+_BOM = b"\xef\xbb\xbf"
+_NO_SEPARATOR = "\x1f"  # the CSV reader's field separator: a line holding it goes line by line
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+
+class Block:
+    """Whole lines read as bytes: the columnar pass gets them as a column, split and
+    checked as UTF-8 in Rust, the line parser gets the list of decoded lines (each with its
+    newline, as ``readlines`` of a text reader with ``errors="replace"``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
     def __len__(self) -> int:
-        return self.text.count("\n") + (0 if not self.text or self.text.endswith("\n") else 1)
+        return self.data.count(b"\n") + (0 if not self.data or self.data.endswith(b"\n") else 1)
 
     def lines(self) -> list[str]:
-        return _split_nl(self.text)
+        return _split_nl(self.data.decode("utf-8", "replace"))
 
     def column(self) -> Any:
-        """The lines as a polars string Series, without their line ends (``\r\n`` too)."""
+        """The lines as a polars string Series without their line ends (``\r\n`` too), or
+        None when polars would not read them as the line parser does: a byte that is not
+        UTF-8 (the line parser replaces it), a leading byte-order mark (polars drops it), a
+        line holding the separator."""
         import polars as pl
 
-        body = self.text[:-1] if self.text.endswith("\n") else self.text
-        column = pl.Series("line", [body]).str.split("\n").explode()
-        return column.str.strip_chars_end("\r")
+        if not self.data or self.data.startswith(_BOM):
+            return None
+        try:
+            frame = pl.read_csv(
+                io.BytesIO(self.data),
+                has_header=False,
+                separator=_NO_SEPARATOR,
+                quote_char=None,
+                new_columns=["line"],
+                schema={"line": pl.String},
+            )
+        except (pl.exceptions.PolarsError, pl.exceptions.ComputeError):
+            return None
+        column = frame["line"]
+        if len(column) != len(self):  # never seen; the line parser then reads the batch
+            return None
+        # polars gives an empty line as null and drops one \r before the \n; the line
+        # parser strips every \r at the end
+        return column.fill_null("").str.strip_chars_end("\r")
 
 
 def _split_nl(text: str) -> list[str]:

@@ -29,16 +29,20 @@ from typing import Any
 from profiler.collect.journal import rules
 
 MONTH_NUMBERS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
-# the shape's fields, for one extract_groups pass (what the line parser's header takes)
-_HEADER = (
-    r"^(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?P<day>[ 0-9][0-9]) "
-    r"(?P<hh>[0-9][0-9]):(?P<mm>[0-9][0-9]):(?P<ss>[0-9][0-9]) (?P<host>[^ ]+) "
-    r"(?P<unit>[^\s\[:]+)\[(?P<pid>[0-9]+)\]: (?P<msg>[^\s0-9<].*)$"
+_Q = "\u2018\u2019"  # the quotes Nix prints
+# The one shape a batch must have, every line (``Mon DD HH:MM:SS host unit[pid]: message``,
+# the line parser's header with a C++ message), and only characters on which Python's re and
+# the Rust regex crate agree for every class the catalogue uses: printable ASCII and Nix's
+# quotes (\s differs on \x1c-\x1f, \w on numerals like ½, ...). Host: no space; unit: no
+# space, ``[`` or ``:``; the message starts with none of space, a digit or ``<``. Checked
+# with one match (a DFA, no captures); the fields are then cut at fixed offsets and at the
+# first `` ``, ``[`` and ``]: `` after the stamp, which is where the line parser's groups end
+# on a line of this shape.
+_SHAPE = (
+    r"^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9] "
+    r"[0-9][0-9]:[0-9][0-9]:[0-9][0-9] "
+    rf"[!-~{_Q}]+ [!-9;-Z\\-~{_Q}]+\[[0-9]+\]: [!-/:;=-~{_Q}][ -~{_Q}]*$"
 )
-# characters on which Python's re and the Rust regex crate agree for every class the
-# catalogue uses: printable ASCII and the quotes Nix prints (\s differs on \x1c-\x1f, \w on
-# numerals like ½, ...); a batch with any other character goes line by line
-_SAFE = "^[\x20-\x7e\u2018\u2019]*$"
 _WHOLE = "hydra_profiler_whole_match"  # a group name no catalogue pattern uses
 _RUST_UNITS = ("hydra-queue-runner-dev", "hydra-queue-builder-dev", "hydra-builder")
 MIN_BATCH_LINES = 2000  # fewer lines are not worth a columnar pass
@@ -92,28 +96,42 @@ def parse_column(text: Any, state: State) -> BatchResult | None:
 
     if len(text) < MIN_BATCH_LINES:
         return None
-    if not bool(text.str.contains(_SAFE).all()):
-        return None
-    # the header's fields in one pass; a line without the shape has none (null)
-    head = text.str.extract_groups(_HEADER).struct.unnest()
-    if head["msg"].null_count():
-        return None
+    line = pl.col("line")
+    rest = line.str.slice(16)
     try:
-        frame = pl.DataFrame(
-            {
-                "month": head["mon"].replace_strict(MONTH_NUMBERS, return_dtype=pl.Int32),
-                "day": head["day"].str.strip_chars(" ").cast(pl.Int32),
-                "hh": head["hh"].cast(pl.Int32),
-                "mm": head["mm"].cast(pl.Int32),
-                "ss": head["ss"].cast(pl.Int32),
-                "host": head["host"],
-                "unit": head["unit"],
-                "pid": head["pid"].cast(pl.Int64),
-                "msg": head["msg"],
-            }
-        ).with_row_index("i")
-    except pl.exceptions.PolarsError:  # a PID beyond 64 bits: the line parser says so
+        head = (
+            pl.DataFrame({"line": text})
+            .lazy()
+            .select(
+                line.str.contains(_SHAPE).all().alias("shaped"),
+                line.str.slice(0, 3).replace_strict(MONTH_NUMBERS, default=0,
+                                                    return_dtype=pl.Int32).alias("month"),
+                line.str.slice(4, 2).str.strip_chars_start(" ").cast(pl.Int32, strict=False)
+                .alias("day"),
+                *(line.str.slice(at, 2).cast(pl.Int32, strict=False).alias(name)
+                  for name, at in (("hh", 7), ("mm", 10), ("ss", 13))),
+                rest.str.splitn(" ", 2).alias("_host"),
+            )
+            .with_columns(
+                pl.col("_host").struct.field("field_0").alias("host"),
+                pl.col("_host").struct.field("field_1").str.splitn("[", 2).alias("_unit"),
+            )
+            .with_columns(
+                pl.col("_unit").struct.field("field_0").alias("unit"),
+                pl.col("_unit").struct.field("field_1").str.splitn("]: ", 2).alias("_pid"),
+            )
+            .select(
+                "shaped", "month", "day", "hh", "mm", "ss", "host", "unit",
+                pl.col("_pid").struct.field("field_0").cast(pl.Int64).alias("pid"),
+                pl.col("_pid").struct.field("field_1").alias("msg"),
+            )
+            .collect()
+        )  # fmt: skip
+    except pl.exceptions.PolarsError:  # a PID beyond 64 bits (the line parser says so)
         return None
+    if not head["shaped"][0]:
+        return None
+    frame = head.drop("shaped").with_row_index("i")
     if not _times(frame):
         return None
     frame = _stamps(frame, state)
