@@ -367,7 +367,7 @@ def _run(
     gen = _generation(con, generation)
     notes = list(steps_files.warnings)
     statements = [
-        ("joining BuildSteps and Builds", q.steps_sql(gen, window.since, window.until, has_builds)),
+        *q.steps_sql(gen, window.since, window.until, has_builds),
         *zip(
             ("busy levels", "contention", "joining steps and contention"),
             q.contention_sql(gen, runner_cores),
@@ -375,6 +375,9 @@ def _run(
         ),
     ]
     for label, statement in statements:
+        if label is None:
+            con.execute(statement)
+            continue
         with _watched(con, f"history: {label}", say):
             con.execute(statement)
     table = _table_of(con, run_dir, gen, window, notes)

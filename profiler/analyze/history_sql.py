@@ -65,10 +65,17 @@ def _times(generation: str) -> str:
     )
 
 
-def steps_sql(generation: str, since: float | None, until: float | None, builds: bool) -> str:
-    """``base``: one row per step (the last copy of a repeated one), joined with its build's
-    jobset and NAR size, with the back-off it waited after its drv's previous failed attempt
-    (:func:`profiler.analyze.steps.retry_waits`)."""
+def steps_sql(
+    generation: str, since: float | None, until: float | None, builds: bool
+) -> Sequence[tuple[str | None, str]]:
+    """(label, statement) that make ``base`` (no label: too quick for a progress line): one
+    row per step (the last copy of a repeated one), joined with its build's jobset and NAR
+    size, with the back-off it waited after its drv's previous failed attempt
+    (:func:`profiler.analyze.steps.retry_waits`).
+
+    One blocking operator per statement, each result a table: in one statement the join's
+    hash table of Builds stayed pinned while the two windows above it sorted 100M rows, and
+    the whole ran out of a 2GB limit (``benchmarks/history.py``); apart, each spills."""
     jobs = (
         "SELECT TRY_CAST(build AS BIGINT) AS build, "
         "coalesce(CAST(project AS VARCHAR), 'None') || ':' || "
@@ -81,21 +88,23 @@ def steps_sql(generation: str, since: float | None, until: float | None, builds:
     zeros = ", ".join(f"0::DOUBLE AS {c}" for c in ZERO_PHASES)
     drv = "CASE WHEN drv_path <> '' THEN drv_path END"
     attempt = f"PARTITION BY {drv} ORDER BY start_ts ASC NULLS LAST, _file, _row"
-    return f"""
+    last_copy = f"""
+CREATE TABLE last_copy AS
+SELECT TRY_CAST(build AS BIGINT) AS build, TRY_CAST(stepnr AS BIGINT) AS stepnr,
+    CAST(machine AS VARCHAR) AS machine, CAST(system AS VARCHAR) AS system,
+    CAST(drv_path AS VARCHAR) AS drv_path, TRY_CAST(status AS DOUBLE) AS status,
+    TRY_CAST(start_time AS DOUBLE) AS start_time, TRY_CAST(stop_time AS DOUBLE) AS stop_time,
+    coalesce(TRY_CAST(overhead_ms AS DOUBLE), 0::DOUBLE) / 1000 AS overhead_s, _file, _row
+FROM raw_steps {_window(since, until)}
+QUALIFY row_number() OVER (PARTITION BY build, stepnr ORDER BY _file DESC, _row DESC) = 1
+"""
+    timed = f"""
+CREATE TABLE timed AS
+SELECT last_copy.*, jobs.jobset, jobs.size_bytes, {_times(generation)}
+FROM last_copy LEFT JOIN jobs USING (build)
+"""
+    base = f"""
 CREATE TABLE base AS
-WITH raw AS (
-    SELECT TRY_CAST(build AS BIGINT) AS build, TRY_CAST(stepnr AS BIGINT) AS stepnr,
-        CAST(machine AS VARCHAR) AS machine, CAST(system AS VARCHAR) AS system,
-        CAST(drv_path AS VARCHAR) AS drv_path, TRY_CAST(status AS DOUBLE) AS status,
-        TRY_CAST(start_time AS DOUBLE) AS start_time, TRY_CAST(stop_time AS DOUBLE) AS stop_time,
-        coalesce(TRY_CAST(overhead_ms AS DOUBLE), 0::DOUBLE) / 1000 AS overhead_s, _file, _row
-    FROM raw_steps {_window(since, until)}
-    QUALIFY row_number() OVER (PARTITION BY build, stepnr ORDER BY _file DESC, _row DESC) = 1
-), jobs AS ({jobs}),
-timed AS (
-    SELECT raw.*, jobs.jobset, jobs.size_bytes, {_times(generation)}
-    FROM raw LEFT JOIN jobs USING (build)
-)
 SELECT build, stepnr, machine, system, jobset, drv_path,
     CASE WHEN isnan(status) THEN NULL ELSE status END AS status,
     start_ts, end_ts, build_s, copy_s, {zeros},
@@ -108,6 +117,15 @@ SELECT build, stepnr, machine, system, jobset, drv_path,
         THEN start_ts - lag(end_ts) OVER ({attempt}) ELSE 0::DOUBLE END AS retry_wait_s
 FROM timed
 """
+    return (
+        ("the last copy of each step", last_copy),
+        ("the last copy of each build", f"CREATE TABLE jobs AS {jobs}"),
+        ("joining BuildSteps and Builds", timed),
+        (None, "DROP TABLE last_copy"),
+        (None, "DROP TABLE jobs"),
+        ("retry back-offs", base),
+        (None, "DROP TABLE timed"),
+    )
 
 
 def _copy_window() -> tuple[str, str]:

@@ -385,7 +385,7 @@ def _whole_lines(batch: list[str] | Block) -> list[str] | Block:
 
 
 _BOM = b"\xef\xbb\xbf"
-_NO_SEPARATOR = "\x1f"  # the CSV reader's field separator: a line holding it goes line by line
+_NO_SEPARATOR = "\x1f"  # the CSV reader's field separator: a block holding it goes line by line
 
 
 class Block:
@@ -409,7 +409,7 @@ class Block:
         line holding the separator."""
         import polars as pl
 
-        if not self.data or self.data.startswith(_BOM):
+        if not self.data or self.data.startswith(_BOM) or _NO_SEPARATOR.encode() in self.data:
             return None
         try:
             frame = pl.read_csv(

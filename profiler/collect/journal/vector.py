@@ -21,8 +21,10 @@ line by line.
 from __future__ import annotations
 
 import calendar
+import os
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,7 @@ _SHAPE = (
 _WHOLE = "hydra_profiler_whole_match"  # a group name no catalogue pattern uses
 _RUST_UNITS = ("hydra-queue-runner-dev", "hydra-queue-builder-dev", "hydra-builder")
 MIN_BATCH_LINES = 2000  # fewer lines are not worth a columnar pass
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -124,6 +127,8 @@ def parse_column(text: Any, state: State) -> BatchResult | None:
                 "shaped", "month", "day", "hh", "mm", "ss", "host", "unit",
                 pl.col("_pid").struct.field("field_0").cast(pl.Int64).alias("pid"),
                 pl.col("_pid").struct.field("field_1").alias("msg"),
+                pl.col("_pid").struct.field("field_1").str.splitn(" ", 2).struct.field("field_0")
+                .alias("first"),
             )
             .collect()
         )  # fmt: skip
@@ -191,40 +196,71 @@ def _restarts(frame: Any, state: State) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _events(frame: Any, state: State) -> BatchResult | None:
+@dataclass
+class _Matched:
+    """One first word's lines, matched against its rules."""
+
+    parts: list[Any]
+    understood: int
+    unknown: Counter[str]
+
+
+def _match_group(word: str, group: Any) -> _Matched | None:
+    """The events of the lines whose message starts with ``word``: each rule takes the lines
+    the ones before it left (the line parser's first match wins), by one pass per rule: a
+    match when the rule has no fields, else a capture with the whole match as a group of its
+    own (which says which lines matched). None when a rule needs the line parser."""
     import polars as pl
 
     from profiler.collect.journal.parse import normalise
 
-    restarts = _restarts(frame, state)
-    frame = frame.with_columns(pl.col("msg").str.splitn(" ", 2).struct.field("field_0")
-                               .alias("first"))  # fmt: skip
+    remaining = group
     parts: list[Any] = []
-    unknown: Counter[str] = Counter()
     understood = 0
-    for (word,), group in frame.group_by(["first"], maintain_order=True):
-        remaining = group
-        for rule in (*rules.PLAIN.by_first.get(str(word), ()), *rules.PLAIN.anywhere):
-            if remaining.is_empty():
-                break
-            pattern = rule.message.pattern
-            if not _compatible(pattern):
-                return None
-            # one pass: the whole match as a group of its own says which lines matched
+    for rule in (*rules.PLAIN.by_first.get(word, ()), *rules.PLAIN.anywhere):
+        if remaining.is_empty():
+            break
+        pattern = rule.message.pattern
+        if not _compatible(pattern):
+            return None
+        if rule.names:
             anchored = f"^(?P<{_WHOLE}>{pattern})$"
             found = remaining["msg"].str.extract_groups(anchored).struct.unnest()
             hit = found[_WHOLE].is_not_null()
-            if not bool(hit.any()):
-                continue
-            rows = remaining.filter(hit)
-            remaining = remaining.filter(~hit)
-            part = _rule_frame(rule, rows, found.filter(hit).drop(_WHOLE))
-            if part is None:
-                return None
-            parts.append(part)
-            understood += len(rows)
-        for msg in remaining["msg"].to_list():
-            unknown[normalise(msg)] += 1
+        else:
+            found, hit = None, remaining["msg"].str.contains(f"^(?:{pattern})$")
+        if not bool(hit.any()):
+            continue
+        rows = remaining.filter(hit)
+        remaining = remaining.filter(~hit)
+        fields = found.filter(hit).drop(_WHOLE) if found is not None else pl.DataFrame()
+        part = _rule_frame(rule, rows, fields)
+        if part is None:
+            return None
+        parts.append(part)
+        understood += len(rows)
+    unknown: Counter[str] = Counter(normalise(m) for m in remaining["msg"].to_list())
+    return _Matched(parts, understood, unknown)
+
+
+def _events(frame: Any, state: State) -> BatchResult | None:
+    import polars as pl
+
+    restarts = _restarts(frame, state)
+    groups = frame.partition_by("first", maintain_order=True, as_dict=True)
+    # the words' passes in parallel: polars releases the GIL in its string kernels, and one
+    # kernel runs on one core (benchmarks/log_parse.py)
+    with ThreadPoolExecutor(max_workers=min(len(groups), _WORKERS) or 1) as pool:
+        matched = list(pool.map(lambda kv: _match_group(str(kv[0][0]), kv[1]), groups.items()))
+    parts: list[Any] = []
+    unknown: Counter[str] = Counter()
+    understood = 0
+    for m in matched:
+        if m is None:
+            return None
+        parts += m.parts
+        understood += m.understood
+        unknown.update(m.unknown)
     if restarts:
         parts.append(pl.DataFrame([{"i": i, "sub": 0, **ev} for i, ev in restarts]))
     n = len(frame)
