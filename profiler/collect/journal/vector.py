@@ -265,7 +265,7 @@ def _events(frame: Any, state: State) -> BatchResult | None:
         parts.append(pl.DataFrame([{"i": i, "sub": 0, **ev} for i, ev in restarts]))
     n = len(frame)
     events = (
-        pl.concat(parts, how="diagonal_relaxed").sort("i", "sub", maintain_order=True)
+        pl.concat(parts, how="diagonal_relaxed").sort(pl.col("i") * 2 + pl.col("sub"))
         if parts
         else pl.DataFrame()
     )
