@@ -102,12 +102,14 @@ class CpuProfile:
         """Cores busy per class (columns) per bucket start (index), over every bucket of
         the window (empty buckets at 0)."""
         c = self.of(process)
-        cores = c.assign(cores=c["cpu_seconds"] / c["bucket_seconds"])
-        table = cores.pivot_table(index="ts", columns="class", values="cores", aggfunc="sum")
         step = self.bucket_seconds
         start, end = self.window
-        grid = start + step * np.arange(max(1, round((end - start) / step)))
-        table = table.reindex(np.union1d(grid, table.index)).fillna(0.0)
+        slot = ((c["ts"] - start) / step).round().astype(int)  # float starts: by position
+        cores = c.assign(cores=c["cpu_seconds"] / c["bucket_seconds"], slot=slot)
+        table = cores.pivot_table(index="slot", columns="class", values="cores", aggfunc="sum")
+        slots = np.arange(max(1, round((end - start) / step), int(slot.max()) + 1))
+        table = table.reindex(slots).fillna(0.0)
+        table.index = pd.Index(start + step * slots, name="ts")
         order = [k for k in CLASSES if k in table.columns]
         return table[order + [k for k in table.columns if k not in order]]
 

@@ -129,5 +129,10 @@ def _coverage(a: Analysis, out: io.StringIO) -> None:
     for s in cov["sources"]:
         print(f"  - {s['name']}: {s['rows']} rows, {s['detail']}, {s['precision']}", file=out)
     print(f"  - compression: {cov['compression']}", file=out)
+    if a.cpu is not None:
+        cpu = a.cpu
+        print(f"  - cpu: {cpu.describe()}, {cpu.span_seconds:.1f} s in buckets of "
+              f"{cpu.bucket_seconds:g} s; compression {a.attribution.how('compression')}",
+              file=out)  # fmt: skip
     for note in cov["notes"]:
         print(f"  - {note}", file=out)
