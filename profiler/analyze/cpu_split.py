@@ -173,6 +173,12 @@ def measured_compression(
     lo, hi = cpu.window
     near = has_phase & (b > lo) & (a < hi)
     covered = has_phase & (a >= lo) & (b <= hi)
+    if not covered.any():
+        return None, (
+            f"CPU samples not used for the compression split: the {process} samples "
+            f"({window_coverage(cpu.window, table.window):.0%} of the run's window) cover "
+            "no step's copy phase whole"
+        )
     buckets = _buckets(cpu, process)
     got = np.zeros(len(s))
     got[near] = _share_out((a[near], b[near]), _densities(s[near], phase[near]), buckets)

@@ -4,10 +4,11 @@ that runs no script: every frame is a ``<g>`` with its CPU class as a CSS class
 and a ``<title>`` the browser shows on hover (frame, class, CPU seconds, share).
 
 Large profiles stay usable: the siblings narrower than :data:`MIN_SHARE` of the whole are
-merged into one ``[n narrow frames]`` box (class ``cpu-merged``), whose children are not
-drawn, and rows stop at :data:`MAX_DEPTH`; the number of boxes is bounded by both, not by
-the number of stacks. The rows under the root are the process, then the thread, then the
-stack root to leaf, as in ``collect cpu``'s folded stacks.
+merged into one ``[n narrow frames]`` box (class ``cpu-merged``; a lone one is drawn as
+itself), whose children are not drawn, and rows stop at :data:`MAX_DEPTH`; the number of
+boxes is bounded by both, not by the number of stacks. The rows under the root are the
+process, then the thread, then the stack root to leaf, as in ``collect cpu``'s folded
+stacks.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ def layout(root: Node, min_share: float = MIN_SHARE, max_depth: int = MAX_DEPTH)
         if depth + 1 >= max_depth:
             continue
         narrow = Node("")
-        for child in sorted(node.children.values(), key=lambda n: (-n.seconds, n.name)):
-            if child.seconds / total < min_share:
+        children = sorted(node.children.values(), key=lambda n: (-n.seconds, n.name))
+        several = sum(c.seconds / total < min_share for c in children) > 1
+        for child in children:
+            if several and child.seconds / total < min_share:
                 narrow.seconds += child.seconds
                 narrow.children[child.name] = child
                 continue

@@ -209,3 +209,27 @@ def test_overlapping_phases_share_a_bucket_by_bytes_per_second() -> None:
     buckets = (np.array([0.0, 0.5, 1.0]), np.array([0.5, 1.0, 1.5]), np.array([0.2, 0.4, 0.3]))
     got = _share_out(spans, np.array([1.0, 3.0]), buckets)
     assert got == pytest.approx([0.2 + 0.1, 0.3 + 0.3])
+
+
+def test_samples_outside_every_copy_phase_claim_no_measurement(tmp_path: Path) -> None:
+    run = frozen("cxx-all", tmp_path)
+    base = plain(run)
+    after = base.table.window[1] + 3600
+    write_cpu(run, [class_row(after + i * BUCKET_S, "compression", 0.04, "hydra-queue-run")
+                    for i in range(20)])  # fmt: skip
+    a = plain(run)
+    assert a.cpu_split is None and a.steps["compress_s"].equals(base.steps["compress_s"])
+    assert a.attribution.how("compression") == base.attribution.how("compression")
+    assert "(0% of the run's window) cover no step's copy phase whole" in " ".join(
+        a.attribution.notes
+    )
+    assert "0% of the run's window" in a.verdict.evidence[-1]
+
+
+def test_a_lone_narrow_frame_is_drawn_as_itself() -> None:
+    rows = [{"process": "p", "thread": "t", "class": "compression", "stack": "main;lzma",
+             "cpu_seconds": 10.0},
+            {"process": "p", "thread": "t", "class": "hashing", "stack": "main;sha",
+             "cpu_seconds": 0.001}]  # fmt: skip
+    names = {b.name for b in layout(call_tree(pd.DataFrame(rows)))}
+    assert "sha" in names and not any("narrow" in n for n in names)
