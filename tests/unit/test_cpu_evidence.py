@@ -60,7 +60,9 @@ def write_cpu(run: str, classes: list[dict], stacks: list[dict] | None = None,
         ])  # fmt: skip
 
 
-def compressing_buckets(base: Analysis, until: float, process: str) -> tuple[list[dict], dict]:
+def compressing_buckets(
+    base: Analysis, until: float, process: str, machine: str | None = None
+) -> tuple[list[dict], dict]:
     """Buckets from the run's start to ``until`` where each step compresses at k NAR bytes
     per second of phase (k x its NAR rate, so its measured share is k x its NAR bytes),
     plus 0.01 CPU-s of network per bucket; and each step's expected seconds."""
@@ -68,6 +70,8 @@ def compressing_buckets(base: Analysis, until: float, process: str) -> tuple[lis
     a, b, limit = _phases(s)
     nar = s["nar_bytes"].astype(float).to_numpy()
     ok = (b - a > 0) & np.isfinite(nar) & (nar > 0)
+    if machine is not None:  # only that machine's builder compresses what is sampled
+        ok &= (s["machine"] == machine).to_numpy()
     k = 0.5 * float(np.min(limit[ok] / nar[ok]))
     lo = base.table.window[0]
     rows, expected = [], {}
@@ -233,3 +237,24 @@ def test_a_lone_narrow_frame_is_drawn_as_itself() -> None:
              "cpu_seconds": 0.001}]  # fmt: skip
     names = {b.name for b in layout(call_tree(pd.DataFrame(rows)))}
     assert "sha" in names and not any("narrow" in n for n in names)
+
+
+def test_rust_presigned_builder_of_the_run_host_is_measured(tmp_path: Path) -> None:
+    run = frozen("rust-all", tmp_path)
+    manifest = Path(run) / "manifest.json"
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    manifest.write_text(json.dumps({**doc, "host": "builder-1"}), encoding="utf-8")
+    base = plain(run)
+    hi = base.table.window[1]
+    rows, expected = compressing_buckets(base, hi + 1, "hydra-builder", machine="builder-1")
+    write_cpu(run, rows)
+    a = plain(run)
+    assert a.codec_choice is not None and a.codec_choice.mode == "presigned"
+    measured = a.steps["compress_source"].str.startswith("measured")
+    assert set(a.steps.index[measured]) == set(expected) and expected
+    assert set(a.steps.loc[measured, "machine"]) == {"builder-1"}
+    for idx, seconds in expected.items():
+        assert a.steps.loc[idx, "compress_s"] == pytest.approx(seconds, rel=1e-6, abs=1e-9)
+    other = a.steps["machine"] == "builder-2"
+    assert a.steps.loc[other, "compress_s"].equals(base.steps.loc[other, "compress_s"])
+    assert a.attribution.how("compression").startswith("measured (hydra-builder CPU samples)")
