@@ -70,7 +70,7 @@ class CpuProfile:
         """Sampler, call graph and target, as one phrase."""
         c = self.classes
         parts = [
-            "/".join(sorted(set(c[col].dropna().astype(str))))
+            ", ".join(sorted(set(c[col].dropna().astype(str))))
             for col in ("sampler", "call_graph", "target")
         ]
         return f"{parts[0]} ({parts[1]} call graphs) of {parts[2]}"
@@ -93,8 +93,31 @@ class CpuProfile:
         names = self.classes["process"].astype(str)
         return self.classes[names.map(lambda comm: same_process(comm, process))]
 
+    def class_table(self) -> pd.DataFrame:
+        """Per (process, class): CPU seconds and the share of the process' CPU, processes
+        busiest first, classes too."""
+        rows = []
+        for process in self.processes():
+            per = self.by_class(process)
+            total = float(per.sum())
+            rows += [(process, c, float(s), s / total if total else 0.0) for c, s in per.items()]
+        return pd.DataFrame(rows, columns=["process", "class", "cpu_seconds", "share"])
+
+    def by_thread(self) -> pd.DataFrame:
+        """Per (process, thread): CPU seconds, cores busy on average over the window and
+        the class most of its CPU was in, busiest first."""
+        c = self.classes
+        per = c.groupby(["process", "thread", "class"])["cpu_seconds"].sum().reset_index()
+        top = per.sort_values("cpu_seconds").groupby(["process", "thread"]).tail(1)
+        out = per.groupby(["process", "thread"])["cpu_seconds"].sum().reset_index()
+        out = out.merge(top.drop(columns="cpu_seconds"), on=["process", "thread"])
+        span = self.span_seconds
+        out["cores"] = out["cpu_seconds"] / span if span > 0 else math.nan
+        return out.sort_values("cpu_seconds", ascending=False, ignore_index=True)
+
     def cores_busy(self, process: str | None = None) -> float:
-        """CPU seconds over the sampled window: cores busy on average."""
+        """CPU seconds over the sampled window: cores busy on average (the window is whole
+        buckets: a first or last bucket sampled in part lowers it a little)."""
         span = self.span_seconds
         return float(self.of(process)["cpu_seconds"].sum()) / span if span > 0 else math.nan
 

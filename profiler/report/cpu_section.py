@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from profiler.report import figures as fg
 from profiler.report.flame import CLASS_COLORS, flame_svg
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
 MAX_PANELS = 4  # processes drawn over time; the table has every one
 UNKNOWN_ROWS = 15
+THREAD_ROWS = 15
 
 
 @dataclass
@@ -62,16 +62,6 @@ def classes_over_time(cpu: CpuProfile, origin: float) -> Figure | None:
     return fig
 
 
-def class_table(cpu: CpuProfile) -> pd.DataFrame:
-    """CPU seconds and share of the process' CPU per (process, class)."""
-    rows = []
-    for process in cpu.processes():
-        per = cpu.by_class(process)
-        total = float(per.sum())
-        rows += [(process, c, float(s), s / total if total else 0.0) for c, s in per.items()]
-    return pd.DataFrame(rows, columns=["process", "class", "cpu_seconds", "share"])
-
-
 def _flame(cpu: CpuProfile) -> SvgItem:
     stacks = cpu.stacks
     total = float(stacks["cpu_seconds"].sum()) if not stacks.empty else 0.0
@@ -107,7 +97,7 @@ def cpu_section(a: Analysis, origin: float) -> Section | None:
     top = ", ".join(f"{p} {cpu.cores_busy(p):.2f}" for p in cpu.processes()[:MAX_PANELS])
     unknown = cpu.unknown.sort_values("cpu_seconds", ascending=False).head(UNKNOWN_ROWS)
     items: list[FigureItem | TableItem | SvgItem] = [
-        TableItem("table-cpu-classes", "CPU by class", class_table(cpu),
+        TableItem("table-cpu-classes", "CPU by class", cpu.class_table(),
                   "CPU seconds of each process per class, and the share of its CPU.",
                   {"cpu_seconds": _num(2), "share": format_share}, {"cpu_seconds": "CPU-s"}),
         _figure("fig-cpu-classes", "CPU classes over time", classes_over_time(cpu, origin),
@@ -115,6 +105,11 @@ def cpu_section(a: Analysis, origin: float) -> Section | None:
                 f"Cores busy per class in each {cpu.bucket_seconds:g} s bucket of the samples.",
                 "No samples to draw."),
         _flame(cpu),
+        TableItem("table-cpu-threads", "Busiest threads",
+                  cpu.by_thread().head(THREAD_ROWS).rename(columns={"class": "mostly"}),
+                  "CPU seconds per thread, cores busy on average over the sampled window, "
+                  "and the class most of its CPU was in.",
+                  {"cpu_seconds": _num(2), "cores": _num(2)}, {"cpu_seconds": "CPU-s"}),
     ]  # fmt: skip
     if not unknown.empty:
         cols = [c for c in ("frame", "dso", "samples", "cpu_seconds") if c in unknown]

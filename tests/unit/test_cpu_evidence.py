@@ -8,6 +8,7 @@ added to a copy."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from profiler.analyze.cpu_split import _phases
 from profiler.bench.profiles import from_result
 from profiler.bench.results import load_result
 from profiler.report.flame import call_tree, layout
+from profiler.report.terminal import render
 from profiler.store import Run
 
 DATA = Path(__file__).parent.parent / "data"
@@ -132,6 +134,13 @@ def test_evidence_line_shares_and_cores(tmp_path: Path) -> None:
     assert a.cpu is not None and a.cpu.cores_busy() == pytest.approx(1.025)
     over = a.cpu.over_time("hydra-queue-runner")
     assert len(over) == 40 and over["compression"].to_numpy() == pytest.approx(0.6)
+    threads = a.cpu.by_thread()
+    assert list(threads["thread"]) == ["t11", "t12", "t11"]
+    assert list(threads["class"]) == ["compression", "hashing", "runtime"]
+    assert threads["cores"].iloc[0] == pytest.approx(0.7)  # (0.6 + 0.1) CPU-s per s
+    text = render(a, [])
+    assert "cpu (perf (dwarf call graphs) of pid 10 (hydra-queue-run), pid 10 (postgres)" in text
+    assert re.search(r"hydra-queue-run\s+compression\s+1\.20\s+60\.0%", text)
 
 
 def test_no_samples_of_the_compressing_process_claims_nothing(tmp_path: Path) -> None:
