@@ -253,7 +253,7 @@ def analyze(
     profiles = profiles or {}
     profile = _farm_profile(codec_name, profiles, profile)
     cores_of = _runner_cores(runner_cores)
-    cpu = read_cpu(reader)
+    cpu, cpu_notes = read_cpu(reader)
     measured, why = (
         measured_compression(table, choice.mode, cpu, reader.manifest.get("host"))
         if cpu is not None and not table.steps.empty
@@ -281,6 +281,7 @@ def analyze(
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
     att.notes.extend(notes)
+    att.notes.extend(cpu_notes)
     if measured is not None:
         att.measured = measured.how()
     att.notes.extend([measured.note()] if measured else [why] if why else [])

@@ -137,23 +137,46 @@ class CpuProfile:
         return table[order + [k for k in table.columns if k not in order]]
 
 
-def load_cpu(tables: dict[str, pd.DataFrame | None]) -> CpuProfile | None:
-    """The :class:`CpuProfile` of a run's cpu tables (by name); None without samples."""
-    classes = tables.get("cpu_classes")
-    if classes is None or classes.empty:
-        return None
-    classes = classes.dropna(subset=["ts", "bucket_seconds", "cpu_seconds"])
+NEEDED = {  # the columns each table cannot do without, the numbers among them
+    "cpu_classes": (("ts", "bucket_seconds", "process", "thread", "class", "cpu_seconds"),
+                    ("ts", "bucket_seconds", "cpu_seconds")),
+    "cpu_stacks": (("process", "thread", "class", "stack", "cpu_seconds"), ("cpu_seconds",)),
+    "cpu_unknown": (("frame", "cpu_seconds"), ("cpu_seconds",)),
+}  # fmt: skip
+LABELS = ("sampler", "call_graph", "target")  # said in descriptions; "unknown" when absent
+
+
+def _usable(name: str, frame: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+    """The table with its numbers as numbers and the rows without them dropped; empty
+    (with a note) when it lacks a column it cannot do without."""
+    needed, numbers = NEEDED[name]
+    if frame is None:
+        return pd.DataFrame(columns=list(needed))
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        notes.append(f"sampled CPU: table {name} lacks {', '.join(missing)}: not used")
+        return pd.DataFrame(columns=list(needed))
+    frame = frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in numbers})
+    kept = frame.dropna(subset=list(numbers))
+    if len(kept) < len(frame):
+        notes.append(f"sampled CPU: {len(frame) - len(kept)} {name} rows without numbers skipped")
+    return kept.reset_index(drop=True)
+
+
+def load_cpu(tables: dict[str, pd.DataFrame | None]) -> tuple[CpuProfile | None, list[str]]:
+    """The :class:`CpuProfile` of a run's cpu tables (by name), None without samples; and
+    notes on what was not usable."""
+    notes: list[str] = []
+    classes = _usable("cpu_classes", tables.get("cpu_classes"), notes)
     classes = classes[classes["bucket_seconds"] > 0]
     if classes.empty:
-        return None
-    empty = pd.DataFrame(columns=["process", "thread", "class", "stack", "cpu_seconds"])
-    stacks = tables.get("cpu_stacks")
-    unknown = tables.get("cpu_unknown")
-    return CpuProfile(
-        classes.reset_index(drop=True),
-        stacks if stacks is not None else empty,
-        unknown if unknown is not None else pd.DataFrame(columns=["frame", "dso", "cpu_seconds"]),
-    )
+        return None, notes
+    for label in LABELS:
+        if label not in classes:
+            classes = classes.assign(**{label: "unknown"})
+    stacks = _usable("cpu_stacks", tables.get("cpu_stacks"), notes)
+    unknown = _usable("cpu_unknown", tables.get("cpu_unknown"), notes)
+    return CpuProfile(classes.reset_index(drop=True), stacks, unknown), notes
 
 
 def compressing_process(generation: str, upload_mode: str | None) -> str | None:

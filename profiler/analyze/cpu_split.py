@@ -83,8 +83,8 @@ class MeasuredSplit:
         }
 
 
-def read_cpu(reader: Any) -> CpuProfile | None:
-    """The run's :class:`CpuProfile` (None without cpu tables)."""
+def read_cpu(reader: Any) -> tuple[CpuProfile | None, list[str]]:
+    """The run's :class:`CpuProfile` (None without cpu tables), and what was not usable."""
     present = set(reader.tables())
     return load_cpu({n: reader.table(n) for n in CPU_TABLES if n in present})
 

@@ -267,3 +267,15 @@ def test_rust_presigned_builder_of_the_run_host_is_measured(tmp_path: Path) -> N
     other = a.steps["machine"] == "builder-2"
     assert a.steps.loc[other, "compress_s"].equals(base.steps.loc[other, "compress_s"])
     assert a.attribution.how("compression").startswith("measured (hydra-builder CPU samples)")
+
+
+def test_cpu_tables_lacking_columns_are_said_and_left_out(tmp_path: Path) -> None:
+    run = frozen("cxx-all", tmp_path)
+    base = plain(run)
+    lo = base.table.window[0]
+    rows = [{k: v for k, v in class_row(lo, "compression", 0.04, "hydra-queue-run").items()
+             if k != "bucket_seconds"}]  # fmt: skip
+    write_cpu(run, rows)
+    a = plain(run)
+    assert a.cpu is None and a.steps["compress_s"].equals(base.steps["compress_s"])
+    assert "sampled CPU: table cpu_classes lacks bucket_seconds: not used" in a.attribution.notes
