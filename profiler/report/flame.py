@@ -97,8 +97,8 @@ def layout(root: Node, min_share: float = MIN_SHARE, max_depth: int = MAX_DEPTH)
     while todo:
         node, x, depth = todo.pop()
         boxes.append(Box(x, node.seconds / total, depth, node.name, node.cls, node.seconds))
-        if depth + 1 >= max_depth:
-            continue
+        if depth + 1 >= max_depth or node.seconds / total < min_share:
+            continue  # a narrow frame (drawn when it is its parent's only one) ends there
         narrow = Node("")
         children = sorted(node.children.values(), key=lambda n: (-n.seconds, n.name))
         several = sum(c.seconds / total < min_share for c in children) > 1

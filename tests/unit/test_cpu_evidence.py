@@ -279,3 +279,13 @@ def test_cpu_tables_lacking_columns_are_said_and_left_out(tmp_path: Path) -> Non
     a = plain(run)
     assert a.cpu is None and a.steps["compress_s"].equals(base.steps["compress_s"])
     assert "sampled CPU: table cpu_classes lacks bucket_seconds: not used" in a.attribution.notes
+
+
+def test_a_chain_of_narrow_frames_ends_at_the_first() -> None:
+    rows = [{"process": "p", "thread": "t", "class": "compression", "stack": "main;lzma",
+             "cpu_seconds": 10.0},
+            {"process": "p", "thread": "t", "class": "other",
+             "stack": ";".join(f"k{i}" for i in range(40)), "cpu_seconds": 0.001}]  # fmt: skip
+    boxes = layout(call_tree(pd.DataFrame(rows)))
+    assert [b.name for b in boxes if b.name.startswith("k")] == ["k0"]
+    assert max(b.depth for b in boxes) == 4  # all, p, t, main, lzma
