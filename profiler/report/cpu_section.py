@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from profiler.report import figures as fg
-from profiler.report.flame import CLASS_COLORS, flame_svg
+from profiler.report.flame import CLASS_COLORS, NAMESPACE, flame_svg
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -73,6 +73,7 @@ def _flame(cpu: CpuProfile) -> SvgItem:
     total = float(stacks["cpu_seconds"].sum()) if not stacks.empty else 0.0
     alt = f"Flame graph of {len(stacks)} distinct stacks, {total:.1f} CPU-s"
     svg = flame_svg(stacks, "fig-cpu-flame", alt)
+    standalone = svg.replace("<svg ", f"<svg{NAMESPACE} ", 1) if svg else None
     return SvgItem(
         "fig-cpu-flame",
         "Flame graph by CPU class",
@@ -81,7 +82,7 @@ def _flame(cpu: CpuProfile) -> SvgItem:
         "for its class, CPU seconds and share. Frames narrower than 0.2% are merged.",
         alt if svg else "",
         svg,
-        flame_svg(stacks, "fig-cpu-flame", alt, standalone=True),
+        standalone,
         "" if svg else "No stacks in the run (cpu_stacks): only the classes were kept.",
     )
 

@@ -48,13 +48,9 @@ class Node:
     by_class: dict[str, float] = field(default_factory=dict)
     children: dict[str, Node] = field(default_factory=dict)
 
-    def add(self, path: list[str], cls: str, seconds: float) -> None:
-        node = self
-        for name in [None, *path]:
-            if name is not None:
-                node = node.children.setdefault(name, Node(name))
-            node.seconds += seconds
-            node.by_class[cls] = node.by_class.get(cls, 0.0) + seconds
+    def count(self, cls: str, seconds: float) -> None:
+        self.seconds += seconds
+        self.by_class[cls] = self.by_class.get(cls, 0.0) + seconds
 
     @property
     def cls(self) -> str:
@@ -62,17 +58,43 @@ class Node:
         return max(self.by_class.items(), key=lambda kv: kv[1])[0] if self.by_class else "other"
 
 
-def call_tree(stacks: pd.DataFrame) -> Node:
-    """The tree of ``cpu_stacks`` rows: process, thread, then the stack's frames."""
-    root = Node("all")
+Path = tuple[list[str], str, float]  # frames (process, thread, root..leaf), class, CPU-s
+
+
+def call_tree(
+    stacks: pd.DataFrame, min_share: float = MIN_SHARE, max_depth: int = MAX_DEPTH
+) -> Node:
+    """The tree of ``cpu_stacks`` rows: process, thread, then the stack's frames; built a
+    level at a time, and only under the frames :func:`layout` descends into (at least
+    ``min_share`` of the whole, above ``max_depth``), so a large profile's narrow tails
+    cost nothing."""
+    paths: list[Path] = []
     for process, thread, cls, stack, seconds in stacks[
         ["process", "thread", "class", "stack", "cpu_seconds"]
     ].itertuples(index=False):
-        if not seconds or seconds != seconds or seconds <= 0:
-            continue
-        frames = [f for f in str(stack).split(";") if f]
-        root.add([str(process), str(thread), *frames], str(cls), float(seconds))
+        if seconds == seconds and seconds > 0:  # not NaN
+            frames = [f for f in str(stack).split(";") if f]
+            paths.append(([str(process), str(thread), *frames], str(cls), float(seconds)))
+    root = Node("all")
+    for _, cls, seconds in paths:
+        root.count(cls, seconds)
+    alive: list[tuple[Node, list[Path]]] = [(root, paths)]
+    for depth in range(max_depth - 1):
+        alive = [grown for node, through in alive for grown in _grow(node, through, depth)]
+        alive = [(n, p) for n, p in alive if n.seconds >= min_share * root.seconds]
     return root
+
+
+def _grow(node: Node, through: list[Path], depth: int) -> list[tuple[Node, list[Path]]]:
+    """The children of ``node`` (the frames at ``depth`` of the paths through it)."""
+    below: dict[str, list[Path]] = {}
+    for path in through:
+        if depth < len(path[0]):
+            name = path[0][depth]
+            child = node.children.setdefault(name, Node(name))
+            child.count(path[1], path[2])
+            below.setdefault(name, []).append(path)
+    return [(node.children[name], kept) for name, kept in below.items()]
 
 
 @dataclass(frozen=True)
@@ -131,11 +153,9 @@ def _box_svg(b: Box, total: float) -> str:
     )
 
 
-def flame_svg(
-    stacks: pd.DataFrame, svg_id: str, label: str, *, standalone: bool = False
-) -> str | None:
-    """The icicle as one ``<svg>`` element (None without stacks); ``standalone``: with the
-    SVG namespace, for a file of its own (inline in HTML it needs none)."""
+def flame_svg(stacks: pd.DataFrame, svg_id: str, label: str) -> str | None:
+    """The icicle as one ``<svg>`` element (None without stacks), for inline HTML: a file
+    of its own needs :data:`NAMESPACE` on it."""
     if stacks is None or stacks.empty:
         return None
     root = call_tree(stacks)
@@ -145,7 +165,7 @@ def flame_svg(
     height = (max(b.depth for b in boxes) + 1) * ROW_PX
     body = "".join(_box_svg(b, root.seconds) for b in boxes)
     return (
-        f'<svg id="{svg_id}" class="flame"{NAMESPACE if standalone else ""} '
+        f'<svg id="{svg_id}" class="flame" '
         f'viewBox="0 0 {WIDTH_PX} {height}" width="100%" role="img" '
         f'aria-label="{html.escape(label)}" font-family="monospace" font-size="11">'
         f"{body}</svg>"
