@@ -151,10 +151,12 @@ def measured_compression(
     with why it does not apply."""
     process = compressing_process(table.generation, upload_mode)
     if process is None:
-        return None, (
-            "CPU samples not used for the compression split: in direct upload mode the "
-            "runner compresses after the step, outside step time"
+        why = (
+            "in direct upload mode the runner compresses after the step, outside step time"
+            if table.generation == "rust"
+            else f"which process compresses is not known (queue runner {table.generation})"
         )
+        return None, f"CPU samples not used for the compression split: {why}"
     if cpu.of(process).empty:
         return None, f"CPU samples not used for the compression split: no {process} samples"
     s = table.steps

@@ -79,7 +79,8 @@ def _flame(cpu: CpuProfile) -> SvgItem:
         "Flame graph by CPU class",
         "Root at the top: process, thread, then the stack root to leaf; widths are CPU "
         "seconds; colour is the class most of a frame's samples were in; hover a frame "
-        "for its class, CPU seconds and share. Frames narrower than 0.2% are merged.",
+        "for its class, CPU seconds and share. Frames narrower than 0.2% are merged. The "
+        "stacks have no times: they cover the whole sampling, whatever window was analysed.",
         alt if svg else "",
         svg,
         standalone,

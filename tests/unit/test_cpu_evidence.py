@@ -7,6 +7,7 @@ added to a copy."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -289,3 +290,20 @@ def test_a_chain_of_narrow_frames_ends_at_the_first() -> None:
     boxes = layout(call_tree(pd.DataFrame(rows)))
     assert [b.name for b in boxes if b.name.startswith("k")] == ["k0"]
     assert max(b.depth for b in boxes) == 4  # all, p, t, main, lzma
+
+
+def test_direct_mode_and_unknown_generation_are_not_split_by_samples(tmp_path: Path) -> None:
+    from profiler.analyze.cpu import load_cpu
+    from profiler.analyze.cpu_split import measured_compression
+
+    table = plain(frozen("rust-all", tmp_path)).table
+    lo, hi = table.window
+    rows = [class_row(t, "compression", 0.04, "hydra-builder") for t in np.arange(lo, hi, 0.5)]
+    cpu, notes = load_cpu({"cpu_classes": pd.DataFrame(rows)})
+    assert cpu is not None and not notes
+    split, why = measured_compression(table, "direct", cpu, "builder-1")
+    assert split is None and "in direct upload mode the runner compresses after the step" in why
+    assert measured_compression(table, "presigned", cpu, "builder-1")[0] is not None
+    unknown = dataclasses.replace(table, generation="unknown")
+    split, why = measured_compression(unknown, None, cpu, "builder-1")
+    assert split is None and "which process compresses is not known" in why
