@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from profiler.analyze.attribution import Attribution, attribute, breakdown, by_window, split_copy
+from profiler.analyze.cpu import CpuProfile, compressing_process, evidence_line
+from profiler.analyze.cpu_split import MeasuredSplit, measured_compression, read_cpu
 from profiler.analyze.evidence import CodecChoice, choose_codec
 from profiler.analyze.farm import farm_attribution, farm_table, farm_totals
 from profiler.analyze.gauges import (
@@ -86,6 +88,8 @@ class Analysis:
     wall_percentiles_s: Mapping[str, float] = field(default_factory=dict)  # p50, p90, p99
     slot_not_building_share: float = math.nan  # machine-slot time not spent building
     engine: str = "memory"  # "memory", or "history" (out of core: `steps` has no rows)
+    cpu: CpuProfile | None = None  # sampled CPU (collect cpu), None without the cpu tables
+    cpu_split: MeasuredSplit | None = None  # the steps whose compression was measured
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -121,6 +125,24 @@ class Analysis:
             "by_machine": _records(self.by_machine.reset_index()),
             "by_window": _records(self.by_window.reset_index()),
             "coverage": self.coverage(),
+            **({"cpu": self.cpu_dict()} if self.cpu is not None else {}),
+        }
+
+    def cpu_dict(self) -> dict[str, Any]:
+        """The sampled CPU: window, cores busy and CPU seconds per process and class, and
+        the steps whose compression it measured."""
+        cpu = self.cpu
+        assert cpu is not None
+        start, end = cpu.window
+        return {
+            "window_utc": [start, end],
+            "bucket_seconds": cpu.bucket_seconds,
+            "sampled": cpu.describe(),
+            "processes": {
+                p: {"cores_busy": cpu.cores_busy(p), "cpu_seconds": cpu.by_class(p).to_dict()}
+                for p in cpu.processes()
+            },
+            "compression_split": self.cpu_split.as_dict() if self.cpu_split else None,
         }
 
 
@@ -231,6 +253,12 @@ def analyze(
     profiles = profiles or {}
     profile = _farm_profile(codec_name, profiles, profile)
     cores_of = _runner_cores(runner_cores)
+    cpu, cpu_notes = read_cpu(reader)
+    measured, why = (
+        measured_compression(table, choice.mode, cpu, reader.manifest.get("host"))
+        if cpu is not None and not table.steps.empty
+        else (None, "")
+    )
     if table.steps.empty:
         totals = farm_totals(samples, gen, profile, choice.mode) if gen in ("cxx", "rust") else None
         if totals is None or sum(totals.seconds.values()) <= 0:
@@ -242,7 +270,10 @@ def analyze(
         steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))
         att = farm_attribution(totals)
     else:
-        steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))
+        steps = split_copy(
+            table, profile, choice.mode, cores_of[0], builder_psi(samples),
+            measured=measured.seconds if measured else None,
+        )  # fmt: skip
         att = attribute(table, steps)
     att.notes.append(f"codec {codec_name}: {choice.source}")
     att.notes.extend(f"run store: {w}" for w in reader.warnings)  # skipped damaged records
@@ -250,9 +281,19 @@ def analyze(
         att.notes.append(f"Rust upload mode {choice.mode}: {choice.mode_source}")
     att.notes.extend(choice.notes)
     att.notes.extend(notes)
+    att.notes.extend(cpu_notes)
+    if measured is not None:
+        att.measured = measured.how()
+    att.notes.extend([measured.note()] if measured else [why] if why else [])
     p = pressure(samples, table.window, slots, gen, handing_over(table.steps, gen))
     sampled = p.interval_s if table.estimated and math.isfinite(p.interval_s) else 0.0
     verdict = decide(att, steps, gen, p, logs, _resolution(steps), sampled)
+    if cpu is not None:
+        process = compressing_process(gen, choice.mode)
+        verdict.evidence.append(
+            evidence_line(cpu, process, table.window, p.download_wait_share if gen == "cxx"
+                          else math.nan)
+        )  # fmt: skip
     steps = steps.assign(system=steps["system"].fillna("unknown"))
     jobsets = (
         steps.assign(jobset=steps["jobset"].fillna("unknown"))
@@ -286,6 +327,8 @@ def analyze(
         bench=bench,
         wall_percentiles_s=_percentiles(steps["wall_s"]),
         slot_not_building_share=_not_building(steps),
+        cpu=cpu,
+        cpu_split=measured,
     )
 
 

@@ -50,6 +50,7 @@ class Attribution:
     notes: list[str]
     unsplit_seconds: float = 0.0  # copy-phase time that could not be split (no NAR size/profile)
     queue_observed: bool = True  # whether the queue wait (in scheduling) was observed at all
+    measured: str = ""  # how compression was measured (CPU samples), where it was
 
     def how(self, category: str) -> str:
         """How a category's seconds were obtained: observed, estimated, or (compression with
@@ -60,6 +61,8 @@ class Attribution:
             return "includes unsplit compression"
         if category == "scheduling" and not self.queue_observed:
             return "partial: queue wait not observed"
+        if category == "compression" and self.measured:
+            return self.measured
         return "estimated" if self.estimated[category] else "observed"
 
     def as_dict(self) -> dict[str, float]:
@@ -167,7 +170,7 @@ def slope_of(sample: tuple[np.ndarray, np.ndarray]) -> float:
     return float(np.median(slopes)) if len(slopes) else math.nan
 
 
-def _copy_window(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def copy_window(steps: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Each step's copy phase (start, end): the tracker's where it saw one, else the copy
     seconds before the step's post-processing."""
     end = steps["end_ts"].astype(float)
@@ -191,7 +194,7 @@ def compressing_peak(steps: pd.DataFrame, generation: str) -> int:
         if "machine" not in steps:
             return 0
         return peak_concurrency(steps["start_ts"], steps["end_ts"], steps["machine"])
-    return peak_concurrency(*_copy_window(steps))
+    return peak_concurrency(*copy_window(steps))
 
 
 def _mean_level(starts: np.ndarray, ends: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -257,7 +260,7 @@ def cpu_contention(
     out = pd.Series(np.nan, index=steps.index)
     if steps.empty or not {"start_ts", "end_ts"} <= set(steps.columns):
         return out
-    copy_start, copy_end = _copy_window(steps)
+    copy_start, copy_end = copy_window(steps)
     if generation == "rust":
         if "machine" not in steps:
             return out
@@ -386,6 +389,7 @@ def split_copy(
     runner_cores: float | None = None,
     psi: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     facts: SplitFacts | None = None,
+    measured: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Add ``compress_s``, ``receive_s``, ``upload_s`` and the category columns to the steps.
 
@@ -401,7 +405,9 @@ def split_copy(
     scales (the profile's time slowed by the contention seen, and of the rest the share the
     split gave compression, less where the phases' per-byte cost is beyond what a slower
     CPU could do); the rest (a slow link read as compression) stays. ``facts``: the whole
-    table's (:func:`split_facts`), when ``table`` is a batch of a larger one."""
+    table's (:func:`split_facts`), when ``table`` is a batch of a larger one; ``measured``:
+    compression seconds per step from sampled CPU (NaN where not measured:
+    :mod:`profiler.analyze.cpu_split`), which replace the profile's estimate."""
     s = table.steps.copy()
     copy, has_pipe, pipe = copy_pipe(s)
     nar = s["nar_bytes"].astype(float)
@@ -419,6 +425,8 @@ def split_copy(
             "profile vs assumed transfer rates)",
         )
         s["compress_cpu_s"] = cpu
+    if measured is not None:
+        compress = _use_measured(s, compress, measured.reindex(s.index))
     if table.generation == "rust" and upload_mode == "direct":
         compress = pd.Series(0.0, s.index)
         s["compress_source"] = "direct upload mode: the runner compresses after the step"
@@ -442,6 +450,17 @@ def split_copy(
     slot_cols = SLOT_COLUMNS.get(table.generation, SLOT_COLUMNS["cxx"])
     s["slot_s"] = sum(s[c].fillna(0.0) for c in slot_cols)
     return s
+
+
+def _use_measured(s: pd.DataFrame, compress: pd.Series, measured: pd.Series) -> pd.Series:
+    """The steps' compression seconds with the measured ones where there are (all CPU:
+    what a codec change scales), and ``compress_source`` saying so."""
+    known = measured.notna()
+    s["compress_source"] = s["compress_source"].where(
+        ~known, "measured: the compressing process' compression CPU samples in the phase"
+    )
+    s["compress_cpu_s"] = measured.where(known, s["compress_cpu_s"])
+    return measured.where(known, compress)
 
 
 def attribute(table: StepTable, steps: pd.DataFrame) -> Attribution:

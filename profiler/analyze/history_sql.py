@@ -129,7 +129,7 @@ FROM timed
 
 
 def _copy_window() -> tuple[str, str]:
-    """A step's copy phase (:func:`profiler.analyze.attribution._copy_window`): the copy
+    """A step's copy phase (:func:`profiler.analyze.attribution.copy_window`): the copy
     seconds before its post-processing."""
     end = "(end_ts - coalesce(post_s, 0::DOUBLE))"
     return f"({end} - coalesce(copy_s, 0::DOUBLE))", end

@@ -26,6 +26,7 @@ import pandas as pd
 from profiler import __version__
 from profiler.analyze.schema import CATEGORIES
 from profiler.report import figures as fg
+from profiler.report.cpu_section import SvgItem, cpu_section
 from profiler.report.terminal import sentence
 from profiler.report.trace import assign_lanes, machine_names, run_origin, step_spans
 from profiler.units import format_bytes, format_seconds, format_share
@@ -91,7 +92,7 @@ class Section:
     title: str
     paragraphs: list[str] = field(default_factory=list)
     bullets: list[str] = field(default_factory=list)
-    items: list[FigureItem | TableItem] = field(default_factory=list)
+    items: list[FigureItem | TableItem | SvgItem] = field(default_factory=list)
 
 
 @dataclass
@@ -290,7 +291,7 @@ def _breakdown_table(id_: str, title: str, table: pd.DataFrame, what: str) -> Ta
 
 
 def _where_section(a: Analysis) -> Section:
-    items: list[FigureItem | TableItem] = []
+    items: list[FigureItem | TableItem | SvgItem] = []
     for what, table in (("machine", a.by_machine), ("system", a.by_system)):
         fig = fg.attribution_by_group(table, what)
         alt = _group_alt(table, what) if fig is not None else ""
@@ -537,9 +538,11 @@ def build_report(
     start, end = a.table.window
     window_s = window_seconds or auto_window(float(a.steps["end_ts"].max()) - origin)
     codecs, codec_table = _codec_section(a)
+    cpu = cpu_section(a, origin)
     sections = [
         _verdict_section(a),
         _over_time_section(a, origin, window_s),
+        *([cpu] if cpu is not None else []),
         _where_section(a),
         _timeline_section(a, origin),
         _use_section(a),
@@ -561,6 +564,12 @@ def build_report(
         "figures": [
             {"id": f.id, "title": f.title, "shown": f.png is not None, "missing": f.missing}
             for f in report.figures()
+        ]
+        + [
+            {"id": f.id, "title": f.title, "shown": f.svg is not None, "missing": f.missing}
+            for s in sections
+            for f in s.items
+            if isinstance(f, SvgItem)
         ],
     }
     return report

@@ -17,6 +17,8 @@ from typing import Protocol, TypeVar
 
 from profiler import __version__, atomic
 from profiler.report.build import FigureItem, Report, TableItem
+from profiler.report.cpu_section import SvgItem
+from profiler.report.flame import legend_html
 from profiler.units import to_jsonable
 
 _CSS = """
@@ -40,6 +42,8 @@ th,td{padding:3px 9px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-a
 th{background:#f3f3f3;white-space:nowrap}td:first-child{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{background:#f3f3f3;padding:0 3px}
 footer{margin-top:3em;color:#888;font-size:.85em}
+svg.flame{display:block;border:1px solid #eee}svg.flame g:hover rect{stroke:#222}
+.legend{font-size:.85em;color:#444}.swatch{white-space:nowrap;margin-right:8px}
 """
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 S_contra = TypeVar("S_contra", contravariant=True)
@@ -97,6 +101,25 @@ def _html_figure(f: FigureItem) -> str:
     )
 
 
+def _html_svg(f: SvgItem) -> str:
+    if f.svg is None:
+        return (
+            f'<h3>{html.escape(f.title)}</h3><p class="missing" id="{f.id}-missing">'
+            f"Not shown: {_inline(f.missing)}</p>"
+        )
+    return (
+        f'<h3>{html.escape(f.title)}</h3><figure><p class="legend">{legend_html()}</p>'
+        f'<div class="scroll">{f.svg}</div><figcaption>{_inline(f.caption)}</figcaption>'
+        "</figure>"
+    )
+
+
+def _html_item(item: FigureItem | TableItem | SvgItem) -> str:
+    if isinstance(item, FigureItem):
+        return _html_figure(item)
+    return _html_svg(item) if isinstance(item, SvgItem) else _html_table(item)
+
+
 def to_html(report: Report) -> str:
     """The report as one self-contained HTML file (no script, nothing loaded from outside).
 
@@ -137,7 +160,7 @@ def to_html(report: Report) -> str:
         if s.bullets:
             out.append("<ul>" + "".join(f"<li>{_inline(b)}</li>" for b in s.bullets) + "</ul>")
         for item in s.items:
-            out.append(_html_figure(item) if isinstance(item, FigureItem) else _html_table(item))
+            out.append(_html_item(item))
         out.append("</section>")
     out.append(
         f"<footer>Made by hydra-profiler {html.escape(__version__)}; re-make it with "
@@ -179,6 +202,23 @@ def _md_figure(f: FigureItem, figure_dir: str, link_dir: str) -> list[str]:
     return [f"### {f.title}", "", f"![{alt}]({link})", "", f"*{f.caption}*", ""]
 
 
+def _md_svg(f: SvgItem, figure_dir: str, link_dir: str) -> list[str]:
+    if f.standalone is None:
+        return [f"### {f.title}", "", f"> Not shown: {f.missing}", ""]
+    os.makedirs(figure_dir, exist_ok=True)
+    path = os.path.join(figure_dir, f"{f.id}.svg")
+    atomic.write_bytes(path, f.standalone.encode("utf-8"))
+    link = os.path.relpath(path, link_dir).replace(os.sep, "/")
+    alt = f.alt.replace("[", "(").replace("]", ")")
+    return [f"### {f.title}", "", f"![{alt}]({link})", "", f"*{f.caption}*", ""]
+
+
+def _md_item(item: FigureItem | TableItem | SvgItem, figure_dir: str, base: str) -> list[str]:
+    if isinstance(item, FigureItem):
+        return _md_figure(item, figure_dir, base)
+    return _md_svg(item, figure_dir, base) if isinstance(item, SvgItem) else _md_table(item)
+
+
 def to_markdown(report: Report, figure_dir: str, *, link_dir: str | None = None) -> str:
     """The report as Markdown, its figures written as PNG files into ``figure_dir``.
 
@@ -208,11 +248,7 @@ def to_markdown(report: Report, figure_dir: str, *, link_dir: str | None = None)
         if s.bullets:
             lines.append("")
         for item in s.items:
-            lines += (
-                _md_figure(item, figure_dir, base)
-                if isinstance(item, FigureItem)
-                else _md_table(item)
-            )
+            lines += _md_item(item, figure_dir, base)
     lines += ["", f"*Made by hydra-profiler {__version__}.*"]
     return "\n".join(lines) + "\n"
 

@@ -78,8 +78,19 @@ def _tables(a: Analysis, whatifs: Sequence[Projection], out: io.StringIO) -> Non
     print("\nUSE (utilisation, saturation, errors):\n" + use.to_string(), file=out)
     for name, text in a.use["measures"].items():
         print(f"  {name}: {text}", file=out)
+    _cpu(a, out)
     for w in whatifs:
         _whatif(w, out)
+
+
+def _cpu(a: Analysis, out: io.StringIO) -> None:
+    """The sampled CPU per process and class (shares of the process' CPU)."""
+    if a.cpu is None:
+        return
+    table = a.cpu.class_table()
+    table["share"] = table["share"].map(format_share)
+    print(f"\ncpu ({a.cpu.describe()}, {a.cpu.span_seconds:.1f} s):", file=out)
+    print(table.to_string(index=False, float_format="{:,.2f}".format), file=out)
 
 
 OVER_TIME_ROWS = 24  # the last windows shown; the JSON and the report have every one
@@ -129,5 +140,10 @@ def _coverage(a: Analysis, out: io.StringIO) -> None:
     for s in cov["sources"]:
         print(f"  - {s['name']}: {s['rows']} rows, {s['detail']}, {s['precision']}", file=out)
     print(f"  - compression: {cov['compression']}", file=out)
+    if a.cpu is not None:
+        cpu = a.cpu
+        print(f"  - cpu: {cpu.describe()}, {cpu.span_seconds:.1f} s in buckets of "
+              f"{cpu.bucket_seconds:g} s; compression {a.attribution.how('compression')}",
+              file=out)  # fmt: skip
     for note in cov["notes"]:
         print(f"  - {note}", file=out)
