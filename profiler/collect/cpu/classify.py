@@ -5,9 +5,10 @@ The policy (one class per sample, so classes add up to the CPU sampled):
 1. the innermost frame that names a *domain* (compression, decompression, hashing, nar,
    network, database) decides: a hash computed inside a NAR dump is hashing, a ``read``
    under ``nix::dumpPath`` is NAR serialisation, a page fault inside liblzma is compression;
-   a frame known only by its stripped library (a *weak* rule, e.g. ``[libcrypto.so.3]``,
-   whose digests and TLS ciphers look alike) yields: with no named domain frame, the
-   outermost weak one decides, so libcrypto under libssl is network, alone it is hashing;
+   a frame named by a *weak* rule yields: one known only by its stripped library
+   (``[libcrypto.so.3]``: digests and TLS ciphers look alike) or a helper both directions
+   share (``lzma_code``, ``ZSTD_wildcopy``). With no named domain frame, the outermost weak
+   one decides: libcrypto under libssl is network, alone it is hashing;
 2. else the innermost *mechanism* frame (filesystem, allocation, runtime) decides: a
    ``malloc`` under the interpreter loop is allocation;
 3. else the sample is ``other``, and its leaf frame is listed in ``cpu_unknown``.

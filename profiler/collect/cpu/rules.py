@@ -35,8 +35,8 @@ class Rule(NamedTuple):
     weak: bool = False  # by library alone (stripped): yields to a named domain further out
 
 
-def _r(cls: str, symbol: str | None, dso: str | None, source: str) -> Rule:
-    return Rule(cls, symbol, dso, source)
+def _r(cls: str, symbol: str | None, dso: str | None, source: str, *, weak: bool = False) -> Rule:
+    return Rule(cls, symbol, dso, source, weak)
 
 
 def _lib(cls: str, dso: str, source: str) -> Rule:
@@ -51,7 +51,10 @@ _ENCODE = "compression"
 CODECS = [
     # liblzma (xz-utils src/liblzma/api/lzma/*.h): decoders are lzma_*decoder*/lzma_*decode*
     _r(_DECODE, r"lzma_\w*decode", None, "liblzma: xz-utils src/liblzma/*/…_decoder.c"),
-    _r(_ENCODE, r"lzma_", None, "liblzma: xz-utils src/liblzma (encoders, lzma_code)"),
+    _r(_ENCODE, r"lzma_\w*(encode|easy_|mf_|lz_encoder)", None, "liblzma: xz-utils src/liblzma/*/…_encoder.c"),
+    # lzma_code, lzma_end and the helpers both directions share: a direction further out
+    # decides, else (a writer's profile) compression
+    _r(_ENCODE, r"lzma_", None, "liblzma: xz-utils src/liblzma/common/", weak=True),
     # a stripped liblzma shows only its file: cannot tell the direction; a writer's profile
     # (Hydra uploading NARs) spends it compressing
     _lib(_ENCODE, r"/liblzma\.so", "liblzma.so (Debian liblzma5; stripped: by library)"),
@@ -64,8 +67,25 @@ CODECS = [
         None,
         "libzstd: zstd lib/decompress/ (and lib/legacy/)",
     ),
-    _r(_ENCODE, r"(ZSTD_|HUF_|FSE_|HIST_|ZSTDMT_|POOL_)", None, "libzstd: zstd lib/compress/"),
+    _r(
+        _ENCODE,
+        r"(ZSTD_compress|ZSTD_CCtx|ZSTD_CStream|ZSTD_initCStream|ZSTD_endStream|ZSTD_flushStream"
+        r"|ZSTD_encode|ZSTD_buildCTable|ZSTD_RowFindBestMatch|ZSTD_BtFindBestMatch|ZSTD_DUBT_"
+        r"|ZSTD_HcFindBestMatch|ZSTD_insert|ZSTD_update|ZSTD_fillHashTable|ZSTD_fillDoubleHash"
+        r"|ZSTD_ldm_|ZSTD_opt|ZSTD_btGetAllMatches|ZSTD_searchMax|ZSTD_count|ZSTD_splitBlock"
+        r"|ZSTD_seqToCodes|ZSTD_entropyCompress|ZSTD_buildSeqStore|ZSTD_selectEncodingType"
+        r"|HUF_compress|HUF_buildCTable|FSE_compress|FSE_buildCTable|HIST_|ZSTDMT_)",
+        None,
+        "libzstd: zstd lib/compress/",
+    ),
+    # helpers both directions share (ZSTD_wildcopy, ZSTD_copy16, XXH64 in lib/common/):
+    # the direction further out decides
+    _r(_ENCODE, r"(ZSTD_|HUF_|FSE_|POOL_|XXH|ZSTD_XXH)", None, "libzstd: zstd lib/common/", weak=True),
     _lib(_ENCODE, r"/libzstd\.so", "libzstd.so (Debian libzstd1; stripped: by library)"),
+    # Debian's zstd program links libzstd statically (`ldd /usr/bin/zstd` lists no libzstd;
+    # zstd 1.5.4, Debian 12): its stripped frames are the library's (zstd -d would count as
+    # compression: the direction is not in the file's name)
+    _lib(_ENCODE, r"/(zstd|zstdmt|pzstd)$", "Debian zstd: programs/ linked with lib/ statically"),
     # brotli (google/brotli c/include/brotli/{encode,decode}.h)
     _r(_DECODE, r"(BrotliDecoder|BrotliDecompress|BrotliSafe|BrotliBuildHuffman)", None, "brotli"),
     _r(_ENCODE, r"(BrotliEncoder|BrotliCompress|Brotli)", None, "brotli c/enc/"),
@@ -95,6 +115,9 @@ CODECS = [
     _r(_DECODE, r"<?(flate2|bzip2)::\S*(decode|Decode|Decompress)", None, HYDRA_LOCK + "1221,649"),
     _r(_ENCODE, r"<?(flate2|bzip2)::", None, HYDRA_LOCK + "1221,649"),
     _r(_ENCODE, r"<?binary_cache::compression::", None, "NixOS/hydra@14332fbf subprojects/crates/binary-cache/src/compression.rs"),
+    # CPython's _lzma module (Modules/_lzmamodule.c): the direction of a stripped liblzma
+    _r(_DECODE, r"(_lzma_LZMADecompressor\w*|decompress_buf|_lzma__decode_filter_properties)", None, "CPython Modules/_lzmamodule.c"),
+    _r(_ENCODE, r"(_lzma_LZMACompressor\w*|compress)$", r"_lzma\.cpython", "CPython Modules/_lzmamodule.c"),
     # Python frames (py-spy): the standard library's lzma module, python-zstandard
     _r(_DECODE, r"(decompress|LZMADecompressor|ZstdDecompressor|decompressobj|read)", r"(^|/)(lzma|zstandard/\w+|bz2|gzip|zlib)\.py", "CPython Lib/lzma.py; python-zstandard"),
     _r(_ENCODE, None, r"(^|/)(lzma|zstandard/\w+|bz2|gzip)\.py", "CPython Lib/lzma.py; python-zstandard"),
@@ -173,6 +196,7 @@ RUNTIME = [
     _r("runtime", r"(__x64_sys_futex|do_futex|futex_\w+|__futex_\w+|__x64_sys_(epoll_wait|epoll_pwait2?|poll|ppoll|select|pselect6|nanosleep|clock_nanosleep|sched_yield)|do_epoll_wait|ep_poll|do_sys_poll|do_select|core_sys_select|schedule\w*|__schedule|finish_task_switch\w*|do_nanosleep|hrtimer_nanosleep|do_sched_yield|pick_next_task\w*|try_to_wake_up|wake_up_q|__wake_up\w*|enqueue_task\w*|dequeue_task\w*|update_curr\w*|psi_\w+)", r"\[kernel", "Linux kernel/futex/, kernel/sched/, fs/eventpoll.c"),
     _r("runtime", r"(_PyEval_\w+|PyEval_\w+|_Py\w+|Py[A-Z]\w*|take_gil|drop_gil|PyThread_\w+|method_vectorcall\w*|cfunction_\w+|vectorcall_\w+|slot_tp_\w+|builtin_\w+|call_function|function_code_fastcall|pymain_\w+|Py_RunMain|Py_BytesMain)", None, "CPython Python/ceval.c, Objects/ (the interpreter)"),
     _lib("runtime", r"/(python3(\.\d+)?|libpython3\.\d+\.so[.\d]*)$", "the CPython interpreter binary"),
+    _r("runtime", r"(blas_thread_server|exec_blas_async_wait|gomp_\w+|GOMP_\w+)$", None, "OpenBLAS driver/others/blas_server.c, libgomp (idle worker threads spin)"),
     _r("runtime", None, r"(^|/)(threading|queue|asyncio/\w+|selectors|concurrent/futures/\w+)\.py", "CPython Lib/threading.py, queue.py, asyncio/"),
 ]  # fmt: skip
 
