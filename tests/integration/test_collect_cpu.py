@@ -150,7 +150,9 @@ def test_xz_is_compression_as_liblzma_alone(tmp_path: Path) -> None:
     checked against liblzma compressing the same bytes alone (python's lzma links it)."""
     data, gated, result = _compressor(tmp_path, ["xz", "-6", "-c"], 3_000_000, "fp")
     alone = _thread_seconds(lambda: lzma.compress(data, preset=6))
-    assert shares(result)["compression"] == pytest.approx(min(1.0, alone / gated.cpu_seconds), abs=POINTS)
+    assert shares(result)["compression"] == pytest.approx(
+        min(1.0, alone / gated.cpu_seconds), abs=POINTS
+    )
 
 
 def _zstd_bench_seconds(path: Path, size_bytes: int, level: int = 19) -> float:
@@ -223,7 +225,9 @@ def test_python_parts_match_their_thread_time(tmp_path: Path, call_graph: str) -
     assert got.get("compression", 0) == pytest.approx(
         (truth["lzma"] + truth["zstd"]) / truth["total"], abs=POINTS
     )
-    assert got.get("decompression", 0) == pytest.approx(truth["unzstd"] / truth["total"], abs=POINTS)
+    assert got.get("decompression", 0) == pytest.approx(
+        truth["unzstd"] / truth["total"], abs=POINTS
+    )
     assert got.get("hashing", 0) == pytest.approx(truth["sha256"] / truth["total"], abs=POINTS)
 
 
@@ -231,7 +235,9 @@ def _add_to_store(root: Path, name: str, size_bytes: int) -> str:
     d = root / name
     d.mkdir()
     _text_file(d / "a.txt", size_bytes)
-    done = subprocess.run(["nix-store", "--add", str(d)], capture_output=True, text=True, env=NIX_ENV)
+    done = subprocess.run(
+        ["nix-store", "--add", str(d)], capture_output=True, text=True, env=NIX_ENV
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -275,6 +281,7 @@ def test_nix_copy_compression_share(
     shell = f"read x; exec nix copy --to 'file://{dest}?compression={method}' {quoted}"
     gated = Gated(["sh", "-c", shell], tmp_path / "err.txt", env=NIX_ENV)
     result = sample(gated, tmp_path / "run")
+
     # Nix's compression alone: the same copy without compression costs this much less
     def copy_cpu_seconds(query: str) -> float:
         argv = ["nix", "copy", "--to", f"file://{tmp_path / query}?{query}", *paths]
@@ -298,7 +305,9 @@ def test_nix_copy_compression_share(
     assert in_lib > 0.75 * compressing["cpu_seconds"].sum()  # the rest: orphan memcpy leaves
 
 
-@pytest.mark.parametrize(("generation", "extra"), [("cxx", []), ("rust", ["--upload-mode", "presigned"])])
+@pytest.mark.parametrize(
+    ("generation", "extra"), [("cxx", []), ("rust", ["--upload-mode", "presigned"])]
+)
 def test_testbed_workers_compression_matches_truth(
     tmp_path: Path, generation: str, extra: list[str]
 ) -> None:
@@ -326,3 +335,74 @@ def test_testbed_workers_compression_matches_truth(
     assert by_class["compression"] >= 0.5 * compress_seconds
     assert max(by_class, key=lambda c: by_class[c]) == "compression"
     assert by_class.get("decompression", 0) > 0  # the inputs, read from the xz cache
+
+
+SPIN = """
+import hashlib, sys, time
+print("ready", flush=True)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    hashlib.sha256(b"x" * 1_000_000).digest()
+"""
+
+
+def test_cli_stops_on_sigterm_and_keeps_what_it_sampled(tmp_path: Path) -> None:
+    """The real command on a process it did not start, found by --match; SIGTERM ends it
+    with the run written (and the spinning target left alone)."""
+    (tmp_path / "spin_cpu_target.py").write_text(SPIN)
+    with open(tmp_path / "spin.err", "wb") as err:
+        target = subprocess.Popen(
+            [sys.executable, str(tmp_path / "spin_cpu_target.py")],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+    try:
+        assert target.stdout is not None and "ready" in target.stdout.readline()
+        argv = [sys.executable, "-m", "profiler", "collect", "cpu", "--pid", str(target.pid),
+                "--out", str(tmp_path / "run")]  # fmt: skip
+        with open(tmp_path / "cli.err", "wb") as err:
+            cli = subprocess.Popen(argv, env=ENV, stderr=err)
+            time.sleep(3.0)
+            cli.terminate()
+            assert cli.wait(timeout=60) == 0, (tmp_path / "cli.err").read_text()
+        assert target.poll() is None  # still running
+    finally:
+        target.kill()
+        target.wait()
+        assert target.stdout is not None
+        target.stdout.close()
+    said = (tmp_path / "cli.err").read_text()
+    assert "collect cpu:" in said and "hashing" in said, said
+    run = read_run(str(tmp_path / "run"))
+    classes = run.table("cpu_classes")
+    assert classes.groupby("class")["cpu_seconds"].sum().idxmax() == "hashing"
+    assert (tmp_path / "run" / "cpu" / "stacks.folded").stat().st_size > 0
+    json.loads((tmp_path / "run" / "cpu" / "profile.speedscope.json").read_text())
+    sources = run.manifest["sources"]
+    assert sources[0]["kind"] == "cpu" and sources[0]["ended_utc"] is not None
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "profiler",
+            "collect",
+            "cpu",
+            *args,
+            "--out",
+            str(tmp_path / "r"),
+        ]
+        return subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=60)
+
+    gone = cli("--pid", "999999999")
+    assert gone.returncode == 1
+    assert gone.stderr.strip().count("\n") == 0 and "no process 999999999" in gone.stderr
+    nothing = cli("--match", "no-such-program-anywhere")
+    assert nothing.returncode == 1 and "no process matches" in nothing.stderr
+    no_perf = subprocess.run(
+        [sys.executable, "-m", "profiler", "collect", "cpu", "--pid", str(os.getpid()),
+         "--sampler", "perf", "--out", str(tmp_path / "r2")],
+        env={**ENV, "PATH": "/nonexistent"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert no_perf.returncode == 1 and "apt-get install linux-perf" in no_perf.stderr

@@ -71,7 +71,9 @@ def frame_rule(frame: Frame) -> tuple[str, bool] | None:
     """The class of the first rule ``frame`` matches and whether that rule is weak (None:
     no rule names it)."""
     for rule in _RULES:
-        if rule.symbol is not None and (frame.symbol is None or not rule.symbol.match(frame.symbol)):
+        if rule.symbol is not None and (
+            frame.symbol is None or not rule.symbol.match(frame.symbol)
+        ):
             continue
         if rule.dso is not None and not rule.dso.search(frame.dso):
             continue

@@ -216,7 +216,9 @@ class CpuCollector:
         samples: list[Sample] = []
         for pid, out in outs:
             if not os.path.exists(out):
-                raise CollectorError(f"collect cpu: py-spy failed: {_read_text(out + '.stderr')[:300]}")
+                raise CollectorError(
+                    f"collect cpu: py-spy failed: {_read_text(out + '.stderr')[:300]}"
+                )
             with open(out, encoding="utf-8", errors="replace") as f:
                 rate = self.options.frequency_hz
                 samples += pyspy.parse_raw(f, pid=pid, ts=started, frequency_hz=rate)
@@ -277,4 +279,3 @@ def _remove(path: str) -> None:
         os.remove(path)
     except OSError:
         pass
-

@@ -47,9 +47,7 @@ def _frame(text: str) -> Frame:
     return Frame(m["func"], m["file"])
 
 
-def parse_raw(
-    lines: Iterable[str], *, pid: int, ts: float, frequency_hz: int
-) -> Iterator[Sample]:
+def parse_raw(lines: Iterable[str], *, pid: int, ts: float, frequency_hz: int) -> Iterator[Sample]:
     """Samples (one per folded line, ``cpu_seconds`` = count / rate) of process ``pid``."""
     for raw in lines:
         line = raw.rstrip("\n")

@@ -97,7 +97,9 @@ def by_unit(unit: str, proc: str = "/proc") -> Target:
     """The processes in systemd unit ``unit``'s cgroup (``.service`` added if absent)."""
     if "." not in unit:
         unit += ".service"
-    found = [p for p in _pids(proc) if _in_unit(_read(os.path.join(proc, str(p), "cgroup")) or "", unit)]
+    found = [
+        p for p in _pids(proc) if _in_unit(_read(os.path.join(proc, str(p), "cgroup")) or "", unit)
+    ]
     if not found:
         raise CollectorError(
             f"collect cpu: no process in unit {unit} (is it running? `systemctl status {unit}`)"
