@@ -83,7 +83,12 @@ class Gated:
 
 
 def sample(
-    gated: Gated, run_dir: Path, *, ready: str | None = None, call_graph: str = "fp"
+    gated: Gated,
+    run_dir: Path,
+    *,
+    ready: str | None = None,
+    call_graph: str = "fp",
+    sampler: str = "perf",
 ) -> CpuResult:
     """Attach to ``gated``, open its gate, sample until it exits."""
     if ready is not None:
@@ -93,7 +98,12 @@ def sample(
         collector = CpuCollector(
             run,
             by_pid([gated.proc.pid]),
-            CpuOptions(frequency_hz=499, bucket_seconds=0.5, call_graph=call_graph),
+            CpuOptions(
+                frequency_hz=499 if sampler == "perf" else 99,
+                bucket_seconds=0.5,
+                call_graph=call_graph,
+                sampler=sampler,
+            ),
         )
         worker = threading.Thread(target=lambda: result.append(collector.collect()))
         worker.start()
@@ -211,17 +221,25 @@ print(json.dumps(seconds), flush=True)
 MALLOC_KEEP = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
-@pytest.mark.parametrize("call_graph", ["fp", "dwarf"])
-def test_python_parts_match_their_thread_time(tmp_path: Path, call_graph: str) -> None:
+@pytest.mark.parametrize(
+    ("sampler", "call_graph"), [("perf", "fp"), ("perf", "dwarf"), ("py-spy", "fp")]
+)
+def test_python_parts_match_their_thread_time(
+    tmp_path: Path, sampler: str, call_graph: str
+) -> None:
     """lzma and zstd compression, zstd decompression (python-zstandard bundles libzstd: its
-    ZSTD_* symbols decide) and SHA-256 (libcrypto) against thread_time per part."""
+    ZSTD_* symbols decide) and SHA-256 (libcrypto) against thread_time per part; py-spy
+    (--native) sees the same C frames from the Python side."""
     pytest.importorskip("zstandard")
+    if sampler == "py-spy":
+        require_tool("py-spy", "py-spy (pip)")
     (tmp_path / "parts.py").write_text(PARTS)
     argv = [sys.executable, str(tmp_path / "parts.py"), "4"]
     gated = Gated(argv, tmp_path / "err.txt", env={**os.environ, **MALLOC_KEEP})
-    result = sample(gated, tmp_path / "run", ready="ready", call_graph=call_graph)
+    result = sample(gated, tmp_path / "run", ready="ready", call_graph=call_graph, sampler=sampler)
     truth = json.loads(gated.out.splitlines()[-1])
     got = shares(result)
+    assert result.sampler == sampler
     assert got.get("compression", 0) == pytest.approx(
         (truth["lzma"] + truth["zstd"]) / truth["total"], abs=POINTS
     )

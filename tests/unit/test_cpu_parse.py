@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from profiler.collect.cpu import perf, pyspy
-from profiler.collect.cpu.classify import Frame
+from profiler.collect.cpu.classify import Frame, classify
 from profiler.errors import CollectorError
 
 # perf record -e cpu-clock -F 499 -g -k realtime -p PID; perf script -F comm,pid,tid,time,...
@@ -87,6 +87,7 @@ RAW = """\
 thread (20496);<module> (thr.py:2) 1
 thread (20502): w1;Thread._bootstrap (threading.py:1002);Thread.run (threading.py:982);work (thr.py:6);compress (lzma.py:328) 180
 thread (20501): w0;Thread._bootstrap (threading.py:1002);work (thr.py:6) 5
+thread (15063): MainThread;0x7f844d04524a (libc.so.6);<module> (hs.py:4);_hashlib_openssl_sha256 (_hashopenssl.c.h:427);EVP_hash (_hashopenssl.c:442);SHA256_Update (libcrypto.so.3);0x7f844c89c2be (libcrypto.so.3) 8
 garbage line
 """  # noqa: E501
 
@@ -97,10 +98,17 @@ def test_pyspy_raw_lines_are_samples_per_thread() -> None:
         (20496, "", 1),
         (20502, "w1", 180),
         (20501, "w0", 5),
+        (15063, "MainThread", 8),
     ]
     assert samples[1].cpu_seconds == pytest.approx(1.8)
     assert samples[1].frames[-1] == Frame("compress", "lzma.py")
     assert all(s.ts == 100.0 for s in samples)
+    native = samples[3].frames
+    assert native[0] == Frame(None, "libc.so.6")  # an address py-spy could not name
+    assert native[-1] == Frame(None, "libcrypto.so.3")
+    assert native[-2] == Frame("SHA256_Update", "libcrypto.so.3")
+    assert classify(native) == "hashing"
+    assert classify(samples[1].frames) == "compression"  # lzma.py's compress
 
 
 def test_pyspy_argv_samples_threads_with_native_frames() -> None:

@@ -2,7 +2,8 @@
 
 ``py-spy record --format raw --threads`` writes folded stacks, one line per distinct stack:
 ``thread (TID): NAME;frame;...;frame COUNT`` (``thread (TID);...`` for an unnamed thread),
-frames root to leaf, each ``function (file:line)``; ``--native`` adds C frames. The raw
+frames root to leaf, each ``function (file:line)``; ``--native`` adds C frames, as
+``SHA256_Update (libcrypto.so.3)`` or, unnamed, ``0x7f844c89c2be (libcrypto.so.3)``. The raw
 format has no times and no periods: each sample stands for 1/rate seconds, and the whole
 recording is one time bucket.
 """
@@ -19,6 +20,7 @@ from profiler.errors import ToolMissing
 
 _THREAD = re.compile(r"^thread \((?P<tid>\d+)\)(?::\s*(?P<name>[^;]*))?$")
 _PYFRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^():]+)(?::\d+)?\)$")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 
 
 def find_pyspy() -> str:
@@ -42,9 +44,10 @@ def record_argv(
 
 def _frame(text: str) -> Frame:
     m = _PYFRAME.match(text)
-    if m is None:
-        return Frame(text or None, "[unknown]")
-    return Frame(m["func"], m["file"])
+    func, where = (text, "[unknown]") if m is None else (m["func"], m["file"])
+    if _ADDRESS.fullmatch(func):  # a native frame py-spy could not name
+        return Frame(None, where)
+    return Frame(func or None, where)
 
 
 def parse_raw(lines: Iterable[str], *, pid: int, ts: float, frequency_hz: int) -> Iterator[Sample]:

@@ -62,7 +62,7 @@ CODECS = [
     _r(_ENCODE, r"lzma_", None, "liblzma: xz-utils src/liblzma/common/", weak=True),
     # a stripped liblzma shows only its file: cannot tell the direction; a writer's profile
     # (Hydra uploading NARs) spends it compressing
-    _lib(_ENCODE, r"/liblzma\.so", "liblzma.so (Debian liblzma5; stripped: by library)"),
+    _lib(_ENCODE, r"(^|/)liblzma\.so", "liblzma.so (Debian liblzma5; stripped: by library)"),
     # libzstd (zstd lib/decompress/*.c, lib/compress/*.c); python-zstandard bundles it
     _r(
         _DECODE,
@@ -92,16 +92,16 @@ CODECS = [
         "libzstd: zstd lib/common/",
         weak=True,
     ),
-    _lib(_ENCODE, r"/libzstd\.so", "libzstd.so (Debian libzstd1; stripped: by library)"),
+    _lib(_ENCODE, r"(^|/)libzstd\.so", "libzstd.so (Debian libzstd1; stripped: by library)"),
     # Debian's zstd program links libzstd statically (`ldd /usr/bin/zstd` lists no libzstd;
     # zstd 1.5.4, Debian 12): its stripped frames are the library's (zstd -d would count as
     # compression: the direction is not in the file's name)
-    _lib(_ENCODE, r"/(zstd|zstdmt|pzstd)$", "Debian zstd: programs/ linked with lib/ statically"),
+    _lib(_ENCODE, r"(^|/)(zstd|zstdmt|pzstd)$", "Debian zstd: programs/ linked with lib/ statically"),
     # brotli (google/brotli c/include/brotli/{encode,decode}.h)
     _r(_DECODE, r"(BrotliDecoder|BrotliDecompress|BrotliSafe|BrotliBuildHuffman)", None, "brotli"),
     _r(_ENCODE, r"(BrotliEncoder|BrotliCompress|Brotli)", None, "brotli c/enc/"),
-    _lib(_DECODE, r"/libbrotlidec\.so", "libbrotlidec.so (Debian libbrotli1)"),
-    _lib(_ENCODE, r"/libbrotlienc\.so", "libbrotlienc.so (Debian libbrotli1)"),
+    _lib(_DECODE, r"(^|/)libbrotlidec\.so", "libbrotlidec.so (Debian libbrotli1)"),
+    _lib(_ENCODE, r"(^|/)libbrotlienc\.so", "libbrotlienc.so (Debian libbrotli1)"),
     # bzip2 (bzlib.h; decompress.c)
     _r(
         _DECODE,
@@ -110,7 +110,7 @@ CODECS = [
         "bzip2 decompress.c",
     ),
     _r(_ENCODE, r"BZ2_", None, "bzip2 compress.c, blocksort.c"),
-    _lib(_ENCODE, r"/libbz2\.so", "libbz2.so (Debian libbz2-1.0)"),
+    _lib(_ENCODE, r"(^|/)libbz2\.so", "libbz2.so (Debian libbz2-1.0)"),
     # zlib (zlib.h): inflate* decodes, deflate* and its helpers encode
     _r(_DECODE, r"(inflate|inflate_fast|inflate_table)\w*", None, "zlib inflate.c, inffast.c"),
     _r(
@@ -119,7 +119,7 @@ CODECS = [
         None,
         "zlib deflate.c, trees.c",
     ),
-    _lib(_ENCODE, r"/libz\.so", "libz.so (Debian zlib1g; stripped: by library)"),
+    _lib(_ENCODE, r"(^|/)libz\.so", "libz.so (Debian zlib1g; stripped: by library)"),
     # Nix's own sinks (src/libutil/compression.cc): decompress :257, makeDecompressionSink :266,
     # ArchiveDecompressionSource :46, BrotliDecompressionSink :206; compressors :98 :281 :354 :458
     _r(
@@ -217,7 +217,7 @@ HASHING = [
     _r("hashing", None, r"(^|/)hashlib\.py", "CPython Lib/hashlib.py"),
     # libcrypto unsymbolised: digests (Nix's HashSink, hashlib) or TLS ciphers; a libssl
     # or HTTP frame further out makes it network (weak)
-    _lib("hashing", r"/libcrypto\.so", "OpenSSL libcrypto (stripped: by library)"),
+    _lib("hashing", r"(^|/)libcrypto\.so", "OpenSSL libcrypto (stripped: by library)"),
 ]
 
 # --- NAR serialisation --------------------------------------------------------------------------
@@ -247,7 +247,7 @@ NETWORK = [
     _r("network", r"(curl_|Curl_)", None, "libcurl"),
     _lib(
         "network",
-        r"/(libssl|libcurl|libnghttp2|libgnutls|libaws-c-\w+|libaws-cpp-sdk-\w+|libs2n)\.so",
+        r"(^|/)(libssl|libcurl|libnghttp2|libgnutls|libaws-c-\w+|libaws-cpp-sdk-\w+|libs2n)\.so",
         "TLS/HTTP/AWS SDK libraries",
     ),
     _r(
@@ -272,7 +272,7 @@ NETWORK = [
     _r(
         "network",
         r"(send|recv|sendto|recvfrom|sendmsg|recvmsg|connect|accept4?|__libc_(send|recv)\w*|getaddrinfo)$",
-        r"/libc\.so",
+        r"(^|/)libc\.so",
         "glibc socket calls",
     ),
     _r(
@@ -286,7 +286,7 @@ NETWORK = [
 # --- database -------------------------------------------------------------------------------------
 DATABASE = [
     _r("database", r"(PQ|pq[A-Z]|pqxx::)", None, "libpq (fe-exec.c, fe-protocol3.c), libpqxx"),
-    _lib("database", r"/(libpq|libpqxx[-\w.]*)\.so", "libpq5, libpqxx"),
+    _lib("database", r"(^|/)(libpq|libpqxx[-\w.]*)\.so", "libpq5, libpqxx"),
     _r("database", r"<?(sqlx|sqlx_core|sqlx_postgres|db)::", None, HYDRA_LOCK + "4058,4187,1002"),
     _r("database", None, r"(^|/)(psycopg|psycopg2|psycopg_c|psycopg_binary)/", "psycopg"),
 ]
@@ -302,7 +302,7 @@ FILESYSTEM = [
     _r(
         "filesystem",
         r"(read|write|pread64|pwrite64|readv|writev|fsync|fdatasync|open64|__open64|openat64|__openat64|open|close|__close|__libc_(read|write|open64|close)|__GI___libc_(read|write|open64|close)|fstat|__fstat\w*|fstatat\w*|statx|__getdents\w*|readdir\w*|lseek\w*|copy_file_range|sendfile\w*|rename|unlink|mkdir|ftruncate\w*|posix_fallocate\w*|fallocate\w*)$",
-        r"/libc\.so",
+        r"(^|/)libc\.so",
         "glibc file calls",
     ),
     _r(
@@ -323,7 +323,7 @@ ALLOCATION = [
     _r(
         "allocation",
         r"(malloc|free|calloc|realloc|cfree|_int_malloc|_int_free\w*|_int_realloc|_int_memalign|malloc_consolidate|unlink_chunk|sysmalloc|systrim|tcache_\w+|__libc_(malloc|free|calloc|realloc|memalign)|aligned_alloc|posix_memalign|memalign|arena_get2|__default_morecore|alloc_perturb)$",
-        r"/libc\.so",
+        r"(^|/)libc\.so",
         "glibc malloc/malloc.c",
     ),
     _r("allocation", r"(operator new|operator delete)", None, "libstdc++ new_op.cc, del_op.cc"),
@@ -333,7 +333,7 @@ ALLOCATION = [
         None,
         HYDRA_LOCK + "4456,4446 (tikv-jemallocator); Rust alloc",
     ),
-    _lib("allocation", r"/lib(jemalloc|mimalloc|tcmalloc\w*)\.so", "jemalloc, mimalloc, tcmalloc"),
+    _lib("allocation", r"(^|/)lib(jemalloc|mimalloc|tcmalloc\w*)\.so", "jemalloc, mimalloc, tcmalloc"),
     _r(
         "allocation",
         r"(PyObject_Malloc|PyObject_Free|PyObject_Realloc|PyObject_Calloc|_PyObject_Malloc|_PyObject_Free|_PyObject_Realloc|PyMem_\w+|_PyMem_\w+|pymalloc_\w+|_PyBytes_Resize|PyBytes_FromStringAndSize)$",
@@ -365,7 +365,7 @@ RUNTIME = [
     _r(
         "runtime",
         r"(__pthread_\w+|pthread_\w+|start_thread|clone3?|__clone3?|__futex\w*|futex_\w+|__lll_lock_\w+|__lll_\w+|lll_\w+|syscall|epoll_wait|epoll_pwait2?|__poll|poll|ppoll|select|pselect6?|nanosleep|__nanosleep|clock_nanosleep\w*|__GI___clock_nanosleep\w*|sched_yield|__sched_yield|std::thread::_State_impl\S*|std::condition_variable::\w+|std::mutex::\w+)$",
-        r"/(libc|libpthread|libstdc\+\+)\.so",
+        r"(^|/)(libc|libpthread|libstdc\+\+)\.so",
         "glibc nptl, libstdc++ threads",
     ),
     _r(
@@ -382,7 +382,7 @@ RUNTIME = [
     ),
     _lib(
         "runtime",
-        r"/(python3(\.\d+)?|libpython3\.\d+\.so[.\d]*)$",
+        r"(^|/)(python3(\.\d+)?|libpython3\.\d+\.so[.\d]*)$",
         "the CPython interpreter binary",
     ),
     _r(
