@@ -96,7 +96,9 @@ CODECS = [
     # Debian's zstd program links libzstd statically (`ldd /usr/bin/zstd` lists no libzstd;
     # zstd 1.5.4, Debian 12): its stripped frames are the library's (zstd -d would count as
     # compression: the direction is not in the file's name)
-    _lib(_ENCODE, r"(^|/)(zstd|zstdmt|pzstd)$", "Debian zstd: programs/ linked with lib/ statically"),
+    _lib(
+        _ENCODE, r"(^|/)(zstd|zstdmt|pzstd)$", "Debian zstd: programs/ linked with lib/ statically"
+    ),
     # brotli (google/brotli c/include/brotli/{encode,decode}.h)
     _r(_DECODE, r"(BrotliDecoder|BrotliDecompress|BrotliSafe|BrotliBuildHuffman)", None, "brotli"),
     _r(_ENCODE, r"(BrotliEncoder|BrotliCompress|Brotli)", None, "brotli c/enc/"),
@@ -333,7 +335,9 @@ ALLOCATION = [
         None,
         HYDRA_LOCK + "4456,4446 (tikv-jemallocator); Rust alloc",
     ),
-    _lib("allocation", r"(^|/)lib(jemalloc|mimalloc|tcmalloc\w*)\.so", "jemalloc, mimalloc, tcmalloc"),
+    _lib(
+        "allocation", r"(^|/)lib(jemalloc|mimalloc|tcmalloc\w*)\.so", "jemalloc, mimalloc, tcmalloc"
+    ),
     _r(
         "allocation",
         r"(PyObject_Malloc|PyObject_Free|PyObject_Realloc|PyObject_Calloc|_PyObject_Malloc|_PyObject_Free|_PyObject_Realloc|PyMem_\w+|_PyMem_\w+|pymalloc_\w+|_PyBytes_Resize|PyBytes_FromStringAndSize)$",
