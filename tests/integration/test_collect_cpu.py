@@ -240,6 +240,10 @@ def test_python_parts_match_their_thread_time(
     truth = json.loads(gated.out.splitlines()[-1])
     got = shares(result)
     assert result.sampler == sampler
+    classes = read_run(str(tmp_path / "run")).table("cpu_classes")
+    if sampler == "py-spy":  # one bucket: the recording (about the 4 s of work)
+        assert classes["bucket_seconds"].nunique() == 1
+        assert 3.0 < classes["bucket_seconds"].iloc[0] < 60
     assert got.get("compression", 0) == pytest.approx(
         (truth["lzma"] + truth["zstd"]) / truth["total"], abs=POINTS
     )

@@ -55,6 +55,14 @@ def test_class_rows_per_bucket_thread_and_class_add_up_to_the_periods() -> None:
     assert first["bucket_seconds"] == 1.0 and first["target"] == META.target
 
 
+def test_buckets_start_at_the_origin() -> None:
+    a = Aggregate(META._replace(bucket_seconds=7.5, origin_seconds=98.0), {})
+    for x in SAMPLES:
+        a.add(x)
+    assert {r["ts"] for r in a.class_rows()} == {98.0}
+    assert {r["bucket_seconds"] for r in a.class_rows()} == {7.5}
+
+
 def test_stacks_unknown_and_folded() -> None:
     a = agg(SAMPLES)
     stacks = a.stack_rows()

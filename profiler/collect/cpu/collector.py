@@ -132,9 +132,13 @@ class CpuCollector:
         try:
             if sampler == "perf":
                 call_graph, samples = self._perf(stamp)
-            else:
-                call_graph, samples = "py-spy", self._pyspy(stamp)
-            return self._write(sampler, call_graph, samples)
+                meta = Meta(sampler, self.target.label, call_graph, self.options.bucket_seconds)
+            else:  # py-spy's raw output has no times: the recording is one bucket
+                started = time.time()
+                samples = self._pyspy(stamp)
+                elapsed = max(time.time() - started, 1e-3)
+                meta = Meta(sampler, self.target.label, "py-spy", elapsed, started)
+            return self._write(meta, samples)
         finally:
             self.run.end_source(source)
 
@@ -233,14 +237,11 @@ class CpuCollector:
         d = self.options.duration_seconds
         return time.monotonic() + (d if d is not None else float("inf"))
 
-    def _write(self, sampler: str, call_graph: str, samples: Iterable[Sample]) -> CpuResult:
-        bucket = self.options.bucket_seconds
-        if sampler == "py-spy":  # no times: the recording is one bucket
-            bucket = max(bucket, self.options.duration_seconds or 0.0, 1.0)
-        agg = Aggregate(Meta(sampler, self.target.label, call_graph, bucket), self.target.comms)
+    def _write(self, meta: Meta, samples: Iterable[Sample]) -> CpuResult:
+        agg = Aggregate(meta, self.target.comms)
         for s in samples:
             agg.add(s)
-        result = CpuResult(sampler, call_graph, agg.samples)
+        result = CpuResult(meta.sampler, meta.call_graph, agg.samples)
         if agg.samples == 0:
             self.run.note(f"collect cpu: no samples of {self.target.label} (idle, or it exited)")
             return result

@@ -29,6 +29,7 @@ class Meta(NamedTuple):
     target: str
     call_graph: str  # fp | dwarf | leaf | py-spy
     bucket_seconds: float
+    origin_seconds: float = 0.0  # buckets start here (perf: epoch multiples of the width)
 
 
 class _Sum:
@@ -74,8 +75,8 @@ class Aggregate:
     def add(self, sample: Sample) -> None:
         """Classify ``sample`` and add it to every sum."""
         cls = self._classify(sample)
-        width = self.meta.bucket_seconds
-        bucket = math.floor(sample.ts / width) * width
+        width, origin = self.meta.bucket_seconds, self.meta.origin_seconds
+        bucket = origin + math.floor((sample.ts - origin) / width) * width
         self.classes[(bucket, sample.pid, sample.tid, sample.thread, cls)].add(sample)
         self.threads.setdefault(sample.tid, sample.thread)
         self.stacks[(str(sample.pid), sample.thread, sample.frames, cls)].add(sample)
