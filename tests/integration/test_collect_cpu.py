@@ -23,6 +23,7 @@ import pytest
 
 from profiler.collect.cpu.collector import CpuCollector, CpuOptions, CpuResult
 from profiler.collect.cpu.targets import by_pid
+from profiler.errors import CollectorError
 from profiler.store import Run, read_run
 from tests.conftest import NIX_ENV, STRICT, require_tool
 
@@ -428,3 +429,29 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         env={**ENV, "PATH": "/nonexistent"}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert no_perf.returncode == 1 and "apt-get install linux-perf" in no_perf.stderr
+
+
+def test_a_target_that_exits_at_once_is_a_short_recording_or_one_line(tmp_path: Path) -> None:
+    """Gone before perf attached: the one-line error; gone after: what perf got."""
+    outcome: list[object] = []
+
+    def collect(collector: CpuCollector) -> None:
+        try:
+            outcome.append(collector.collect())
+        except CollectorError as exc:
+            outcome.append(exc)
+
+    for delay in (0.0, 0.3):
+        gated = Gated(["sh", "-c", "read x; exec true"], tmp_path / "err.txt")
+        with Run.open(tmp_path / f"run{delay}") as run:
+            worker = threading.Thread(
+                target=collect, args=(CpuCollector(run, by_pid([gated.proc.pid]), CpuOptions()),)
+            )
+            worker.start()
+            time.sleep(delay)
+            gated.go()
+            gated.reap()
+            worker.join(timeout=60)
+        assert not worker.is_alive()
+    for got in outcome:
+        assert isinstance(got, CpuResult) or "exited before sampling began" in str(got)

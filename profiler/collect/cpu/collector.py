@@ -26,6 +26,9 @@ from profiler.store import Run
 SAMPLERS = ("auto", "perf", "py-spy")
 _STARTUP_SECONDS = 0.5  # a perf that fails (permissions, options) exits within this
 _STOP_SECONDS = 60.0  # for the sampler to write its file after SIGINT
+# perf record's exits with a complete file: done (its targets exited) or stopped by SIGINT,
+# which it re-raises once the file is written
+_STOPPED_CODES = (0, -signal.SIGINT, 128 + signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -113,14 +116,12 @@ class CpuCollector:
         *,
         stop: threading.Event | None = None,
         log: Log = quiet,
-        proc: str = "/proc",
     ) -> None:
         self.run = run
         self.target = target
         self.options = options
         self.stop = stop or threading.Event()
         self.log = log
-        self.proc = proc
         self.dir = os.path.join(run.path, "cpu")
 
     def collect(self) -> CpuResult:
@@ -160,11 +161,21 @@ class CpuCollector:
                 proc.wait(timeout=_STARTUP_SECONDS)
             except subprocess.TimeoutExpired:
                 return call_graph, proc  # sampling
+            if proc.returncode == 0:  # the target exited already: a short recording
+                return call_graph, proc
             message = _read_text(err)
-            if proc.returncode == 0 or not _call_graph_refused(message):
+            if not _call_graph_refused(message):
                 break
             self.log(f"collect cpu: perf refused --call-graph {call_graph}; trying the next")
-        raise perf.explain_failure(message, paranoid=perf.paranoid_level(), uid=os.getuid())
+        raise self._failure(message)
+
+    def _failure(self, stderr: str) -> CollectorError:
+        """Why perf failed; when every target is gone, that is why (perf may say nothing)."""
+        if not any(os.path.exists(f"/proc/{pid}") for pid in self.target.pids):
+            return CollectorError(
+                f"collect cpu: the target exited before sampling began ({self.target.label})"
+            )
+        return perf.explain_failure(stderr, paranoid=perf.paranoid_level(), uid=os.getuid())
 
     def _perf(self, stamp: str) -> tuple[str, Iterable[Sample]]:
         exe = perf.find_perf()
@@ -177,10 +188,9 @@ class CpuCollector:
         )
         _wait([proc], self.stop, self._deadline())
         _interrupt([proc])
-        if not os.path.exists(data):
-            raise perf.explain_failure(
-                _read_text(err), paranoid=perf.paranoid_level(), uid=os.getuid()
-            )
+        stopped = proc.returncode in _STOPPED_CODES  # by itself or by our SIGINT
+        if not stopped or not os.path.exists(data):
+            raise self._failure(_read_text(err))
         return call_graph, self._script(exe, data, err)
 
     def _script(self, exe: str, data: str, err: str) -> Iterable[Sample]:
