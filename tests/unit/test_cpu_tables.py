@@ -93,14 +93,25 @@ def test_speedscope_has_one_sampled_profile_per_thread_with_valid_frame_indices(
     doc = agg(SAMPLES).speedscope("pid 7")
     assert doc["$schema"] == "https://www.speedscope.app/file-format-schema.json"
     frames = doc["shared"]["frames"]
-    assert {p["name"] for p in doc["profiles"]} == {"hydra-queue-run / t7", "hydra-queue-run / t8"}
+    assert {p["name"] for p in doc["profiles"]} == {
+        "hydra-queue-run / t7 (7)",
+        "hydra-queue-run / t8 (8)",
+    }
     for p in doc["profiles"]:
         assert p["type"] == "sampled" and p["unit"] == "seconds"
         assert len(p["samples"]) == len(p["weights"])
         assert all(0 <= i < len(frames) for stack in p["samples"] for i in stack)
         assert p["endValue"] == pytest.approx(sum(p["weights"]))
-    t7 = next(p for p in doc["profiles"] if p["name"].endswith("t7"))
+    t7 = next(p for p in doc["profiles"] if p["name"].endswith("(7)"))
     assert [frames[i]["name"] for i in t7["samples"][0]] == ["main", "[liblzma.so.5.4.1]"]
+
+
+def test_threads_sharing_a_name_keep_their_own_profiles() -> None:
+    twins = [Sample(1.0, 7, 70, "tokio-runtime-w", 0.01, (MAIN, LZMA)),
+             Sample(1.0, 7, 71, "tokio-runtime-w", 0.01, (MAIN, LZMA))]  # fmt: skip
+    a = agg(twins)
+    assert len(a.speedscope("x")["profiles"]) == 2
+    assert [r["samples"] for r in a.stack_rows()] == [2]  # cpu_stacks: by thread name
 
 
 def test_a_second_collection_adds_to_the_files(tmp_path: Path) -> None:

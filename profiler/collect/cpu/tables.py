@@ -51,7 +51,8 @@ class Aggregate:
         self.meta = meta
         self.process_names = dict(process_names)
         self.classes: dict[tuple[float, int, int, str, str], _Sum] = defaultdict(_Sum)
-        self.stacks: dict[tuple[str, str, tuple[Frame, ...], str], _Sum] = defaultdict(_Sum)
+        # (pid, tid, thread, frames, class): cpu_stacks merges the tids, speedscope does not
+        self.stacks: dict[tuple[int, int, str, tuple[Frame, ...], str], _Sum] = defaultdict(_Sum)
         self.unknown: dict[Frame, _Sum] = defaultdict(_Sum)
         self.threads: dict[int, str] = {}
         self.samples = 0
@@ -79,7 +80,7 @@ class Aggregate:
         bucket = origin + math.floor((sample.ts - origin) / width) * width
         self.classes[(bucket, sample.pid, sample.tid, sample.thread, cls)].add(sample)
         self.threads.setdefault(sample.tid, sample.thread)
-        self.stacks[(str(sample.pid), sample.thread, sample.frames, cls)].add(sample)
+        self.stacks[(sample.pid, sample.tid, sample.thread, sample.frames, cls)].add(sample)
         if cls == "other" and sample.frames:
             self.unknown[sample.frames[-1]].add(sample)
         self.samples += sample.samples
@@ -109,17 +110,17 @@ class Aggregate:
             for (ts, pid, tid, thread, cls), s in sorted(self.classes.items())
         ]
 
-    def _stack_items(self) -> list[tuple[str, str, tuple[Frame, ...], str, _Sum]]:
+    def _stack_items(self) -> list[tuple[str, int, str, tuple[Frame, ...], str, _Sum]]:
         return [
-            (self.process(int(pid)), thread, frames, cls, s)
-            for (pid, thread, frames, cls), s in self.stacks.items()
+            (self.process(pid), tid, thread, frames, cls, s)
+            for (pid, tid, thread, frames, cls), s in self.stacks.items()
         ]
 
     def stack_rows(self) -> list[dict[str, Any]]:
         """The ``cpu_stacks`` rows, one per (process, thread, stack), most CPU first; an
         orphan stack classed differently over time gets the class of most of its CPU."""
         merged: dict[tuple[str, str, str], list[Any]] = {}
-        for process, thread, frames, cls, s in self._stack_items():
+        for process, _tid, thread, frames, cls, s in self._stack_items():
             key = (process, thread, ";".join(f.text() for f in frames))
             row = merged.setdefault(key, [defaultdict(float), 0, 0.0])
             row[0][cls] += s.cpu_seconds
@@ -150,12 +151,13 @@ class Aggregate:
         ]
 
     def speedscope(self, name: str) -> dict[str, Any]:
-        """A speedscope document: one ``sampled`` profile (seconds) per thread."""
+        """A speedscope document: one ``sampled`` profile (seconds) per thread (tid)."""
         frames: list[dict[str, str]] = []
         index: dict[Frame, int] = {}
-        profiles: dict[tuple[str, str], dict[str, Any]] = {}
-        for process, thread, stack, _cls, s in self._stack_items():
-            prof = profiles.setdefault((process, thread), _profile(f"{process} / {thread}"))
+        profiles: dict[tuple[str, int], dict[str, Any]] = {}
+        for process, tid, thread, stack, _cls, s in self._stack_items():
+            title = f"{process} / {thread} ({tid})"
+            prof = profiles.setdefault((process, tid), _profile(title))
             ids = [index.setdefault(f, len(index)) for f in stack]
             prof["samples"].append(ids)
             prof["weights"].append(s.cpu_seconds)
