@@ -256,7 +256,7 @@ NETWORK = [
         "network",
         r"<?(hyper|hyper_util|h2|rustls|tokio_rustls|hyper_rustls|reqwest|tonic|tower|aws_sigv4|aws_smithy_\w+|object_store|webpki|rustls_webpki|prost)::",
         None,
-        HYDRA_LOCK + "2081,2133,1463,3703,2549,2103,3500,4635,4743,232,2763,3740,3163",
+        HYDRA_LOCK + "2081,2133,1463,3703,4549,2103,3500,4635,4743,232,2763,3740,3163",
     ),
     _r(
         "network",
