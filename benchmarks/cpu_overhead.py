@@ -16,7 +16,7 @@ CPU rows and the best runs first.
 
 Usage::
 
-    python benchmarks/cpu_overhead.py [--rounds 5] [--size-mb 4] [--frequency 99]
+    python benchmarks/cpu_overhead.py [--rounds 12] [--size-mb 2] [--frequency 99]
         [--call-graph fp]
 """
 
@@ -101,8 +101,8 @@ def measure(name: str, data: Path, args: argparse.Namespace, tmp: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--size-mb", type=float, default=4.0)
+    p.add_argument("--rounds", type=int, default=12)
+    p.add_argument("--size-mb", type=float, default=2.0)
     p.add_argument("--frequency", type=int, default=CpuOptions.frequency_hz)
     p.add_argument("--call-graph", default="fp", choices=("fp", "dwarf", "leaf"))
     p.add_argument("--program", action="append", choices=sorted(PROGRAMS))
