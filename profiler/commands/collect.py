@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from profiler.commands import collect_db, collect_logs
+from profiler.commands import collect_cpu, collect_db, collect_logs
 from profiler.commands.argtypes import (
     add_duration_or_once,
     add_generation,
@@ -45,7 +45,7 @@ collected is kept and the run stays readable.
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "collect",
-        help="collect queue-runner status, metrics, logs or database rows into a run",
+        help="collect queue-runner status, metrics, logs, database rows or CPU samples into a run",
         description=__doc__,
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -93,6 +93,7 @@ def add_parser(sub: Any) -> None:
         q.set_defaults(run=run, kind=name)
     collect_logs.add_parser(what)
     collect_db.add_parser(what)
+    collect_cpu.add_parser(what)
 
 
 def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:
