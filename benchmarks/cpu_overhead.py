@@ -16,7 +16,7 @@ CPU rows and the best runs first.
 
 Usage::
 
-    python benchmarks/cpu_overhead.py [--rounds 12] [--size-mb 2] [--frequency 99]
+    python benchmarks/cpu_overhead.py [--rounds 12] [--size-mb 4] [--frequency 99]
         [--call-graph fp]
 """
 
@@ -96,13 +96,19 @@ def measure(name: str, data: Path, args: argparse.Namespace, tmp: Path) -> None:
             base = pick(size_mb / r[i] for r in runs[False])
             with_perf = pick(size_mb / r[i] for r in runs[True])
             row.append(f"{stat} {base:5.2f} -> {with_perf:5.2f} MB/s (x{with_perf / base:.3f})")
+        # each round's sampled run against its own unsampled neighbour: a drift in the
+        # machine's load over the rounds cancels in the pair
+        paired = statistics.median(
+            a[i] / b[i] for a, b in zip(runs[False], runs[True], strict=True)
+        )
+        row.append(f"paired median x{paired:.3f}")
         print(f"{name:9} {what:4}  " + "; ".join(row), flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=12)
-    p.add_argument("--size-mb", type=float, default=2.0)
+    p.add_argument("--size-mb", type=float, default=4.0)
     p.add_argument("--frequency", type=int, default=CpuOptions.frequency_hz)
     p.add_argument("--call-graph", default="fp", choices=("fp", "dwarf", "leaf"))
     p.add_argument("--program", action="append", choices=sorted(PROGRAMS))

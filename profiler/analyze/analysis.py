@@ -262,9 +262,15 @@ def analyze(
     if table.steps.empty:
         totals = farm_totals(samples, gen, profile, choice.mode) if gen in ("cxx", "rust") else None
         if totals is None or sum(totals.seconds.values()) <= 0:
+            only_cpu = (
+                "; it has CPU samples only: collect the runner's data (db, logs, status) into "
+                "the same run, or read them with `export RUN cpu_classes`"
+                if cpu is not None
+                else ""
+            )
             raise ProfilerError(
                 f"{reader.path}: no build steps in the run, and no step-time gauges or counters "
-                f"to answer from ({'; '.join(table.notes)})"
+                f"to answer from ({'; '.join(table.notes)}){only_cpu}"
             )
         table = farm_table(table, samples)
         steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))
