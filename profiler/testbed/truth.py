@@ -60,6 +60,7 @@ def document(
                 "compressed_bytes": r.compressed_bytes,
                 "input_bytes": r.input_bytes,
                 "compress_seconds": r.compress_seconds,
+                "compress_cpu_seconds": r.compress_cpu_seconds,
             }
         )
     return {

@@ -334,13 +334,13 @@ def test_nix_copy_compression_share(
 def test_testbed_workers_compression_matches_truth(
     tmp_path: Path, generation: str, extra: list[str]
 ) -> None:
-    """The testbed compresses each output in its step's thread (engine._store_output; the
-    Rust builder's presigned upload, engine._upload_rust) and its truth records that time
-    (truth.json steps[].compress_seconds, perf_counter around codec.compress). That is wall
-    time, CPU time only while steps do not overlap (one machine, one job) and the machine
-    has a core free for the thread. DWARF call
-    graphs: the testbed also decompresses its inputs with the same stripped liblzma, and
-    only CPython's _lzma frames above it tell the directions apart."""
+    """The testbed compresses each output in its step's thread (engine._store_output, the C++
+    runner's copy and the Rust builder's presigned upload alike) and its truth records that
+    call's CPU (truth.json steps[].compress_cpu_seconds, time.thread_time around
+    codec.compress): the sampled compression share of the process' CPU is within 10 points
+    of the truth's (0.435 vs 0.434 for C++, 0.410 vs 0.410 for Rust, once). DWARF call graphs:
+    the testbed also decompresses its inputs with the same stripped liblzma, and only
+    CPython's _lzma frames above it tell the directions apart."""
     out = tmp_path / "tb"
     argv = [sys.executable, "-c", "import sys; sys.stdin.readline(); "
             "from profiler.cli import main; sys.exit(main(sys.argv[1:]))",
@@ -350,12 +350,11 @@ def test_testbed_workers_compression_matches_truth(
     gated = Gated(argv, tmp_path / "err.txt", env=ENV)
     result = sample(gated, tmp_path / "run", call_graph="dwarf")
     truth = json.loads((out / "truth.json").read_text())
-    compress_seconds = sum(s["compress_seconds"] for s in truth["steps"])
+    truth_cpu = sum(s["compress_cpu_seconds"] for s in truth["steps"])
     by_class = result.cpu_seconds_by_class
-    # the truth is wall time: the CPU can only be less (a thread waits for a core on a
-    # loaded machine: 1.57 CPU s in 2.47 s at load 3.2 on 2 cores); unloaded they agree
-    assert by_class["compression"] <= 1.05 * compress_seconds
-    assert by_class["compression"] >= 0.5 * compress_seconds
+    total = sum(by_class.values())
+    assert truth_cpu > 0.2 * total  # a test of compression at all
+    assert by_class["compression"] / total == pytest.approx(truth_cpu / total, abs=POINTS)
     assert max(by_class, key=lambda c: by_class[c]) == "compression"
     assert by_class.get("decompression", 0) > 0  # the inputs, read from the xz cache
 
