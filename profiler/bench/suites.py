@@ -98,10 +98,11 @@ def run_suite(
         The result as loaded back from ``out``; its plots are written next to it.
     """
     from profiler.bench import harness, plots, results
+    from profiler.bench.levels import expand_specs
     from profiler.payloads.resolve import resolve
 
     chosen = list(payload_specs or suite["payloads"])
-    codecs = list(specs or suite["codecs"])
+    codecs = expand_specs(specs or suite["codecs"])
     found = resolve(chosen)
     options = harness.BenchOptions(
         min_runs=repeat if repeat is not None else int(suite.get("min_runs", 2)),

@@ -20,6 +20,7 @@ codec specs (short form, or a Nix store-URI query string, or a whole store URI):
   zstd:19  zstd:19:long=27  zstd:3:threads=2        level, long window (2^N), workers
   zstd:3:frames=16M                                  independent frames (Nix 2.35 layout)
   br:6  gzip:6  bzip2:9  none
+  zstd:1-19  xz:0,6,9e  zstd:1,3,9-12:long=27       level ranges and lists: one codec a level
   'compression=zstd&compression-level=19&parallel-compression=true'
   add as=nix (default) | nix235 | rust | rust-presigned to run it the way that writer does,
   e.g. 'compression=zstd&compression-level=19&as=rust-presigned' runs what Hydra's builders
@@ -152,10 +153,11 @@ def assumptions(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from profiler.bench.levels import expand_specs
     from profiler.codecs import parse_spec
 
     suite = load_suite(args.suite)
-    specs = args.codec or suite["codecs"]
+    specs = expand_specs(args.codec or suite["codecs"])
     for spec in specs:
         parse_spec(spec)  # a typo fails before any payload is read
     a = assumptions(args)
