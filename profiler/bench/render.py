@@ -110,6 +110,62 @@ def class_table(classes: pd.DataFrame) -> str:
     return _table(header, rows)
 
 
+UNITS = (
+    "Units: MB/s = 10^6 bytes of NAR per second of the best run's wall time (as lzbench "
+    "and zstd report it); MiB = 2^20 bytes; ratio = compressed bytes / NAR bytes (lower is "
+    "smaller)."
+)
+WEIGHTING = {
+    "codecs": "byte-weighted over all payloads: sum of compressed bytes / sum of NAR bytes, "
+    "sum of NAR bytes / sum of best seconds (a large payload counts for what it weighs)",
+    "classes": "byte-weighted within each class, same sums",
+    "payloads": "one cell each: that payload's bytes and best run",
+}
+
+
+def _flags(r: dict[str, Any]) -> str:
+    marks = []
+    if r.get("contended"):
+        marks.append("contended")
+    if r.get("throttled"):
+        marks.append("throttled")
+    if r.get("stored"):
+        marks.append("stored in cache")
+    return ", ".join(marks)
+
+
+def payload_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """One record per payload x codec cell with figures (failed cells are left out)."""
+    ok = derive.successful(rows)
+    keep = ["payload", "class", "codec", "nar_bytes", "compressed_bytes", "ratio"]
+    keep += ["compress_mb_per_s", "decompress_mb_per_s"]
+    keep += [c for c in ("throttled", "contended", "stored") if c in ok.columns]
+    return [dict(r) for r in ok[keep].to_dict("records")]
+
+
+def payload_table(rows: pd.DataFrame) -> str:
+    """The lzbench-style table: one row per payload x codec, payloads in measured order."""
+    header = ["payload", "class", "NarSize", "codec", "ratio", "comp MB/s", "decomp MB/s", "flags"]
+    lines = []
+    last = None
+    for r in payload_records(rows):
+        first = r["payload"] != last
+        last = r["payload"]
+        lines.append(
+            [
+                str(r["payload"]) if first else "",
+                str(r["class"]) if first else "",
+                format_bytes(r["nar_bytes"]) if first else "",
+                str(r["codec"]),
+                _num(r["ratio"], 3),
+                _num(r["compress_mb_per_s"]),
+                _num(r["decompress_mb_per_s"], 0),
+                _flags(r),
+            ]
+        )
+    return _table(header, lines, left=4)
+
+
 def text_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions) -> str:
     """The terminal report: per codec, what it means for the farm, per class, and notes."""
     parts = []
@@ -124,10 +180,16 @@ def text_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions)
             f"liblzma {env.get('liblzma_version', '?')}, "
             f"libzstd {env.get('libzstd_version', '?')}:"
         )
+        parts.append(UNITS)
+        parts.append(f"Per codec ({WEIGHTING['codecs']}):")
         parts.append(codec_table(table, view))
         parts.append(farm_table(view, a))
-        parts.append("Ratio by payload class (in brackets: size relative to xz:6):")
+        parts.append(
+            f"Ratio by payload class (in brackets: size relative to xz:6; {WEIGHTING['classes']}):"
+        )
         parts.append(class_table(derive.per_class(rows)))
+        parts.append(f"Per payload ({WEIGHTING['payloads']}):")
+        parts.append(payload_table(rows))
     records = rows.to_dict("records")
     notes = [f"{r['payload']} {r['codec']}: {r['notes']}" for r in records if r["notes"]]
     notes += [
@@ -149,6 +211,10 @@ def json_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions)
         doc["codecs"] = json.loads(table.join(view).reset_index().to_json(orient="records"))
         doc["pareto"] = derive.pareto_codecs(table)
         doc["assumptions"] = a.__dict__
+        cells = pd.DataFrame(payload_records(rows))
+        doc["payloads"] = json.loads(cells.to_json(orient="records"))
+        doc["weighting"] = WEIGHTING
+        doc["units"] = UNITS
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 
