@@ -140,7 +140,7 @@ def payload_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
     keep = ["payload", "class", "codec", "nar_bytes", "compressed_bytes", "ratio"]
     keep += ["compress_mb_per_s", "decompress_mb_per_s"]
     keep += [c for c in ("throttled", "contended", "stored") if c in ok.columns]
-    return [dict(r) for r in ok[keep].to_dict("records")]
+    return [{str(k): v for k, v in r.items()} for r in ok[keep].to_dict("records")]
 
 
 def payload_table(rows: pd.DataFrame) -> str:
