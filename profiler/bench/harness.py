@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler.bench import contention, environment, timing
+from profiler.bench import contention, environment, stored, timing
 from profiler.codecs import CodecSpec, parse_spec
 from profiler.errors import BenchmarkError
 from profiler.payloads import Payload, corpus
@@ -128,6 +128,10 @@ def run_bench(
             sha256 = hashlib.sha256(data).digest()  # once: the manifest and the workers
             row = corpus.manifest_row(payload, data, sha256)
             result.meta["manifest"]["payloads"].append(row)
+            reference = stored.stored_row(payload, row["nar_size_bytes"])
+            if reference is not None:
+                result.meta.setdefault("stored", []).append(reference)
+                progress(f"  {payload.name}: {_stored_line(reference)}")
             nar_path = os.path.join(scratch, "payload.nar")
             with open(nar_path, "wb") as f:
                 f.write(data)
@@ -153,6 +157,13 @@ def run_bench(
         shutil.rmtree(scratch, ignore_errors=True)
     result.meta["elapsed_seconds"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _stored_line(r: dict[str, Any]) -> str:
+    return (
+        f"stored as {r['method']} ({r['method_from']}): {format_bytes(r['compressed_bytes'])}"
+        f" of {format_bytes(r['nar_bytes'])} NAR, ratio {r['ratio']:.3f}"
+    )
 
 
 def _cell_line(row: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from profiler.bench import derive
+from profiler.bench.stored import stored_summary
 from profiler.units import format_bytes
 
 
@@ -134,6 +135,19 @@ def _flags(r: dict[str, Any]) -> str:
     return ", ".join(marks)
 
 
+def _stored_text(rows: list[dict[str, Any]]) -> str:
+    summary = stored_summary(rows) or {}
+    said = [
+        f"{m} on {s['payloads']} payload(s), ratio {s['ratio']:.3f} "
+        f"({format_bytes(s['compressed_bytes'])} of {format_bytes(s['nar_bytes'])})"
+        for m, s in summary.items()
+    ]
+    return (
+        "What the cache stores (reference, not measured: sum FileSize / sum NarSize): "
+        + "; ".join(said)
+    )
+
+
 def payload_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """One record per payload x codec cell with figures (failed cells are left out)."""
     ok = derive.successful(rows)
@@ -143,12 +157,28 @@ def payload_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in r.items()} for r in ok[keep].to_dict("records")]
 
 
-def payload_table(rows: pd.DataFrame) -> str:
-    """The lzbench-style table: one row per payload x codec, payloads in measured order."""
+def _with_stored(
+    records: list[dict[str, Any]], stored: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``records`` with each payload's stored reference row after its measured ones."""
+    refs = {r["payload"]: {**r, "stored": True} for r in stored}
+    out: list[dict[str, Any]] = []
+    for i, r in enumerate(records):
+        out.append(r)
+        following = records[i + 1]["payload"] if i + 1 < len(records) else None
+        if following != r["payload"] and r["payload"] in refs:
+            ref = refs.pop(r["payload"])
+            out.append({**ref, "compress_mb_per_s": None, "decompress_mb_per_s": None})
+    return out
+
+
+def payload_table(rows: pd.DataFrame, stored: list[dict[str, Any]] | None = None) -> str:
+    """The lzbench-style table: one row per payload x codec, payloads in measured order;
+    a payload read from a binary cache also gets a row for what the cache stores."""
     header = ["payload", "class", "NarSize", "codec", "ratio", "comp MB/s", "decomp MB/s", "flags"]
     lines = []
     last = None
-    for r in payload_records(rows):
+    for r in _with_stored(payload_records(rows), stored or []):
         first = r["payload"] != last
         last = r["payload"]
         lines.append(
@@ -183,13 +213,15 @@ def text_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions)
         parts.append(UNITS)
         parts.append(f"Per codec ({WEIGHTING['codecs']}):")
         parts.append(codec_table(table, view))
+        if meta.get("stored"):
+            parts.append(_stored_text(meta["stored"]))
         parts.append(farm_table(view, a))
         parts.append(
             f"Ratio by payload class (in brackets: size relative to xz:6; {WEIGHTING['classes']}):"
         )
         parts.append(class_table(derive.per_class(rows)))
         parts.append(f"Per payload ({WEIGHTING['payloads']}):")
-        parts.append(payload_table(rows))
+        parts.append(payload_table(rows, meta.get("stored")))
     records = rows.to_dict("records")
     notes = [f"{r['payload']} {r['codec']}: {r['notes']}" for r in records if r["notes"]]
     notes += [
@@ -215,6 +247,11 @@ def json_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions)
         doc["payloads"] = json.loads(cells.to_json(orient="records"))
         doc["weighting"] = WEIGHTING
         doc["units"] = UNITS
+        if meta.get("stored"):
+            doc["stored"] = {
+                "payloads": meta["stored"],
+                "by_method": stored_summary(meta["stored"]),
+            }
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 
