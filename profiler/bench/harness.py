@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler.bench import contention, environment, stored, timing
+from profiler.bench import contention, environment, eta, stored, timing
 from profiler.codecs import CodecSpec, parse_spec
 from profiler.errors import BenchmarkError
 from profiler.payloads import Payload, corpus
@@ -121,7 +121,7 @@ def run_bench(
     started = time.perf_counter()
     try:
         cells = len(payloads) * len(codecs)
-        done = 0
+        clock = eta.Eta(len(payloads), [s.label for _, s in codecs])
         for payload in payloads:
             progress(f"reading {payload.name}: {payload.describe()}")
             data = payload.read()
@@ -138,7 +138,6 @@ def run_bench(
             digest = sha256.hex()
             del data
             for text, spec in codecs:
-                done += 1
                 cell = _measure_cell(
                     payload,
                     row["nar_size_bytes"],
@@ -152,7 +151,11 @@ def run_bench(
                 )
                 result.rows.append(cell["row"])
                 result.samples.extend(cell["samples"])
-                progress(f"[{done:>{len(str(cells))}}/{cells}] {_cell_line(cell['row'])}")
+                clock.cell_done(spec.label)
+                progress(
+                    f"[{clock.done:>{len(str(cells))}}/{cells}] {_cell_line(cell['row'])} "
+                    f"({clock.describe()})"
+                )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result.meta["elapsed_seconds"] = round(time.perf_counter() - started, 3)
