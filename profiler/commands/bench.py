@@ -10,7 +10,13 @@ import os
 import sys
 from typing import Any
 
-from profiler.bench.suites import MAX_MIN_TIME, MAX_RUNS, load_suite
+from profiler.bench.suites import (
+    MAX_MIN_TIME,
+    MAX_RUNS,
+    QUICK_MIN_TIME_SECONDS,
+    QUICK_RUNS,
+    load_suite,
+)
 from profiler.commands.argtypes import integer, number
 from profiler.errors import UsageError
 
@@ -73,6 +79,14 @@ def add_parser(sub: Any) -> None:
         type=number(0, MAX_MIN_TIME),
         metavar="SECONDS",
         help="at least this much timed work per phase",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"one timed run per phase and no minimum time (the suite's min_runs and "
+        f"min_time_seconds become {QUICK_RUNS} and {QUICK_MIN_TIME_SECONDS:g}; --repeat and "
+        "--min-time still win): minutes instead of tens of minutes, noisier speeds; "
+        "ratios are unchanged",
     )
     p.add_argument("--out", metavar="DIR", help="result directory (default: ./bench-<UTC time>)")
     p.add_argument(
@@ -198,6 +212,7 @@ def _measure(
         payload_specs=args.payloads,
         repeat=args.repeat,
         min_time=args.min_time,
+        quick=args.quick,
         progress=progress,
     )
     if args.format == "json":
