@@ -73,7 +73,15 @@ def codec_table(table: pd.DataFrame, view: pd.DataFrame) -> str:
 
 
 def farm_table(view: pd.DataFrame, a: derive.Assumptions) -> str:
-    header = ["codec", "CPU-h/day", "cores", "TB/month", "$/month", "client s/GiB", "upload s/GiB"]
+    header = [
+        "codec",
+        "CPU-h/day",
+        "cores",
+        "TB/month",
+        "$/month",
+        "download+decomp s/GiB",
+        "compress+upload s/GiB",
+    ]
     rows = [
         [
             str(codec),
@@ -114,7 +122,7 @@ def class_table(classes: pd.DataFrame) -> str:
 UNITS = (
     "Units: MB/s = 10^6 bytes of NAR per second of the best run's wall time (as lzbench "
     "and zstd report it); MiB = 2^20 bytes; ratio = compressed bytes / NAR bytes (lower is "
-    "smaller)."
+    "smaller); GiB = 2^30 bytes of NAR; TB = 10^12 bytes stored; Mbit/s = 10^6 bits/s."
 )
 WEIGHTING = {
     "codecs": "byte-weighted over all payloads: sum of compressed bytes / sum of NAR bytes, "

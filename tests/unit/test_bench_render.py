@@ -91,3 +91,18 @@ def test_failed_cells_are_not_in_the_payload_table() -> None:
     frame = rows()
     frame.loc[3, ["error", "compressed_bytes"]] = ["boom", None]
     assert len(render.payload_records(frame)) == 3
+
+
+def test_farm_table_says_what_its_seconds_add_up() -> None:
+    a = derive.Assumptions()
+    text = render.text_report(rows(), {}, a)
+    assert "compress+upload s/GiB" in text and "download+decomp s/GiB" in text
+    assert " upload s/GiB" not in text.replace("compress+upload s/GiB", "")
+    assert "GiB = 2^30 bytes" in text and "TB = 10^12 bytes" in text
+    view = derive.operator_view(derive.overall(rows()), a)
+    # xz:6 compresses 100 MB in 14 s best-run time; the column is that plus sending 17 %
+    compress = 14.0 * (1 << 30) / (100 * MB)
+    upload = (1 << 30) * 0.17 * 8 / a.uplink_bits_per_second
+    got = view.loc["xz:6", "compress_and_upload_seconds_per_gib"]
+    assert abs(got - (compress + upload)) < 1e-9
+    assert got == view.loc["xz:6", "upload_seconds_per_gib"]  # the old key is kept
