@@ -225,7 +225,8 @@ def text_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions)
             parts.append(_stored_text(meta["stored"]))
         parts.append(farm_table(view, a))
         parts.append(
-            f"Ratio by payload class (in brackets: size relative to xz:6; {WEIGHTING['classes']}):"
+            "Ratio by payload class (in brackets: size relative to "
+            f"{derive.baseline_codec(table)}; {WEIGHTING['classes']}):"
         )
         parts.append(class_table(derive.per_class(rows)))
         parts.append(f"Per payload ({WEIGHTING['payloads']}):")

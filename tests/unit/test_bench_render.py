@@ -106,3 +106,10 @@ def test_farm_table_says_what_its_seconds_add_up() -> None:
     got = view.loc["xz:6", "compress_and_upload_seconds_per_gib"]
     assert abs(got - (compress + upload)) < 1e-9
     assert got == view.loc["xz:6", "upload_seconds_per_gib"]  # the old key is kept
+
+
+def test_class_table_names_the_baseline_it_divides_by() -> None:
+    frame = rows()
+    frame["codec"] = frame["codec"].replace({"xz:6": "xz:1"})
+    text = render.text_report(frame, {}, derive.Assumptions())
+    assert "size relative to xz:1;" in text and "relative to xz:6" not in text
