@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler.bench import environment, timing
+from profiler.bench import contention, environment, eta, stored, timing
 from profiler.codecs import CodecSpec, parse_spec
 from profiler.errors import BenchmarkError
 from profiler.payloads import Payload, corpus
@@ -121,39 +121,62 @@ def run_bench(
     started = time.perf_counter()
     try:
         cells = len(payloads) * len(codecs)
-        done = 0
+        clock = eta.Eta(len(payloads), [s.label for _, s in codecs])
         for payload in payloads:
             progress(f"reading {payload.name}: {payload.describe()}")
             data = payload.read()
             sha256 = hashlib.sha256(data).digest()  # once: the manifest and the workers
             row = corpus.manifest_row(payload, data, sha256)
             result.meta["manifest"]["payloads"].append(row)
+            reference = stored.stored_row(payload, row["nar_size_bytes"])
+            if reference is not None:
+                result.meta.setdefault("stored", []).append(reference)
+                progress(f"  {payload.name}: {_stored_line(reference)}")
             nar_path = os.path.join(scratch, "payload.nar")
             with open(nar_path, "wb") as f:
                 f.write(data)
             digest = sha256.hex()
             del data
             for text, spec in codecs:
-                done += 1
                 cell = _measure_cell(
-                    payload, row["nar_size_bytes"], digest, nar_path, text, spec, scratch, options
+                    payload,
+                    row["nar_size_bytes"],
+                    digest,
+                    nar_path,
+                    text,
+                    spec,
+                    scratch,
+                    options,
+                    progress,
                 )
                 result.rows.append(cell["row"])
                 result.samples.extend(cell["samples"])
-                progress(f"[{done:>{len(str(cells))}}/{cells}] {_cell_line(cell['row'])}")
+                clock.cell_done(spec.label)
+                progress(
+                    f"[{clock.done:>{len(str(cells))}}/{cells}] {_cell_line(cell['row'])} "
+                    f"({clock.describe()})"
+                )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result.meta["elapsed_seconds"] = round(time.perf_counter() - started, 3)
     return result
 
 
+def _stored_line(r: dict[str, Any]) -> str:
+    return (
+        f"stored as {r['method']} ({r['method_from']}): {format_bytes(r['compressed_bytes'])}"
+        f" of {format_bytes(r['nar_bytes'])} NAR, ratio {r['ratio']:.3f}"
+    )
+
+
 def _cell_line(row: dict[str, Any]) -> str:
     head = f"{row['payload']} ({format_bytes(row['nar_bytes'])}) {row['codec']}"
     if row["error"]:
         return f"{head}: FAILED: {row['error']}"
+    flag = f" CONTENDED after {row['reruns']} re-run(s)" if row["contended"] else ""
     return (
         f"{head}: ratio {row['ratio']:.3f}, compress {row['compress_mb_per_s']:.1f} MB/s, "
-        f"decompress {row['decompress_mb_per_s']:.0f} MB/s"
+        f"decompress {row['decompress_mb_per_s']:.0f} MB/s{flag}"
     )
 
 
@@ -166,6 +189,7 @@ def _measure_cell(
     spec: CodecSpec,
     scratch: str,
     options: BenchOptions,
+    progress: Progress,
 ) -> dict[str, Any]:
     blob_path = os.path.join(scratch, "blob")
     base = {
@@ -178,18 +202,16 @@ def _measure_cell(
         "nar_bytes": nar_bytes,
     }
     timeout = options.worker_timeout_seconds
-    measured = _worker(
-        {
-            "job": "measure",
-            "nar_path": nar_path,
-            "nar_sha256": digest,
-            "spec": text,
-            "blob_path": blob_path,
-            "min_runs": options.min_runs,
-            "min_time_seconds": options.min_time_seconds,
-        },
-        timeout,
-    )
+    request = {
+        "job": "measure",
+        "nar_path": nar_path,
+        "nar_sha256": digest,
+        "spec": text,
+        "blob_path": blob_path,
+        "min_runs": options.min_runs,
+        "min_time_seconds": options.min_time_seconds,
+    }
+    measured, verdict, reruns = _measure_uncontended(request, spec, timeout, progress)
     if "error" in measured:
         return {"row": {**base, **_empty_figures(), "error": measured["error"]}, "samples": []}
     peaks = {
@@ -219,7 +241,10 @@ def _measure_cell(
         *spec.notes,
         *(f"compress: {n}" for n in c.notes),
         *(f"decompress: {n}" for n in d.notes),
+        *verdict.notes,
     ]
+    if verdict.contended:
+        notes.append(f"still contended after {reruns} re-run(s): its speeds are too low")
     row = {
         **base,
         "compressed_bytes": measured["compressed_bytes"],
@@ -237,10 +262,44 @@ def _measure_cell(
         "compress_peak_bytes": peaks["compress"],
         "decompress_peak_bytes": peaks["decompress"],
         "throttled": c.throttled or d.throttled,
+        "compress_wall_over_cpu": verdict.wall_over_cpu.get("compress", float("nan")),
+        "decompress_wall_over_cpu": verdict.wall_over_cpu.get("decompress", float("nan")),
+        "contended": verdict.contended,
+        "reruns": reruns,
         "notes": "; ".join(notes),
         "error": None,
     }
     return {"row": row, "samples": samples}
+
+
+def _verdict(measured: dict[str, Any], spec: CodecSpec) -> contention.Verdict:
+    phases = {p: [timing.Sample(**s) for s in measured[p]] for p in ("compress", "decompress")}
+    return contention.judge(phases, spec.threads)
+
+
+def _measure_uncontended(
+    request: dict[str, Any], spec: CodecSpec, timeout: float, progress: Progress
+) -> tuple[dict[str, Any], contention.Verdict, int]:
+    """Measure a cell; re-run it (``contention.MAX_RERUNS`` at most) while contended.
+
+    Returns the least contended measurement, its verdict, and how many re-runs were made.
+    """
+    best: tuple[dict[str, Any], contention.Verdict] | None = None
+    reruns = 0
+    while True:
+        measured = _worker(request, timeout)
+        if "error" in measured:
+            return measured, contention.Verdict({}, False, ()), reruns
+        verdict = _verdict(measured, spec)
+        if best is None or not verdict.worst >= best[1].worst:  # nan never wins over a ratio
+            best = (measured, verdict)
+        if not best[1].contended or reruns == contention.MAX_RERUNS:
+            return best[0], best[1], reruns
+        reruns += 1
+        progress(
+            f"  {spec.label}: wall {verdict.worst:.2f}x CPU on a single-thread codec "
+            f"(contended); re-running ({reruns}/{contention.MAX_RERUNS})"
+        )
 
 
 def _empty_figures() -> dict[str, Any]:
@@ -261,5 +320,9 @@ def _empty_figures() -> dict[str, Any]:
         "compress_peak_bytes": None,
         "decompress_peak_bytes": None,
         "throttled": False,
+        "compress_wall_over_cpu": nan,
+        "decompress_wall_over_cpu": nan,
+        "contended": False,
+        "reruns": 0,
         "notes": "",
     }

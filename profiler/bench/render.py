@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from profiler.bench import derive
+from profiler.bench.stored import stored_summary
 from profiler.units import format_bytes
 
 
@@ -72,7 +73,15 @@ def codec_table(table: pd.DataFrame, view: pd.DataFrame) -> str:
 
 
 def farm_table(view: pd.DataFrame, a: derive.Assumptions) -> str:
-    header = ["codec", "CPU-h/day", "cores", "TB/month", "$/month", "client s/GiB", "upload s/GiB"]
+    header = [
+        "codec",
+        "CPU-h/day",
+        "cores",
+        "TB/month",
+        "$/month",
+        "download+decomp s/GiB",
+        "compress+upload s/GiB",
+    ]
     rows = [
         [
             str(codec),
@@ -110,6 +119,91 @@ def class_table(classes: pd.DataFrame) -> str:
     return _table(header, rows)
 
 
+UNITS = (
+    "Units: MB/s = 10^6 bytes of NAR per second of the best run's wall time (as lzbench "
+    "and zstd report it); MiB = 2^20 bytes; ratio = compressed bytes / NAR bytes (lower is "
+    "smaller); GiB = 2^30 bytes of NAR; TB = 10^12 bytes stored; Mbit/s = 10^6 bits/s."
+)
+WEIGHTING = {
+    "codecs": "byte-weighted over all payloads: sum of compressed bytes / sum of NAR bytes, "
+    "sum of NAR bytes / sum of best seconds (a large payload counts for what it weighs)",
+    "classes": "byte-weighted within each class, same sums",
+    "payloads": "one cell each: that payload's bytes and best run",
+}
+
+
+def _flags(r: dict[str, Any]) -> str:
+    marks = []
+    if r.get("contended"):
+        marks.append("contended")
+    if r.get("throttled"):
+        marks.append("throttled")
+    if r.get("stored"):
+        marks.append("stored in cache")
+    return ", ".join(marks)
+
+
+def _stored_text(rows: list[dict[str, Any]]) -> str:
+    summary = stored_summary(rows) or {}
+    said = [
+        f"{m} on {s['payloads']} payload(s), ratio {s['ratio']:.3f} "
+        f"({format_bytes(s['compressed_bytes'])} of {format_bytes(s['nar_bytes'])})"
+        for m, s in summary.items()
+    ]
+    return (
+        "What the cache stores (reference, not measured: sum FileSize / sum NarSize): "
+        + "; ".join(said)
+    )
+
+
+def payload_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """One record per payload x codec cell with figures (failed cells are left out)."""
+    ok = derive.successful(rows)
+    keep = ["payload", "class", "codec", "nar_bytes", "compressed_bytes", "ratio"]
+    keep += ["compress_mb_per_s", "decompress_mb_per_s"]
+    keep += [c for c in ("throttled", "contended", "stored") if c in ok.columns]
+    return [{str(k): v for k, v in r.items()} for r in ok[keep].to_dict("records")]
+
+
+def _with_stored(
+    records: list[dict[str, Any]], stored: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``records`` with each payload's stored reference row after its measured ones."""
+    refs = {r["payload"]: {**r, "stored": True} for r in stored}
+    out: list[dict[str, Any]] = []
+    for i, r in enumerate(records):
+        out.append(r)
+        following = records[i + 1]["payload"] if i + 1 < len(records) else None
+        if following != r["payload"] and r["payload"] in refs:
+            ref = refs.pop(r["payload"])
+            out.append({**ref, "compress_mb_per_s": None, "decompress_mb_per_s": None})
+    return out
+
+
+def payload_table(rows: pd.DataFrame, stored: list[dict[str, Any]] | None = None) -> str:
+    """The lzbench-style table: one row per payload x codec, payloads in measured order;
+    a payload read from a binary cache also gets a row for what the cache stores."""
+    header = ["payload", "class", "NarSize", "codec", "ratio", "comp MB/s", "decomp MB/s", "flags"]
+    lines = []
+    last = None
+    for r in _with_stored(payload_records(rows), stored or []):
+        first = r["payload"] != last
+        last = r["payload"]
+        lines.append(
+            [
+                str(r["payload"]) if first else "",
+                str(r["class"]) if first else "",
+                format_bytes(r["nar_bytes"]) if first else "",
+                str(r["codec"]),
+                _num(r["ratio"], 3),
+                _num(r["compress_mb_per_s"]),
+                _num(r["decompress_mb_per_s"], 0),
+                _flags(r),
+            ]
+        )
+    return _table(header, lines, left=4)
+
+
 def text_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions) -> str:
     """The terminal report: per codec, what it means for the farm, per class, and notes."""
     parts = []
@@ -124,10 +218,19 @@ def text_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions)
             f"liblzma {env.get('liblzma_version', '?')}, "
             f"libzstd {env.get('libzstd_version', '?')}:"
         )
+        parts.append(UNITS)
+        parts.append(f"Per codec ({WEIGHTING['codecs']}):")
         parts.append(codec_table(table, view))
+        if meta.get("stored"):
+            parts.append(_stored_text(meta["stored"]))
         parts.append(farm_table(view, a))
-        parts.append("Ratio by payload class (in brackets: size relative to xz:6):")
+        parts.append(
+            "Ratio by payload class (in brackets: size relative to "
+            f"{derive.baseline_codec(table)}; {WEIGHTING['classes']}):"
+        )
         parts.append(class_table(derive.per_class(rows)))
+        parts.append(f"Per payload ({WEIGHTING['payloads']}):")
+        parts.append(payload_table(rows, meta.get("stored")))
     records = rows.to_dict("records")
     notes = [f"{r['payload']} {r['codec']}: {r['notes']}" for r in records if r["notes"]]
     notes += [
@@ -149,6 +252,15 @@ def json_report(rows: pd.DataFrame, meta: dict[str, Any], a: derive.Assumptions)
         doc["codecs"] = json.loads(table.join(view).reset_index().to_json(orient="records"))
         doc["pareto"] = derive.pareto_codecs(table)
         doc["assumptions"] = a.__dict__
+        cells = pd.DataFrame(payload_records(rows))
+        doc["payloads"] = json.loads(cells.to_json(orient="records"))
+        doc["weighting"] = WEIGHTING
+        doc["units"] = UNITS
+        if meta.get("stored"):
+            doc["stored"] = {
+                "payloads": meta["stored"],
+                "by_method": stored_summary(meta["stored"]),
+            }
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 

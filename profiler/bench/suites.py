@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from profiler.bench.results import StoredResult
 
 MAX_RUNS = 10_000
+QUICK_RUNS = 1  # --quick: the warm-up run is the one timed run (timing.repeat keeps it)
+QUICK_MIN_TIME_SECONDS = 0.0
 MAX_MIN_TIME = 86_400.0
 SUITES_DIR = str(resources.files("profiler.bench").joinpath("suites"))
 
@@ -74,6 +76,7 @@ def run_suite(
     payload_specs: Sequence[str] | None = None,
     repeat: int | None = None,
     min_time: float | None = None,
+    quick: bool = False,
     progress: Callable[[str], object] = lambda _m: None,
 ) -> StoredResult:
     """Measure a suite (:func:`load_suite`) and store the result in ``out``.
@@ -89,6 +92,9 @@ def run_suite(
         suite's.
     repeat, min_time
         At least this many timed runs and seconds per phase instead of the suite's.
+    quick
+        ``QUICK_RUNS`` and ``QUICK_MIN_TIME_SECONDS`` instead of the suite's (``repeat`` and
+        ``min_time`` still win); recorded in the result's ``options.quick``.
     progress
         Told what is being measured and what was written.
 
@@ -98,20 +104,26 @@ def run_suite(
         The result as loaded back from ``out``; its plots are written next to it.
     """
     from profiler.bench import harness, plots, results
+    from profiler.bench.levels import expand_specs
     from profiler.payloads.resolve import resolve
 
     chosen = list(payload_specs or suite["payloads"])
-    codecs = list(specs or suite["codecs"])
+    codecs = expand_specs(specs or suite["codecs"])
     found = resolve(chosen)
+    runs = QUICK_RUNS if quick else int(suite.get("min_runs", 2))
+    seconds = QUICK_MIN_TIME_SECONDS if quick else float(suite.get("min_time_seconds", 0.5))
     options = harness.BenchOptions(
-        min_runs=repeat if repeat is not None else int(suite.get("min_runs", 2)),
-        min_time_seconds=min_time
-        if min_time is not None
-        else float(suite.get("min_time_seconds", 0.5)),
+        min_runs=repeat if repeat is not None else runs,
+        min_time_seconds=min_time if min_time is not None else seconds,
     )
-    progress(f"bench: {len(found)} payloads x {len(codecs)} codecs -> {out}")
+    progress(
+        f"bench: {len(found)} payloads x {len(codecs)} codecs -> {out} (at least "
+        f"{options.min_runs} timed run(s) and {options.min_time_seconds:g} s per phase"
+        f"{'; --quick' if quick else ''})"
+    )
     result = harness.run_bench(found, codecs, options, progress, corpus_name=" ".join(chosen))
     result.meta["suite"] = name
+    result.meta["options"]["quick"] = quick
     results.write_result(out, result.meta, result.rows, result.samples)
     stored = results.load_result(out)
     written = plots.write_plots(stored.rows, out)

@@ -10,7 +10,13 @@ import os
 import sys
 from typing import Any
 
-from profiler.bench.suites import MAX_MIN_TIME, MAX_RUNS, load_suite
+from profiler.bench.suites import (
+    MAX_MIN_TIME,
+    MAX_RUNS,
+    QUICK_MIN_TIME_SECONDS,
+    QUICK_RUNS,
+    load_suite,
+)
 from profiler.commands.argtypes import integer, number
 from profiler.errors import UsageError
 
@@ -20,6 +26,7 @@ codec specs (short form, or a Nix store-URI query string, or a whole store URI):
   zstd:19  zstd:19:long=27  zstd:3:threads=2        level, long window (2^N), workers
   zstd:3:frames=16M                                  independent frames (Nix 2.35 layout)
   br:6  gzip:6  bzip2:9  none
+  zstd:1-19  xz:0,6,9e  zstd:1,3,9-12:long=27       level ranges and lists: one codec a level
   'compression=zstd&compression-level=19&parallel-compression=true'
   add as=nix (default) | nix235 | rust | rust-presigned to run it the way that writer does,
   e.g. 'compression=zstd&compression-level=19&as=rust-presigned' runs what Hydra's builders
@@ -72,6 +79,14 @@ def add_parser(sub: Any) -> None:
         type=number(0, MAX_MIN_TIME),
         metavar="SECONDS",
         help="at least this much timed work per phase",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"one timed run per phase and no minimum time (the suite's min_runs and "
+        f"min_time_seconds become {QUICK_RUNS} and {QUICK_MIN_TIME_SECONDS:g}; --repeat and "
+        "--min-time still win): minutes instead of tens of minutes, noisier speeds; "
+        "ratios are unchanged",
     )
     p.add_argument("--out", metavar="DIR", help="result directory (default: ./bench-<UTC time>)")
     p.add_argument(
@@ -152,10 +167,11 @@ def assumptions(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from profiler.bench.levels import expand_specs
     from profiler.codecs import parse_spec
 
     suite = load_suite(args.suite)
-    specs = args.codec or suite["codecs"]
+    specs = expand_specs(args.codec or suite["codecs"])
     for spec in specs:
         parse_spec(spec)  # a typo fails before any payload is read
     a = assumptions(args)
@@ -196,6 +212,7 @@ def _measure(
         payload_specs=args.payloads,
         repeat=args.repeat,
         min_time=args.min_time,
+        quick=args.quick,
         progress=progress,
     )
     if args.format == "json":
