@@ -4,8 +4,10 @@ The window ``[since, until]`` is read with range queries of at most ``chunk_seco
 (never more than :data:`~profiler.collect.history.api.MAX_POINTS_PER_SERIES` points per
 series), oldest first. Each chunk's rows go to ``samples`` one evaluation time at a time (one
 ``append_many`` each), then a row of ``history_chunks`` says which times are in; a re-run with
-the same Prometheus, query and step starts after the last one recorded. SIGINT/SIGTERM stop
-between two times (a request in flight is cut short) and record what was written.
+the same Prometheus, query and step starts after the last one recorded. Evaluation times are
+multiples of the step (a grid independent of ``--since``), so runs of one query line up.
+SIGINT/SIGTERM stop between two times (a request in flight is cut short) and record what was
+written.
 
 Raw series are imported, not rates: ``samples`` holds what the runner exported, and the
 analysis computes rates, counter resets and gaps from them as it does for live samples.
@@ -13,6 +15,7 @@ analysis computes rates, counter resets and gaps from them as it does for live s
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -91,7 +94,7 @@ class Importer:
     def import_all(self) -> None:
         """Import ``[since, until]`` chunk by chunk; CollectorError when the server fails."""
         opts = self.options
-        start = opts.since
+        start = math.ceil(opts.since / opts.step_seconds) * opts.step_seconds  # on the grid
         last = self.resume_from()
         if last is not None and last >= start:
             start = last + opts.step_seconds
@@ -104,7 +107,8 @@ class Importer:
             total = max(0, int((opts.until - start) // span) + 1)
             n = 0
             while start <= opts.until and not self.stop.is_set():
-                end = min(start + span, opts.until)
+                steps = min(span, opts.until - start) // opts.step_seconds
+                end = start + steps * opts.step_seconds  # the last evaluation time
                 n += 1
                 written_to = self._chunk(start, end, f"{n}/{total}")
                 if written_to is None:
