@@ -25,17 +25,23 @@ from datetime import UTC, datetime
 from profiler.collect.history import rebuild
 from profiler.collect.history.api import MAX_POINTS_PER_SERIES, Prometheus, Series
 from profiler.collect.samples import Sample
-from profiler.collect.status.metrics_map import PROM_MAPPING, P
+from profiler.collect.status.metrics_map import P
 from profiler.collect.status.transfer import Budget, Cancelled
 from profiler.errors import CollectorError, StoreError
 from profiler.store import Run, read_run, redact
 
 CHUNKS_TABLE = "history_chunks"
-# Both generations' families: every hydraqueuerunner_* (the live collector keeps unknown ones
-# as prom_*), the 2022-03 C++ up gauge, and the process_* families the Rust runner exports.
-_PROCESS = sorted(n for n in PROM_MAPPING if not n.startswith(P) and n.startswith("process_"))
-NAMES_REGEX = "|".join([f"{P}.*", "hydra_queue_runner_running", *_PROCESS])
-_RUNNER_PREFIXES = (P, "hydra_queue_runner_")
+# The queue runner's own families in both generations: every hydraqueuerunner_* (the live
+# collector keeps unknown ones as prom_*) and the 2022-03 C++ up gauge. A target exporting one
+# of them is a runner; the rest of what its /metrics served (the Rust runner's process_*, the
+# C++ runner's prometheus-cpp exposer_*) is read by a second query on that target.
+RUNNER_REGEX = f"{P}.*|hydra_queue_runner_running"
+# Series Prometheus adds to every target rather than scrapes from it: up, scrape_* ("Jobs and
+# instances", https://prometheus.io/docs/concepts/jobs_instances/)
+SYNTHETIC_REGEX = (
+    "up|scrape_duration_seconds|scrape_samples_scraped|scrape_samples_post_metric_relabeling"
+    "|scrape_series_added|scrape_timeout_seconds|scrape_sample_limit|scrape_body_size_bytes"
+)
 
 
 @dataclass
@@ -49,9 +55,22 @@ class HistoryOptions:
 
 
 def query(matchers: str = "") -> str:
-    """The selector of the runner's raw series (one query per chunk for all of them)."""
+    """The selector of the runners' own series (one query per chunk for all targets)."""
     extra = f",{matchers.strip().strip(',')}" if matchers.strip() else ""
-    return f'{{__name__=~"{NAMES_REGEX}"{extra}}}'
+    return f'{{__name__=~"{RUNNER_REGEX}"{extra}}}'
+
+
+def rest_of_target(job: str, instance: str) -> str:
+    """The selector of a runner target's other scraped series."""
+    return (
+        f'{{job="{_quote(job)}",instance="{_quote(instance)}",'
+        f'__name__!~"{RUNNER_REGEX}|{SYNTHETIC_REGEX}"}}'
+    )
+
+
+def _quote(value: str) -> str:
+    """A label value inside a PromQL double-quoted string (Go escapes)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def utc(ts: float) -> str:
@@ -138,9 +157,12 @@ class Importer:
 
     def _chunk(self, start: float, end: float, of: str) -> float | None:
         """Import one chunk; the last evaluation time written (None: stopped before any)."""
-        series = self.prometheus.query_range(self.query, start, end, self.options.step_seconds)
+        step = self.options.step_seconds
+        series = self.prometheus.query_range(self.query, start, end, step)
+        for job, instance in _targets(series):
+            series += self.prometheus.query_range(rest_of_target(job, instance), start, end, step)
         types = rebuild.family_types(series, self.meta)
-        docs = rebuild.documents(_runners(series), types)
+        docs = rebuild.documents(series, types)
         rows_by_time: dict[float, list[Sample]] = {}
         for target, by_time in docs.items():
             source = self.urls.get(target) or "/".join(target)
@@ -180,12 +202,6 @@ class Importer:
         return done_to
 
 
-def _runners(series: list[Series]) -> list[Series]:
-    """The series of targets that export at least one queue-runner family (a Prometheus
-    scraping itself exports process_* too)."""
-    runners = {
-        (s.labels.get("job"), s.labels.get("instance"))
-        for s in series
-        if s.labels.get("__name__", "").startswith(_RUNNER_PREFIXES)
-    }
-    return [s for s in series if (s.labels.get("job"), s.labels.get("instance")) in runners]
+def _targets(series: list[Series]) -> list[tuple[str, str]]:
+    """The ``(job, instance)`` of the targets in ``series``, sorted."""
+    return sorted({(s.labels.get("job", ""), s.labels.get("instance", "")) for s in series})
