@@ -86,6 +86,8 @@ class Importer:
     stop: threading.Event = field(default_factory=threading.Event)
     samples_written: int = 0
     chunks_done: int = 0
+    meta: dict[str, str] | None = None  # family -> type, from the metadata API
+    urls: dict[tuple[str, str], str] = field(default_factory=dict)  # target -> scrape URL
 
     def __post_init__(self) -> None:
         self.prometheus.budget = Budget(self.stop)
@@ -118,7 +120,6 @@ class Importer:
         if last is not None and last >= start:
             start = last + opts.step_seconds
             self.log(f"collect history: resuming after {utc(last)}")
-        self.meta, self.urls = self._types(), self._scrape_urls()
         self.samples = self.run.writer("samples")
         self.chunks = self.run.writer(CHUNKS_TABLE)
         try:
@@ -159,6 +160,8 @@ class Importer:
         """Import one chunk; the last evaluation time written (None: stopped before any)."""
         step = self.options.step_seconds
         series = self.prometheus.query_range(self.query, start, end, step)
+        if self.meta is None:  # asked once the server has answered a query
+            self.meta, self.urls = self._types(), self._scrape_urls()
         for job, instance in _targets(series):
             series += self.prometheus.query_range(rest_of_target(job, instance), start, end, step)
         types = rebuild.family_types(series, self.meta)
