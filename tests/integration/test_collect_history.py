@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from profiler.analyze import rates
 from profiler.collect.status.collector import Collector, CollectorOptions
@@ -35,8 +36,8 @@ import sys
 from profiler.testbed import workload
 from profiler.testbed.engine import Knobs
 from profiler.testbed.run import run_testbed
-wl = workload.generate(8, seed=int(sys.argv[3]), build_scale=0.8)
-run_testbed(wl, Knobs("rust", "compression=zstd"), sys.argv[2], port=int(sys.argv[1]),
+wl = workload.generate(int(sys.argv[5]), seed=int(sys.argv[3]), build_scale=0.8)
+run_testbed(wl, Knobs(sys.argv[4], "compression=zstd"), sys.argv[2], port=int(sys.argv[1]),
             linger_seconds=2.5)
 """
 
@@ -90,10 +91,10 @@ def _wait_for_first_scrape(url: str, proc: subprocess.Popen[bytes], log: Path) -
     raise AssertionError(f"prometheus never scraped its target: {log.read_text()[-2000:]}")
 
 
-def _testbed(port: int, out: Path, seed: int) -> dict:
+def _testbed(port: int, out: Path, steps: int, generation: str) -> dict:
     """One testbed process serving on ``port`` until its workload is done; its truth."""
     subprocess.run(
-        [sys.executable, "-c", TESTBED, str(port), str(out), str(seed)],
+        [sys.executable, "-c", TESTBED, str(port), str(out), str(steps), generation, str(steps)],
         check=True,
         timeout=120,
         capture_output=True,
@@ -123,7 +124,17 @@ def _history(prom: str, since: float, until: float, out: Path) -> subprocess.Com
 
 def _unmatched(imported: pd.DataFrame, live: pd.DataFrame) -> list[str]:
     """Imported rows without a live row of the same series and value taken within one scrape
-    interval (the scrape lies in (t - 1 s, t]; the live polls every 0.2 s around it)."""
+    interval of ``t`` (or between two consecutive ones), the evaluation time: the scrape
+    Prometheus stamped with its start lies
+    in (t - 1 s, t], and the document it got describes a moment after that start (by the
+    testbed's answer time: 0.3-0.5 s seen once on this 2-core machine under load); the live
+    collector polls every 0.2 s. A value may have been passed through between two polls (4
+    S3 puts seen by Prometheus, 2 then 6 live; 7 builds queued, 8 then 6 live): between two
+    consecutive live values counts as seen (from 0 for a counter that went down: the new
+    process's zeros, scraped at its start, lasted less than the live collector's retry
+    after the refused connections). A gauge may also show a state shorter than a
+    poll and not between its neighbours (``steps_building`` 0 for the moment between two
+    steps, 1 in every live poll 3 s around): see the caller."""
     by_series = {
         key: (g["ts"].to_numpy(), g["value"].to_numpy())
         for key, g in live.fillna(dict.fromkeys(LABELS[1:], "")).groupby(LABELS)
@@ -133,29 +144,43 @@ def _unmatched(imported: pd.DataFrame, live: pd.DataFrame) -> list[str]:
     for key, g in rows.groupby(LABELS):
         ts_live, v_live = by_series.get(key, (np.array([]), np.array([])))
         tol = 1.5 if key[0] in CLOCKS else 1e-9
+        counter = set(g["kind"]) == {"counter"}
         for t, v in zip(g["ts"], g["value"], strict=True):
-            near = (ts_live >= t - SCRAPE_SECONDS - LIVE_SECONDS) & (ts_live <= t + LIVE_SECONDS)
-            if not np.any(np.abs(v_live[near] - v) <= tol):
-                missing.append(f"{key} at {t}: {v}")
+            near = (ts_live >= t - SCRAPE_SECONDS - LIVE_SECONDS) & (ts_live <= t + SCRAPE_SECONDS)
+            seen = v_live[near]
+            lo, hi = np.minimum(seen[:-1], seen[1:]), np.maximum(seen[:-1], seen[1:])
+            if counter:  # a counter that went down restarted from 0 in between
+                lo = np.where(seen[1:] < seen[:-1], 0.0, lo)
+            passed = np.any((lo <= v) & (v <= hi))  # passed through between two polls
+            if not (passed or np.any(np.abs(seen - v) <= tol)):
+                around = (ts_live >= t - 3) & (ts_live <= t + 2)
+                seen = list(zip(ts_live[around] - t, v_live[around], strict=True))
+                kind = "counter" if counter else "gauge"
+                missing.append(f"{kind} {key} at {t}: {v}; live around (dt, value): {seen}")
     return missing
 
 
-def _steps_done(samples: pd.DataFrame) -> float:
-    """Steps finished over the window by the analysis' rates (resets handled), plus the
-    counter's first value (steps done before the first sample)."""
-    sel = samples[(samples["metric"] == "steps_done_total") & samples["machine"].isna()]
+def _counted(samples: pd.DataFrame, metric: str) -> float:
+    """What a machine-less counter counted over the window by the analysis' rates (resets
+    handled), plus its first value (counted before the first sample)."""
+    sel = samples[(samples["metric"] == metric) & samples["machine"].isna()]
     first = float(sel.sort_values("ts")["value"].iloc[0])
-    return first + rates.total_increase(rates.counter_rates(samples), "steps_done_total")
+    return first + rates.total_increase(rates.counter_rates(samples), metric)
 
 
-def test_history_equals_live_across_a_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("generation", ["rust", "cxx"])
+def test_history_equals_live_across_a_restart(tmp_path: Path, generation: str) -> None:
     tb_port = free_port()
     metrics = f"http://127.0.0.1:{tb_port}/metrics"
     with prometheus(tmp_path, tb_port) as prom:
         collector, poller, live_run = _live_collector(metrics, tmp_path / "live")
         since = time.time()
         try:
-            truth = [_testbed(tb_port, tmp_path / f"tb{n}", seed=n) for n in (1, 2)]
+            # the second process does fewer steps, so its counters come back below the
+            # first's: the C++ /metrics has no pid or uptime, and a restart whose counters are
+            # back at or above the old values by the next sample is invisible to the rates
+            # (live or imported alike: 8 steps counted of 16 with two processes of 8)
+            truth = [_testbed(tb_port, tmp_path / f"tb{n}", n, generation) for n in (8, 5)]
         finally:
             collector.stop.set()
             poller.join()
@@ -174,15 +199,22 @@ def test_history_equals_live_across_a_restart(tmp_path: Path) -> None:
     imported = read_run(str(tmp_path / "hist")).table("samples")
     # the same rows as live collection: source, generation, metric names, labels
     assert set(imported["source"]) == set(live["source"]) == {metrics}
-    assert set(imported["generation"]) == {"rust"}
+    assert set(imported["generation"]) == {generation}
     assert set(imported["metric"]) == set(live["metric"])
     assert imported["ts"].nunique() >= 10  # both processes' lifetimes, every second
-    assert _unmatched(imported, live) == []
-    # the restart: uptime went down once, and the analysis' rates see the counters reset
-    uptime = imported[imported["metric"] == "uptime_seconds"].sort_values("ts")["value"]
-    assert (uptime.diff() < 0).sum() == 1
+    missing = _unmatched(imported, live)
+    said = f"{len(missing)} imported rows not seen live:\n" + "\n".join(missing)
+    assert not [m for m in missing if m.startswith("counter")], said
+    # gauges: at most 1 row in 200 in a state shorter than a live poll (measured on this
+    # machine: 1 Rust gauge row of 336 in 1 run of 8, none in the other 7)
+    assert len(missing) <= (imported["kind"] == "gauge").sum() / 200, said
+    # the restart: the analysis' rates see the counters reset (and the Rust uptime go down)
+    if generation == "rust":
+        uptime = imported[imported["metric"] == "uptime_seconds"].sort_values("ts")["value"]
+        assert (uptime.diff() < 0).sum() == 1
     steps = sum(len(t["steps"]) for t in truth)
-    assert _steps_done(imported) == _steps_done(live) == steps
+    counter = "steps_done_total" if generation == "rust" else "queue_steps_created_total"
+    assert _counted(imported, counter) == _counted(live, counter) == steps
     # resumable: the second run added nothing; two halves give the one-shot import's rows
     assert len(read_run(str(tmp_path / "hist")).table("samples")) == len(imported)
     halves = read_run(str(tmp_path / "halves")).table("samples")
