@@ -94,10 +94,11 @@ class Importer:
         self.query = query(self.options.matchers)
         self.name = redact(self.prometheus.base)
 
-    def chunk_steps(self) -> int:
-        """Evaluation times per range query: within the chunk and the API's point limit."""
+    def chunk_times(self) -> int:
+        """Evaluation times per range query: those in ``chunk_seconds``, at most the API's
+        limit."""
         by_chunk = int(self.options.chunk_seconds // self.options.step_seconds)
-        return max(1, min(by_chunk, MAX_POINTS_PER_SERIES - 1))
+        return max(1, min(by_chunk, MAX_POINTS_PER_SERIES))
 
     def resume_from(self) -> float | None:
         """The last evaluation time imported by an earlier run of this query, or None."""
@@ -123,20 +124,23 @@ class Importer:
         self.samples = self.run.writer("samples")
         self.chunks = self.run.writer(CHUNKS_TABLE)
         try:
-            span = self.chunk_steps() * opts.step_seconds
-            total = max(0, int((opts.until - start) // span) + 1)
-            n = 0
-            while start <= opts.until and not self.stop.is_set():
-                steps = min(span, opts.until - start) // opts.step_seconds
-                end = start + steps * opts.step_seconds  # the last evaluation time
-                n += 1
-                written_to = self._chunk(start, end, f"{n}/{total}")
-                if written_to is None:
-                    break
-                start = written_to + opts.step_seconds
+            self._chunks_from(start)
         finally:
             self.samples.close()
             self.chunks.close()
+
+    def _chunks_from(self, start: float) -> None:
+        step, per = self.options.step_seconds, self.chunk_times()
+        left = int((self.options.until - start) // step) + 1 if start <= self.options.until else 0
+        total = math.ceil(left / per)
+        for n in range(1, total + 1):
+            if self.stop.is_set():
+                return
+            end = start + (min(per, left - (n - 1) * per) - 1) * step  # its last time
+            written_to = self._chunk(start, end, f"{n}/{total}")
+            if written_to is None or written_to < end:  # stopped inside the chunk
+                return
+            start = end + step
 
     def _types(self) -> dict[str, str]:
         try:
