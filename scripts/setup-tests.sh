@@ -11,6 +11,7 @@ need_apt=()
 command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)  # collect history: a real Prometheus scraping the testbed
 command -v perf >/dev/null 2>&1 || need_apt+=(linux-perf)  # collect cpu samples with perf
 # headless Chromium renders the HTML report in tests/integration/test_report.py
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from profiler.commands import collect_cpu, collect_db, collect_logs
+from profiler.commands import collect_cpu, collect_db, collect_history, collect_logs
 from profiler.commands.argtypes import (
     add_duration_or_once,
     add_generation,
@@ -94,6 +94,7 @@ def add_parser(sub: Any) -> None:
     collect_logs.add_parser(what)
     collect_db.add_parser(what)
     collect_cpu.add_parser(what)
+    collect_history.add_parser(what)
 
 
 def build_sources(args: argparse.Namespace, timeout: float) -> list[Any]:

@@ -1,0 +1,113 @@
+"""hydra-profiler collect history: a queue runner's past metrics from Prometheus into a run.
+
+The runner's raw series (both generations' family names) are read with range queries
+(GET /api/v1/query_range) in bounded chunks and stored as the rows live `collect metrics`
+writes, so that analyze and report work on weeks of a farm's history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from profiler.commands.argtypes import add_generation, add_run_out, add_timeout, parse_time, seconds
+from profiler.errors import UsageError
+
+HELP = """\
+The query selects every hydraqueuerunner_* series, hydra_queue_runner_running and the Rust
+runner's process_* families (of targets that also export a queue-runner family); --match adds
+label matchers, e.g. --match 'job="hydra"'. Each evaluation time (every --step) becomes one
+sample of each scraped target, its source the URL Prometheus scraped. A range query returns
+at most 11,000 points per series: --chunk is capped below that.
+
+Progress is one line per chunk on stderr. Ctrl-C (or SIGTERM) stops after the current
+evaluation time; what was written stays, and running the same command again with the same
+--out continues after the last time imported.
+
+examples:
+  hydra-profiler collect history --prometheus http://prometheus:9090 --since 7d --out week
+  hydra-profiler collect history --prometheus http://prometheus:9090 --since 2026-11-01 \\
+      --until 2026-11-08 --step 1m --match 'job="hydra-queue-runner"' --out november
+"""
+
+
+def add_parser(what: Any) -> None:
+    p = what.add_parser(
+        "history",
+        help="a runner's past metrics from a Prometheus server (query_range)",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--prometheus", required=True, metavar="URL", help="the Prometheus server")
+    p.add_argument("--since", required=True, help="start: a duration back (7d), ISO time, epoch")
+    p.add_argument("--until", help="end (default: now)")
+    p.add_argument(
+        "--step", type=seconds("--step"), default="30s", help="time between samples (30s)"
+    )
+    p.add_argument(
+        "--chunk", type=seconds("--chunk"), default="6h", help="time span per range query (6h)"
+    )
+    p.add_argument("--match", default="", metavar="MATCHERS", help="extra label matchers")
+    add_timeout(p, help="total time one API request may take (60s)")
+    p.set_defaults(timeout=60.0)
+    add_generation(p, help="force the generation (default: detect at each time)")
+    add_run_out(p)
+    p.set_defaults(run=run)
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from profiler.collect.history.importer import HistoryOptions
+
+    now = time.time()
+    since = parse_time(args.since, now)
+    until = parse_time(args.until, now, "--until") if args.until else now
+    if until < since:
+        raise UsageError("--until: before --since")
+    return HistoryOptions(
+        since=since,
+        until=until,
+        step_seconds=args.step,
+        chunk_seconds=max(args.chunk, args.step),
+        matchers=args.match,
+        generation=args.generation,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiler.collect.control import install_signal_handlers
+    from profiler.collect.history.api import Prometheus
+    from profiler.collect.history.importer import Importer, utc
+    from profiler.errors import CollectorError
+    from profiler.store import Run, compact, redact, redact_argv
+
+    options = _options(args)
+
+    def log(message: str) -> None:
+        print(redact(message), file=sys.stderr, flush=True)
+
+    run_dir = Run.open(args.out, command=redact_argv(sys.argv))
+    index = run_dir.add_source("history", args.prometheus, args.generation)
+    importer = Importer(run_dir, Prometheus(args.prometheus, args.timeout), options, log)
+    install_signal_handlers(importer.stop)
+    log(
+        f"collect history: {utc(options.since)} .. {utc(options.until)} every "
+        f"{options.step_seconds:g} s from {importer.name} into {args.out} (Ctrl-C to stop)"
+    )
+    failed = False
+    try:
+        importer.import_all()
+    except CollectorError as exc:
+        failed = not importer.stop.is_set()
+        log(f"collect history: {exc}" if failed else "collect history: stopped")
+    finally:
+        run_dir.end_source(index)
+        run_dir.close()
+    compact(args.out)
+    log(
+        f"collect history: {importer.samples_written} samples in {importer.chunks_done} "
+        f"chunk(s); run {args.out}"
+    )
+    return 1 if failed else 0
