@@ -35,6 +35,28 @@ def require_tool(name: str, package: str) -> str:
 NIX_ENV = {**os.environ, "NIX_CONFIG": "experimental-features = nix-command"}
 
 
+def add_to_store(tree: os.PathLike[str] | str) -> str:
+    """``nix-store --add`` of ``tree`` into the real local store (as root); its store path."""
+    require_tool("nix-store", "nix-bin")
+    done = subprocess.run(
+        ["nix-store", "--add", str(tree)], capture_output=True, text=True, check=True, env=NIX_ENV
+    )
+    return done.stdout.strip()
+
+
+def nix_copy(store_path: str, dest: os.PathLike[str] | str, query: str) -> Path:
+    """The real ``nix copy --to file://DEST?QUERY`` of ``store_path``: a binary cache as Nix
+    writes it. Returns ``dest``."""
+    require_tool("nix", "nix-bin")
+    subprocess.run(
+        ["nix", "copy", "--to", f"file://{dest}?{query}", store_path],
+        check=True,
+        capture_output=True,
+        env=NIX_ENV,
+    )
+    return Path(dest)
+
+
 def nix_dump(path: Path | bytes | str) -> bytes:
     """The real ``nix-store --dump`` of ``path``."""
     require_tool("nix-store", "nix-bin")

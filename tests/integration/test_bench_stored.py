@@ -5,14 +5,13 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from profiler.bench import derive, harness, render
 from profiler.payloads import resolve as payloads
-from tests.conftest import NIX_ENV, make_example_tree, require_tool
+from tests.conftest import add_to_store, make_example_tree, nix_copy, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +19,11 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     require_tool("nix-store", "nix-bin")
     tree = make_example_tree(tmp_path_factory.mktemp("src"))
     (tree / "text.txt").write_text(" ".join(f"line {i}" for i in range(40_000)))
-    done = subprocess.run(
-        ["nix-store", "--add", tree], capture_output=True, text=True, check=True, env=NIX_ENV
-    )
-    return done.stdout.strip()
+    return add_to_store(tree)
 
 
 def cache(store_path: str, dest: Path, method: str) -> Path:
-    require_tool("nix", "nix-bin")
-    subprocess.run(
-        ["nix", "copy", "--to", f"file://{dest}?compression={method}", store_path],
-        check=True,
-        capture_output=True,
-        env=NIX_ENV,
-    )
-    return dest
+    return nix_copy(store_path, dest, f"compression={method}")
 
 
 def narinfo_field(cache_dir: Path, key: str) -> str:

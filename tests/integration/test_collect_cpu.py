@@ -25,7 +25,7 @@ from profiler.collect.cpu.collector import CpuCollector, CpuOptions, CpuResult
 from profiler.collect.cpu.targets import by_pid
 from profiler.errors import CollectorError
 from profiler.store import Run, read_run
-from tests.conftest import NIX_ENV, STRICT, require_tool
+from tests.conftest import NIX_ENV, STRICT, add_to_store, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -259,11 +259,7 @@ def _add_to_store(root: Path, name: str, size_bytes: int) -> str:
     d = root / name
     d.mkdir()
     _text_file(d / "a.txt", size_bytes)
-    done = subprocess.run(
-        ["nix-store", "--add", str(d)], capture_output=True, text=True, env=NIX_ENV
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return add_to_store(d)
 
 
 @pytest.fixture(scope="module")

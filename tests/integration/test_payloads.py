@@ -13,7 +13,7 @@ from profiler import nar
 from profiler.errors import PayloadError, UsageError
 from profiler.payloads import binary_cache, corpus
 from profiler.payloads import resolve as payloads
-from tests.conftest import NIX_ENV, nix_dump, nix_hash, require_tool
+from tests.conftest import add_to_store, nix_copy, nix_dump, nix_hash, require_tool
 
 METHODS = ["xz", "zstd", "bzip2", "br", "gzip", "none"]
 
@@ -26,21 +26,7 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     tree = make_example_tree(tmp_path_factory.mktemp("src"))
     (tree / "big.bin").write_bytes(os.urandom(300_000) * 3)
-    done = subprocess.run(
-        ["nix-store", "--add", tree], capture_output=True, text=True, check=True, env=NIX_ENV
-    )
-    return done.stdout.strip()
-
-
-def nix_copy(store_path: str, dest: Path, query: str) -> Path:
-    require_tool("nix", "nix-bin")
-    subprocess.run(
-        ["nix", "copy", "--to", f"file://{dest}?{query}", store_path],
-        check=True,
-        capture_output=True,
-        env=NIX_ENV,
-    )
-    return dest
+    return add_to_store(tree)
 
 
 @pytest.mark.parametrize("method", METHODS)

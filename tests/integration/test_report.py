@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,6 +186,21 @@ document.getElementById('r').addEventListener('load', function () {{
 """
 
 
+def dom_probe(binary: str, report: Path, wrapper_template: str) -> dict[str, Any]:
+    """What the script of ``wrapper_template`` (a page next to ``report`` that loads it in
+    a frame, ``{src}`` its name) writes as JSON into ``<pre id="result">``, in headless
+    Chromium."""
+    wrapper = report.parent / "wrapper.html"
+    wrapper.write_text(wrapper_template.format(src=html.escape(report.name)), encoding="utf-8")
+    done = _chromium(binary, "--allow-file-access-from-files", "--virtual-time-budget=15000",
+                     "--dump-dom", wrapper.as_uri())  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'<pre id="result">(.*?)</pre>', done.stdout, re.S)
+    assert found, done.stdout[-2000:]
+    result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return result
+
+
 def _chromium(binary: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [binary, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
@@ -204,14 +220,7 @@ def test_html_renders_in_chromium(out: Path) -> None:
     assert data.startswith(PNG) and len(data) > 50_000  # a blank page is a few KiB
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 4000)
-    wrapper = out / "wrapper.html"
-    wrapper.write_text(WRAPPER.format(src=html.escape(report.name)), encoding="utf-8")
-    done = _chromium(binary, "--allow-file-access-from-files", "--virtual-time-budget=15000",
-                     "--dump-dom", wrapper.as_uri())  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = re.search(r'<pre id="result">(.*?)</pre>', done.stdout, re.S)
-    assert found, done.stdout[-2000:]
-    result = json.loads(html.unescape(found.group(1)))
+    result = dom_probe(binary, report, WRAPPER)
     assert result["title"].startswith("Hydra queue runner profile")
     assert result["scripts"] == 0 and result["fetched"] == [] and result["tables"] >= 8
     images = {i["id"]: i for i in result["images"]}

@@ -19,7 +19,7 @@ import pytest
 from profiler.cli import main
 from profiler.report.flame import CLASS_COLORS
 from tests.conftest import require_tool
-from tests.integration.test_report import PNG, _chromium
+from tests.integration.test_report import PNG, _chromium, dom_probe
 from tests.unit.test_cpu_evidence import compressing_buckets, frozen, plain, write_cpu
 
 BENCH = str(Path(__file__).parent.parent / "data" / "bench-v1")
@@ -110,14 +110,7 @@ def test_cpu_section_renders_in_chromium(out: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert not [ln for ln in done.stderr.splitlines() if ":CONSOLE" in ln], done.stderr[-3000:]
     assert shot.read_bytes().startswith(PNG) and shot.stat().st_size > 50_000
-    wrapper = out / "wrapper.html"
-    wrapper.write_text(WRAPPER.format(src=html.escape(report.name)), encoding="utf-8")
-    done = _chromium(binary, "--allow-file-access-from-files", "--virtual-time-budget=15000",
-                     "--dump-dom", wrapper.as_uri())  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = re.search(r'<pre id="result">(.*?)</pre>', done.stdout, re.S)
-    assert found, done.stdout[-2000:]
-    result = json.loads(html.unescape(found.group(1)))
+    result = dom_probe(binary, report, WRAPPER)
     assert result["scripts"] == 0 and result["fetched"] == []
     assert result["img"]["complete"] and result["img"]["w"] > 300 and result["img"]["h"] > 100
     assert result["svg"]["w"] > 1000 and result["svg"]["h"] > 50
