@@ -176,8 +176,8 @@ class LogCollector:
 
     def _feed(self, item: _Input, batch: list[str] | Block) -> None:
         parser = item.parser
-        column = batch.column() if isinstance(batch, Block) else batch
-        if item.bulk and column is not None:
+        column = (batch.column() if isinstance(batch, Block) else batch) if item.bulk else None
+        if column is not None:
             frame = parser.feed_frame(column)
             if frame is not None:  # the whole batch parsed as columns: a part of its own
                 item.next_lineno += len(batch)
