@@ -419,7 +419,13 @@ def test_cli_stops_on_sigterm_and_keeps_what_it_sampled(tmp_path: Path) -> None:
             cli = subprocess.Popen(argv, env=ENV, stderr=err)
             time.sleep(3.0)
             cli.terminate()
-            assert cli.wait(timeout=60) == 0, (tmp_path / "cli.err").read_text()
+            try:
+                code = cli.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # reaped here, not left to fail the next test
+                cli.kill()
+                cli.wait()
+                pytest.fail("no exit 60 s after SIGTERM: " + (tmp_path / "cli.err").read_text())
+            assert code == 0, (tmp_path / "cli.err").read_text()
         assert target.poll() is None  # still running
     finally:
         target.kill()
