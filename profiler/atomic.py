@@ -78,10 +78,10 @@ def replacing(
         if durable:
             fsync_dir(os.path.dirname(path) or ".")
     except OSError as exc:
-        _remove(tmp)
+        remove_quietly(tmp)
         raise cannot_write(path, exc, error) from None
     except BaseException:
-        _remove(tmp)
+        remove_quietly(tmp)
         raise
 
 
@@ -98,7 +98,7 @@ def check_writable(path: str, *, error: type[ProfilerError] = ProfilerError) -> 
             pass
     except OSError as exc:
         raise cannot_write(path, exc, error) from None
-    _remove(probe)
+    remove_quietly(probe)
 
 
 def write_text(path: str, text: str, *, error: type[ProfilerError] = ProfilerError) -> None:
@@ -133,6 +133,7 @@ def fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def _remove(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Delete ``path`` if it can be (a temporary or a probe: one gone already is fine)."""
     with contextlib.suppress(OSError):
         os.remove(path)

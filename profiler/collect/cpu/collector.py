@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from profiler.atomic import remove_quietly
 from profiler.collect.control import Log, quiet
 from profiler.collect.cpu import perf, pyspy
 from profiler.collect.cpu.samples import Sample
@@ -208,7 +209,7 @@ class CpuCollector:
                 raise CollectorError(f"collect cpu: perf script failed on {data}: {message}")
         if not self.options.keep_raw:
             for path in (data, err):
-                _remove(path)
+                remove_quietly(path)
 
     # --- py-spy ------------------------------------------------------------------------------
 
@@ -237,8 +238,8 @@ class CpuCollector:
                 rate = self.options.frequency_hz
                 samples += pyspy.parse_raw(f, pid=pid, ts=started, frequency_hz=rate)
             if not self.options.keep_raw:
-                _remove(out)
-                _remove(out + ".stderr")
+                remove_quietly(out)
+                remove_quietly(out + ".stderr")
         return samples
 
     # --- both --------------------------------------------------------------------------------
@@ -283,10 +284,3 @@ class CpuCollector:
 def _call_graph_refused(message: str) -> bool:
     lower = message.lower()
     return "call-graph" in lower or "callchain" in lower or "dwarf" in lower
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
