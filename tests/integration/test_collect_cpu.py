@@ -342,9 +342,12 @@ def test_nix_copy_compression_share(
     result = sample(gated, tmp_path / "run", frequency_hz=2999)
     assert len(list(dest.glob("*.narinfo"))) == len(paths)
 
-    again = ["nix", "copy", "--to", f"file://{tmp_path / 'again'}?compression={method}", *paths]
-    copy_cpu = _child_cpu_seconds(again)
-    compress_cpu = sum(_libarchive_cpu_seconds(_nar(p), method) for p in paths)
+    # the least of three runs of each (CPU time only grows under noise: one copy measured
+    # alone in CI once took 15% more CPU than usual and put the truth at 0.86 for 0.98)
+    nars = [_nar(p) for p in paths]
+    copies = [f"file://{tmp_path / f'again{i}'}?compression={method}" for i in range(3)]
+    copy_cpu = min(_child_cpu_seconds(["nix", "copy", "--to", to, *paths]) for to in copies)
+    compress_cpu = min(sum(_libarchive_cpu_seconds(n, method) for n in nars) for _ in range(3))
     truth = compress_cpu / copy_cpu
     got = shares(result).get("compression", 0)
     assert truth > 0.2  # a test of compression at all
