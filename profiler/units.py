@@ -29,7 +29,23 @@ def format_seconds(s: float) -> str:
         return f"{s:.2f} s"
     minutes, seconds = divmod(round(s), 60)
     hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def format_utc_range(start: float, end: float) -> str:
+    """Two epoch times as one UTC span: ``'2022-01-01 00:00:00 to 06:00:00 UTC'`` (the date
+    once when both fall on it), or ``'-'`` when either is unknown."""
+    from datetime import UTC, datetime
+
+    if not all(isinstance(t, numbers.Real) and math.isfinite(float(t)) for t in (start, end)):
+        return "-"
+    a = datetime.fromtimestamp(float(start), tz=UTC)
+    b = datetime.fromtimestamp(float(end), tz=UTC)
+    last = b.strftime("%H:%M:%S") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{a.strftime('%Y-%m-%d %H:%M:%S')} to {last} UTC"
 
 
 def format_share(value: Any, *, signed: bool = False, digits: int = 1, missing: str = "-") -> str:

@@ -38,7 +38,7 @@ from profiler.analyze.history import (
     Window,
     run_history,
 )
-from profiler.analyze.schema import StepTable
+from profiler.analyze.schema import QUEUED_GROUP, StepTable
 from profiler.analyze.steps import build_step_table, run_generation, with_cache_sizes
 from profiler.analyze.verdict import (
     Pressure,
@@ -90,6 +90,15 @@ class Analysis:
     engine: str = "memory"  # "memory", or "history" (out of core: `steps` has no rows)
     cpu: CpuProfile | None = None  # sampled CPU (collect cpu), None without the cpu tables
     cpu_split: MeasuredSplit | None = None  # the steps whose compression was measured
+
+    def pareto_codecs(self) -> list[str]:
+        """The codecs of the bench result no other of its codecs beats on both ratio and
+        compression speed, slowest first (none without a bench result)."""
+        from profiler.bench import derive
+
+        if self.bench is None or derive.successful(self.bench.rows).empty:
+            return []
+        return derive.pareto_codecs(derive.overall(self.bench.rows))
 
     def coverage(self) -> dict[str, Any]:
         start, end = self.table.window
@@ -318,10 +327,12 @@ def analyze(
         verdict=verdict,
         pressure=p,
         use=use_table(p, att, steps, workers),
-        by_machine=breakdown(steps.assign(machine=steps["machine"].fillna("unknown")), "machine"),
-        by_system=breakdown(steps, "system"),
+        by_machine=breakdown(
+            steps.assign(machine=steps["machine"].fillna("unknown")), "machine", queued(table)
+        ),
+        by_system=breakdown(steps, "system", queued(table, by_system=True)),
         by_jobset=breakdown(jobsets, "jobset"),
-        by_window=by_window(steps, window_seconds),
+        by_window=by_window(steps, window_seconds, table.queue_waits),
         profiles=profiles,
         pressure_series=_runnable_series(samples, gen),
         local_workers=workers,
@@ -467,6 +478,21 @@ def _farm_profile(
 
 
 PSI_TOTAL = "machine_pressure_cpu_some_seconds_total"
+
+
+def queued(table: StepTable, *, by_system: bool = False) -> pd.Series | None:
+    """The queue wait as a breakdown's ``queue`` (None when not observed): per system when
+    ``by_system`` and the source says which system each wait was for (Rust's
+    ``job_wait_time_seconds`` is labelled with the step's system: hydra 14332fbf
+    state/queue.rs:514-515), else all of it as :data:`QUEUED_GROUP`: steps wait before any
+    machine is chosen."""
+    if not (math.isfinite(table.queue_seconds) and table.queue_seconds > 0):
+        return None
+    waits = table.queue_waits
+    if by_system and len(waits) and waits["machine_type"].notna().all():
+        systems = waits["machine_type"].astype(str).str.split(":").str[0]
+        return waits["seconds"].astype(float).set_axis(systems.to_numpy())
+    return pd.Series([table.queue_seconds], index=[QUEUED_GROUP])
 
 
 def builder_psi(samples: pd.DataFrame | None) -> dict[str, Series] | None:

@@ -499,11 +499,16 @@ def attribute_totals(table: StepTable, totals: StepTotals) -> Attribution:
     )
 
 
-def breakdown(steps: pd.DataFrame, by: str) -> pd.DataFrame:
+def breakdown(steps: pd.DataFrame, by: str, queue: pd.Series | None = None) -> pd.DataFrame:
     """Per group of ``by`` (missing keys a group of their own, last): steps, wall
     p50/p90/p99, category shares, and slot time not building (grouped aggregations, not a
-    loop over groups: an hourly breakdown of five years has 44,000 of them)."""
-    if steps.empty:
+    loop over groups: an hourly breakdown of five years has 44,000 of them).
+
+    ``queue``: step-seconds waited for a machine per group (a group no step has is a row of
+    its own, e.g. :data:`~profiler.analyze.schema.QUEUED_GROUP`); it is counted in
+    scheduling as the headline counts it, and given as ``queue_s`` and ``queue_share``.
+    ``step_seconds`` is each group's wall time with its queue wait."""
+    if steps.empty and (queue is None or queue.empty):
         return pd.DataFrame()
     summed = ["wall_s", "slot_s", "build_s", *CATEGORY_COLUMN.values()]
     frame = steps[list(dict.fromkeys([by, *summed]))].copy()
@@ -515,21 +520,44 @@ def breakdown(steps: pd.DataFrame, by: str) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "steps": groups.size(),
-            "wall_p50_s": wall[0.5],
-            "wall_p90_s": wall[0.9],
-            "wall_p99_s": wall[0.99],
-        }
+            "wall_p50_s": wall.get(0.5),
+            "wall_p90_s": wall.get(0.9),
+            "wall_p99_s": wall.get(0.99),
+        },
+        index=sums.index,
     )
-    total = sums["wall_s"]
+    waited = None
+    if queue is not None and not queue.empty:
+        waited = queue.groupby(level=0).sum()
+        index = sums.index.append(waited.index.difference(sums.index))
+        if pd.api.types.is_numeric_dtype(sums.index) and pd.api.types.is_numeric_dtype(index):
+            index = index.sort_values()
+        out, sums = out.reindex(index), sums.reindex(index, fill_value=0.0)
+        out["steps"] = out["steps"].fillna(0).astype("int64")
+        waited = waited.reindex(index, fill_value=0.0)
+    total = sums["wall_s"] + (waited if waited is not None else 0.0)
+    out["step_seconds"] = total
     for c, col in CATEGORY_COLUMN.items():
-        out[f"{c}_share"] = (sums[col] / total).where(total > 0, 0.0)
+        part = sums[col] + (waited if waited is not None and c == "scheduling" else 0.0)
+        out[f"{c}_share"] = (part / total).where(total > 0, 0.0)
+    if waited is not None:
+        out["queue_s"] = waited
+        out["queue_share"] = (waited / total).where(total > 0, 0.0)
     slot = sums["slot_s"]
     out["slot_not_building_share"] = (1 - sums["build_s"] / slot).where(slot > 0, 0.0)
     out.index.name = "group"
     return out
 
 
-def by_window(steps: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
-    """:func:`breakdown` per time window of step end (UTC epoch seconds at window start)."""
+def by_window(
+    steps: pd.DataFrame, window_seconds: float, queue_waits: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """:func:`breakdown` per time window of step end (UTC epoch seconds at window start),
+    with the queue wait by when it was waited (``queue_waits``:
+    :attr:`~profiler.analyze.schema.StepTable.queue_waits`)."""
     keyed = steps.assign(window=(steps["end_ts"] // window_seconds) * window_seconds)
-    return breakdown(keyed, "window")
+    queue = None
+    if queue_waits is not None and len(queue_waits):
+        at = (queue_waits["ts"].astype(float) // window_seconds) * window_seconds
+        queue = queue_waits["seconds"].astype(float).set_axis(at)
+    return breakdown(keyed, "window", queue)

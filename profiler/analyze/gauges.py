@@ -14,35 +14,50 @@ import math
 import numpy as np
 import pandas as pd
 
+from profiler.analyze.schema import QUEUE_COLUMNS
 from profiler.hydra import facts
 
 
 def queue_estimate(
     samples: pd.DataFrame | None, generation: str, window: tuple[float, float]
 ) -> tuple[float, str]:
-    """Total step-seconds spent runnable but not dispatched, and how it was obtained.
+    """Total step-seconds spent runnable but not dispatched, and how it was obtained
+    (:func:`queue_increments` added up)."""
+    waits, source = queue_increments(samples, generation, window)
+    return (float(waits["seconds"].sum()) if len(waits) else math.nan), source
+
+
+def queue_increments(
+    samples: pd.DataFrame | None, generation: str, window: tuple[float, float]
+) -> tuple[pd.DataFrame, str]:
+    """Step-seconds spent runnable but not dispatched, per sample interval, and how they were
+    obtained: rows of ``ts`` (the interval's start), ``seconds`` and ``machine_type`` (the
+    system the steps waited for, where the source says it; else None). No rows, and the
+    reason, when the queue wait is not observed.
 
     Rust: the ``job_wait_time_seconds`` histogram's sum (each step's wait from runnable to
     dispatch, observed at dispatch: ``state/queue.rs`` :data:`facts.RUST_JOB_WAIT_SOURCE`),
-    its increase over the run. Never ``machine_type_wait_time``/``waitTimeMs``: those add up
-    runnable -> insertion into the scheduling queue, not the wait for a machine. Otherwise the
-    steps waiting for a machine are integrated over time (:func:`waiting_series`: C++ the
-    runnable gauge; Rust runnable minus building, since its runnable count includes building
-    steps), a step-function between samples, so to within a sample interval per change.
+    its increase between samples per machine type (a drop is a restart: the increase since is
+    the new value). Never ``machine_type_wait_time``/``waitTimeMs``: those add up runnable ->
+    insertion into the scheduling queue, not the wait for a machine. Otherwise the steps
+    waiting for a machine are integrated over time (:func:`waiting_series`: C++ the runnable
+    gauge; Rust runnable minus building, since its runnable count includes building steps),
+    a step-function between samples, so to within a sample interval per change.
     """
+    none = pd.DataFrame(columns=QUEUE_COLUMNS)
     if samples is None or samples.empty:
-        return math.nan, "no status samples: queue wait not observed"
+        return none, "no status samples: queue wait not observed"
     start, end = window
     if generation == "rust":
-        waited = counter_increase(samples, "job_wait_seconds_sum", "machine_type")
-        if math.isfinite(waited):
+        waited = _counter_increments(samples, "job_wait_seconds_sum", "machine_type")
+        if len(waited):
             return waited, (
                 "Rust job_wait_time_seconds histogram (runnable -> dispatch, observed at "
                 "dispatch): its sum's increase over the run"
             )
     gauge = waiting_series(samples, generation)
     if len(gauge) < 2:
-        return math.nan, "fewer than two runnable-steps samples: queue wait not observed"
+        return none, "fewer than two runnable-steps samples: queue wait not observed"
     ts = gauge.index.to_numpy(float)
     value = gauge.to_numpy(float)
     if math.isfinite(start) and math.isfinite(end):
@@ -54,16 +69,35 @@ def queue_estimate(
         keep = (np.arange(len(ts)) >= first) & (ts <= end + 1)
         ts, value = ts[keep], value[keep]
     if len(ts) < 2:
-        return math.nan, "no runnable-steps samples inside the steps' window"
+        return none, "no runnable-steps samples inside the steps' window"
     # each sample holds until the next: trapezoids would invent half-steps
-    total = float(np.sum(value[:-1] * np.diff(ts)))
+    waits = pd.DataFrame({"ts": ts[:-1], "seconds": value[:-1] * np.diff(ts), "machine_type": None})
     interval = float(np.median(np.diff(ts)))
     what = (
         "runnable minus building steps (Rust counts building steps as runnable)"
         if generation == "rust"
         else "the runnable-steps gauge"
     )
-    return total, f"integral of {what} (samples every {interval:.2g} s)"
+    return waits, f"integral of {what} (samples every {interval:.2g} s)"
+
+
+def _counter_increments(samples: pd.DataFrame, metric: str, by: str) -> pd.DataFrame:
+    """A counter's increase between consecutive samples of each of its series (``by``
+    label), as :data:`QUEUE_COLUMNS` rows at the earlier sample; a drop is a restart."""
+    rows = samples[samples["metric"] == metric]
+    keys = rows[by] if by in rows else pd.Series(None, index=rows.index, dtype=object)
+    parts = []
+    for key, series in rows.assign(_key=keys.fillna("")).sort_values("ts").groupby("_key"):
+        values = series["value"].to_numpy(float)
+        if len(values) < 2:
+            continue
+        steps = np.diff(values)
+        parts.append(pd.DataFrame({
+            "ts": series["ts"].to_numpy(float)[:-1],
+            "seconds": np.where(steps >= 0, steps, values[1:]),
+            "machine_type": key or None,
+        }))  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=QUEUE_COLUMNS)
 
 
 def counter_increase(samples: pd.DataFrame, metric: str, by: str) -> float:

@@ -258,7 +258,8 @@ def breakdown_sql(key: str, categories: Mapping[str, str]) -> str:
         for c, col in categories.items()
     )
     return f"""
-SELECT {key} AS "group", count(*) AS steps, {shares},
+SELECT {key} AS "group", count(*) AS steps, coalesce(sum(wall_s), 0::DOUBLE) AS step_seconds,
+    {shares},
     CASE WHEN sum(slot_s) > 0 THEN 1 - sum(build_s) / sum(slot_s) ELSE 0::DOUBLE END
         AS slot_not_building_share
 FROM split GROUP BY 1 ORDER BY 1 ASC NULLS LAST

@@ -150,6 +150,13 @@ COLUMNS: MappingProxyType[str, Column] = MappingProxyType(
 )
 
 
+# the queue wait over time (StepTable.queue_waits): interval start (epoch s), step-seconds
+# waited in it, and the machine type (system) waited for when the source labels it
+QUEUE_COLUMNS = ["ts", "seconds", "machine_type"]
+# the group the queue wait takes in a per-machine breakdown: it comes before any machine
+QUEUED_GROUP = "(queue: before a machine)"
+
+
 @dataclass(frozen=True)
 class Source:
     """One source the analysis used: what, how precise, over which window."""
@@ -178,6 +185,10 @@ class StepTable:
         The sources used, with their precision.
     notes
         What could not be observed or was estimated.
+    queue_waits
+        ``queue_seconds`` over time: step-seconds waited per sample interval (columns
+        :data:`QUEUE_COLUMNS`: the interval's start, the seconds, the machine type when the
+        source labels it), adding up to ``queue_seconds``; no rows when it is not observed.
     """
 
     steps: pd.DataFrame
@@ -188,3 +199,4 @@ class StepTable:
     notes: list[str] = field(default_factory=list)
     window: tuple[float, float] = (math.nan, math.nan)
     estimated: frozenset[str] = frozenset()  # categories split by an estimate, not observed
+    queue_waits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=QUEUE_COLUMNS))

@@ -39,7 +39,7 @@ from profiler.analyze.estimates import (
     split_slot_wait,
     without_retries,
 )
-from profiler.analyze.gauges import queue_estimate
+from profiler.analyze.gauges import queue_increments
 from profiler.analyze.journal_steps import (
     copied_outputs,
     join_outputs,
@@ -423,6 +423,23 @@ creating its row and finishing it with its builds (hydra f17273f3
 src/hydra-queue-runner/builder.cc:195, :327-337)."""
 
 
+def _queue_wait(
+    samples: pd.DataFrame | None,
+    gen: str,
+    window: tuple[float, float],
+    steps: pd.DataFrame,
+    retried: pd.Series,
+) -> tuple[float, str, pd.DataFrame]:
+    """The queue wait's total, source and increments over time, less the retry waits the
+    steps hold (taken off the increments evenly over time)."""
+    waits, source = queue_increments(samples, gen, window)
+    raw_s = float(waits["seconds"].sum()) if len(waits) else math.nan
+    queue_s, source = without_retries(raw_s, source, steps, retried, gen)
+    if raw_s > 0:
+        waits = waits.assign(seconds=waits["seconds"] * (queue_s / raw_s))
+    return queue_s, source, waits
+
+
 def build_step_table(reader: RunReader, *, generation: str | None = None) -> StepTable:
     """Join a run's sources into the step table (without the compression split).
 
@@ -485,15 +502,14 @@ def build_step_table(reader: RunReader, *, generation: str | None = None) -> Ste
     samples = _table(reader, "samples")
     steps, estimated = _refine(steps, logs, samples, gen, window, notes)
     estimated |= frozenset(estimated_writes)
-    queue_s, queue_src = queue_estimate(samples, gen, window)
     steps["retry_wait_s"], retried = retry_waits(steps)
-    queue_s, queue_src = without_retries(queue_s, queue_src, steps, retried, gen)
+    queue_s, queue_src, waits = _queue_wait(samples, gen, window, steps, retried)
     if samples is not None:
         sources.append(Source("samples", len(samples), "status/metrics samples", queue_src))
     if math.isnan(queue_s):
         notes.append(queue_src)
     steps["queue_s"] = np.nan  # per step: not observed (the total is queue_seconds)
-    return StepTable(steps, gen, queue_s, queue_src, sources, notes, window, estimated)
+    return StepTable(steps, gen, queue_s, queue_src, sources, notes, window, estimated, waits)
 
 
 def _refine(

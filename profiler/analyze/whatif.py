@@ -313,15 +313,77 @@ def uncontended(a: Analysis, workers: int) -> np.ndarray | None:
     return np.maximum(1.0, np.minimum(level, workers) / cores) / observed
 
 
+@dataclass(frozen=True)
+class CostBasis:
+    """What a fleet cost's daily and monthly figures are extrapolated from: the span of the
+    steps whose NAR bytes were counted (epoch seconds), the bytes, and how many steps had a
+    size."""
+
+    start: float
+    end: float
+    nar_bytes: float
+    sized_steps: int
+    steps: int
+
+    @property
+    def span_seconds(self) -> float:
+        return self.end - self.start
+
+    def describe(self) -> str:
+        """One sentence saying where the per-day figures come from and what they miss."""
+        from profiler.units import format_bytes, format_seconds, format_utc_range
+
+        span = self.span_seconds
+        text = (
+            f"extrapolated to a day and a month from {format_seconds(span)} of steps "
+            f"({format_utc_range(self.start, self.end)}): {format_bytes(self.nar_bytes)} of "
+            f"NAR in {self.sized_steps} of {self.steps} steps"
+        )
+        if span < DAY_SECONDS:
+            text += (
+                f", x{DAY_SECONDS / span:,.0f} for a day: a span shorter than a day misses the "
+                "farm's daily cycle, so these scale this window's rate, they do not forecast"
+            )
+        if self.sized_steps < self.steps:
+            text += "; steps without a size are not counted, so the figures are low"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start_utc": self.start,
+            "end_utc": self.end,
+            "span_seconds": self.span_seconds,
+            "nar_bytes": self.nar_bytes,
+            "sized_steps": self.sized_steps,
+            "steps": self.steps,
+            "describe": self.describe(),
+        }
+
+
+DAY_SECONDS = 86400.0
+
+
+def cost_basis(a: Analysis) -> CostBasis | None:
+    """The span and bytes :func:`fleet_cost` extrapolates from (None when it cannot)."""
+    start, end = a.table.window
+    sizes = a.steps["nar_bytes"]
+    nar = float(sizes.sum())
+    if not (end - start > 0 and nar > 0):
+        return None
+    return CostBasis(float(start), float(end), nar, int(sizes.notna().sum()), len(a.steps))
+
+
 @dataclass
 class Projection:
-    """A what-if: the replay's validation, the comparison table and the fleet cost."""
+    """A what-if: the replay's validation, the comparison table and the fleet cost (with
+    the span it is extrapolated from)."""
 
     label: str
     validation: sim.Validation
     table: pd.DataFrame
     cost: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    basis: CostBasis | None = None
 
     def as_dict(self) -> dict[str, Any]:
         def clean(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -342,19 +404,18 @@ class Projection:
             },
             "projection": clean(self.table),
             "fleet_cost": clean(self.cost),
+            "fleet_cost_basis": self.basis.as_dict() if self.basis else None,
             "notes": self.notes,
         }
 
 
 def fleet_cost(a: Analysis, current: CodecProfile | None, new: CodecProfile | None) -> pd.DataFrame:
-    """CPU-hours a day compressing, storage and egress a month, at the run's NAR rate."""
-    s = a.steps
-    start, end = a.table.window
-    nar = float(s["nar_bytes"].sum())
-    span = end - start
-    if not (span > 0 and nar > 0):
+    """CPU-hours a day compressing, storage and egress a month, at the run's NAR rate
+    (:func:`cost_basis` says from what)."""
+    basis = cost_basis(a)
+    if basis is None:
         return pd.DataFrame(columns=["metric", "current", "projected"])
-    daily = nar / span * 86400
+    daily = basis.nar_bytes / basis.span_seconds * DAY_SECONDS
     rows = []
     for name, fn in (
         ("nar_gb_per_day", lambda p: daily / 1e9),
@@ -555,5 +616,5 @@ def _project(a: Analysis, change: Change, slots: int | None) -> Projection:
     )
     return Projection(
         change.label, result.baseline, result.comparison, fleet_cost(a, a.profile, new_profile),
-        notes,
+        notes, cost_basis(a),
     )  # fmt: skip

@@ -59,12 +59,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
     p.add_argument("--codec", type=codec_spec, help=CODEC_HELP)
-    p.add_argument(
-        "--cache",
-        metavar="DIR",
-        help="the farm's binary cache directory: its narinfos' Compression: is evidence, "
-        "and codecs are calibrated on a sample of its NARs (not the built-in corpus)",
-    )
+    add_cache_argument(p)
     add_farm_arguments(p)
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC")
     p.add_argument("--window", default="1h", help="time window of the over-time table (1h)")
@@ -110,6 +105,16 @@ CODEC_HELP = (
     "the codec the farm used, short (xz:6) or its store URI query; default: from the "
     "journal's evidence, else xz at its default level (both generations' default)"
 )
+
+
+def add_cache_argument(p: argparse.ArgumentParser) -> None:
+    """``--cache DIR``: the farm's binary cache, for ``analyze`` and ``report``."""
+    p.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="the farm's binary cache directory: its narinfos' Compression: is evidence, "
+        "and codecs are calibrated on a sample of its NARs (not the built-in corpus)",
+    )
 
 
 def add_farm_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Any
 
-from profiler.commands.analyze import CODEC_HELP, add_farm_arguments
+from profiler.commands.analyze import CODEC_HELP, add_cache_argument, add_farm_arguments
 from profiler.commands.argtypes import codec_spec, when
 from profiler.errors import UsageError
 
@@ -53,6 +53,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--profiles", metavar="BENCH_DIR", help="a hydra-profiler bench result")
     p.add_argument("--codec", type=codec_spec, help=CODEC_HELP)
+    add_cache_argument(p)
     add_farm_arguments(p)
     p.add_argument("--whatif", action="append", default=[], metavar="SPEC",
                    help="a change to project (repeatable; see `analyze --help`)")  # fmt: skip
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         args.run_dir,
         bench_dir=args.profiles,
         codec=args.codec,
+        cache_dir=args.cache,
         generation=args.generation,
         slots=args.slots,
         local_workers=args.local_workers,

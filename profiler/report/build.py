@@ -29,7 +29,7 @@ from profiler.report import figures as fg
 from profiler.report.cpu_section import SvgItem, cpu_section
 from profiler.report.terminal import sentence
 from profiler.report.trace import assign_lanes, machine_names, run_origin, step_spans
-from profiler.units import format_bytes, format_seconds, format_share
+from profiler.units import format_bytes, format_seconds, format_share, format_utc_range
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -215,15 +215,28 @@ def _verdict_section(a: Analysis) -> Section:
     )  # fmt: skip
 
 
-def _over_time_section(a: Analysis, origin: float, window_s: float) -> Section:
+def _over_time_section(a: Analysis, window_s: float) -> Section:
     from profiler.analyze.attribution import by_window
 
-    windows = by_window(a.steps, window_s) if len(a.steps) else pd.DataFrame()
+    waits = a.table.queue_waits
+    windows = by_window(a.steps, window_s, waits) if len(a.steps) else pd.DataFrame()
     running = a.running_series
     top = max(a.attribution.shares.items(), key=lambda kv: kv[1])
+    span = (
+        format_utc_range(float(windows.index.min()), float(windows.index.max()) + window_s)
+        if len(windows) else "-"
+    )  # fmt: skip
+    att = a.attribution
+    queue = (
+        f"; queue wait (hatched) {format_share(att.queue_seconds / att.wall_seconds)} of step "
+        "time, by when it was waited"
+        if "queue_share" in windows and att.wall_seconds > 0
+        else "; queue wait not observed"
+    )
     alt_time = (
-        f"Stacked bars of the share of step wall time per category in {len(windows)} windows "
-        f"of {window_s:g} s; over the whole run {top[0]} is largest at {format_share(top[1])}."
+        f"Stacked bars of the share of step time per category in {len(windows)} windows of "
+        f"{format_seconds(window_s)}, {span}; over the whole run {top[0]} is largest at "
+        f"{format_share(top[1])}{queue}."
     )
     peak = (
         f"runnable steps peak at {a.pressure_series[1].max():g}"
@@ -232,8 +245,13 @@ def _over_time_section(a: Analysis, origin: float, window_s: float) -> Section:
     )
     busy = f"jobs running peak at {running[1].max():g}" if running else "no running-jobs samples"
     cap = a.pressure.capacity
+    sampled = [t[0] for t in (a.pressure_series, running) if t is not None and len(t[0])]
+    when = (
+        format_utc_range(min(float(t.min()) for t in sampled), max(float(t.max()) for t in sampled))
+        if sampled else "-"
+    )  # fmt: skip
     alt_queue = (
-        f"Step lines over time: {peak}; {busy}; capacity "
+        f"Step lines over time ({when}): {peak}; {busy}; capacity "
         f"{f'{cap:g} build slots' if _finite(cap) else 'unknown'}."
     )
     interval = (
@@ -245,12 +263,14 @@ def _over_time_section(a: Analysis, origin: float, window_s: float) -> Section:
         "Over time",
         items=[
             _figure("fig-attribution-time", "Attribution over time",
-                    fg.attribution_over_time(windows, origin, window_s), alt_time,
-                    "Share of step wall time per category, per window of step end; the number "
-                    "of steps ending in each window above its bar.",
+                    fg.attribution_over_time(windows, window_s), alt_time,
+                    "Share of step time per category, per window of step end; the number "
+                    "of steps ending in each window above its bar. The queue wait (part of "
+                    "scheduling, hatched) is placed by when it was waited: "
+                    f"{a.table.queue_source or 'not observed'}.",
                     "No steps with an end time: nothing to show over time."),
             _figure("fig-queue-depth", "Queue depth against capacity",
-                    fg.queue_depth(a.pressure_series, running, cap, origin), alt_queue,
+                    fg.queue_depth(a.pressure_series, running, cap), alt_queue,
                     f"{interval}Runnable steps is the queue runner's own gauge; jobs running is "
                     "the sum over machines of their current jobs.",
                     "The run has no status or metrics samples (collect status/metrics): "
@@ -261,7 +281,7 @@ def _over_time_section(a: Analysis, origin: float, window_s: float) -> Section:
 
 def _group_alt(table: pd.DataFrame, what: str) -> str:
     parts = []
-    for group, row in table.sort_values("steps", ascending=False).head(5).iterrows():
+    for group, row in fg.shown_groups(table, 5).iterrows():
         shares = {c: row[f"{c}_share"] for c in CATEGORIES}
         top = max(shares.items(), key=lambda kv: kv[1] if _finite(kv[1]) else -1)
         parts.append(f"{group}: {top[0]} {format_share(top[1])}")
@@ -273,8 +293,7 @@ def _group_alt(table: pd.DataFrame, what: str) -> str:
 
 
 def _breakdown_table(id_: str, title: str, table: pd.DataFrame, what: str) -> TableItem:
-    frame = table.reset_index().rename(columns={"group": what})
-    frame = frame.sort_values("steps", ascending=False, kind="stable").head(50)
+    frame = fg.shown_groups(table, 50).reset_index().rename(columns={"group": what})
     formats: dict[str, Formatter] = {
         c: format_share for c in frame.columns if str(c).endswith("_share")
     }
@@ -283,9 +302,21 @@ def _breakdown_table(id_: str, title: str, table: pd.DataFrame, what: str) -> Ta
     labels = {f"wall_p{q}_s": f"wall p{q}" for q in (50, 90, 99)}
     labels.update({f"{c}_share": c for c in CATEGORIES})
     labels["slot_not_building_share"] = "slot not building"
+    formats.update({"step_seconds": _num(1), "queue_s": _num(1)})
+    labels.update({"step_seconds": "step-s", "queue_s": "queue wait s",
+                   "queue_share": "queue wait"})  # fmt: skip
+    queue = ""
+    if "queue_s" in frame:
+        alone = (frame["steps"] == 0).any()
+        queue = (
+            " The queue wait (steps runnable, waiting for a machine) is in scheduling, as in "
+            "the headline; "
+            + ("it comes before a machine is chosen, so it is a row of its own."
+               if alone else f"each {what} carries the wait of the steps that waited for it.")
+        )  # fmt: skip
     caption = (
-        "Step wall-time percentiles; shares of step wall time per category; share of machine-"
-        f"slot time not spent building.{more}"
+        "Step wall-time percentiles; step time (wall, plus queue wait) and its shares per "
+        f"category; share of machine-slot time not spent building.{queue}{more}"
     )
     return TableItem(id_, title, frame, caption, formats, labels)
 
@@ -306,7 +337,7 @@ def _where_section(a: Analysis) -> Section:
 
 
 def _timeline_section(a: Analysis, origin: float) -> Section:
-    fig = fg.step_timeline(a.steps, origin)
+    fig = fg.step_timeline(a.steps)
     alt = ""
     if fig is not None:
         start, end = step_spans(a.steps)
@@ -315,7 +346,8 @@ def _timeline_section(a: Analysis, origin: float) -> Section:
         n_lanes = pd.DataFrame({"m": machines, "l": lanes}).groupby("m")["l"].max().add(1).sum()
         alt = (
             f"Timeline of {len(a.steps)} steps on {int(n_lanes)} lanes of "
-            f"{machines.nunique()} machines over {np.nanmax(end) - origin:.0f} s, each step "
+            f"{machines.nunique()} machines over {format_seconds(np.nanmax(end) - origin)} "
+            f"({format_utc_range(origin, float(np.nanmax(end)))}), each step "
             "drawn as its phases (prepare, connect, send, build, slot_wait, receive, compress, "
             "upload, post) in colour."
         )
@@ -358,8 +390,13 @@ def _whatif_summary(whatifs: list[Projection]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _whatif_section(whatifs: list[Projection], failed: list[str]) -> Section:
+def _whatif_section(whatifs: list[Projection], failed: list[str], front: list[str]) -> Section:
     sec = Section("whatif", "What if")
+    if front:
+        sec.paragraphs.append(
+            "The bench's Pareto front (no codec both smaller and faster to compress): "
+            f"{', '.join(front)}; without --whatif each is projected but the run's own codec."
+        )
     if not whatifs:
         sec.paragraphs.append("No what-if was projected.")
     else:
@@ -387,9 +424,15 @@ def _whatif_section(whatifs: list[Projection], failed: list[str]) -> Section:
         sec.items.append(TableItem(f"table-whatif-{i}", f"What if: {w.label}", w.table, caption,
                                    {"current": _num(3), "projected": _num(3),
                                     "change": _signed_share}))  # fmt: skip
-        if not w.cost.empty:
+        if w.cost.empty:
+            sec.bullets.append(
+                f"{w.label}: no fleet cost: no NAR sizes in the run's steps to extrapolate a "
+                "daily rate from (give --cache with the farm's narinfos, or collect the database)"
+            )
+        else:
             sec.items.append(TableItem(f"table-whatif-{i}-cost", f"Fleet cost: {w.label}",
-                                       w.cost, "At this run's rate of NAR bytes.",
+                                       w.cost, f"At this run's rate of NAR bytes, "
+                                       f"{w.basis.describe() if w.basis else 'from the run'}.",
                                        {"current": _num(2), "projected": _num(2)}))  # fmt: skip
     return sec
 
@@ -538,15 +581,15 @@ def build_report(
     start, end = a.table.window
     window_s = window_seconds or auto_window(float(a.steps["end_ts"].max()) - origin)
     codecs, codec_table = _codec_section(a)
-    cpu = cpu_section(a, origin)
+    cpu = cpu_section(a)
     sections = [
         _verdict_section(a),
-        _over_time_section(a, origin, window_s),
+        _over_time_section(a, window_s),
         *([cpu] if cpu is not None else []),
         _where_section(a),
         _timeline_section(a, origin),
         _use_section(a),
-        _whatif_section(whatifs, list(failed_whatifs or [])),
+        _whatif_section(whatifs, list(failed_whatifs or []), a.pareto_codecs()),
         codecs,
         _coverage_section(a),
     ]

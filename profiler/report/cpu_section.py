@@ -12,6 +12,7 @@ import numpy as np
 
 from profiler.report import figures as fg
 from profiler.report.flame import CLASS_COLORS, NAMESPACE, flame_svg
+from profiler.units import format_seconds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,30 +39,25 @@ class SvgItem:
     missing: str = ""
 
 
-def classes_over_time(cpu: CpuProfile, origin: float, run_end: float) -> Figure | None:
-    """Stacked cores busy per class over time, one panel per process (busiest first), in
-    seconds from the run start (``origin``), or from the sampling's start when the samples
-    lie outside the run (``run_end``: the run window's end)."""
+def classes_over_time(cpu: CpuProfile) -> Figure | None:
+    """Stacked cores busy per class over time (UTC), one panel per process (busiest
+    first)."""
     processes = cpu.processes()[:MAX_PANELS]
     if not processes:
         return None
-    start, end = cpu.window
-    inside = start < run_end and end > origin
-    xlabel = "seconds from the run start" if inside else "seconds from the sampling start"
-    origin = origin if inside else start
     fig = fg._new(11, 1.2 + 2.2 * len(processes))
     axes = fig.subplots(len(processes), 1, sharex=True, squeeze=False)[:, 0]
     for ax, process in zip(axes, processes, strict=True):
         table = cpu.over_time(process)
-        t = table.index.to_numpy(float) - origin
-        edges = np.append(t, t[-1] + cpu.bucket_seconds)
+        t = table.index.to_numpy(float)
+        edges = fg.utc_days(np.append(t, t[-1] + cpu.bucket_seconds))
         stacked = [np.append(table[c].to_numpy(float), 0.0) for c in table.columns]
         colors = [CLASS_COLORS.get(str(c), "#999999") for c in table.columns]
         ax.stackplot(edges, stacked, step="post", labels=list(table.columns), colors=colors)
         ax.set_ylabel("cores busy")
         ax.set_title(f"{process}: {cpu.cores_busy(process):.2f} cores on average", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[-1].set_xlabel(xlabel)
+    fg.utc_axis(axes[-1], f"; buckets of {format_seconds(cpu.bucket_seconds)}")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 10),
                frameon=False, fontsize=9)  # fmt: skip
@@ -88,10 +84,10 @@ def _flame(cpu: CpuProfile) -> SvgItem:
     )
 
 
-def cpu_section(a: Analysis, origin: float) -> Section | None:
+def cpu_section(a: Analysis) -> Section | None:
     """The section (None without sampled CPU)."""
     from profiler.report.build import Section, TableItem, _figure, _num, utc_iso
-    from profiler.units import format_share
+    from profiler.units import format_share, format_utc_range
 
     cpu = a.cpu
     if cpu is None:
@@ -104,13 +100,14 @@ def cpu_section(a: Analysis, origin: float) -> Section | None:
     ]
     top = ", ".join(f"{p} {cpu.cores_busy(p):.2f}" for p in cpu.processes()[:MAX_PANELS])
     unknown = cpu.unknown.sort_values("cpu_seconds", ascending=False).head(UNKNOWN_ROWS)
-    over_time = classes_over_time(cpu, origin, a.table.window[1])
+    over_time = classes_over_time(cpu)
     items: list[FigureItem | TableItem | SvgItem] = [
         TableItem("table-cpu-classes", "CPU by class", cpu.class_table(),
                   "CPU seconds of each process per class, and the share of its CPU.",
                   {"cpu_seconds": _num(2), "share": format_share}, {"cpu_seconds": "CPU-s"}),
         _figure("fig-cpu-classes", "CPU classes over time", over_time,
-                f"Stacked cores busy per CPU class over time; cores on average: {top}.",
+                f"Stacked cores busy per CPU class over time ({format_utc_range(start, end)}); "
+                f"cores on average: {top}.",
                 f"Cores busy per class in each {cpu.bucket_seconds:g} s bucket of the samples.",
                 "No samples to draw."),
         _flame(cpu),

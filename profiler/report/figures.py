@@ -3,23 +3,28 @@
 Nothing here touches pyplot's global state or needs a display. Every function returns None
 when its input is empty or missing, so the report can say what is not shown and why.
 Categories have one colour everywhere (:data:`CATEGORY_COLORS`); the timeline's phases take
-shades of their category's colour (:data:`PHASE_COLORS`). Times on x axes are seconds from
-the run start.
+shades of their category's colour (:data:`PHASE_COLORS`). Times on x axes are UTC dates
+(:func:`utc_axis`), ticked for the span shown: seconds for a minute's run, hours for a day's,
+days for a month's.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+from matplotlib import dates as mdates
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from profiler.analyze.schema import CATEGORIES
 from profiler.report.trace import PHASES, assign_lanes, machine_names, phase_durations, step_spans
+from profiler.units import format_seconds
 
 DPI = 100
 CATEGORY_COLORS: dict[str, str] = {
@@ -41,7 +46,32 @@ PHASE_COLORS: dict[str, str] = {
     "post": "#8172B3",
 }
 MAX_GROUPS = 30
+QUEUE_LABEL = "scheduling: queue wait"
 MAX_LANES = 80
+DAY_SECONDS = 86400.0
+# matplotlib's date numbers are days from its epoch (1970-01-01 unless configured otherwise)
+_EPOCH_DAYS = float(mdates.date2num(datetime(1970, 1, 1, tzinfo=UTC)))
+# the offset above the axis' right end says what the ticks leave out, ISO-ordered
+_OFFSETS = ["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"]
+# a tick where the next larger unit rolls over shows it: a new day as its ISO date
+_ZEROS = ["", "%Y", "%b", "%Y-%m-%d", "%H:%M", "%H:%M"]
+
+
+def utc_days(ts: float | np.ndarray) -> np.ndarray:
+    """Epoch seconds as matplotlib date numbers (days), for a :func:`utc_axis`."""
+    return _EPOCH_DAYS + np.asarray(ts, dtype=float) / DAY_SECONDS
+
+
+def utc_axis(ax: Axes, note: str = "") -> None:
+    """Date ticks in UTC on ``ax``'s x axis (whose data are :func:`utc_days`): concise labels
+    for the span shown, with what they leave out (year, date) as the axis offset; the label
+    says UTC and ``note``."""
+    locator = mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(
+        mdates.ConciseDateFormatter(locator, tz=UTC, zero_formats=_ZEROS, offset_formats=_OFFSETS)
+    )
+    ax.set_xlabel(f"time (UTC){note}")
 
 
 def to_png(fig: Figure) -> bytes:
@@ -57,14 +87,16 @@ def _new(width: float, height: float) -> Figure:
     return fig
 
 
-def _category_legend(fig: Figure) -> None:
+def _category_legend(fig: Figure, queue: bool = False) -> None:
     handles = [Patch(color=CATEGORY_COLORS[c], label=c) for c in CATEGORIES]
+    if queue:  # the queue wait, part of scheduling, hatched
+        wait = Patch(facecolor=CATEGORY_COLORS["scheduling"], edgecolor="white", hatch="//",
+                     label=QUEUE_LABEL)  # fmt: skip
+        handles.insert(1, wait)
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize="small")
 
 
-def attribution_over_time(
-    windows: pd.DataFrame | None, origin: float, window_seconds: float
-) -> Figure | None:
+def attribution_over_time(windows: pd.DataFrame | None, window_seconds: float) -> Figure | None:
     """Stacked bars of the category shares of step wall time per time window.
 
     Parameters
@@ -72,8 +104,6 @@ def attribution_over_time(
     windows : pandas.DataFrame or None
         :func:`profiler.analyze.attribution.by_window`'s table: indexed by window start (UTC
         epoch seconds, by step end), with ``steps`` and ``<category>_share`` columns.
-    origin : float
-        The run start (epoch seconds); x is seconds from it.
     window_seconds : float
         The window length (bar width).
 
@@ -84,25 +114,32 @@ def attribution_over_time(
     """
     if windows is None or windows.empty or not window_seconds > 0:
         return None
-    x = np.asarray(windows.index, dtype=float) - origin
+    x = utc_days(windows.index.to_numpy(float))
+    width = window_seconds / DAY_SECONDS
     fig = _new(10.0, 4.2)
     ax = fig.add_subplot()
     bottom = np.zeros(len(windows))
     for c in CATEGORIES:
         share = windows[f"{c}_share"].fillna(0.0).to_numpy(float)
-        ax.bar(x, share, width=window_seconds * 0.92, bottom=bottom, align="edge",
+        if c == "scheduling" and "queue_share" in windows:
+            queue = windows["queue_share"].fillna(0.0).to_numpy(float)
+            ax.bar(x, queue, width=width * 0.92, bottom=bottom, align="edge", hatch="//",
+                   color=CATEGORY_COLORS[c], edgecolor="white", label=QUEUE_LABEL)  # fmt: skip
+            bottom += queue
+            share = np.clip(share - queue, 0.0, None)
+        ax.bar(x, share, width=width * 0.92, bottom=bottom, align="edge",
                color=CATEGORY_COLORS[c], label=c)  # fmt: skip
         bottom += share
     if len(windows) <= 40:
         for xi, n in zip(x, windows["steps"], strict=True):
-            ax.annotate(f"{int(n)}", (xi + window_seconds * 0.46, 1.0), xytext=(0, 2),
+            ax.annotate(f"{int(n)}", (xi + width * 0.46, 1.0), xytext=(0, 2),
                         textcoords="offset points", ha="center", fontsize="x-small")  # fmt: skip
     ax.set_ylim(0, 1.08)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
-    ax.set_xlabel(f"seconds from the run start (windows of {window_seconds:g} s, by step end)")
-    ax.set_ylabel("share of step wall time")
+    utc_axis(ax, f"; windows of {format_seconds(window_seconds)}, steps by their end")
+    ax.set_ylabel("share of step time")
     ax.set_title("Where step time went, over time (number of steps above each bar)")
-    _category_legend(fig)
+    _category_legend(fig, queue="queue_share" in windows)
     return fig
 
 
@@ -124,36 +161,55 @@ def attribution_by_group(table: pd.DataFrame | None, what: str) -> Figure | None
     """
     if table is None or table.empty:
         return None
-    shown = table.sort_values("steps", ascending=False, kind="stable").head(MAX_GROUPS)
-    labels = [f"{g} ({int(n)} steps)" for g, n in zip(shown.index, shown["steps"], strict=True)]
+    shown = shown_groups(table, MAX_GROUPS)
+    labels = [
+        f"{g} ({format_seconds(float(q))} waited)" if n == 0 and "queue_s" in shown
+        else f"{g} ({int(n)} steps)"
+        for g, n, q in zip(shown.index, shown["steps"], shown.get("queue_s", shown["steps"]),
+                           strict=True)
+    ]  # fmt: skip
     fig = _new(10.0, 1.3 + 0.38 * len(shown))
     ax = fig.add_subplot()
     y = np.arange(len(shown))
     left = np.zeros(len(shown))
     for c in CATEGORIES:
         share = shown[f"{c}_share"].fillna(0.0).to_numpy(float)
+        if c == "scheduling" and "queue_share" in shown:
+            queue = shown["queue_share"].fillna(0.0).to_numpy(float)
+            ax.barh(y, queue, left=left, height=0.7, color=CATEGORY_COLORS[c], hatch="//",
+                    edgecolor="white", label=QUEUE_LABEL)  # fmt: skip
+            left += queue
+            share = np.clip(share - queue, 0.0, None)
         ax.barh(y, share, left=left, height=0.7, color=CATEGORY_COLORS[c], label=c)
         left += share
     ax.set_yticks(y, labels, fontsize="small")
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
-    ax.set_xlabel("share of step wall time")
+    ax.set_xlabel("share of step time (wall, plus queue wait where observed)")
     more = f" (the {len(shown)} of {len(table)} with most steps)" if len(table) > len(shown) else ""
     ax.set_title(f"Where step time went, by {what}{more}")
-    _category_legend(fig)
+    _category_legend(fig, queue="queue_share" in shown)
     return fig
 
 
-def step_timeline(steps: pd.DataFrame | None, origin: float) -> Figure | None:
+def shown_groups(table: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """A breakdown's ``limit`` groups with the most steps, most first, after the groups of
+    queue wait alone (no steps: :data:`~profiler.analyze.schema.QUEUED_GROUP`), which are
+    always shown."""
+    ranked = table.sort_values("steps", ascending=False, kind="stable")
+    queued = ranked[ranked["steps"] == 0] if "queue_s" in ranked else ranked.iloc[:0]
+    rest = ranked.drop(queued.index)
+    return pd.concat([queued, rest.head(max(limit - len(queued), 0))])
+
+
+def step_timeline(steps: pd.DataFrame | None) -> Figure | None:
     """Each machine's steps on slot lanes, each step drawn as its phases in pipeline order.
 
     Parameters
     ----------
     steps : pandas.DataFrame or None
         The analysis' step table (``start_ts``, ``end_ts``, ``machine`` and phase columns).
-    origin : float
-        The run start (epoch seconds); x is seconds from it.
 
     Returns
     -------
@@ -186,17 +242,17 @@ def step_timeline(steps: pd.DataFrame | None, origin: float) -> Figure | None:
         row = rows.get((str(machines.iloc[i]), int(lanes[i])))
         if row is None:
             continue
-        t = start[i] - origin
+        t = float(utc_days(start[i]))
         for (name, _, _), seconds in zip(PHASES, durations[i], strict=True):
             if seconds > 0:
-                bars.setdefault((name, row), []).append((t, seconds))
-            t += seconds
+                bars.setdefault((name, row), []).append((t, seconds / DAY_SECONDS))
+            t += seconds / DAY_SECONDS
     for (name, row), spans in bars.items():
         ax.broken_barh(spans, (row - 0.4, 0.8), facecolors=PHASE_COLORS[name])
     labels = [f"{m} #{lane}" if lane else m for (m, lane) in rows]
     ax.set_yticks(range(len(rows)), labels, fontsize="x-small")
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel("seconds from the run start")
+    utc_axis(ax)
     shown = len({m for m, _ in rows})
     more = f"; {shown} of {len(counts)} machines shown" if shown < len(counts) else ""
     ax.set_title(f"Steps per machine lane, by phase{more}")
@@ -210,7 +266,6 @@ def queue_depth(
     runnable: tuple[np.ndarray, np.ndarray] | None,
     running: tuple[np.ndarray, np.ndarray] | None,
     capacity: float,
-    origin: float,
 ) -> Figure | None:
     """Runnable steps and running jobs over time against the build-slot capacity.
 
@@ -222,8 +277,6 @@ def queue_depth(
         Jobs running (:func:`profiler.analyze.analysis.running_jobs`).
     capacity : float
         Build slots over all machines (NaN when unknown: no line).
-    origin : float
-        The run start (epoch seconds); x is seconds from it.
 
     Returns
     -------
@@ -239,12 +292,12 @@ def queue_depth(
     fig = _new(10.0, 3.8)
     ax = fig.add_subplot()
     for (ts, values), label, color in series:
-        ax.step(np.asarray(ts, float) - origin, values, where="post", color=color, label=label)
+        ax.step(utc_days(ts), values, where="post", color=color, label=label)
     if math.isfinite(capacity) and capacity > 0:
         ax.axhline(capacity, color="black", linestyle="--", linewidth=1,
                    label=f"capacity ({capacity:g} build slots)")  # fmt: skip
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("seconds from the run start")
+    utc_axis(ax)
     ax.set_ylabel("steps")
     ax.set_title("Queue depth against capacity")
     ax.grid(True, alpha=0.3)

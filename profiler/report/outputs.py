@@ -53,15 +53,19 @@ def figure_dir(out: str) -> str:
 
 def default_whatifs(a: Analysis, profiles: Mapping[str, CodecProfile] | None) -> list[Change]:
     """The what-ifs a report projects when none is asked for: compression twice as fast,
-    and with a bench result's ``profiles`` each of :data:`DEFAULT_CODECS` it measured
-    (unless it is the run's codec)."""
+    and with a bench result's ``profiles`` each of :data:`DEFAULT_CODECS` it measured and
+    every codec on its Pareto front (:meth:`Analysis.pareto_codecs`), unless it is the run's
+    codec."""
     from profiler.analyze import whatif as wi
     from profiler.bench.profiles import canonical
 
     specs = ["compress=0.5"]
     if profiles:
         measured = set(profiles)
-        specs += [f"codec={c}" for c in DEFAULT_CODECS if c in measured and c != canonical(a.codec)]
+        current = canonical(a.codec) if a.codec else ""
+        wanted = [c for c in DEFAULT_CODECS if c in measured]
+        wanted += [c for c in a.pareto_codecs() if c in measured and c not in wanted]
+        specs += [f"codec={c}" for c in wanted if c != current]
     return [wi.parse_change(s) for s in specs]
 
 

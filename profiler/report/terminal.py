@@ -69,9 +69,11 @@ def _analysis(a: Analysis, out: io.StringIO) -> None:
 
 def _tables(a: Analysis, whatifs: Sequence[Projection], out: io.StringIO) -> None:
     if not a.by_machine.empty:
-        cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
-                "build_share", "slot_not_building_share"]  # fmt: skip
-        print("\nby machine:\n" + a.by_machine[cols].round(3).to_string(), file=out)
+        cols = ["steps", "wall_p50_s", "wall_p90_s", "scheduling_share", "queue_share",
+                "compression_share", "io_share", "build_share",
+                "slot_not_building_share"]  # fmt: skip
+        shown = a.by_machine[[c for c in cols if c in a.by_machine]]
+        print("\nby machine:\n" + shown.round(3).to_string(), file=out)
     _over_time(a, out)
     use = a.use.drop(columns="measures").round(3)
     use = use.astype(object).where(use.notna(), "not seen")  # absent, not zero
@@ -100,9 +102,9 @@ def _over_time(a: Analysis, out: io.StringIO) -> None:
     """The per-window breakdown (UTC window starts), its last :data:`OVER_TIME_ROWS` rows."""
     if len(a.by_window) < 2:
         return
-    cols = ["steps", "wall_p50_s", "wall_p90_s", "compression_share", "io_share",
-            "build_share"]  # fmt: skip
-    table = a.by_window[cols].round(3).tail(OVER_TIME_ROWS)
+    cols = ["steps", "wall_p50_s", "wall_p90_s", "scheduling_share", "queue_share",
+            "compression_share", "io_share", "build_share"]  # fmt: skip
+    table = a.by_window[[c for c in cols if c in a.by_window]].round(3).tail(OVER_TIME_ROWS)
     table.index = [
         pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%MZ") if pd.notna(t) else "?"
         for t in table.index
@@ -128,7 +130,8 @@ def _whatif(w: Projection, out: io.StringIO) -> None:
     table = w.table.assign(change=[format_share(x, signed=True) for x in w.table["change"]])
     print(table.to_string(index=False, float_format="{:,.3f}".format), file=out)
     if not w.cost.empty:
-        print("fleet cost at this run's NAR rate:", file=out)
+        basis = f" ({w.basis.describe()})" if w.basis else ""
+        print(f"fleet cost at this run's NAR rate{basis}:", file=out)
         print(w.cost.to_string(index=False, float_format="{:,.2f}".format), file=out)
     for note in w.notes:
         print(f"  - {note}", file=out)

@@ -122,12 +122,17 @@ def write_history(
     failure_rate: float = 0.04,
     repeated: int = 10,
     progress: Callable[[int], None] | None = None,
+    gauges_every_s: float | None = None,
 ) -> int:
     """Write ``steps`` BuildSteps rows (and their builds) over ``years`` into the run at
-    ``run_dir`` (created), ``repeated`` of them a second time; the rows written."""
+    ``run_dir`` (created), ``repeated`` of them a second time; the rows written. With
+    ``gauges_every_s``, also the queue runner's gauges sampled that often
+    (:func:`_gauges`: for histories of hours or days, as ``collect history`` would import
+    them from Prometheus)."""
     rng = np.random.default_rng(seed)
     span = years * 365 * DAY_SECONDS
     written = 0
+    spans: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with Run.open(run_dir, command="testbed history") as run:
         run.add_source("db", "generated history", generation)
         for first in range(0, steps, part_rows):
@@ -137,6 +142,8 @@ def write_history(
             rows, builds = _parts(rng, first, n, (lo, hi), generation, failure_rate)
             run.write_arrow_part("db_steps", _arrow(rows))
             run.write_arrow_part("db_builds", _arrow(builds))
+            if gauges_every_s:
+                spans.append((rows["machine"], rows["start_time"], rows["stop_time"]))
             written += n
             if progress is not None:
                 progress(written)
@@ -144,4 +151,53 @@ def write_history(
             again = {k: v[:repeated] for k, v in rows.items()}
             run.write_arrow_part("db_steps", _arrow(again))
             written += repeated
+        if gauges_every_s:
+            run.add_source("samples", "generated gauges", generation)
+            machine, start, stop = (np.concatenate(c) for c in zip(*spans, strict=True))
+            grid = np.arange(ORIGIN, ORIGIN + span + gauges_every_s, gauges_every_s)
+            run.write_arrow_part("samples", _arrow(_gauges(rng, grid, machine, start, stop,
+                                                            generation)))  # fmt: skip
     return written
+
+
+def _gauges(
+    rng: Any, grid: np.ndarray, machine: np.ndarray, start: np.ndarray, stop: np.ndarray, gen: str
+) -> dict[str, Any]:
+    """Samples (the ``samples`` table's columns) at the ``grid`` times: each machine's jobs
+    running (the steps it has between start and stop), and the steps waiting for a machine,
+    a Poisson count around a level that swings with a three-hour period (C++
+    ``nrRunnableSteps``; Rust ``steps_runnable`` counts the building steps too, and
+    ``steps_building`` them: :data:`profiler.hydra.facts.RUNNABLE_INCLUDES_BUILDING`)."""
+    columns: list[tuple[str, np.ndarray, str | None]] = []  # metric, values, machine
+    running_all = np.zeros(len(grid))
+    for name in np.unique(machine):
+        mine = machine == name
+        began = np.searchsorted(np.sort(start[mine]), grid, side="right")
+        ended = np.searchsorted(np.sort(stop[mine]), grid, side="right")
+        running_all += began - ended
+        columns.append(("machine_current_jobs", (began - ended).astype(float), str(name)))
+    level = 6 + 5 * np.sin(2 * np.pi * (grid - grid[0]) / (3 * 3600))
+    waiting = rng.poisson(np.clip(level, 0.2, None)).astype(float)
+    if facts.RUNNABLE_INCLUDES_BUILDING.get(gen):
+        columns.append(("steps_runnable", waiting + running_all, None))
+        columns.append(("steps_building", running_all, None))
+    else:
+        columns.append(("steps_runnable", waiting, None))
+    ts = [grid] * len(columns)
+    metric = [np.full(len(grid), m) for m, _, _ in columns]
+    value = [v for _, v, _ in columns]
+    label = [np.full(len(grid), who, dtype=object) for _, _, who in columns]
+    n = sum(len(t) for t in ts)
+    return {
+        "ts": np.concatenate(ts),
+        "source": np.full(n, "generated"),
+        "generation": np.full(n, gen),
+        "metric": np.concatenate(metric),
+        "value": np.concatenate(value),
+        "kind": np.full(n, "gauge"),
+        "unit": np.full(n, "count"),
+        "machine": np.concatenate(label).astype(object),
+        "machine_type": np.full(n, None, dtype=object),
+        "jobset": np.full(n, None, dtype=object),
+        "bucket": np.full(n, None, dtype=object),
+    }

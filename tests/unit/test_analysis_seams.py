@@ -139,3 +139,24 @@ def test_default_whatifs_add_the_codecs_the_bench_measured(tmp_path: Path) -> No
     labels = [c.label for c in outputs.default_whatifs(a, a.profiles)]
     assert labels == ["compression time x0.5", "codec zstd:3"]
     assert [c.label for c in outputs.default_whatifs(a, None)] == ["compression time x0.5"]
+
+
+def test_default_whatifs_take_every_pareto_codec_of_the_bench(tmp_path: Path) -> None:
+    """A codec on the bench's front that the defaults do not name (zstd-19 with a 128 MiB
+    window, the smallest) is projected; a dominated one (zstd:9: larger and slower than
+    zstd:3) is not; the run's codec (xz:6) is not projected against itself."""
+    import pandas as pd
+
+    from profiler.bench.results import StoredResult
+    from tests.unit.test_bench_plots import _cell
+
+    a = analyze_run(_run("cxx-db-only", tmp_path), bench_dir=BENCH)  # the run: xz:6
+    cells = [("xz:6", 250, 1.0), ("zstd:3", 300, 0.05), ("zstd:9", 320, 0.2),
+             ("zstd:19:long=27", 230, 2.0), ("gzip:6", 280, 0.3)]  # fmt: skip
+    rows = pd.DataFrame([_cell("p", "user", c, 1000, size, t, 0.01) for c, size, t in cells])
+    bench = StoredResult("bench", {}, rows, pd.DataFrame())
+    with_front = dataclasses.replace(a, bench=bench, profiles=from_result(bench))
+    assert with_front.pareto_codecs() == ["zstd:19:long=27", "xz:6", "gzip:6", "zstd:3"]
+    labels = [c.label for c in outputs.default_whatifs(with_front, with_front.profiles)]
+    assert labels == ["compression time x0.5", "codec zstd:3", "codec zstd:19:long=27",
+                      "codec gzip:6"]  # fmt: skip

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from profiler.analyze import whatif
-from profiler.analyze.analysis import analyze
+from profiler.analyze.analysis import analyze, queued
 from profiler.analyze.attribution import ASSUMED_LINK_BYTES_PER_SECOND, attribute, split_copy
-from profiler.analyze.gauges import queue_estimate
+from profiler.analyze.gauges import queue_estimate, queue_increments
 from profiler.analyze.journal_steps import store_name
+from profiler.analyze.schema import QUEUED_GROUP, StepTable
 from profiler.analyze.steps import build_step_table
 from profiler.analyze.verdict import Pressure, decide, pressure
 from profiler.bench.profiles import CodecProfile
@@ -226,6 +227,16 @@ def test_rust_queue_wait_is_the_job_wait_histogram_not_the_queue_insert_counter(
     total, how = queue_estimate(pd.DataFrame(rows), "rust", (0.0, 10.0))
     assert total == pytest.approx(8.5 + 1.0 + 2.0)
     assert "job_wait_time_seconds" in how
+    # over time and per system: each interval's increase at its start, labelled
+    waits, _ = queue_increments(pd.DataFrame(rows), "rust", (0.0, 10.0))
+    per = waits.groupby(["machine_type", "ts"])["seconds"].sum().to_dict()
+    assert per == {("x86_64-linux", 1.0): 5.0, ("x86_64-linux", 2.0): 3.5,
+                   ("aarch64-linux", 1.0): 1.0, ("aarch64-linux", 2.0): 2.0}  # fmt: skip
+    table = StepTable(pd.DataFrame(), "rust", total, how, queue_waits=waits)
+    assert queued(table, by_system=True).groupby(level=0).sum().to_dict() == {
+        "x86_64-linux": 8.5, "aarch64-linux": 3.0}  # fmt: skip
+    assert queued(table).to_dict() == {QUEUED_GROUP: total}
+    assert queued(StepTable(pd.DataFrame(), "rust")) is None  # not observed: no row
 
 
 def test_rust_runnable_gauge_counts_building_steps() -> None:

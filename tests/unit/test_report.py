@@ -22,14 +22,15 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from profiler.analyze.analysis import Analysis, running_jobs
-from profiler.analyze.attribution import by_window
-from profiler.analyze.schema import CATEGORIES, StepTable
+from profiler.analyze.attribution import breakdown, by_window
+from profiler.analyze.schema import CATEGORIES, QUEUED_GROUP, StepTable
 from profiler.commands import report as report_cmd
 from profiler.errors import UsageError
 from profiler.report import build, figures, outputs, render
 from profiler.report.trace import PHASES, assign_lanes, chrome_trace, phase_durations
 from profiler.scenarios.analysis import analyze_run
 from profiler.store import Run
+from profiler.units import format_utc_range
 from tests.unit.test_bench_plots import _cell
 
 T0 = 1_795_900_000.0
@@ -115,27 +116,27 @@ def test_attribution_figures_use_the_category_colours() -> None:
         {"steps": [2, 1], **{f"{c}_share": [0.2, 0.2] for c in CATEGORIES}},
         index=pd.Index([T0, T0 + 5], name="group"),
     )
-    fig = figures.attribution_over_time(windows, T0, 5.0)
+    fig = figures.attribution_over_time(windows, 5.0)
     assert fig is not None
     wanted = {figures.CATEGORY_COLORS[c].lower() for c in CATEGORIES}
     assert set(_colors(fig)) == wanted and len(fig.axes[0].patches) == 10
     by = figures.attribution_by_group(windows.rename(index={T0: "a", T0 + 5: "b"}), "machine")
     assert by is not None and set(_colors(by)) == wanted
     assert figures.to_png(by).startswith(PNG)
-    assert figures.attribution_over_time(None, T0, 5.0) is None
-    assert figures.attribution_over_time(windows.iloc[0:0], T0, 5.0) is None
+    assert figures.attribution_over_time(None, 5.0) is None
+    assert figures.attribution_over_time(windows.iloc[0:0], 5.0) is None
     assert figures.attribution_by_group(pd.DataFrame(), "system") is None
 
 
 def test_attribution_over_time_from_by_window() -> None:
     s = _steps().assign(wall_s=lambda d: d["end_ts"] - d["start_ts"], slot_s=1.0, io_s=0.1,
                         scheduling_s=0.1, compression_s=0.1, post_total_s=0.1)  # fmt: skip
-    fig = figures.attribution_over_time(by_window(s, 5.0), T0, 5.0)
+    fig = figures.attribution_over_time(by_window(s, 5.0), 5.0)
     assert fig is not None and figures.to_png(fig).startswith(PNG)
 
 
 def test_step_timeline() -> None:
-    fig = figures.step_timeline(_steps(), T0)
+    fig = figures.step_timeline(_steps())
     assert fig is not None
     ax = fig.axes[0]
     bars = [c for c in ax.collections if isinstance(c, PolyCollection)]
@@ -145,11 +146,12 @@ def test_step_timeline() -> None:
                         "upload", "post")}  # fmt: skip
     # lanes: m1 #0, m1 #1, m2, unknown
     assert len(ax.get_yticks()) == 4
-    assert ax.get_xlim()[0] <= 0 and ax.get_xlim()[1] >= 8.5 + 1
-    assert figures.step_timeline(None, T0) is None
-    assert figures.step_timeline(_steps().iloc[0:0], T0) is None
+    left, right = figures.utc_days(np.array([T0, T0 + 9.5]))
+    assert ax.get_xlim()[0] <= left and ax.get_xlim()[1] >= right
+    assert figures.step_timeline(None) is None
+    assert figures.step_timeline(_steps().iloc[0:0]) is None
     many = pd.DataFrame([_step(f"{i}/1", f"m{i}", T0, build=1.0) for i in range(1, 101)])
-    capped = figures.step_timeline(many, T0)
+    capped = figures.step_timeline(many)
     assert capped is not None
     assert len(capped.axes[0].get_yticks()) == figures.MAX_LANES
     assert f"{figures.MAX_LANES} of 100 machines shown" in capped.axes[0].get_title()
@@ -170,13 +172,66 @@ def test_queue_depth_and_running_jobs() -> None:
     assert running[0].tolist() == [T0, T0 + 1] and running[1].tolist() == [3.0, 1.0]
     assert running_jobs(samples[samples["metric"] == "steps_runnable"]) is None
     assert running_jobs(None) is None
-    fig = figures.queue_depth((np.array([T0, T0 + 1]), np.array([5.0, 2.0])), running, 4.0, T0)
+    fig = figures.queue_depth((np.array([T0, T0 + 1]), np.array([5.0, 2.0])), running, 4.0)
     assert fig is not None
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[-1] == "capacity (4 build slots)" and len(labels) == 3
-    assert figures.queue_depth(None, None, 4.0, T0) is None
-    only = figures.queue_depth(None, running, float("nan"), T0)
+    assert figures.queue_depth(None, None, 4.0) is None
+    only = figures.queue_depth(None, running, float("nan"))
     assert only is not None and len(only.axes[0].get_legend().get_texts()) == 1
+
+
+def _tick_labels(fig: Figure) -> tuple[list[str], str, str]:
+    fig.canvas.draw()
+    ax = fig.axes[-1]
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    return labels, ax.xaxis.get_offset_text().get_text(), ax.get_xlabel()
+
+
+@pytest.mark.parametrize(
+    ("span_s", "tick", "offset"),
+    [
+        (90.0, r"\d\d:\d\d|\d\d", "2026-11-28 21:"),  # seconds within the minute's hour
+        (6 * 3600.0, r"\d\d:\d\d|2026-11-29", "2026-11-29"),  # hours, midnight as a date
+        (10 * 86400.0, r"\d\d|[A-Z][a-z]{2}", "2026-"),  # days of the month
+    ],
+)
+def test_time_axes_are_utc_dates_for_any_span(span_s: float, tick: str, offset: str) -> None:
+    """1 minute, 6 hours or 10 days: the ticks are UTC clock times or dates for the span,
+    the date they leave out is the axis offset, and the label says UTC (T0 is
+    2026-11-28T21:06:40Z: a formatter in another zone would print other hours)."""
+    ts = np.linspace(T0, T0 + span_s, 50)
+    fig = figures.queue_depth((ts, np.ones(50)), None, float("nan"))
+    assert fig is not None
+    labels, off, xlabel = _tick_labels(fig)
+    assert xlabel.startswith("time (UTC)")
+    assert len(labels) >= 3 and all(re.fullmatch(tick, t) for t in labels), labels
+    assert off.startswith(offset), off
+    if span_s == 6 * 3600.0:
+        assert labels[0] == "21:00" and "2026-11-29" in labels and labels[-1] == "03:00"
+
+
+def test_queue_wait_is_hatched_in_scheduling_over_time_and_a_row_by_machine() -> None:
+    s = _steps().assign(wall_s=lambda d: d["end_ts"] - d["start_ts"], slot_s=1.0, io_s=0.1,
+                        scheduling_s=0.1, compression_s=0.1, post_total_s=0.1)  # fmt: skip
+    waits = pd.DataFrame({"ts": [T0 - 4, T0 + 1], "seconds": [6.0, 3.0], "machine_type": None})
+    windows = by_window(s, 5.0, waits)
+    # the window before the first step end has queue wait and no step
+    assert windows["queue_s"].sum() == pytest.approx(9.0)
+    early = windows.loc[(T0 - 4) // 5 * 5]
+    assert early["steps"] == 0 and early["queue_share"] == early["scheduling_share"] == 1.0
+    fig = figures.attribution_over_time(windows, 5.0)
+    assert fig is not None
+    hatched = [p for p in fig.axes[0].patches if p.get_hatch() == "//"]
+    assert len(hatched) == len(windows)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert figures.QUEUE_LABEL in legend
+    machines = breakdown(s, "machine", pd.Series([9.0], index=[QUEUED_GROUP]))
+    row = machines.loc[QUEUED_GROUP]
+    assert row["steps"] == 0 and row["queue_s"] == 9.0 and row["scheduling_share"] == 1.0
+    assert machines["step_seconds"].sum() == pytest.approx(s["wall_s"].sum() + 9.0)
+    # the queue row is shown first even when the groups are capped
+    assert figures.shown_groups(machines, 2).index[0] == QUEUED_GROUP
 
 
 def test_codec_tradeoff_rings_the_runs_codec() -> None:
@@ -277,6 +332,32 @@ def test_report_with_bench_and_default_whatifs(analysed: Analysis, tmp_path: Pat
     assert [w["change"] for w in doc["whatif"]] == ["compression time x0.5", "codec zstd:3"]
     ids = {t.id for t in report.tables()}
     assert {"table-whatif-summary", "table-whatif-1", "table-whatif-2", "table-codecs"} <= ids
+    front = " ".join(p for sec in report.sections if sec.id == "whatif" for p in sec.paragraphs)
+    assert "Pareto front" in front and "xz:6, zstd:3" in front
+    # without NAR sizes there is no per-day cost, and the report says why
+    assert doc["whatif"][1]["fleet_cost_basis"] is None
+    assert any("no NAR sizes" in b for sec in report.sections if sec.id == "whatif"
+               for b in sec.bullets)  # fmt: skip
+    # with them, the per-day cost says the span it is extrapolated from, and that it is short
+    sized = dataclasses.replace(analysed, steps=analysed.steps.assign(nar_bytes=2e6))
+    whatifs, _ = outputs.projections(sized, defaults)
+    doc = json.loads(render.to_json(build.build_report(sized, whatifs=whatifs)))
+    basis = doc["whatif"][1]["fleet_cost_basis"]
+    start, end = analysed.table.window
+    assert (basis["start_utc"], basis["end_utc"]) == (start, end)
+    assert basis["span_seconds"] < 86400 and "misses the farm's daily cycle" in basis["describe"]
+    cost = next(t for t in build.build_report(sized, whatifs=whatifs).tables()
+                if t.id == "table-whatif-2-cost")  # fmt: skip
+    assert format_utc_range(start, end) in cost.caption and "for a day" in cost.caption
+
+
+def test_a_cost_basis_longer_than_a_day_carries_no_daily_caveat() -> None:
+    from profiler.analyze.whatif import CostBasis
+
+    week = CostBasis(T0, T0 + 7 * 86400, 5e12, 900, 900).describe()
+    assert "7d00h" in week and "daily cycle" not in week and "steps without" not in week
+    short = CostBasis(T0, T0 + 3600, 5e9, 90, 100).describe()
+    assert "1h00m" in short and "x24 for a day" in short
 
 
 def test_helpers() -> None:
