@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from profiler.collect.status.transfer import NO_BUDGET, Budget, http_get, one_line, parse_url
 from profiler.errors import CollectorError
@@ -27,6 +27,20 @@ class Series:
 
     labels: dict[str, str]
     points: list[tuple[float, str]]
+
+
+class SeriesSource(Protocol):
+    """Where ``collect history`` reads series: this API, or Prometheus' storage
+    (:mod:`profiler.collect.history.promtool`)."""
+
+    base: str
+    budget: Budget
+
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]: ...
+
+    def metadata(self) -> dict[str, str]: ...
+
+    def scrape_urls(self) -> dict[tuple[str, str], str]: ...
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from profiler.collect.history import rebuild
-from profiler.collect.history.api import MAX_POINTS_PER_SERIES, Prometheus, Series
+from profiler.collect.history.api import MAX_POINTS_PER_SERIES, Series, SeriesSource
 from profiler.collect.samples import Sample
 from profiler.collect.status.metrics_map import P
 from profiler.collect.status.transfer import Budget, Cancelled
@@ -80,7 +80,7 @@ def utc(ts: float) -> str:
 @dataclass
 class Importer:
     run: Run
-    prometheus: Prometheus
+    prometheus: SeriesSource
     options: HistoryOptions
     log: Callable[[str], None] = lambda _m: None
     stop: threading.Event = field(default_factory=threading.Event)
