@@ -277,9 +277,16 @@ def analyze(
                 if cpu is not None
                 else ""
             )
+            metrics_only = (
+                "; the C++ runner's /metrics has queue and dispatcher counters only, no step "
+                "times (profiler.collect.status.metrics_map.PROM_CXX): add its status JSON "
+                "(collect status), its journal (collect logs) or its database (collect db)"
+                if gen == "cxx" and samples is not None and not samples.empty
+                else ""
+            )
             raise ProfilerError(
                 f"{reader.path}: no build steps in the run, and no step-time gauges or counters "
-                f"to answer from ({'; '.join(table.notes)}){only_cpu}"
+                f"to answer from ({'; '.join(table.notes)}){only_cpu}{metrics_only}"
             )
         table = farm_table(table, samples)
         steps = split_copy(table, profile, choice.mode, cores_of[0], builder_psi(samples))

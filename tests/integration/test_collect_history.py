@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -222,6 +223,23 @@ def test_history_equals_live_across_a_restart(tmp_path: Path, generation: str) -
     halves = read_run(str(tmp_path / "halves")).table("samples")
     assert _rows(halves) == _rows(imported)
     _check_storage_inputs(tmp_path, since, until, live, steps, counter)
+    _check_report(tmp_path / "hist", generation)
+
+
+def _check_report(run: Path, generation: str) -> None:
+    """The imported history alone, reported: Rust's /metrics has step times (a farm-level
+    answer, the queue depth over UTC time); C++'s has none, and the one-line error says so
+    and what to add."""
+    done = subprocess.run([*CMD, "report", str(run), "-o", str(run.parent / "r.md")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    if generation == "rust":
+        assert done.returncode == 0, done.stderr
+        text = (run.parent / "r.md").read_text(encoding="utf-8")
+        assert re.search(r"Step lines over time \(\d{4}-\d\d-\d\d [\d:]+ to [\d:]+ UTC\)", text)
+    else:
+        assert done.returncode == 1
+        error = done.stderr.strip().splitlines()
+        assert len(error) == 2 and "no step times" in error[-1] and "collect status" in error[-1]
 
 
 def _check_storage_inputs(
