@@ -87,7 +87,28 @@ _LOG_EVENTS = Contract(  # the numbers analysis computes with; ids stay free (Ru
         "ts pid priority old_pid nar_bytes compressed_percent ms bytes elapsed seconds",
         "event host unit program level target source",
     ),
-    required=("event",),
+    required=("ts", "event"),  # a file without times cannot be joined to steps: refused
+    nonnull=("ts",),
+)
+
+# collect cpu (profiler.collect.cpu.tables: class_rows, stack_rows, unknown_rows)
+_CPU_CLASSES = Contract(
+    _kinds(
+        "ts bucket_seconds pid tid samples cpu_seconds",
+        "process thread class sampler target call_graph",
+    ),
+    required=("ts", "class", "cpu_seconds"),
+    nonnull=("ts",),
+)
+_CPU_STACKS = Contract(
+    _kinds("samples cpu_seconds", "process thread class stack"),
+    required=("stack", "cpu_seconds"),
+)
+_CPU_UNKNOWN = Contract(_kinds("samples cpu_seconds", "frame dso"))
+# collect history's resume record (profiler.collect.history.importer)
+_HISTORY_CHUNKS = Contract(
+    _kinds("ts step_seconds start end series samples", "source query"),
+    required=("source", "query", "step_seconds", "end"),
 )
 
 
@@ -101,6 +122,10 @@ _CONTRACTS: dict[str, Contract] = {
     "db_phases": _DB_PHASES,
     "db_build_finished": _DB_BUILD_FINISHED,
     "db_cursor": _DB_CURSOR,
+    "cpu_classes": _CPU_CLASSES,
+    "cpu_stacks": _CPU_STACKS,
+    "cpu_unknown": _CPU_UNKNOWN,
+    "history_chunks": _HISTORY_CHUNKS,
 }
 
 

@@ -370,6 +370,36 @@ def test_bad_records_are_skipped_with_a_warning_naming_file_and_line(
     assert any(warning in n["text"] for n in read_run(run).manifest["notes"])
 
 
+@pytest.mark.parametrize(
+    ("table", "good", "bad", "warning"),
+    [
+        ("cpu_classes",
+         {"ts": 1.7e9, "bucket_seconds": 1.0, "pid": 7, "tid": 7, "process": "xz", "thread": "xz",
+          "class": "compression", "samples": 3, "cpu_seconds": 0.3},
+         {"cpu_seconds": "lots"}, "cpu_seconds that is not a number"),
+        ("cpu_stacks",
+         {"process": "xz", "thread": "xz", "class": "compression", "stack": "main;lzma_code",
+          "samples": 3, "cpu_seconds": 0.3},
+         {"samples": "three"}, "samples that is not a number"),
+        ("history_chunks",
+         {"ts": 1.7e9, "source": "http://p", "query": "{}", "step_seconds": 30.0, "start": 1.0,
+          "end": 2.0, "series": 4, "samples": 8},
+         {"end": "tomorrow"}, "end that is not a number"),
+    ],
+)  # fmt: skip
+def test_the_newer_tables_have_contracts(
+    run: Path, table: str, good: dict[str, Any], bad: dict[str, Any], warning: str
+) -> None:
+    """collect cpu's and collect history's tables are checked as the others are: a record
+    whose number is text is skipped with a warning naming the file and line."""
+    (run / "tables" / table).mkdir(parents=True, exist_ok=True)
+    _write_segment(run, table, [json.dumps(good), json.dumps({**good, **bad}), json.dumps(good)])
+    code, _, err = cli("export", run, table)
+    assert code == 0 and "Traceback" not in err
+    assert f"tables/{table}/{SEGMENT}" in err and warning in err, err
+    assert len(read_run(run).table(table)) == 2
+
+
 def test_non_finite_values_are_null_in_json_and_nan_times_do_not_break_reports(
     run: Path, tmp_path: Path
 ) -> None:
