@@ -489,16 +489,18 @@ PSI_TOTAL = "machine_pressure_cpu_some_seconds_total"
 
 def queued(table: StepTable, *, by_system: bool = False) -> pd.Series | None:
     """The queue wait as a breakdown's ``queue`` (None when not observed): per system when
-    ``by_system`` and the source says which system each wait was for (Rust's
+    ``by_system``, where the source says which system a wait was for (Rust's
     ``job_wait_time_seconds`` is labelled with the step's system: hydra 14332fbf
-    state/queue.rs:514-515), else all of it as :data:`QUEUED_GROUP`: steps wait before any
-    machine is chosen."""
+    state/queue.rs:514-515; C++ shares the runnable gauge by its per-type counts, whose
+    types are ``system:features``), the rest as :data:`QUEUED_GROUP`; by machine all of it
+    is :data:`QUEUED_GROUP`: steps wait before any machine is chosen."""
     if not (math.isfinite(table.queue_seconds) and table.queue_seconds > 0):
         return None
     waits = table.queue_waits
-    if by_system and len(waits) and waits["machine_type"].notna().all():
-        systems = waits["machine_type"].astype(str).str.split(":").str[0]
-        return waits["seconds"].astype(float).set_axis(systems.to_numpy())
+    if by_system and len(waits) and waits["machine_type"].notna().any():
+        groups = waits["machine_type"].astype(object).where(waits["machine_type"].notna(), None)
+        systems = [str(g).split(":")[0] if g is not None else QUEUED_GROUP for g in groups]
+        return waits["seconds"].astype(float).set_axis(systems)
     return pd.Series([table.queue_seconds], index=[QUEUED_GROUP])
 
 

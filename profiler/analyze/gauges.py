@@ -78,7 +78,36 @@ def queue_increments(
         if generation == "rust"
         else "the runnable-steps gauge"
     )
+    if generation == "cxx":
+        waits = _by_machine_type(waits, samples)
     return waits, f"integral of {what} (samples every {interval:.2g} s)"
+
+
+def _by_machine_type(waits: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """C++: each interval's wait shared among the machine types by their runnable counts at
+    its start (status ``machineTypes.<type>.runnable``, the dispatcher's count per
+    ``systemType``, the step's platform and required features: hydra a40d4286
+    dispatcher.cc:177-178, :312-317, queue-monitor.cc:520-527); intervals with no per-type
+    count stay unlabelled."""
+    rows = samples[samples["metric"] == "machine_type_runnable"]
+    if "machine_type" not in rows or rows["machine_type"].isna().all():
+        return waits
+    rows = rows[rows["machine_type"].notna()]
+    wide = rows.pivot_table(index="ts", columns="machine_type", values="value", aggfunc="last")
+    at = pd.Index(waits["ts"].to_numpy(float))
+    wide = wide.reindex(wide.index.union(at)).ffill().reindex(at).fillna(0.0)
+    total = wide.sum(axis=1).to_numpy(float)
+    known = total > 0
+    parts = [waits[~known]]
+    for machine_type in wide.columns:
+        share = wide[machine_type].to_numpy(float)[known] / total[known]
+        parts.append(pd.DataFrame({
+            "ts": waits["ts"].to_numpy(float)[known],
+            "seconds": waits["seconds"].to_numpy(float)[known] * share,
+            "machine_type": str(machine_type),
+        }))  # fmt: skip
+    out = pd.concat(parts, ignore_index=True)
+    return out[out["seconds"] > 0].reset_index(drop=True)
 
 
 def _counter_increments(samples: pd.DataFrame, metric: str, by: str) -> pd.DataFrame:

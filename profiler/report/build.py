@@ -307,12 +307,14 @@ def _breakdown_table(id_: str, title: str, table: pd.DataFrame, what: str) -> Ta
                    "queue_share": "queue wait"})  # fmt: skip
     queue = ""
     if "queue_s" in frame:
-        alone = (frame["steps"] == 0).any()
         queue = (
             " The queue wait (steps runnable, waiting for a machine) is in scheduling, as in "
             "the headline; "
             + ("it comes before a machine is chosen, so it is a row of its own."
-               if alone else f"each {what} carries the wait of the steps that waited for it.")
+               if what == "machine" else
+               f"each {what} carries the wait of the steps that waited for it where the data "
+               "says which (Rust's job_wait_time histogram, C++'s runnable count per machine "
+               "type); the rest is a row of its own.")
         )  # fmt: skip
     caption = (
         "Step wall-time percentiles; step time (wall, plus queue wait) and its shares per "

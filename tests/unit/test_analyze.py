@@ -239,6 +239,28 @@ def test_rust_queue_wait_is_the_job_wait_histogram_not_the_queue_insert_counter(
     assert queued(StepTable(pd.DataFrame(), "rust")) is None  # not observed: no row
 
 
+def test_cxx_queue_wait_is_shared_by_the_runnable_count_per_machine_type() -> None:
+    """C++: nrRunnableSteps integrated, each interval shared by machineTypes.<t>.runnable
+    (types are system:features, hydra a40d4286 queue-monitor.cc:520-527); an interval whose
+    per-type counts are all 0 stays unlabelled, and by system it is a row of its own."""
+    rows = []
+    for t, total, big, plain in ((0.0, 4, 1, 3), (2.0, 2, 0, 0), (4.0, 0, 0, 0)):
+        rows.append({"ts": t, "metric": "steps_runnable", "value": total, "machine_type": None})
+        rows += [
+            {"ts": t, "metric": "machine_type_runnable", "value": big,
+             "machine_type": "x86_64-linux:big-parallel"},
+            {"ts": t, "metric": "machine_type_runnable", "value": plain,
+             "machine_type": "aarch64-linux"},
+        ]  # fmt: skip
+    waits, _ = queue_increments(pd.DataFrame(rows), "cxx", (0.0, 4.0))
+    assert waits["seconds"].sum() == pytest.approx(4 * 2 + 2 * 2)
+    labelled = waits.groupby(waits["machine_type"].fillna("-"))["seconds"].sum().to_dict()
+    assert labelled == {"x86_64-linux:big-parallel": 2.0, "aarch64-linux": 6.0, "-": 4.0}
+    table = StepTable(pd.DataFrame(), "cxx", 12.0, "", queue_waits=waits)
+    by_system = queued(table, by_system=True).groupby(level=0).sum().to_dict()
+    assert by_system == {"x86_64-linux": 2.0, "aarch64-linux": 6.0, QUEUED_GROUP: 4.0}
+
+
 def test_rust_runnable_gauge_counts_building_steps() -> None:
     """Without the histogram, Rust waiting = runnable - building (the runnable flag is never
     cleared on dispatch: state/step.rs:451, :659); C++ runnable is waiting as it is."""
