@@ -106,8 +106,7 @@ def _by_machine_type(waits: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame
             "seconds": waits["seconds"].to_numpy(float)[known] * share,
             "machine_type": str(machine_type),
         }))  # fmt: skip
-    out = pd.concat(parts, ignore_index=True)
-    return out[out["seconds"] > 0].reset_index(drop=True)
+    return pd.concat(parts, ignore_index=True)  # zero waits kept: observed, not absent
 
 
 def _counter_increments(samples: pd.DataFrame, metric: str, by: str) -> pd.DataFrame:
