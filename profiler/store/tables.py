@@ -330,6 +330,7 @@ def _parquet_batches(
                 yield _finish(pf.schema_arrow.empty_table(), label, rules, warnings)
                 return
             for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+                batch.validate(full=True)  # e.g. text that is not UTF-8: damage, said here
                 yield _finish(pa.Table.from_batches([batch]), label, rules, warnings)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise StoreError(f"{path}: unreadable compacted table: {exc}") from None
