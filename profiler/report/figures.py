@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,25 @@ def _new(width: float, height: float) -> Figure:
     return fig
 
 
+def _segments(table: pd.DataFrame) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """A breakdown's stacked segments in order: each category's share with its colour, the
+    queue wait (when the table has it) first inside scheduling, hatched."""
+    out: list[tuple[str, np.ndarray, dict[str, Any]]] = []
+    for c in CATEGORIES:
+        share = table[f"{c}_share"].fillna(0.0).to_numpy(float)
+        if c == "scheduling" and "queue_share" in table:
+            queue = table["queue_share"].fillna(0.0).to_numpy(float)
+            hatched: dict[str, Any] = {
+                "color": CATEGORY_COLORS[c],
+                "hatch": "//",
+                "edgecolor": "white",
+            }
+            out.append((QUEUE_LABEL, queue, hatched))
+            share = np.clip(share - queue, 0.0, None)
+        out.append((c, share, {"color": CATEGORY_COLORS[c]}))
+    return out
+
+
 def _category_legend(fig: Figure, queue: bool = False) -> None:
     handles = [Patch(color=CATEGORY_COLORS[c], label=c) for c in CATEGORIES]
     if queue:  # the queue wait, part of scheduling, hatched
@@ -119,16 +139,8 @@ def attribution_over_time(windows: pd.DataFrame | None, window_seconds: float) -
     fig = _new(10.0, 4.2)
     ax = fig.add_subplot()
     bottom = np.zeros(len(windows))
-    for c in CATEGORIES:
-        share = windows[f"{c}_share"].fillna(0.0).to_numpy(float)
-        if c == "scheduling" and "queue_share" in windows:
-            queue = windows["queue_share"].fillna(0.0).to_numpy(float)
-            ax.bar(x, queue, width=width * 0.92, bottom=bottom, align="edge", hatch="//",
-                   color=CATEGORY_COLORS[c], edgecolor="white", label=QUEUE_LABEL)  # fmt: skip
-            bottom += queue
-            share = np.clip(share - queue, 0.0, None)
-        ax.bar(x, share, width=width * 0.92, bottom=bottom, align="edge",
-               color=CATEGORY_COLORS[c], label=c)  # fmt: skip
+    for label, share, style in _segments(windows):
+        ax.bar(x, share, width=width * 0.92, bottom=bottom, align="edge", label=label, **style)
         bottom += share
     if len(windows) <= 40:
         for xi, n in zip(x, windows["steps"], strict=True):
@@ -172,15 +184,8 @@ def attribution_by_group(table: pd.DataFrame | None, what: str) -> Figure | None
     ax = fig.add_subplot()
     y = np.arange(len(shown))
     left = np.zeros(len(shown))
-    for c in CATEGORIES:
-        share = shown[f"{c}_share"].fillna(0.0).to_numpy(float)
-        if c == "scheduling" and "queue_share" in shown:
-            queue = shown["queue_share"].fillna(0.0).to_numpy(float)
-            ax.barh(y, queue, left=left, height=0.7, color=CATEGORY_COLORS[c], hatch="//",
-                    edgecolor="white", label=QUEUE_LABEL)  # fmt: skip
-            left += queue
-            share = np.clip(share - queue, 0.0, None)
-        ax.barh(y, share, left=left, height=0.7, color=CATEGORY_COLORS[c], label=c)
+    for label, share, style in _segments(shown):
+        ax.barh(y, share, left=left, height=0.7, label=label, **style)
         left += share
     ax.set_yticks(y, labels, fontsize="small")
     ax.invert_yaxis()
