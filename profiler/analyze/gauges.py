@@ -10,6 +10,7 @@ the step table, so the step table's joins (:mod:`profiler.analyze.steps`) and th
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -112,38 +113,33 @@ def _by_machine_type(waits: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame
 def _counter_increments(samples: pd.DataFrame, metric: str, by: str) -> pd.DataFrame:
     """A counter's increase between consecutive samples of each of its series (``by``
     label), as :data:`QUEUE_COLUMNS` rows at the earlier sample; a drop is a restart."""
-    rows = samples[samples["metric"] == metric]
-    keys = rows[by] if by in rows else pd.Series(None, index=rows.index, dtype=object)
-    parts = []
-    for key, series in rows.assign(_key=keys.fillna("")).sort_values("ts").groupby("_key"):
-        values = series["value"].to_numpy(float)
-        if len(values) < 2:
-            continue
-        steps = np.diff(values)
-        parts.append(pd.DataFrame({
-            "ts": series["ts"].to_numpy(float)[:-1],
-            "seconds": np.where(steps >= 0, steps, values[1:]),
-            "machine_type": key or None,
-        }))  # fmt: skip
+    parts = [
+        pd.DataFrame({"ts": ts[:-1], "seconds": increases, "machine_type": key or None})
+        for key, ts, increases in _increases(samples, metric, by)
+    ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=QUEUE_COLUMNS)
+
+
+def _increases(
+    samples: pd.DataFrame, metric: str, by: str
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Each series of a counter (its ``by`` label, "" when missing) with two samples or more:
+    its times, and its increase from each sample to the next (a drop is a restart: the
+    increase since is the new value)."""
+    rows = samples[samples["metric"] == metric]
+    keys = rows[by].fillna("") if by in rows else pd.Series("", index=rows.index)
+    for key, series in rows.assign(_key=keys).sort_values("ts").groupby("_key"):
+        values = series["value"].to_numpy(float)
+        if len(values) >= 2:
+            steps = np.diff(values)
+            yield str(key), series["ts"].to_numpy(float), np.where(steps >= 0, steps, values[1:])
 
 
 def counter_increase(samples: pd.DataFrame, metric: str, by: str) -> float:
     """A counter's increase over the samples, summed over its series (``by`` label); a drop
     is a restart (the increase since is the new value). NaN without two samples."""
-    rows = samples[samples["metric"] == metric]
-    if rows.empty:
-        return math.nan
-    keys = rows[by].fillna("") if by in rows else pd.Series("", index=rows.index)
-    total, seen = 0.0, False
-    for _, series in rows.assign(_key=keys).sort_values("ts").groupby("_key"):
-        values = series["value"].to_numpy(float)
-        if len(values) < 2:
-            continue
-        seen = True
-        steps = np.diff(values)
-        total += float(np.where(steps >= 0, steps, values[1:]).sum())
-    return total if seen else math.nan
+    sums = [float(increases.sum()) for _, _, increases in _increases(samples, metric, by)]
+    return sum(sums) if sums else math.nan
 
 
 def handing_over(steps: pd.DataFrame, generation: str) -> np.ndarray:
