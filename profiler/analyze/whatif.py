@@ -313,6 +313,9 @@ def uncontended(a: Analysis, workers: int) -> np.ndarray | None:
     return np.maximum(1.0, np.minimum(level, workers) / cores) / observed
 
 
+DAY_SECONDS = 86400.0
+
+
 @dataclass(frozen=True)
 class CostBasis:
     """What a fleet cost's daily and monthly figures are extrapolated from: the span of the
@@ -358,9 +361,6 @@ class CostBasis:
             "steps": self.steps,
             "describe": self.describe(),
         }
-
-
-DAY_SECONDS = 86400.0
 
 
 def cost_basis(a: Analysis) -> CostBasis | None:
@@ -409,10 +409,11 @@ class Projection:
         }
 
 
-def fleet_cost(a: Analysis, current: CodecProfile | None, new: CodecProfile | None) -> pd.DataFrame:
-    """CPU-hours a day compressing, storage and egress a month, at the run's NAR rate
-    (:func:`cost_basis` says from what)."""
-    basis = cost_basis(a)
+def fleet_cost(
+    basis: CostBasis | None, current: CodecProfile | None, new: CodecProfile | None
+) -> pd.DataFrame:
+    """CPU-hours a day compressing, storage and egress a month, at the NAR rate of ``basis``
+    (:func:`cost_basis`; no rows without one)."""
     if basis is None:
         return pd.DataFrame(columns=["metric", "current", "projected"])
     daily = basis.nar_bytes / basis.span_seconds * DAY_SECONDS
@@ -614,7 +615,8 @@ def _project(a: Analysis, change: Change, slots: int | None) -> Projection:
         "released by the end of another (inferred dependency: the simulation releases them "
         "when it ends)"
     )
+    basis = cost_basis(a)
     return Projection(
-        change.label, result.baseline, result.comparison, fleet_cost(a, a.profile, new_profile),
-        notes, cost_basis(a),
+        change.label, result.baseline, result.comparison,
+        fleet_cost(basis, a.profile, new_profile), notes, basis,
     )  # fmt: skip
