@@ -126,10 +126,22 @@ def to_series(points: Iterable[tuple[dict[str, str], float, str]]) -> list[Serie
     return list(by_key.values())
 
 
-def _bad_line(where: str, number: int, line: str, exc: Exception) -> CollectorError:
-    return CollectorError(
-        f"{where}:{number}: not a `promtool tsdb dump` line ({exc}): {one_line(line, 80)}"
-    )
+def _points(
+    lines: Iterable[str], where: str, budget: Budget = NO_BUDGET
+) -> Iterator[tuple[dict[str, str], float, str]]:
+    """The float samples of dump ``lines`` (:func:`parse_line`); a malformed line is a
+    one-line error at ``where``:line; ``budget`` is checked every 4096 lines."""
+    for number, line in enumerate(lines, start=1):
+        if number % 4096 == 0 and (why := budget.ended()):
+            raise Cancelled(f"{where}: {why}")
+        try:
+            point = parse_line(line)
+        except ValueError as exc:
+            raise CollectorError(
+                f"{where}:{number}: not a `promtool tsdb dump` line ({exc}): {one_line(line, 80)}"
+            ) from None
+        if point is not None:
+            yield point
 
 
 @dataclass
@@ -170,10 +182,10 @@ class TsdbDump:
                 ) from exc
             assert proc.stdout is not None
             try:
-                points = list(self._read(proc.stdout))
+                where = f"promtool tsdb dump {self.base}"
+                points = list(_points(proc.stdout, where, self.budget))
             finally:
-                if proc.poll() is None and proc.stdout.closed is False:
-                    proc.stdout.close()
+                proc.stdout.close()  # a dump cut short gets SIGPIPE and ends
                 try:
                     proc.wait(timeout=self.timeout_seconds)
                 except subprocess.TimeoutExpired:
@@ -187,17 +199,6 @@ class TsdbDump:
                 f"{one_line(message or 'no message')}"
             )
         return to_series(points)
-
-    def _read(self, stream: Iterable[str]) -> Iterator[tuple[dict[str, str], float, str]]:
-        for number, line in enumerate(stream, start=1):
-            if number % 4096 == 0 and (why := self.budget.ended()):
-                raise Cancelled(f"--tsdb: {why}")
-            try:
-                point = parse_line(line)
-            except ValueError as exc:
-                raise _bad_line(f"promtool tsdb dump {self.base}", number, line, exc) from None
-            if point is not None:
-                yield point
 
     def metadata(self) -> dict[str, str]:
         raise CollectorError("a TSDB keeps no metric metadata")
@@ -219,16 +220,9 @@ class DumpFile:
         if self._series is not None:
             return self._series
         lo, hi = self.window
-        kept = []
         try:
             with open(self.base, encoding="utf-8", errors="strict") as f:
-                for number, line in enumerate(f, start=1):
-                    try:
-                        point = parse_line(line)
-                    except ValueError as exc:
-                        raise _bad_line(self.base, number, line, exc) from None
-                    if point is not None and lo <= point[1] < hi:
-                        kept.append(point)
+                kept = [p for p in _points(f, self.base) if lo <= p[1] < hi]
         except UnicodeDecodeError as exc:
             raise CollectorError(f"{self.base}: not UTF-8 text ({exc.reason})") from None
         except OSError as exc:
