@@ -11,11 +11,14 @@ interval; without samples a step is taken as released when it was dispatched. Bo
 either: a step released just after another ended is taken to depend on it
 (:func:`release_triggers`), so in the simulation it starts when that step ends there; other
 steps keep their observed release, so gains from changes that would release them sooner are not
-projected.
+projected. The dispatcher's own lag (its rounds, and the Rust runner's 500 ms pause between
+them) is not in the table either: one per-step delay is fitted to the observed dispatch times
+(:mod:`profiler.analyze.dispatch_fit`) and kept in every projection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from profiler.analyze import dispatch_fit
 from profiler.analyze import simulate as sim
 from profiler.analyze.attribution import cpu_contention
 from profiler.analyze.gauges import waited_for_worker
@@ -568,14 +572,22 @@ def check_projectable(a: Analysis, change: Change) -> None:
             )
 
 
-def project(a: Analysis, change: Change, *, slots: int | None = None) -> Projection:
+def project(
+    a: Analysis,
+    change: Change,
+    *,
+    slots: int | None = None,
+    dispatch: dispatch_fit.DispatchFit | None = None,
+) -> Projection:
     """Replay ``a`` in the simulator, apply ``change``, and compare.
 
-    Raises :class:`ProjectionError` when the run cannot support it (no per-step rows, an
-    unknown local worker count that mattered, or a replay that failed)."""
+    ``dispatch``: the run's fitted dispatch delay (:func:`fitted_dispatch`), when several
+    projections share it; else it is fitted here. Raises :class:`ProjectionError` when the
+    run cannot support it (no per-step rows, an unknown local worker count that mattered, or
+    a replay that failed)."""
     check_projectable(a, change)
     try:
-        return _project(a, change, slots)
+        return _project(a, change, slots, dispatch)
     except ProfilerError:
         raise
     except (ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
@@ -587,18 +599,38 @@ def project_all(
 ) -> tuple[list[Projection], list[tuple[str, str]]]:
     """Every projection that can be made, and (label, reason) for those that cannot."""
     done, failed = [], []
+    dispatch = None
     for change in changes:
         try:
-            done.append(project(a, change, slots=slots))
+            check_projectable(a, change)
+            if dispatch is None:
+                dispatch = fitted_dispatch(a, slots)
+            done.append(project(a, change, slots=slots, dispatch=dispatch))
         except ProfilerError as exc:
             failed.append((change.label, str(exc)))
     return done, failed
 
 
-def _project(a: Analysis, change: Change, slots: int | None) -> Projection:
+def fitted_dispatch(a: Analysis, slots: int | None = None) -> dispatch_fit.DispatchFit:
+    """The dispatch delay the replay of ``a`` runs with (:mod:`.dispatch_fit`)."""
+    steps = sim_steps(a)
+    try:
+        return dispatch_fit.fit(steps, sim_config(a, steps, slots))
+    except (ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
+        raise ProjectionError(f"the replay failed: {exc}") from exc
+
+
+def _project(
+    a: Analysis, change: Change, slots: int | None, dispatch: dispatch_fit.DispatchFit | None
+) -> Projection:
     steps = sim_steps(a)
     config = sim_config(a, steps, slots)
+    if dispatch is None:
+        dispatch = dispatch_fit.fit(steps, config)
+    config = dataclasses.replace(config, dispatch_delay_s=dispatch.delay_s)
     changes, new_profile, notes = _changes(a, change, config)
+    if dispatch.note():
+        notes.append(str(dispatch.note()))
     profiles = changes.pop("compress_per_step", None)
     scale = changes.pop("compress_scale", None)
     if profiles is None and scale is None:
