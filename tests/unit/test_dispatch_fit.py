@@ -87,3 +87,19 @@ def test_without_observed_waits_there_is_nothing_to_fit() -> None:
     steps["release_ts"] = steps["start_ts"]  # no runnable gauge: released when dispatched
     assert dispatch_fit.fit(steps, FARM).delay_s == 0.0
     assert dispatch_fit.fit(steps.drop(columns="start_ts"), FARM).delay_s == 0.0
+
+
+def test_a_large_table_is_fitted_on_its_middle_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = observed_farm(workload(240, 6, 160.0), FARM, 0.5)
+    calls: list[int] = []
+    real = dispatch_fit._error
+
+    def counted(table: pd.DataFrame, config: SimConfig, delay_s: float) -> float:
+        calls.append(len(table))
+        return real(table, config, delay_s)
+
+    monkeypatch.setattr(dispatch_fit, "MAX_FIT_STEPS", 60)
+    monkeypatch.setattr(dispatch_fit, "_error", counted)
+    fit = dispatch_fit.fit(steps, FARM)
+    assert set(calls) == {60}
+    assert fit.delay_s == pytest.approx(0.5, abs=0.1)
