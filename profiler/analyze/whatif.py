@@ -257,7 +257,17 @@ def sim_steps(a: Analysis) -> pd.DataFrame:
             2 * resolution + 0.2,
             out["start_ts"].to_numpy(float),
         )
+    retry = (s["retry_wait_s"].fillna(0.0) > 0).to_numpy() if "retry_wait_s" in s else None
+    if retry is not None and retry.any():
+        # a retry waits out its back-off (retryInterval x retryBackoff^(tries-1): hydra
+        # a40d4286 builder.cc:63-64, 14332fbf state/mod.rs:2255-2257) counted among the
+        # runnable steps, so the inverted gauge releases it with the first attempt; the
+        # back-off is the farm's policy, not its speed: released when it was dispatched
+        out.loc[retry, "release_ts"] = out.loc[retry, ["release_ts", "start_ts"]].max(axis=1)
+        if "deps" in out:
+            out["deps"] = [[] if r else d for r, d in zip(retry, out["deps"], strict=True)]
     out.attrs["release_source"] = releases.source
+    out.attrs["retries"] = int(retry.sum()) if retry is not None else 0
     return out
 
 
@@ -646,6 +656,12 @@ def _project(
         f"release times: {steps.attrs['release_source']}; {triggered} of {len(steps)} steps "
         "released by the end of another (inferred dependency: the simulation releases them "
         "when it ends)"
+        + (
+            f"; {steps.attrs['retries']} retried attempts released when they were dispatched "
+            "(after their back-off)"
+            if steps.attrs.get("retries")
+            else ""
+        )
     )
     basis = cost_basis(a)
     return Projection(

@@ -19,6 +19,7 @@ from profiler.analyze.attribution import ASSUMED_LINK_BYTES_PER_SECOND, attribut
 from profiler.analyze.gauges import queue_estimate, queue_increments
 from profiler.analyze.journal_steps import store_name
 from profiler.analyze.schema import QUEUED_GROUP, StepTable
+from profiler.analyze.simulate import SimConfig, replay
 from profiler.analyze.steps import build_step_table
 from profiler.analyze.verdict import Pressure, decide, pressure
 from profiler.bench.profiles import CodecProfile
@@ -464,3 +465,39 @@ def test_absent_is_not_zero_observed_and_no_nan_in_prose(tmp_path: Path) -> None
     assert "nan" not in prose and "n/a" not in prose
     assert "not observed" in prose
     assert "scheduling" in sentence(a) and "(partial)" in sentence(a)
+
+
+def test_a_retry_is_released_after_its_back_off_not_with_its_first_attempt() -> None:
+    """Both generations count a step waiting out its retry back-off among the runnable, so
+    the inverted gauge releases the retry with the first wave; the replay must not start it
+    before the back-off ends (it did, and a codec what-if then credited the codec with the
+    back-off's end moving)."""
+
+    class A:
+        generation = "rust"
+        pressure = Pressure(interval_s=1.0)
+        steps = pd.DataFrame(
+            {
+                "step": ["1/1", "2/1", "1/2"],
+                "machine": ["m1", "m2", "m1"],
+                "system": "x86_64-linux",
+                "start_ts": [0.0, 0.0, 10.0],
+                "end_ts": [2.0, 3.0, 12.0],
+                "build_s": [2.0, 3.0, 2.0],
+                "retry_wait_s": [0.0, 0.0, 8.0],
+                "compressed_bytes": np.nan,
+                "nar_bytes": np.nan,
+            }
+        )
+        # three runnable from the start (the retry counted while backing off)
+        pressure_series = (np.arange(0.0, 14.0), np.array([3.0] + [1.0] * 10 + [0.0] * 3))
+
+    out = whatif.sim_steps(A())  # type: ignore[arg-type]
+    assert out.attrs["retries"] == 1
+    assert out["release_ts"].tolist()[:2] == [-0.5, -0.5]
+    assert out["release_ts"].tolist()[2] == 10.0
+    assert out["deps"].tolist()[2] == []
+    config = SimConfig(generation="rust", machines={"m1": (1, ("x86_64-linux",)),
+                                                    "m2": (1, ("x86_64-linux",))})  # fmt: skip
+    replayed = replay(out, config).result.steps
+    assert replayed["dispatch_ts"].tolist()[2] == 10.0
