@@ -98,7 +98,7 @@ def from_result(result: StoredResult) -> dict[str, CodecProfile]:
     return out
 
 
-CALIBRATION_VERSION = 5  # 5: fast measurements repeated, the median kept
+CALIBRATION_VERSION = 6  # 6: each NAR compressed by its own call; 5: medians of repeats
 SMALL_NAR_BYTES = 4096  # a call this small costs the codec's set-up and nearly nothing else
 
 
@@ -149,6 +149,12 @@ def cache_sample(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[b
     """Up to ``max_bytes`` of a binary cache's NARs, whole, decompressed and checked against
     their narinfos: in narinfo name order, which is the store-path hash's (a fair sample),
     skipping NARs that cannot be read. Returns the bytes and what they are."""
+    parts, what = cache_nars(cache_dir, max_bytes)
+    return b"".join(parts), what
+
+
+def cache_nars(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[list[bytes], str]:
+    """:func:`cache_sample`'s NARs, one by one."""
     from profiler.errors import PayloadError
     from profiler.payloads.binary_cache import cache_payloads
 
@@ -173,7 +179,7 @@ def cache_sample(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[b
     what = f"{len(parts)} NARs of the farm's cache {cache_dir}" + (
         f" ({skipped} unreadable skipped)" if skipped else ""
     )
-    return b"".join(parts), what
+    return parts, what
 
 
 @functools.lru_cache(maxsize=32)
@@ -182,13 +188,19 @@ def calibrate(
     per_class_bytes: int = CALIBRATION_BYTES_PER_CLASS,
     cache_dir: str | None = None,
 ) -> CodecProfile:
-    """Compress up to ``per_class_bytes`` of each built-in corpus class's NAR once, here (or,
-    with ``cache_dir``, a sample of the farm's own NARs: :func:`cache_sample`), and a small
-    NAR three times for the per-call set-up cost. Kept per codec, sample, machine and
-    library versions in :func:`cache_path`, so later calls (and later runs) reuse it."""
+    """Compress up to ``per_class_bytes`` of each built-in corpus class's NAR, here (or, with
+    ``cache_dir``, a sample of the farm's own NARs: :func:`cache_sample`), each by a call of
+    its own as the writers do, and a small NAR three times for the per-call set-up cost.
+    Kept per codec, sample, machine and library versions in :func:`cache_path`, so later
+    calls (and later runs) reuse it.
+
+    One call per NAR, not one over the sample joined: a codec's cost per byte depends on
+    the input's length (xz's match finder searches a dictionary of up to 8 MiB at level 6,
+    filled only by a long input), so 8 MiB of testbed NARs joined cost xz-6 0.44 us a byte
+    where the same NARs one by one cost 0.34 us, which the farm's writers pay."""
     import hashlib
 
-    from profiler.codecs import make_codec, parse_spec
+    from profiler.codecs import parse_spec
 
     spec = parse_spec(spec_text)
     # the writer matters, not only the label: the same zstd level costs another amount
@@ -197,10 +209,13 @@ def calibrate(
     if cache_dir is None:
         from profiler.payloads.corpus import default_corpus
 
-        sample = b"".join(p.read()[:per_class_bytes] for p in default_corpus())
+        parts = [p.read()[:per_class_bytes] for p in default_corpus()]
         what, digest = "the built-in corpus", str(per_class_bytes)
     else:
-        sample, what = cache_sample(cache_dir)
+        parts, what = cache_nars(cache_dir)
+    parts = [p for p in parts if p]
+    sample = b"".join(parts)
+    if cache_dir is not None:
         digest = hashlib.sha256(sample).hexdigest()[:16]
     key = _cache_key(f"{spec.label} {writer}", digest)
     cached = _load_cache().get(key)
@@ -210,7 +225,6 @@ def calibrate(
             return CodecProfile(**cached, size_points=stored)
         except TypeError:
             pass
-    codec = make_codec(spec)
     if not sample:
         raise ProfilerError("calibration: no corpus data on this machine; pass --profiles")
     # a fresh encoder for every call, as the writers make one per NAR (Nix: a new sink and
@@ -223,18 +237,21 @@ def calibrate(
         timed = functools.partial(_fresh, spec, sample[:size])
         points.append((float(size), _median_seconds(timed)))
     fixed = points[0][1] if points else 0.0
-    packed = b""
+    packed = 0
 
-    def whole() -> None:
+    def each() -> None:
         nonlocal packed
-        packed = codec.compress(sample)
+        packed = sum(len(_fresh(spec, part)) for part in parts)
 
-    seconds = _median_seconds(whole)
-    points.append((float(len(sample)), seconds))
+    seconds = _median_seconds(each)
+    per_byte = max(seconds - len(parts) * fixed, seconds / 2) / len(sample)
+    largest = float(max(map(len, parts)))
+    if not points or largest > points[-1][0]:
+        points.append((largest, fixed + largest * per_byte))
     profile = CodecProfile(
         spec.label,
-        max(seconds - fixed, seconds / 2) / len(sample),
-        len(packed) / len(sample),
+        per_byte,
+        packed / len(sample),
         f"calibrated here on {len(sample) / 2**20:.1f} MiB of {what}, and at "
         f"{len(points) - 1} smaller sizes for small NARs' costs (estimate)",
         fixed,

@@ -48,11 +48,19 @@ def test_calibration_times_a_fresh_encoder_per_call(
     import profiler.codecs as codecs
 
     made: list[Any] = []
+    inputs: list[int] = []
     real = codecs.make_codec
 
     def counting(spec: Any) -> Any:
         made.append(spec)
-        return real(spec)
+        codec = real(spec)
+
+        class Counted:
+            def compress(self, data: bytes) -> bytes:
+                inputs.append(len(data))
+                return codec.compress(data)
+
+        return Counted()
 
     monkeypatch.setattr(codecs, "make_codec", counting)
     p = profiles.calibrate("zstd:3", 1 << 20)
@@ -60,8 +68,17 @@ def test_calibration_times_a_fresh_encoder_per_call(
     assert sizes == sorted(sizes) and sizes[:3] == [4096.0, 65536.0, 524288.0]
     assert all(b >= a for (_, a), (_, b) in zip(p.size_points, p.size_points[1:], strict=False))
     # a fresh encoder for each timed call: zstd-3 on 512 KiB or less is far under the
-    # repeat budget, so 5 calls at each of the 3 sizes; one codec for the whole sample
-    assert len(made) == 3 * 5 + 1
+    # repeat budget, so 5 calls at each of the 3 sizes; then each NAR of the sample by a
+    # call of its own (never the sample joined), as many rounds as the budget asks
+    from profiler.payloads.corpus import default_corpus
+
+    nars = [len(c.read()[: 1 << 20]) for c in default_corpus()]
+    assert len(made) == len(inputs)
+    assert inputs[:15] == [4096] * 5 + [65536] * 5 + [524288] * 5
+    rest = inputs[15:]
+    assert rest and len(rest) % len(nars) == 0
+    assert rest == nars * (len(rest) // len(nars))
+    assert max(sizes) == max(nars)
     profiles.calibrate.cache_clear()
     again = profiles.calibrate("zstd:3", 1 << 20)  # from the cache, points and all
     assert again == p
