@@ -80,7 +80,7 @@ def fit(steps: pd.DataFrame, config: sim.SimConfig) -> DispatchFit:
         return none
     high = float(np.percentile(waits, 75))
     base = _error(steps, config, 0.0)
-    if not math.isfinite(base) or high <= 0:
+    if not math.isfinite(base):
         return DispatchFit(0.0, base, base)
     grid = np.linspace(0.0, high, GRID_POINTS)[1:]
     errors = {0.0: base} | {float(d): _error(steps, config, float(d)) for d in grid}

@@ -639,8 +639,9 @@ def _project(
         dispatch = dispatch_fit.fit(steps, config)
     config = dataclasses.replace(config, dispatch_delay_s=dispatch.delay_s)
     changes, new_profile, notes = _changes(a, change, config)
-    if dispatch.note():
-        notes.append(str(dispatch.note()))
+    note = dispatch.note()
+    if note:
+        notes.append(note)
     profiles = changes.pop("compress_per_step", None)
     scale = changes.pop("compress_scale", None)
     if profiles is None and scale is None:

@@ -145,16 +145,10 @@ def _store_cache(key: str, profile: CodecProfile) -> None:
 CACHE_SAMPLE_BYTES = 8 << 20  # of the farm's own NARs, when its binary cache is at hand
 
 
-def cache_sample(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[bytes, str]:
+def cache_nars(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[list[bytes], str]:
     """Up to ``max_bytes`` of a binary cache's NARs, whole, decompressed and checked against
     their narinfos: in narinfo name order, which is the store-path hash's (a fair sample),
-    skipping NARs that cannot be read. Returns the bytes and what they are."""
-    parts, what = cache_nars(cache_dir, max_bytes)
-    return b"".join(parts), what
-
-
-def cache_nars(cache_dir: str, max_bytes: int = CACHE_SAMPLE_BYTES) -> tuple[list[bytes], str]:
-    """:func:`cache_sample`'s NARs, one by one."""
+    skipping NARs that cannot be read. Returns the NARs, one by one, and what they are."""
     from profiler.errors import PayloadError
     from profiler.payloads.binary_cache import cache_payloads
 
@@ -189,7 +183,7 @@ def calibrate(
     cache_dir: str | None = None,
 ) -> CodecProfile:
     """Compress up to ``per_class_bytes`` of each built-in corpus class's NAR, here (or, with
-    ``cache_dir``, a sample of the farm's own NARs: :func:`cache_sample`), each by a call of
+    ``cache_dir``, a sample of the farm's own NARs: :func:`cache_nars`), each by a call of
     its own as the writers do, and a small NAR three times for the per-call set-up cost.
     Kept per codec, sample, machine and library versions in :func:`cache_path`, so later
     calls (and later runs) reuse it.

@@ -113,8 +113,8 @@ def test_calibration_on_the_farms_nars(tmp_path: Path, monkeypatch: pytest.Monke
     profiles.calibrate.cache_clear()
     cache = tmp_path / "cache"
     _cache_with_nars(cache, 3)
-    sample, what = profiles.cache_sample(str(cache))
-    assert what.startswith("3 NARs of the farm's cache") and len(sample) > 3 * 100_000
+    nars, what = profiles.cache_nars(str(cache))
+    assert what.startswith("3 NARs of the farm's cache") and len(b"".join(nars)) > 3 * 100_000
     farm = profiles.profile_for("xz:6", {}, cache_dir=str(cache))
     assert farm is not None and "3 NARs of the farm's cache" in farm.source
     # four words repeated: xz packs these far better than the built-in corpus
@@ -122,13 +122,13 @@ def test_calibration_on_the_farms_nars(tmp_path: Path, monkeypatch: pytest.Monke
     # a damaged NAR is skipped, not fatal
     victim = sorted((cache / "nar").iterdir())[0]
     victim.write_bytes(b"\x28\xb5\x2f\xfd garbage")
-    _, what = profiles.cache_sample(str(cache))
+    _, what = profiles.cache_nars(str(cache))
     assert what.startswith("2 NARs") and "1 unreadable skipped" in what
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "nix-cache-info").write_text("StoreDir: /nix/store\n")
     with pytest.raises(profiles.ProfilerError, match="calibration on the farm's NARs"):
-        profiles.cache_sample(str(empty))
+        profiles.cache_nars(str(empty))
     profiles.calibrate.cache_clear()
     assert os.path.isfile(profiles.cache_path())
 
