@@ -259,10 +259,12 @@ def sim_steps(a: Analysis) -> pd.DataFrame:
         )
     retry = (s["retry_wait_s"].fillna(0.0) > 0).to_numpy() if "retry_wait_s" in s else None
     if retry is not None and retry.any():
-        # a retry waits out its back-off (retryInterval x retryBackoff^(tries-1): hydra
-        # a40d4286 builder.cc:63-64, 14332fbf state/mod.rs:2255-2257) counted among the
-        # runnable steps, so the inverted gauge releases it with the first attempt; the
-        # back-off is the farm's policy, not its speed: released when it was dispatched
+        # a retry waits out its back-off (retryInterval x retryBackoff^(tries-1)) counted
+        # among the runnable steps (hydra a40d4286 builder.cc:62-67 sets `after`, then
+        # makeRunnable, and dispatcher.cc:184 skips it; 14332fbf state/mod.rs:2255-2257
+        # set_after, skipped by state/queue.rs:502-509), so the inverted gauge releases it
+        # with the first attempt; the back-off is the farm's policy, not its speed:
+        # released when it was dispatched
         out.loc[retry, "release_ts"] = out.loc[retry, ["release_ts", "start_ts"]].max(axis=1)
         if "deps" in out:
             out["deps"] = [[] if r else d for r, d in zip(retry, out["deps"], strict=True)]
